@@ -1,0 +1,520 @@
+//! Configuration: the daemon settings and the registry of locations, read from TOML.
+//!
+//! Keys are kebab-case and unknown keys are rejected. Every error names the file, the line and
+//! column, and the key (`ConfigError` renders as `FILE:LINE:COL: KEY: message`), so an operator can
+//! go straight to the offending line. Locations may live in the main file or in files listed in
+//! `include` (paths relative to the including file).
+//!
+//! Validation of the registry itself (duplicate prefixes, max-length against prefix length) is done
+//! by [`crate::registry::Registry::new`]; this module only maps the registry's positional errors
+//! back to source spans, so the rules live in one place.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::registry::{Location, Registry, RegistryError};
+
+/// Default HTTP listen address: loopback only, so metrics and the API are not exposed by accident.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9179";
+/// Default state directory (what systemd's `StateDirectory=routewatch` provides).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/routewatch";
+/// Default cap on registered prefixes that get their own metric series.
+pub const DEFAULT_MAX_PREFIX_SERIES: usize = 10_000;
+/// Default poll interval of the watched MRT directory.
+pub const DEFAULT_WATCH_INTERVAL_SECONDS: u64 = 30;
+/// Default `min-peers` of a location.
+pub const DEFAULT_MIN_PEERS: u32 = 1;
+
+/// A configuration error with its position in the source.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// File that failed.
+        file: PathBuf,
+        /// Underlying I/O error.
+        source: std::io::Error,
+    },
+    /// Syntax error, type error, or unknown key, as reported by the TOML parser.
+    #[error("{file}:{line}:{col}: {message}")]
+    Syntax {
+        /// File with the error.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// Parser message (names the key where it can).
+        message: String,
+    },
+    /// A value is syntactically fine but not acceptable.
+    #[error("{file}:{line}:{col}: {key}: {message}")]
+    Invalid {
+        /// File with the error.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// Dotted key path, e.g. `location[2].prefixes`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The main configuration file.
+    pub path: PathBuf,
+    /// HTTP listener settings.
+    pub http: HttpConfig,
+    /// MRT inputs of the daemon.
+    pub mrt: MrtConfig,
+    /// Metric settings.
+    pub metrics: MetricsConfig,
+    /// Directory for persistent state (processed MRT files, later the event store).
+    pub state_dir: PathBuf,
+    /// Registered locations, in file order (main file first, then includes).
+    pub locations: Vec<Location>,
+}
+
+/// `[http]`
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Address of the one HTTP listener (`/metrics`, `/live`, `/ready`, `/api/v1/...`).
+    pub listen: SocketAddr,
+}
+
+/// `[mrt]`
+#[derive(Debug, Clone, Default)]
+pub struct MrtConfig {
+    /// MRT files processed once at start (RIB dumps first, then updates in the given order).
+    pub files: Vec<PathBuf>,
+    /// Directory watched for new MRT files (processed once each, in name order).
+    pub watch_dir: Option<PathBuf>,
+    /// Poll interval of `watch_dir`.
+    pub watch_interval_seconds: u64,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Registered prefixes beyond this many share one aggregated series per location.
+    pub max_prefix_series: usize,
+}
+
+// ---- raw (as written) structures -------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFile {
+    #[serde(default)]
+    state_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    include: Vec<Spanned<String>>,
+    #[serde(default)]
+    http: Option<RawHttp>,
+    #[serde(default)]
+    mrt: Option<RawMrt>,
+    #[serde(default)]
+    metrics: Option<RawMetrics>,
+    #[serde(default)]
+    location: Vec<RawLocation>,
+}
+
+/// An included file holds locations only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawInclude {
+    #[serde(default)]
+    location: Vec<RawLocation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawHttp {
+    listen: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawMrt {
+    #[serde(default)]
+    files: Vec<String>,
+    watch_dir: Option<String>,
+    watch_interval_seconds: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawMetrics {
+    max_prefix_series: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLocation {
+    name: Spanned<String>,
+    provider: Option<String>,
+    #[serde(default)]
+    provider_asns: Vec<Spanned<i64>>,
+    region: Option<String>,
+    origin_asns: Spanned<Vec<Spanned<i64>>>,
+    prefixes: Spanned<Vec<Spanned<String>>>,
+    max_length: Option<Spanned<i64>>,
+    max_length_v6: Option<Spanned<i64>>,
+    min_peers: Option<Spanned<i64>>,
+}
+
+/// Where each location's values stand in the source, to report registry errors.
+struct LocationSpans {
+    file: usize,
+    name: Range<usize>,
+    prefixes: Vec<Range<usize>>,
+    max_length: Option<Range<usize>>,
+    max_length_v6: Option<Range<usize>>,
+}
+
+/// One source file and its text, for span → line:col conversion.
+struct Source {
+    path: PathBuf,
+    text: String,
+}
+
+impl Source {
+    fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
+
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before
+            .rfind('\n')
+            .map_or(before.len(), |nl| before.len() - nl - 1)
+            + 1;
+        (line, col)
+    }
+
+    fn invalid(
+        &self,
+        span: &Range<usize>,
+        key: impl Into<String>,
+        msg: impl Into<String>,
+    ) -> ConfigError {
+        let (line, col) = self.line_col(span.start);
+        ConfigError::Invalid {
+            file: self.path.clone(),
+            line,
+            col,
+            key: key.into(),
+            message: msg.into(),
+        }
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        toml::from_str(&self.text).map_err(|e| {
+            let (line, col) = e.span().map_or((1, 1), |s| self.line_col(s.start));
+            ConfigError::Syntax {
+                file: self.path.clone(),
+                line,
+                col,
+                message: e.message().trim().to_string(),
+            }
+        })
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates the configuration at `path` and its included files.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let main = Source::read(path)?;
+        let raw: RawFile = main.parse()?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        let resolve = |p: &str| -> PathBuf {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let listen = match raw.http.as_ref().and_then(|h| h.listen.as_ref()) {
+            Some(l) => l.get_ref().parse::<SocketAddr>().map_err(|e| {
+                main.invalid(
+                    &l.span(),
+                    "http.listen",
+                    format!("not an address:port ({e})"),
+                )
+            })?,
+            None => DEFAULT_HTTP_LISTEN
+                .parse()
+                .map_err(|_| main.invalid(&(0..0), "http.listen", "bad built-in default"))?,
+        };
+
+        let mut mrt = MrtConfig {
+            watch_interval_seconds: DEFAULT_WATCH_INTERVAL_SECONDS,
+            ..MrtConfig::default()
+        };
+        if let Some(m) = &raw.mrt {
+            mrt.files = m.files.iter().map(|f| resolve(f)).collect();
+            mrt.watch_dir = m.watch_dir.as_deref().map(resolve);
+            if let Some(i) = &m.watch_interval_seconds {
+                mrt.watch_interval_seconds =
+                    positive(&main, i, "mrt.watch-interval-seconds", 1, 86_400)?;
+            }
+        }
+
+        let mut metrics = MetricsConfig {
+            max_prefix_series: DEFAULT_MAX_PREFIX_SERIES,
+        };
+        if let Some(m) = raw
+            .metrics
+            .as_ref()
+            .and_then(|m| m.max_prefix_series.as_ref())
+        {
+            metrics.max_prefix_series =
+                positive(&main, m, "metrics.max-prefix-series", 0, 10_000_000)? as usize;
+        }
+
+        let state_dir = raw.state_dir.as_ref().map_or_else(
+            || PathBuf::from(DEFAULT_STATE_DIR),
+            |s| resolve(s.get_ref()),
+        );
+
+        // Collect locations from the main file and the includes, keeping their spans.
+        let mut sources = vec![main];
+        let mut raw_locations: Vec<(usize, RawLocation)> =
+            raw.location.into_iter().map(|l| (0, l)).collect();
+        for inc in &raw.include {
+            let inc_path = resolve(inc.get_ref());
+            let src = Source::read(&inc_path).map_err(|e| match e {
+                ConfigError::Read { source, .. } => sources[0].invalid(
+                    &inc.span(),
+                    "include",
+                    format!("{}: {source}", inc_path.display()),
+                ),
+                other => other,
+            })?;
+            let parsed: RawInclude = src.parse()?;
+            let idx = sources.len();
+            sources.push(src);
+            raw_locations.extend(parsed.location.into_iter().map(|l| (idx, l)));
+        }
+
+        let mut locations = Vec::with_capacity(raw_locations.len());
+        let mut spans = Vec::with_capacity(raw_locations.len());
+        for (i, (file, raw)) in raw_locations.into_iter().enumerate() {
+            let (loc, sp) = convert_location(&sources[file], file, i, raw)?;
+            locations.push(loc);
+            spans.push(sp);
+        }
+
+        // The registry applies the cross-location rules; map its errors to spans.
+        if let Err(err) = Registry::new(locations.clone()) {
+            return Err(registry_error_to_config(&sources, &spans, err));
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            http: HttpConfig { listen },
+            mrt,
+            metrics,
+            state_dir,
+            locations,
+        })
+    }
+
+    /// Builds the registry from the validated locations.
+    pub fn registry(&self) -> Result<Registry, RegistryError> {
+        Registry::new(self.locations.clone())
+    }
+}
+
+fn positive(
+    src: &Source,
+    v: &Spanned<i64>,
+    key: &str,
+    min: i64,
+    max: i64,
+) -> Result<u64, ConfigError> {
+    let x = *v.get_ref();
+    if x < min || x > max {
+        return Err(src.invalid(&v.span(), key, format!("{x} is out of range {min}..={max}")));
+    }
+    Ok(x as u64)
+}
+
+fn asn(src: &Source, v: &Spanned<i64>, key: &str) -> Result<u32, ConfigError> {
+    let x = *v.get_ref();
+    if !(1..=u32::MAX as i64).contains(&x) {
+        return Err(src.invalid(
+            &v.span(),
+            key,
+            format!(
+                "ASN {x} is out of range 1..=4294967295 (AS0 is not a valid origin or upstream)"
+            ),
+        ));
+    }
+    Ok(x as u32)
+}
+
+fn convert_location(
+    src: &Source,
+    file: usize,
+    index: usize,
+    raw: RawLocation,
+) -> Result<(Location, LocationSpans), ConfigError> {
+    let key = |k: &str| format!("location[{index}].{k}");
+    let name = raw.name.get_ref().trim().to_string();
+    if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control()) {
+        return Err(src.invalid(
+            &raw.name.span(),
+            key("name"),
+            "must be 1 to 128 printable characters",
+        ));
+    }
+    let origin_asns = raw
+        .origin_asns
+        .get_ref()
+        .iter()
+        .map(|a| asn(src, a, &key("origin-asns")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if origin_asns.is_empty() {
+        return Err(src.invalid(
+            &raw.origin_asns.span(),
+            key("origin-asns"),
+            "at least one expected origin AS is required",
+        ));
+    }
+    let provider_asns = raw
+        .provider_asns
+        .iter()
+        .map(|a| asn(src, a, &key("provider-asns")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if raw.prefixes.get_ref().is_empty() {
+        return Err(src.invalid(
+            &raw.prefixes.span(),
+            key("prefixes"),
+            "at least one prefix is required",
+        ));
+    }
+    let mut prefixes = Vec::with_capacity(raw.prefixes.get_ref().len());
+    let mut prefix_spans = Vec::with_capacity(prefixes.capacity());
+    for p in raw.prefixes.get_ref() {
+        let net =
+            parse_prefix(p.get_ref()).map_err(|m| src.invalid(&p.span(), key("prefixes"), m))?;
+        prefixes.push(net);
+        prefix_spans.push(p.span());
+    }
+    let len = |v: &Option<Spanned<i64>>, k: &str, max: i64| -> Result<Option<u8>, ConfigError> {
+        v.as_ref()
+            .map(|s| positive(src, s, &key(k), 0, max).map(|x| x as u8))
+            .transpose()
+    };
+    let max_length = len(&raw.max_length, "max-length", 32)?;
+    let max_length_v6 = len(&raw.max_length_v6, "max-length-v6", 128)?;
+    let min_peers = match &raw.min_peers {
+        Some(m) => positive(src, m, &key("min-peers"), 1, 100_000)? as u32,
+        None => DEFAULT_MIN_PEERS,
+    };
+    Ok((
+        Location {
+            name,
+            provider: raw.provider,
+            provider_asns,
+            region: raw.region,
+            origin_asns,
+            prefixes,
+            max_length,
+            max_length_v6,
+            min_peers,
+        },
+        LocationSpans {
+            file,
+            name: raw.name.span(),
+            prefixes: prefix_spans,
+            max_length: raw.max_length.as_ref().map(|s| s.span()),
+            max_length_v6: raw.max_length_v6.as_ref().map(|s| s.span()),
+        },
+    ))
+}
+
+/// Parses a registered prefix strictly: host bits must be zero and the length in range.
+pub fn parse_prefix(s: &str) -> Result<IpNet, String> {
+    let net: IpNet = s.trim().parse().map_err(|_| {
+        format!("'{s}' is not a prefix in address/length form (or its length is too long)")
+    })?;
+    if net.trunc() != net {
+        return Err(format!(
+            "'{s}' has host bits set beyond /{} (did you mean {}?)",
+            net.prefix_len(),
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+fn registry_error_to_config(
+    sources: &[Source],
+    spans: &[LocationSpans],
+    err: RegistryError,
+) -> ConfigError {
+    match err {
+        RegistryError::DuplicateLocationName { location, first } => {
+            let sp = &spans[location];
+            sources[sp.file].invalid(
+                &sp.name,
+                format!("location[{location}].name"),
+                format!("duplicate location name (first used by location[{first}])"),
+            )
+        }
+        RegistryError::DuplicatePrefix {
+            location,
+            prefix_index,
+            prefix,
+            first_location,
+        } => {
+            let sp = &spans[location];
+            sources[sp.file].invalid(
+                &sp.prefixes[prefix_index],
+                format!("location[{location}].prefixes"),
+                format!("{prefix} is already registered by location[{first_location}]"),
+            )
+        }
+        RegistryError::MaxLengthShorterThanPrefix {
+            location,
+            prefix_index,
+            prefix,
+            max_length,
+        } => {
+            let sp = &spans[location];
+            let (k, span) = if prefix.addr().is_ipv4() {
+                ("max-length", sp.max_length.clone())
+            } else {
+                ("max-length-v6", sp.max_length_v6.clone())
+            };
+            sources[sp.file].invalid(
+                &span.unwrap_or_else(|| sp.prefixes[prefix_index].clone()),
+                format!("location[{location}].{k}"),
+                format!("{max_length} is shorter than the registered prefix {prefix}"),
+            )
+        }
+    }
+}

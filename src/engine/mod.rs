@@ -1,0 +1,719 @@
+//! The engine: single owner of route state, detectors and the anomaly lifecycle.
+//!
+//! Pure domain code (no I/O, no locks, no async): feeds hand it matched [`RouteUpdate`]s, it
+//! updates the per-(peer, announced prefix) route state, the per-registered-prefix statistics and
+//! the anomaly instances, and records what changed:
+//!
+//! * [`Engine::drain_events`] — anomaly transitions (opened / resolved), in the order they
+//!   happened, for the replay report, the log and (later) the event store;
+//! * [`Engine::take_dirty`] — the registered prefixes whose statistics changed since the last
+//!   call, so the metrics layer syncs per batch only what moved.
+//!
+//! Semantics follow DESIGN.md §4: visibility counts peers with a route for exactly the registered
+//! prefix; a peer's first route for a prefix is a baseline, a different path later is a path
+//! change (prepending included); an anomaly instance (kind, registered prefix, announced prefix,
+//! offending ASN) opens when `min-peers` peers carry it and resolves when none does.
+
+pub mod anomaly;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+pub use anomaly::{AnomalyKey, AnomalyKind};
+
+use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
+use crate::registry::{MatchKind, PrefixId, Registry};
+
+/// Dense index of a peer in the engine.
+pub type PeerIdx = u32;
+
+/// Number of anomaly kinds (length of the per-kind arrays).
+pub const KINDS: usize = AnomalyKind::ALL.len();
+
+/// Statistics of one registered prefix: what the metrics expose.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PrefixStats {
+    /// Peers with a route for exactly the registered prefix.
+    pub visibility: u32,
+    /// Distinct single-AS origins over the routes for exactly the registered prefix.
+    pub origins: u32,
+    /// Announcements received for the prefix or its more-specifics.
+    pub announcements: u64,
+    /// Withdrawals received for the prefix or its more-specifics.
+    pub withdrawals: u64,
+    /// Path changes (a peer replacing its route with a different AS path).
+    pub path_changes: u64,
+    /// BGP time of the last change of any route of the prefix.
+    pub last_change: Option<f64>,
+    /// Active anomaly instances per kind (index = [`AnomalyKind::index`]).
+    pub anomalies_active: [u32; KINDS],
+    /// Anomaly instances opened so far per kind.
+    pub anomalies_opened: [u64; KINDS],
+}
+
+/// Routes of one announced prefix (the registered prefix itself or a more-specific).
+#[derive(Default)]
+struct Announced {
+    /// Current path per (peer, ADD-PATH id).
+    routes: HashMap<(PeerIdx, u32), Arc<AsPath>>,
+    /// Number of routes per peer (more than one only with ADD-PATH).
+    peers: HashMap<PeerIdx, u32>,
+    /// Number of routes per single-AS origin.
+    origins: BTreeMap<u32, u32>,
+}
+
+#[derive(Default)]
+struct PrefixState {
+    stats: PrefixStats,
+    announced: HashMap<IpNet, Announced>,
+    dirty: bool,
+}
+
+struct AnomalyState {
+    /// Routes carrying the anomaly, per peer (unused for MOAS, which is per announced prefix).
+    carriers: HashMap<PeerIdx, u32>,
+    open: bool,
+    first_seen: f64,
+    last_seen: f64,
+    opened_at: Option<f64>,
+    example: Option<(PeerIdx, Arc<AsPath>)>,
+}
+
+/// Whether an anomaly opened or resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    /// Reached min-peers.
+    Opened,
+    /// No peer carries it any more.
+    Resolved,
+}
+
+/// Why routes went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalReason {
+    /// The peer withdrew the route.
+    Withdrawn,
+    /// The peer replaced the route with another path.
+    Replaced,
+    /// The peer (or its session) went down.
+    PeerDown,
+}
+
+/// An anomaly transition, self-contained (names resolved) for reports, logs and storage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnomalyEvent {
+    /// BGP time of the update that caused it.
+    pub time: f64,
+    /// Opened or resolved.
+    pub transition: Transition,
+    /// Kind.
+    pub kind: AnomalyKind,
+    /// Severity of the kind.
+    pub severity: &'static str,
+    /// Location name.
+    pub location: String,
+    /// Registered prefix.
+    pub prefix: IpNet,
+    /// Announced prefix.
+    pub announced: IpNet,
+    /// Offending ASN.
+    pub asn: Option<u32>,
+    /// Peers carrying it at the transition (for a resolve: 0).
+    pub peers: u32,
+    /// The peer whose update caused the transition.
+    pub peer: String,
+    /// An AS path that carried it.
+    pub example_path: Option<String>,
+    /// For a resolve: why the last carrier went away.
+    pub reason: Option<RemovalReason>,
+}
+
+/// An active (or held, below min-peers) anomaly instance, for the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnomalySummary {
+    /// Kind.
+    pub kind: AnomalyKind,
+    /// Severity.
+    pub severity: &'static str,
+    /// Location name.
+    pub location: String,
+    /// Registered prefix.
+    pub prefix: IpNet,
+    /// Announced prefix.
+    pub announced: IpNet,
+    /// Offending ASN.
+    pub asn: Option<u32>,
+    /// Open (reached min-peers) or still held below it.
+    pub open: bool,
+    /// Peers carrying it now.
+    pub peers: u32,
+    /// BGP time first seen.
+    pub first_seen: f64,
+    /// BGP time it opened.
+    pub opened_at: Option<f64>,
+    /// BGP time of the latest route carrying it.
+    pub last_seen: f64,
+    /// An AS path carrying it.
+    pub example_path: Option<String>,
+}
+
+/// Routes of one announced prefix, for the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnnouncedSummary {
+    /// Announced prefix.
+    pub prefix: IpNet,
+    /// Peers with a route for it.
+    pub peers: u32,
+    /// Distinct single-AS origins.
+    pub origins: Vec<u32>,
+}
+
+/// Everything known about one registered prefix, for the API and the replay report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrefixSummary {
+    /// Location name.
+    pub location: String,
+    /// Registered prefix.
+    pub prefix: IpNet,
+    /// Peers with a route for exactly the prefix.
+    pub visibility: u32,
+    /// Origins seen for exactly the prefix.
+    pub origins: Vec<u32>,
+    /// Up to three distinct AS paths for exactly the prefix.
+    pub sample_paths: Vec<String>,
+    /// More-specifics currently announced.
+    pub more_specifics: Vec<AnnouncedSummary>,
+    /// Announcements received.
+    pub announcements: u64,
+    /// Withdrawals received.
+    pub withdrawals: u64,
+    /// Path changes.
+    pub path_changes: u64,
+    /// BGP time of the last change.
+    pub last_change: Option<f64>,
+    /// Anomaly instances of this prefix (open or held).
+    pub anomalies: Vec<AnomalySummary>,
+}
+
+/// The route-state engine. See the module documentation.
+pub struct Engine {
+    registry: Arc<Registry>,
+    peers: Vec<Arc<PeerKey>>,
+    peer_index: HashMap<Arc<PeerKey>, PeerIdx>,
+    /// Routes held per peer (to report peers with routes, and to skip empty peer-down scans).
+    peer_routes: Vec<u64>,
+    prefixes: Vec<PrefixState>,
+    anomalies: HashMap<AnomalyKey, AnomalyState>,
+    tracked_routes: u64,
+    events: Vec<AnomalyEvent>,
+    dirty: Vec<PrefixId>,
+}
+
+impl Engine {
+    /// A new engine over `registry`, with no routes.
+    pub fn new(registry: Arc<Registry>) -> Engine {
+        let prefixes = (0..registry.prefixes().len())
+            .map(|_| PrefixState::default())
+            .collect();
+        Engine {
+            registry,
+            peers: Vec::new(),
+            peer_index: HashMap::new(),
+            peer_routes: Vec::new(),
+            prefixes,
+            anomalies: HashMap::new(),
+            tracked_routes: 0,
+            events: Vec::new(),
+            dirty: Vec::new(),
+        }
+    }
+
+    /// The registry the engine evaluates against.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    fn peer_idx(&mut self, peer: &Arc<PeerKey>) -> PeerIdx {
+        if let Some(&i) = self.peer_index.get(peer) {
+            return i;
+        }
+        let i = self.peers.len() as PeerIdx;
+        self.peers.push(peer.clone());
+        self.peer_routes.push(0);
+        self.peer_index.insert(peer.clone(), i);
+        i
+    }
+
+    fn mark_dirty(&mut self, r: PrefixId) {
+        let st = &mut self.prefixes[r as usize];
+        if !st.dirty {
+            st.dirty = true;
+            self.dirty.push(r);
+        }
+    }
+
+    /// Applies one matched route update.
+    pub fn apply(&mut self, update: &RouteUpdate) {
+        let peer = self.peer_idx(&update.peer);
+        let r = update.matched.prefix;
+        let q = update.prefix;
+        let ts = update.timestamp;
+        self.mark_dirty(r);
+        match &update.change {
+            RouteChange::Announce(path) => {
+                self.prefixes[r as usize].stats.announcements += 1;
+                let announced = self.prefixes[r as usize].announced.entry(q).or_default();
+                let old = announced
+                    .routes
+                    .insert((peer, update.path_id), path.clone());
+                match old {
+                    Some(old) if old == *path => {}
+                    Some(old) => {
+                        self.prefixes[r as usize].stats.path_changes += 1;
+                        self.remove_contribution(r, q, peer, &old, ts, RemovalReason::Replaced);
+                        self.add_contribution(r, q, peer, path, ts);
+                        self.prefixes[r as usize].stats.last_change = Some(ts);
+                    }
+                    None => {
+                        self.tracked_routes += 1;
+                        self.peer_routes[peer as usize] += 1;
+                        self.add_contribution(r, q, peer, path, ts);
+                        self.prefixes[r as usize].stats.last_change = Some(ts);
+                    }
+                }
+            }
+            RouteChange::Withdraw => {
+                self.prefixes[r as usize].stats.withdrawals += 1;
+                let st = &mut self.prefixes[r as usize];
+                let old = st
+                    .announced
+                    .get_mut(&q)
+                    .and_then(|a| a.routes.remove(&(peer, update.path_id)));
+                if let Some(old) = old {
+                    self.tracked_routes -= 1;
+                    self.peer_routes[peer as usize] -= 1;
+                    self.remove_contribution(r, q, peer, &old, ts, RemovalReason::Withdrawn);
+                    self.prefixes[r as usize].stats.last_change = Some(ts);
+                }
+            }
+        }
+    }
+
+    /// Withdraws every route of `peer` (BGP session or BMP peer down). Returns how many.
+    pub fn peer_down(&mut self, peer: &PeerKey, ts: f64) -> u64 {
+        let Some(&idx) = self.peer_index.get(peer) else {
+            return 0;
+        };
+        if self.peer_routes[idx as usize] == 0 {
+            return 0;
+        }
+        let mut removed = Vec::new();
+        for (r, st) in self.prefixes.iter_mut().enumerate() {
+            for (q, a) in st.announced.iter_mut() {
+                a.routes.retain(|&(p, _), path| {
+                    if p == idx {
+                        removed.push((r as PrefixId, *q, path.clone()));
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+        for (r, q, path) in &removed {
+            self.mark_dirty(*r);
+            self.tracked_routes -= 1;
+            self.peer_routes[idx as usize] -= 1;
+            self.remove_contribution(*r, *q, idx, path, ts, RemovalReason::PeerDown);
+            self.prefixes[*r as usize].stats.last_change = Some(ts);
+        }
+        removed.len() as u64
+    }
+
+    fn match_kind(&self, r: PrefixId, q: &IpNet) -> MatchKind {
+        if self.registry.prefix(r).prefix == *q {
+            MatchKind::Exact
+        } else {
+            MatchKind::MoreSpecific
+        }
+    }
+
+    fn add_contribution(
+        &mut self,
+        r: PrefixId,
+        q: IpNet,
+        peer: PeerIdx,
+        path: &Arc<AsPath>,
+        ts: f64,
+    ) {
+        let kind = self.match_kind(r, &q);
+        {
+            let st = &mut self.prefixes[r as usize];
+            let a = st.announced.entry(q).or_default();
+            *a.peers.entry(peer).or_insert(0) += 1;
+            if let Some(o) = path.origin_asn() {
+                *a.origins.entry(o).or_insert(0) += 1;
+            }
+            if kind == MatchKind::Exact {
+                st.stats.visibility = a.peers.len() as u32;
+                st.stats.origins = a.origins.len() as u32;
+            }
+        }
+        let reg = self.registry.prefix(r);
+        let loc = self.registry.location_of(r);
+        let found = anomaly::classify_route(loc, reg, &q, kind, path);
+        for (k, asn) in found.iter() {
+            let key = AnomalyKey {
+                kind: k,
+                registered: r,
+                announced: q,
+                asn,
+            };
+            self.carrier_added(key, peer, path, ts);
+        }
+        self.update_moas(r, q, peer, Some(path), ts, RemovalReason::Replaced);
+    }
+
+    fn remove_contribution(
+        &mut self,
+        r: PrefixId,
+        q: IpNet,
+        peer: PeerIdx,
+        path: &Arc<AsPath>,
+        ts: f64,
+        reason: RemovalReason,
+    ) {
+        let kind = self.match_kind(r, &q);
+        {
+            let st = &mut self.prefixes[r as usize];
+            if let Some(a) = st.announced.get_mut(&q) {
+                if let Some(n) = a.peers.get_mut(&peer) {
+                    *n -= 1;
+                    if *n == 0 {
+                        a.peers.remove(&peer);
+                    }
+                }
+                if let Some(o) = path.origin_asn() {
+                    if let Some(n) = a.origins.get_mut(&o) {
+                        *n -= 1;
+                        if *n == 0 {
+                            a.origins.remove(&o);
+                        }
+                    }
+                }
+                if kind == MatchKind::Exact {
+                    st.stats.visibility = a.peers.len() as u32;
+                    st.stats.origins = a.origins.len() as u32;
+                }
+            }
+        }
+        let reg = self.registry.prefix(r);
+        let loc = self.registry.location_of(r);
+        let found = anomaly::classify_route(loc, reg, &q, kind, path);
+        for (k, asn) in found.iter() {
+            let key = AnomalyKey {
+                kind: k,
+                registered: r,
+                announced: q,
+                asn,
+            };
+            self.carrier_removed(key, peer, ts, reason);
+        }
+        self.update_moas(r, q, peer, None, ts, reason);
+        let st = &mut self.prefixes[r as usize];
+        if st
+            .announced
+            .get(&q)
+            .is_some_and(|a| a.routes.is_empty() && a.peers.is_empty())
+        {
+            st.announced.remove(&q);
+        }
+    }
+
+    fn min_peers(&self, r: PrefixId) -> u32 {
+        self.registry.location_of(r).min_peers
+    }
+
+    fn carrier_added(&mut self, key: AnomalyKey, peer: PeerIdx, path: &Arc<AsPath>, ts: f64) {
+        let min_peers = self.min_peers(key.registered);
+        let st = self.anomalies.entry(key).or_insert_with(|| AnomalyState {
+            carriers: HashMap::new(),
+            open: false,
+            first_seen: ts,
+            last_seen: ts,
+            opened_at: None,
+            example: None,
+        });
+        *st.carriers.entry(peer).or_insert(0) += 1;
+        st.last_seen = ts;
+        st.example = Some((peer, path.clone()));
+        let carriers = st.carriers.len() as u32;
+        if !st.open && carriers >= min_peers {
+            st.open = true;
+            st.opened_at = Some(ts);
+            self.opened(key, carriers, peer, ts);
+        }
+    }
+
+    fn carrier_removed(&mut self, key: AnomalyKey, peer: PeerIdx, ts: f64, reason: RemovalReason) {
+        let Some(st) = self.anomalies.get_mut(&key) else {
+            return;
+        };
+        if let Some(n) = st.carriers.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                st.carriers.remove(&peer);
+            }
+        }
+        if st.carriers.is_empty() {
+            if let Some(st) = self.anomalies.remove(&key) {
+                if st.open {
+                    self.resolved(key, peer, st.example.map(|e| e.1), ts, reason);
+                }
+            }
+        }
+    }
+
+    /// MOAS is a property of all routes of an announced prefix: open while two or more distinct
+    /// origins are carried and at least `min-peers` peers carry the prefix; resolves when fewer
+    /// than two origins remain.
+    fn update_moas(
+        &mut self,
+        r: PrefixId,
+        q: IpNet,
+        peer: PeerIdx,
+        path: Option<&Arc<AsPath>>,
+        ts: f64,
+        reason: RemovalReason,
+    ) {
+        let (distinct, npeers) = self.prefixes[r as usize]
+            .announced
+            .get(&q)
+            .map_or((0, 0), |a| (a.origins.len(), a.peers.len() as u32));
+        let key = AnomalyKey {
+            kind: AnomalyKind::Moas,
+            registered: r,
+            announced: q,
+            asn: None,
+        };
+        if distinct >= 2 {
+            let min_peers = self.min_peers(r);
+            let st = self.anomalies.entry(key).or_insert_with(|| AnomalyState {
+                carriers: HashMap::new(),
+                open: false,
+                first_seen: ts,
+                last_seen: ts,
+                opened_at: None,
+                example: None,
+            });
+            st.last_seen = ts;
+            if let Some(p) = path {
+                st.example = Some((peer, p.clone()));
+            }
+            if !st.open && npeers >= min_peers {
+                st.open = true;
+                st.opened_at = Some(ts);
+                self.opened(key, npeers, peer, ts);
+            }
+        } else if let Some(st) = self.anomalies.remove(&key) {
+            if st.open {
+                self.resolved(key, peer, st.example.map(|e| e.1), ts, reason);
+            }
+        }
+    }
+
+    // One argument per event field the caller knows; a struct here would only rename them.
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &self,
+        key: AnomalyKey,
+        transition: Transition,
+        peers: u32,
+        peer: PeerIdx,
+        path: Option<&Arc<AsPath>>,
+        ts: f64,
+        reason: Option<RemovalReason>,
+    ) -> AnomalyEvent {
+        AnomalyEvent {
+            time: ts,
+            transition,
+            kind: key.kind,
+            severity: key.kind.severity(),
+            location: self.registry.location_of(key.registered).name.clone(),
+            prefix: self.registry.prefix(key.registered).prefix,
+            announced: key.announced,
+            asn: key.asn,
+            peers,
+            peer: self.peers[peer as usize].to_string(),
+            example_path: path.map(|p| p.to_string()),
+            reason,
+        }
+    }
+
+    fn opened(&mut self, key: AnomalyKey, peers: u32, peer: PeerIdx, ts: f64) {
+        let path = self
+            .anomalies
+            .get(&key)
+            .and_then(|s| s.example.as_ref().map(|e| e.1.clone()));
+        let ev = self.event(
+            key,
+            Transition::Opened,
+            peers,
+            peer,
+            path.as_ref(),
+            ts,
+            None,
+        );
+        let stats = &mut self.prefixes[key.registered as usize].stats;
+        stats.anomalies_active[key.kind.index()] += 1;
+        stats.anomalies_opened[key.kind.index()] += 1;
+        self.mark_dirty(key.registered);
+        self.events.push(ev);
+    }
+
+    fn resolved(
+        &mut self,
+        key: AnomalyKey,
+        peer: PeerIdx,
+        path: Option<Arc<AsPath>>,
+        ts: f64,
+        reason: RemovalReason,
+    ) {
+        let ev = self.event(
+            key,
+            Transition::Resolved,
+            0,
+            peer,
+            path.as_ref(),
+            ts,
+            Some(reason),
+        );
+        let stats = &mut self.prefixes[key.registered as usize].stats;
+        stats.anomalies_active[key.kind.index()] -= 1;
+        self.mark_dirty(key.registered);
+        self.events.push(ev);
+    }
+
+    /// Takes the anomaly transitions recorded since the last call, oldest first.
+    pub fn drain_events(&mut self) -> Vec<AnomalyEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Takes the registered prefixes whose statistics changed since the last call.
+    pub fn take_dirty(&mut self) -> Vec<PrefixId> {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &r in &dirty {
+            self.prefixes[r as usize].dirty = false;
+        }
+        dirty
+    }
+
+    /// Statistics of one registered prefix.
+    pub fn stats(&self, r: PrefixId) -> &PrefixStats {
+        &self.prefixes[r as usize].stats
+    }
+
+    /// Number of (peer, announced prefix, path id) routes held.
+    pub fn tracked_routes(&self) -> u64 {
+        self.tracked_routes
+    }
+
+    /// Peers currently holding at least one matched route.
+    pub fn peers_with_routes(&self) -> usize {
+        self.peer_routes.iter().filter(|&&n| n > 0).count()
+    }
+
+    fn anomaly_summary(&self, key: &AnomalyKey, st: &AnomalyState) -> AnomalySummary {
+        let peers = if key.kind == AnomalyKind::Moas {
+            self.prefixes[key.registered as usize]
+                .announced
+                .get(&key.announced)
+                .map_or(0, |a| a.peers.len() as u32)
+        } else {
+            st.carriers.len() as u32
+        };
+        AnomalySummary {
+            kind: key.kind,
+            severity: key.kind.severity(),
+            location: self.registry.location_of(key.registered).name.clone(),
+            prefix: self.registry.prefix(key.registered).prefix,
+            announced: key.announced,
+            asn: key.asn,
+            open: st.open,
+            peers,
+            first_seen: st.first_seen,
+            opened_at: st.opened_at,
+            last_seen: st.last_seen,
+            example_path: st.example.as_ref().map(|e| e.1.to_string()),
+        }
+    }
+
+    /// All anomaly instances (open, and held below min-peers), sorted by prefix then kind.
+    pub fn anomalies(&self) -> Vec<AnomalySummary> {
+        let mut keys: Vec<_> = self.anomalies.keys().collect();
+        keys.sort();
+        keys.into_iter()
+            .map(|k| self.anomaly_summary(k, &self.anomalies[k]))
+            .collect()
+    }
+
+    /// The summary of one registered prefix.
+    pub fn prefix_summary(&self, r: PrefixId) -> PrefixSummary {
+        let reg = self.registry.prefix(r);
+        let st = &self.prefixes[r as usize];
+        let exact = st.announced.get(&reg.prefix);
+        let mut sample_paths: Vec<String> = Vec::new();
+        if let Some(a) = exact {
+            let mut paths: Vec<&Arc<AsPath>> = a.routes.values().collect();
+            paths.sort_by_key(|p| (p.asns.len(), p.asns.clone()));
+            paths.dedup();
+            sample_paths = paths.into_iter().take(3).map(|p| p.to_string()).collect();
+        }
+        let mut more_specifics: Vec<AnnouncedSummary> = st
+            .announced
+            .iter()
+            .filter(|(q, _)| **q != reg.prefix)
+            .map(|(q, a)| AnnouncedSummary {
+                prefix: *q,
+                peers: a.peers.len() as u32,
+                origins: a.origins.keys().copied().collect(),
+            })
+            .collect();
+        more_specifics.sort_by_key(|m| m.prefix);
+        let mut anomalies: Vec<AnomalySummary> = self
+            .anomalies
+            .iter()
+            .filter(|(k, _)| k.registered == r)
+            .map(|(k, s)| self.anomaly_summary(k, s))
+            .collect();
+        anomalies.sort_by_key(|a| (a.kind, a.announced, a.asn));
+        PrefixSummary {
+            location: self.registry.location_of(r).name.clone(),
+            prefix: reg.prefix,
+            visibility: st.stats.visibility,
+            origins: exact.map_or_else(Vec::new, |a| a.origins.keys().copied().collect()),
+            sample_paths,
+            more_specifics,
+            announcements: st.stats.announcements,
+            withdrawals: st.stats.withdrawals,
+            path_changes: st.stats.path_changes,
+            last_change: st.stats.last_change,
+            anomalies,
+        }
+    }
+
+    /// Summaries of every registered prefix, in registry order.
+    pub fn prefix_summaries(&self) -> Vec<PrefixSummary> {
+        (0..self.prefixes.len() as PrefixId)
+            .map(|r| self.prefix_summary(r))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,377 @@
+//! Engine unit tests with hand-built routes.
+
+use super::*;
+use crate::model::Origin;
+use crate::registry::Location;
+
+fn registry(min_peers: u32) -> Arc<Registry> {
+    Arc::new(
+        Registry::new(vec![Location {
+            name: "contoso-seattle".into(),
+            provider: Some("Example ISP".into()),
+            provider_asns: vec![64500],
+            region: Some("US-WA".into()),
+            origin_asns: vec![64496],
+            prefixes: vec![
+                "203.0.113.0/24".parse().unwrap(),
+                "2001:db8:100::/48".parse().unwrap(),
+            ],
+            max_length: Some(24),
+            max_length_v6: Some(56),
+            min_peers,
+        }])
+        .unwrap(),
+    )
+}
+
+fn peer(n: u8) -> Arc<PeerKey> {
+    Arc::new(PeerKey {
+        source: "test".into(),
+        address: format!("192.0.2.{n}").parse().unwrap(),
+        asn: 65000 + n as u32,
+    })
+}
+
+struct Harness {
+    engine: Engine,
+    ts: f64,
+}
+
+impl Harness {
+    fn new(min_peers: u32) -> Self {
+        Harness {
+            engine: Engine::new(registry(min_peers)),
+            ts: 1000.0,
+        }
+    }
+
+    fn update(&mut self, p: u8, prefix: &str, change: RouteChange) {
+        let prefix: IpNet = prefix.parse().unwrap();
+        let matched = self
+            .engine
+            .registry()
+            .lookup(&prefix)
+            .expect("test prefix must match");
+        self.ts += 1.0;
+        self.engine.apply(&RouteUpdate {
+            timestamp: self.ts,
+            peer: peer(p),
+            prefix,
+            path_id: 0,
+            matched,
+            change,
+        });
+    }
+
+    fn announce(&mut self, p: u8, prefix: &str, path: &[u32]) {
+        self.update(
+            p,
+            prefix,
+            RouteChange::Announce(Arc::new(AsPath::from_sequence(path))),
+        );
+    }
+
+    fn withdraw(&mut self, p: u8, prefix: &str) {
+        self.update(p, prefix, RouteChange::Withdraw);
+    }
+
+    /// (transition, kind, announced, asn) of the events since the last call.
+    fn events(&mut self) -> Vec<(Transition, AnomalyKind, String, Option<u32>)> {
+        self.engine
+            .drain_events()
+            .into_iter()
+            .map(|e| (e.transition, e.kind, e.announced.to_string(), e.asn))
+            .collect()
+    }
+
+    fn active(&self, r: PrefixId, kind: AnomalyKind) -> u32 {
+        self.engine.stats(r).anomalies_active[kind.index()]
+    }
+}
+
+use Transition::{Opened, Resolved};
+
+#[test]
+fn expected_routes_give_visibility_and_no_anomaly() {
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.announce(2, "203.0.113.0/24", &[174, 64500, 64496]);
+    let s = h.engine.stats(0);
+    assert_eq!(
+        (s.visibility, s.origins, s.announcements, s.path_changes),
+        (2, 1, 2, 0)
+    );
+    assert!(h.events().is_empty());
+    assert_eq!(h.engine.tracked_routes(), 2);
+    assert_eq!(h.engine.prefix_summary(0).origins, vec![64496]);
+}
+
+#[test]
+fn exact_prefix_hijack_opens_and_resolves_on_withdraw() {
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.announce(2, "203.0.113.0/24", &[3356, 666]);
+    assert_eq!(
+        h.events(),
+        vec![
+            (
+                Opened,
+                AnomalyKind::OriginMismatch,
+                "203.0.113.0/24".into(),
+                Some(666)
+            ),
+            (Opened, AnomalyKind::Moas, "203.0.113.0/24".into(), None),
+        ]
+    );
+    assert_eq!(h.active(0, AnomalyKind::OriginMismatch), 1);
+    assert_eq!(h.engine.stats(0).origins, 2);
+    h.withdraw(2, "203.0.113.0/24");
+    assert_eq!(
+        h.events(),
+        vec![
+            (
+                Resolved,
+                AnomalyKind::OriginMismatch,
+                "203.0.113.0/24".into(),
+                Some(666)
+            ),
+            (Resolved, AnomalyKind::Moas, "203.0.113.0/24".into(), None),
+        ]
+    );
+    assert_eq!(h.active(0, AnomalyKind::OriginMismatch), 0);
+    assert_eq!(
+        h.engine.stats(0).anomalies_opened[AnomalyKind::OriginMismatch.index()],
+        1
+    );
+    assert_eq!(h.engine.stats(0).visibility, 1);
+}
+
+#[test]
+fn subprefix_hijack_and_more_specific_ipv6() {
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.128/25", &[3356, 666]);
+    assert_eq!(
+        h.events(),
+        vec![(
+            Opened,
+            AnomalyKind::SubprefixHijack,
+            "203.0.113.128/25".into(),
+            Some(666)
+        )]
+    );
+    // Visibility counts exact routes only.
+    assert_eq!(h.engine.stats(0).visibility, 0);
+    // IPv6: /56 allowed by max-length-v6, /64 is not.
+    h.announce(1, "2001:db8:100:ff00::/56", &[3356, 64500, 64496]);
+    assert!(h.events().is_empty());
+    h.announce(1, "2001:db8:100:1::/64", &[3356, 64500, 64496]);
+    assert_eq!(
+        h.events(),
+        vec![(
+            Opened,
+            AnomalyKind::UnexpectedMoreSpecific,
+            "2001:db8:100:1::/64".into(),
+            Some(64496)
+        )]
+    );
+    let summary = h.engine.prefix_summary(1);
+    assert_eq!(summary.more_specifics.len(), 2);
+    assert_eq!(summary.anomalies.len(), 1);
+}
+
+#[test]
+fn unexpected_upstream_resolves_when_path_returns_to_provider() {
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.0/24", &[3356, 174, 64496]);
+    assert_eq!(
+        h.events(),
+        vec![(
+            Opened,
+            AnomalyKind::UnexpectedUpstream,
+            "203.0.113.0/24".into(),
+            Some(174)
+        )]
+    );
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    assert_eq!(
+        h.events(),
+        vec![(
+            Resolved,
+            AnomalyKind::UnexpectedUpstream,
+            "203.0.113.0/24".into(),
+            Some(174)
+        )]
+    );
+    assert_eq!(h.engine.stats(0).path_changes, 1);
+}
+
+#[test]
+fn prepending_is_a_path_change_and_duplicates_are_not() {
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    assert_eq!(h.engine.stats(0).path_changes, 0);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496, 64496]);
+    assert_eq!(h.engine.stats(0).path_changes, 1);
+    assert_eq!(h.engine.stats(0).announcements, 3);
+    assert!(
+        h.events().is_empty(),
+        "prepending by the origin is not an upstream change"
+    );
+}
+
+#[test]
+fn withdraw_then_reannounce_is_a_baseline_not_a_change() {
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.withdraw(1, "203.0.113.0/24");
+    assert_eq!(h.engine.stats(0).visibility, 0);
+    assert_eq!(h.engine.tracked_routes(), 0);
+    h.announce(1, "203.0.113.0/24", &[174, 64500, 64496]);
+    let s = h.engine.stats(0);
+    assert_eq!(
+        (s.visibility, s.path_changes, s.announcements, s.withdrawals),
+        (1, 0, 2, 1)
+    );
+    // A withdrawal of a route never held is counted but changes nothing.
+    h.withdraw(3, "203.0.113.0/24");
+    assert_eq!(h.engine.stats(0).visibility, 1);
+    assert_eq!(h.engine.stats(0).withdrawals, 2);
+}
+
+#[test]
+fn min_peers_holds_an_anomaly_until_enough_peers_carry_it() {
+    let mut h = Harness::new(2);
+    h.announce(1, "203.0.113.0/25", &[3356, 666]);
+    assert!(h.events().is_empty());
+    assert_eq!(h.active(0, AnomalyKind::SubprefixHijack), 0);
+    let held = h.engine.anomalies();
+    assert_eq!(held.len(), 1);
+    assert!(!held[0].open);
+    h.announce(2, "203.0.113.0/25", &[174, 666]);
+    assert_eq!(
+        h.events(),
+        vec![(
+            Opened,
+            AnomalyKind::SubprefixHijack,
+            "203.0.113.0/25".into(),
+            Some(666)
+        )]
+    );
+    // Stays open while any peer carries it.
+    h.withdraw(1, "203.0.113.0/25");
+    assert!(h.events().is_empty());
+    assert_eq!(h.active(0, AnomalyKind::SubprefixHijack), 1);
+    h.withdraw(2, "203.0.113.0/25");
+    assert_eq!(
+        h.events(),
+        vec![(
+            Resolved,
+            AnomalyKind::SubprefixHijack,
+            "203.0.113.0/25".into(),
+            Some(666)
+        )]
+    );
+    assert!(h.engine.anomalies().is_empty());
+}
+
+#[test]
+fn as_set_origin() {
+    let mut h = Harness::new(1);
+    let path = AsPath {
+        asns: vec![3356, 64500].into(),
+        origin: Origin::Set(vec![64496, 64511].into()),
+    };
+    h.update(1, "203.0.113.0/24", RouteChange::Announce(Arc::new(path)));
+    assert_eq!(
+        h.events(),
+        vec![(
+            Opened,
+            AnomalyKind::AsSetOrigin,
+            "203.0.113.0/24".into(),
+            None
+        )]
+    );
+    assert_eq!(h.engine.stats(0).visibility, 1);
+    assert_eq!(
+        h.engine.stats(0).origins,
+        0,
+        "an AS_SET is not a single origin"
+    );
+    let ev = h.engine.prefix_summary(0).anomalies;
+    assert_eq!(
+        ev[0].example_path.as_deref(),
+        Some("3356 64500 {64496,64511}")
+    );
+}
+
+#[test]
+fn moas_with_two_expected_looking_origins_resolves_when_one_leaves() {
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.announce(2, "203.0.113.0/24", &[3356, 64497]);
+    let kinds: Vec<_> = h.events().into_iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (Opened, AnomalyKind::OriginMismatch),
+            (Opened, AnomalyKind::Moas)
+        ]
+    );
+    // Peer 2 switches to the expected origin: both resolve, reason "replaced".
+    h.announce(2, "203.0.113.0/24", &[3356, 64500, 64496]);
+    let evs = h.engine.drain_events();
+    assert_eq!(evs.len(), 2);
+    assert!(evs
+        .iter()
+        .all(|e| e.transition == Resolved && e.reason == Some(RemovalReason::Replaced)));
+}
+
+#[test]
+fn peer_down_withdraws_everything_of_that_peer_only() {
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.announce(1, "203.0.113.128/25", &[3356, 666]);
+    h.announce(2, "203.0.113.0/24", &[174, 64500, 64496]);
+    h.events();
+    assert_eq!(h.engine.peers_with_routes(), 2);
+    let removed = h.engine.peer_down(&peer(1), 2000.0);
+    assert_eq!(removed, 2);
+    let evs = h.engine.drain_events();
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].reason, Some(RemovalReason::PeerDown));
+    assert_eq!(h.engine.stats(0).visibility, 1);
+    assert_eq!(h.engine.tracked_routes(), 1);
+    assert_eq!(h.engine.peers_with_routes(), 1);
+    assert_eq!(h.engine.peer_down(&peer(9), 2001.0), 0);
+}
+
+#[test]
+fn add_path_routes_of_one_peer_count_once_for_visibility() {
+    let mut h = Harness::new(1);
+    let prefix: IpNet = "203.0.113.0/24".parse().unwrap();
+    let matched = h.engine.registry().lookup(&prefix).unwrap();
+    for (id, origin) in [(1, 64496), (2, 666)] {
+        h.engine.apply(&RouteUpdate {
+            timestamp: 1.0,
+            peer: peer(1),
+            prefix,
+            path_id: id,
+            matched,
+            change: RouteChange::Announce(Arc::new(AsPath::from_sequence(&[64500, origin]))),
+        });
+    }
+    let s = h.engine.stats(0);
+    assert_eq!((s.visibility, s.origins), (1, 2));
+    assert_eq!(h.engine.tracked_routes(), 2);
+}
+
+#[test]
+fn dirty_set_lists_each_changed_prefix_once() {
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.announce(2, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.announce(1, "2001:db8:100::/48", &[3356, 64500, 64496]);
+    assert_eq!(h.engine.take_dirty(), vec![0, 1]);
+    assert!(h.engine.take_dirty().is_empty());
+}

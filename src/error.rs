@@ -1,0 +1,58 @@
+//! Top-level error type and the documented exit codes.
+
+use std::path::PathBuf;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a runtime failure (I/O, a listener that cannot bind, an unreadable input file).
+pub const EXIT_RUNTIME: u8 = 1;
+/// Exit code: usage or configuration error.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Errors that end a command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// An MRT input could not be opened.
+    #[error(transparent)]
+    Mrt(#[from] crate::ingest::mrt::MrtError),
+    /// Metric registration failed.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The HTTP listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Writing an output file failed.
+    #[error("{}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Any other I/O failure.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => EXIT_CONFIG,
+            _ => EXIT_RUNTIME,
+        }
+    }
+}

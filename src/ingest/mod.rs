@@ -1,0 +1,6 @@
+//! Feeds: read BGP data, match it against the registry, hand matched routes to the engine.
+//!
+//! Each feed is an I/O edge: it decodes, prefilters with [`crate::registry::Registry::lookup`]
+//! and produces batches; it holds no route state.
+
+pub mod mrt;

@@ -1,0 +1,458 @@
+//! Prometheus metrics (names and labels per DESIGN.md §6; documented in README.md).
+//!
+//! Label values for prefixes come from the registry only: an announced prefix, an origin ASN or
+//! an AS path (attacker-controlled) never becomes a label. Per-registered-prefix handles are
+//! created once at start; the first `max-prefix-series` registered prefixes get their own series,
+//! the rest of each location share one series labelled `prefix="other"` (sums, and the latest
+//! timestamp), and `routewatch_prefix_series_folded` says how many were folded.
+//!
+//! The engine owns the numbers; this module mirrors them. After each batch the pipeline calls
+//! [`Metrics::sync`] with the prefixes the engine marked dirty, and the change since the last sync
+//! is added to the series, so shared (folded) series aggregate correctly.
+
+use std::collections::HashMap;
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::engine::{AnomalyKind, Engine, PrefixStats, KINDS};
+use crate::ingest::mrt::Batch;
+use crate::registry::{PrefixId, Registry as PrefixRegistry};
+
+/// Bounded values of the `error` label of `routewatch_parse_errors_total`.
+pub const PARSE_ERROR_LABELS: [&str; 5] = [
+    "truncated_stream",
+    "truncated_record",
+    "unsupported",
+    "oversized_record",
+    "malformed",
+];
+
+/// Values of the `result` label of `routewatch_mrt_files_processed_total`.
+pub const MRT_FILE_RESULTS: [&str; 3] = ["ok", "parse_errors", "failed"];
+
+/// Feeds known to this build (the `feed` label).
+pub const FEEDS: [&str; 1] = [crate::ingest::mrt::FEED];
+
+/// Series of one registered prefix (or of a location's folded prefixes).
+#[derive(Clone)]
+struct PrefixSeries {
+    visibility: IntGauge,
+    origins: IntGauge,
+    announcements: IntCounter,
+    withdrawals: IntCounter,
+    path_changes: IntCounter,
+    last_change: Gauge,
+    anomalies_active: [IntGauge; KINDS],
+    anomalies_opened: [IntCounter; KINDS],
+}
+
+/// The metric set of one routewatch process.
+pub struct Metrics {
+    registry: Registry,
+    series: Vec<PrefixSeries>,
+    synced: Vec<PrefixStats>,
+    routes_processed: IntCounterVec,
+    routes_matched: IntCounterVec,
+    parse_errors: IntCounterVec,
+    mrt_files: IntCounterVec,
+    feed_last_message: GaugeVec,
+    feed_peers: IntGaugeVec,
+    tracked_routes: IntGauge,
+    /// 1 when the last configuration (re)load succeeded.
+    pub config_reload_successful: IntGauge,
+    /// Time of the last successful configuration load.
+    pub config_reload_timestamp: Gauge,
+}
+
+fn register<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: M) -> M {
+    // Names are static and unique in this module; a clash is a programming error caught by tests.
+    if let Err(e) = r.register(Box::new(m.clone())) {
+        tracing::error!(error = %e, "metric registration failed");
+    }
+    m
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+impl Metrics {
+    /// Creates every metric and the per-prefix series for `prefixes`.
+    pub fn new(
+        prefixes: &PrefixRegistry,
+        max_prefix_series: usize,
+    ) -> Result<Metrics, prometheus::Error> {
+        let r = Registry::new();
+        let build = register(
+            &r,
+            IntGaugeVec::new(
+                opts("routewatch_build_info", "Build information; always 1."),
+                &["version"],
+            )?,
+        );
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+
+        let registered = register(
+            &r,
+            IntGaugeVec::new(
+                opts(
+                    "routewatch_registered_prefixes",
+                    "Registered prefixes by address family.",
+                ),
+                &["afi"],
+            )?,
+        );
+        let (v4, v6) = prefixes.count_by_family();
+        registered.with_label_values(&["ipv4"]).set(v4 as i64);
+        registered.with_label_values(&["ipv6"]).set(v6 as i64);
+
+        let lp = &["location", "prefix"];
+        let visibility = register(
+            &r,
+            IntGaugeVec::new(
+                opts(
+                    "routewatch_prefix_visibility_peers",
+                    "Peers with a route for exactly the registered prefix.",
+                ),
+                lp,
+            )?,
+        );
+        let origins = register(
+            &r,
+            IntGaugeVec::new(
+                opts(
+                    "routewatch_prefix_origins",
+                    "Distinct origin ASes seen for exactly the registered prefix.",
+                ),
+                lp,
+            )?,
+        );
+        let announcements = register(
+            &r,
+            IntCounterVec::new(
+                opts(
+                    "routewatch_prefix_announcements_total",
+                    "Announcements received for the registered prefix or its more-specifics.",
+                ),
+                lp,
+            )?,
+        );
+        let withdrawals = register(
+            &r,
+            IntCounterVec::new(
+                opts(
+                    "routewatch_prefix_withdrawals_total",
+                    "Withdrawals received for the registered prefix or its more-specifics.",
+                ),
+                lp,
+            )?,
+        );
+        let path_changes = register(
+            &r,
+            IntCounterVec::new(
+                opts(
+                    "routewatch_prefix_path_changes_total",
+                    "AS path changes of a peer's route for the prefix or its more-specifics.",
+                ),
+                lp,
+            )?,
+        );
+        let last_change = register(
+            &r,
+            GaugeVec::new(
+                opts(
+                    "routewatch_prefix_last_change_timestamp_seconds",
+                    "BGP time of the last route change for the prefix (0 = none yet).",
+                ),
+                lp,
+            )?,
+        );
+        let lpk = &["location", "prefix", "kind"];
+        let active = register(
+            &r,
+            IntGaugeVec::new(
+                opts(
+                    "routewatch_anomalies_active",
+                    "Open anomaly instances by kind.",
+                ),
+                lpk,
+            )?,
+        );
+        let opened = register(
+            &r,
+            IntCounterVec::new(
+                opts(
+                    "routewatch_anomalies_opened_total",
+                    "Anomaly instances opened by kind.",
+                ),
+                lpk,
+            )?,
+        );
+        let folded_gauge = register(
+            &r,
+            IntGauge::with_opts(opts(
+                "routewatch_prefix_series_folded",
+                "Registered prefixes beyond max-prefix-series, aggregated into prefix=\"other\".",
+            ))?,
+        );
+
+        let make = |location: &str, prefix: &str| PrefixSeries {
+            visibility: visibility.with_label_values(&[location, prefix]),
+            origins: origins.with_label_values(&[location, prefix]),
+            announcements: announcements.with_label_values(&[location, prefix]),
+            withdrawals: withdrawals.with_label_values(&[location, prefix]),
+            path_changes: path_changes.with_label_values(&[location, prefix]),
+            last_change: last_change.with_label_values(&[location, prefix]),
+            anomalies_active: AnomalyKind::ALL
+                .map(|k| active.with_label_values(&[location, prefix, k.as_str()])),
+            anomalies_opened: AnomalyKind::ALL
+                .map(|k| opened.with_label_values(&[location, prefix, k.as_str()])),
+        };
+        let mut series = Vec::with_capacity(prefixes.prefixes().len());
+        let mut other: HashMap<u32, PrefixSeries> = HashMap::new();
+        let mut folded = 0;
+        for (i, p) in prefixes.prefixes().iter().enumerate() {
+            let loc = &prefixes.locations()[p.location as usize].name;
+            if i < max_prefix_series {
+                series.push(make(loc, &p.prefix.to_string()));
+            } else {
+                folded += 1;
+                series.push(
+                    other
+                        .entry(p.location)
+                        .or_insert_with(|| make(loc, "other"))
+                        .clone(),
+                );
+            }
+        }
+        folded_gauge.set(folded);
+
+        let routes_processed = register(
+            &r,
+            IntCounterVec::new(
+                opts(
+                    "routewatch_routes_processed_total",
+                    "Route entries decoded from a feed (matched or not).",
+                ),
+                &["feed"],
+            )?,
+        );
+        let routes_matched = register(
+            &r,
+            IntCounterVec::new(
+                opts(
+                    "routewatch_routes_matched_total",
+                    "Route entries that matched a registered prefix.",
+                ),
+                &["feed"],
+            )?,
+        );
+        let parse_errors = register(
+            &r,
+            IntCounterVec::new(
+                opts(
+                    "routewatch_parse_errors_total",
+                    "Records that could not be decoded.",
+                ),
+                &["feed", "error"],
+            )?,
+        );
+        let mrt_files = register(
+            &r,
+            IntCounterVec::new(
+                opts(
+                    "routewatch_mrt_files_processed_total",
+                    "MRT files read, by outcome.",
+                ),
+                &["result"],
+            )?,
+        );
+        let feed_last_message = register(
+            &r,
+            GaugeVec::new(
+                opts(
+                    "routewatch_feed_last_message_timestamp_seconds",
+                    "BGP time of the newest route read from a feed.",
+                ),
+                &["feed"],
+            )?,
+        );
+        let feed_peers = register(
+            &r,
+            IntGaugeVec::new(
+                opts(
+                    "routewatch_feed_peers",
+                    "Peers currently holding matched routes.",
+                ),
+                &["feed"],
+            )?,
+        );
+        let tracked_routes = register(
+            &r,
+            IntGauge::with_opts(opts(
+                "routewatch_tracked_routes",
+                "Routes held in the engine ((peer, announced prefix, path id) entries).",
+            ))?,
+        );
+        let config_reload_successful = register(
+            &r,
+            IntGauge::with_opts(opts(
+                "routewatch_config_last_reload_successful",
+                "1 when the last configuration load succeeded.",
+            ))?,
+        );
+        let config_reload_timestamp = register(
+            &r,
+            Gauge::with_opts(opts(
+                "routewatch_config_last_reload_success_timestamp_seconds",
+                "Time of the last successful configuration load.",
+            ))?,
+        );
+        for feed in FEEDS {
+            routes_processed.with_label_values(&[feed]);
+            routes_matched.with_label_values(&[feed]);
+            feed_last_message.with_label_values(&[feed]);
+            feed_peers.with_label_values(&[feed]);
+            for e in PARSE_ERROR_LABELS {
+                parse_errors.with_label_values(&[feed, e]);
+            }
+        }
+        for res in MRT_FILE_RESULTS {
+            mrt_files.with_label_values(&[res]);
+        }
+        let synced = vec![PrefixStats::default(); series.len()];
+        Ok(Metrics {
+            registry: r,
+            series,
+            synced,
+            routes_processed,
+            routes_matched,
+            parse_errors,
+            mrt_files,
+            feed_last_message,
+            feed_peers,
+            tracked_routes,
+            config_reload_successful,
+            config_reload_timestamp,
+        })
+    }
+
+    /// Mirrors the engine's statistics of `dirty` prefixes, and the engine-wide gauges.
+    pub fn sync(&mut self, engine: &Engine, dirty: &[PrefixId], feed: &str) {
+        for &r in dirty {
+            let new = engine.stats(r);
+            let old = &self.synced[r as usize];
+            let s = &self.series[r as usize];
+            s.visibility
+                .add(new.visibility as i64 - old.visibility as i64);
+            s.origins.add(new.origins as i64 - old.origins as i64);
+            s.announcements
+                .inc_by(new.announcements - old.announcements);
+            s.withdrawals.inc_by(new.withdrawals - old.withdrawals);
+            s.path_changes.inc_by(new.path_changes - old.path_changes);
+            if let Some(t) = new.last_change {
+                if t > s.last_change.get() {
+                    s.last_change.set(t);
+                }
+            }
+            for k in 0..KINDS {
+                s.anomalies_active[k]
+                    .add(new.anomalies_active[k] as i64 - old.anomalies_active[k] as i64);
+                s.anomalies_opened[k].inc_by(new.anomalies_opened[k] - old.anomalies_opened[k]);
+            }
+            self.synced[r as usize] = new.clone();
+        }
+        self.tracked_routes.set(engine.tracked_routes() as i64);
+        self.feed_peers
+            .with_label_values(&[feed])
+            .set(engine.peers_with_routes() as i64);
+    }
+
+    /// Counts what a feed read for one batch.
+    pub fn record_batch(&self, feed: &str, batch: &Batch) {
+        self.routes_processed
+            .with_label_values(&[feed])
+            .inc_by(batch.processed);
+        self.routes_matched
+            .with_label_values(&[feed])
+            .inc_by(batch.updates.len() as u64);
+        for (label, n) in &batch.errors {
+            self.parse_errors
+                .with_label_values(&[feed, label])
+                .inc_by(*n);
+        }
+        if let Some(t) = batch.last_timestamp {
+            let g = self.feed_last_message.with_label_values(&[feed]);
+            if t > g.get() {
+                g.set(t);
+            }
+        }
+    }
+
+    /// Counts a finished MRT file by outcome (one of [`MRT_FILE_RESULTS`]).
+    pub fn record_mrt_file(&self, result: &str) {
+        self.mrt_files.with_label_values(&[result]).inc();
+    }
+
+    /// The underlying Prometheus registry (cheap to clone; safe to gather concurrently).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Renders the text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Location;
+
+    fn registry() -> PrefixRegistry {
+        PrefixRegistry::new(vec![Location {
+            name: "l".into(),
+            provider: None,
+            provider_asns: vec![],
+            region: None,
+            origin_asns: vec![1],
+            prefixes: vec![
+                "10.0.0.0/24".parse().unwrap(),
+                "10.0.1.0/24".parse().unwrap(),
+                "10.0.2.0/24".parse().unwrap(),
+            ],
+            max_length: None,
+            max_length_v6: None,
+            min_peers: 1,
+        }])
+        .unwrap()
+    }
+
+    #[test]
+    fn prefixes_beyond_the_cap_fold_into_other() {
+        let m = Metrics::new(&registry(), 1).unwrap();
+        let text = m.render();
+        assert!(text.contains(
+            r#"routewatch_prefix_visibility_peers{location="l",prefix="10.0.0.0/24"} 0"#
+        ));
+        assert!(
+            text.contains(r#"routewatch_prefix_visibility_peers{location="l",prefix="other"} 0"#)
+        );
+        assert!(!text.contains("10.0.1.0/24"));
+        assert!(text.contains("routewatch_prefix_series_folded 2"));
+        // Known enums pre-initialised.
+        assert!(text.contains(r#"routewatch_parse_errors_total{error="malformed",feed="mrt"} 0"#));
+        assert!(text.contains(
+            r#"routewatch_anomalies_active{kind="moas",location="l",prefix="10.0.0.0/24"} 0"#
+        ));
+        assert!(text.contains(r#"routewatch_build_info{version=""#));
+    }
+}

@@ -1,0 +1,135 @@
+//! Feed-independent route model: what every feed (MRT, BMP, later RIS Live) normalises to.
+//!
+//! A [`RouteUpdate`] exists only for routes that matched the registry: feeds run the
+//! longest-prefix match first and carry the [`Match`] along, so the engine never looks up twice
+//! and unrelated routes never cost an allocation.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use crate::registry::Match;
+
+/// Identity of a BGP peer as seen by one route source.
+///
+/// `source` separates route sources that must never overwrite each other (an MRT collector, and
+/// later a BMP router's pre-policy / post-policy / Loc-RIB views).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerKey {
+    /// Route source, e.g. `mrt`.
+    pub source: Arc<str>,
+    /// Peer address.
+    pub address: IpAddr,
+    /// Peer AS.
+    pub asn: u32,
+}
+
+impl fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} AS{} ({})", self.address, self.asn, self.source)
+    }
+}
+
+/// The origin of a route as far as the AS path tells.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// The last AS of the path.
+    Asn(u32),
+    /// The path ends in an AS_SET (aggregation): the origin is ambiguous.
+    Set(Box<[u32]>),
+    /// Empty AS path (a route originated inside the peer's own AS, seen over iBGP).
+    Unknown,
+}
+
+/// An AS path reduced to what the detectors need, compared as a whole for path changes
+/// (prepending counts as a change).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AsPath {
+    /// AS_SEQUENCE members in order (an AS_SET that is not last is kept as its sorted members;
+    /// confederation segments are left out, as RFC 5065 excludes them from the path).
+    pub asns: Box<[u32]>,
+    /// The origin.
+    pub origin: Origin,
+}
+
+impl AsPath {
+    /// A plain AS_SEQUENCE path; the last AS is the origin.
+    pub fn from_sequence(asns: &[u32]) -> AsPath {
+        let origin = asns.last().map_or(Origin::Unknown, |&o| Origin::Asn(o));
+        AsPath {
+            asns: asns.into(),
+            origin,
+        }
+    }
+
+    /// The origin ASN when it is a single AS.
+    #[inline]
+    pub fn origin_asn(&self) -> Option<u32> {
+        match self.origin {
+            Origin::Asn(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The AS adjacent to the origin (prepending of the origin skipped); `None` when the path is
+    /// only the origin (a direct peer) or the origin is not a single AS.
+    pub fn upstream(&self) -> Option<u32> {
+        let origin = self.origin_asn()?;
+        self.asns.iter().rev().copied().find(|&a| a != origin)
+    }
+}
+
+impl fmt::Display for AsPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for a in self.asns.iter() {
+            if !first {
+                f.write_str(" ")?;
+            }
+            write!(f, "{a}")?;
+            first = false;
+        }
+        if let Origin::Set(set) = &self.origin {
+            if !first {
+                f.write_str(" ")?;
+            }
+            f.write_str("{")?;
+            for (i, a) in set.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(",")?;
+                }
+                write!(f, "{a}")?;
+            }
+            f.write_str("}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What happened to a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteChange {
+    /// Announced (or replaced) with this path.
+    Announce(Arc<AsPath>),
+    /// Withdrawn.
+    Withdraw,
+}
+
+/// One matched route update, normalised from any feed.
+#[derive(Debug, Clone)]
+pub struct RouteUpdate {
+    /// BGP time of the update (seconds since the epoch).
+    pub timestamp: f64,
+    /// The peer.
+    pub peer: Arc<PeerKey>,
+    /// The announced (or withdrawn) prefix.
+    pub prefix: IpNet,
+    /// ADD-PATH path identifier (0 without ADD-PATH).
+    pub path_id: u32,
+    /// The registry match, computed by the feed's prefilter.
+    pub matched: Match,
+    /// Announcement or withdrawal.
+    pub change: RouteChange,
+}

@@ -1,0 +1,157 @@
+//! The `replay` report: per-prefix summary, anomaly transitions and per-file counts, as tables or
+//! as one JSON document (the same shapes as `/api/v1/prefixes`).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::engine::{AnomalyEvent, PrefixSummary, Transition};
+use crate::ingest::mrt::FileReport;
+
+/// Everything `replay` reports.
+#[derive(Debug, Serialize)]
+pub struct ReplayReport {
+    /// Per file: routes processed and matched, parse errors.
+    pub files: Vec<FileReport>,
+    /// Per registered prefix, final state.
+    pub prefixes: Vec<PrefixSummary>,
+    /// Anomaly transitions in the order they happened.
+    pub events: Vec<AnomalyEvent>,
+}
+
+/// Formats a UNIX time (seconds) as RFC 3339 UTC, to the second.
+pub fn format_time(t: f64) -> String {
+    let secs = t.floor() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm), proleptic Gregorian.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+fn join<T: ToString>(items: &[T], sep: &str) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+impl ReplayReport {
+    /// The human-readable report.
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "Files");
+        let _ = writeln!(
+            out,
+            "  {:>10} {:>9} {:>7}  FILE",
+            "ROUTES", "MATCHED", "ERRORS"
+        );
+        for f in &self.files {
+            let _ = writeln!(
+                out,
+                "  {:>10} {:>9} {:>7}  {}",
+                f.processed,
+                f.matched,
+                f.error_count(),
+                f.path.display()
+            );
+        }
+        let _ = writeln!(out, "\nPrefixes");
+        let _ = writeln!(
+            out,
+            "  {:<20} {:<24} {:>5} {:<16} {:>8} {:>8} {:>7} {:>5}  ANOMALIES",
+            "LOCATION", "PREFIX", "PEERS", "ORIGINS", "ANNOUNCE", "WITHDRAW", "CHANGES", "MORE"
+        );
+        for p in &self.prefixes {
+            let open: Vec<String> = p
+                .anomalies
+                .iter()
+                .filter(|a| a.open)
+                .map(|a| match a.asn {
+                    Some(asn) => format!("{}({} AS{asn})", a.kind, a.announced),
+                    None => format!("{}({})", a.kind, a.announced),
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {:<20} {:<24} {:>5} {:<16} {:>8} {:>8} {:>7} {:>5}  {}",
+                p.location,
+                p.prefix.to_string(),
+                p.visibility,
+                if p.origins.is_empty() {
+                    "-".into()
+                } else {
+                    join(&p.origins, ",")
+                },
+                p.announcements,
+                p.withdrawals,
+                p.path_changes,
+                p.more_specifics.len(),
+                if open.is_empty() {
+                    "-".into()
+                } else {
+                    open.join(" ")
+                }
+            );
+        }
+        let _ = writeln!(out, "\nAnomaly transitions ({})", self.events.len());
+        for e in &self.events {
+            let what = match e.transition {
+                Transition::Opened => "OPENED  ",
+                Transition::Resolved => "RESOLVED",
+            };
+            let asn = e.asn.map_or_else(String::new, |a| format!(" AS{a}"));
+            let tail = match (e.transition, &e.example_path, e.reason) {
+                (Transition::Opened, Some(path), _) => format!(" peers={} path [{path}]", e.peers),
+                (Transition::Resolved, _, Some(reason)) => {
+                    format!(
+                        " reason={}",
+                        serde_json::to_value(reason)
+                            .unwrap_or_default()
+                            .as_str()
+                            .unwrap_or("")
+                    )
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  {} {what} {:<24} {} {} announced {}{asn} via {}{tail}",
+                format_time(e.time),
+                e.kind.as_str(),
+                e.location,
+                e.prefix,
+                e.announced,
+                e.peer,
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_times() {
+        assert_eq!(format_time(0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(951_450_300.5), "2000-02-25T03:45:00Z");
+        assert_eq!(format_time(1_427_846_400.0), "2015-04-01T00:00:00Z");
+        assert_eq!(format_time(1_709_164_800.0), "2024-02-29T00:00:00Z");
+    }
+}

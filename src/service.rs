@@ -1,0 +1,513 @@
+//! Commands: `replay` (one-shot), `run` (the daemon) and `check-config`.
+//!
+//! Both `replay` and `run` push data through the same [`Pipeline`] (metrics per batch, engine,
+//! dirty-prefix sync, event log), so the daemon and the investigation tool cannot disagree.
+//! In the daemon the pipeline lives in one engine task, fed by a bounded channel of batches
+//! (a slow engine slows the readers; nothing is dropped) and answering API queries on a second
+//! channel.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use crate::cli::{Command, Format};
+use crate::config::Config;
+use crate::engine::{AnomalyEvent, Engine, Transition};
+use crate::error::Error;
+use crate::http::{self, AppState, Query, StatusBody};
+use crate::ingest::mrt::{self, Batch, FileReport};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::report::ReplayReport;
+
+/// Name of the file in the state directory that remembers processed watched MRT files.
+pub const PROCESSED_FILE: &str = "mrt-processed.txt";
+
+/// Runs one CLI command.
+pub fn execute(command: Command) -> Result<(), Error> {
+    match command {
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Replay {
+            config,
+            format,
+            metrics_out,
+            files,
+        } => {
+            let report = replay(&config, &files, metrics_out.as_deref())?;
+            let text = match format {
+                Format::Table => report.to_table(),
+                Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+            };
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|source| Error::Io {
+                    context: "writing the report to stdout".into(),
+                    source,
+                })
+        }
+        Command::Run { config } => run(&config),
+    }
+}
+
+fn check_config(path: &Path) -> Result<(), Error> {
+    let config = Config::load(path)?;
+    let registry = config
+        .registry()
+        .map_err(|e| crate::config::ConfigError::Read {
+            file: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    let (v4, v6) = registry.count_by_family();
+    println!(
+        "{}: OK: {} locations, {} prefixes ({v4} IPv4, {v6} IPv6)",
+        path.display(),
+        registry.locations().len(),
+        v4 + v6
+    );
+    Ok(())
+}
+
+/// The ingest → engine → metrics path shared by `replay` and `run`.
+pub struct Pipeline {
+    /// The engine.
+    pub engine: Engine,
+    /// The metrics.
+    pub metrics: Metrics,
+    history: Option<Vec<AnomalyEvent>>,
+    files_processed: u64,
+}
+
+impl Pipeline {
+    /// A pipeline over `registry`; with `keep_history` the anomaly transitions are also kept in
+    /// memory (for the replay report).
+    pub fn new(
+        registry: Arc<Registry>,
+        max_prefix_series: usize,
+        keep_history: bool,
+    ) -> Result<Self, Error> {
+        let metrics = Metrics::new(&registry, max_prefix_series)?;
+        metrics.config_reload_successful.set(1);
+        metrics.config_reload_timestamp.set(now());
+        Ok(Pipeline {
+            engine: Engine::new(registry),
+            metrics,
+            history: keep_history.then(Vec::new),
+            files_processed: 0,
+        })
+    }
+
+    /// Applies one batch from `feed`.
+    pub fn ingest(&mut self, feed: &str, batch: Batch) {
+        self.metrics.record_batch(feed, &batch);
+        for update in &batch.updates {
+            self.engine.apply(update);
+        }
+        let dirty = self.engine.take_dirty();
+        self.metrics.sync(&self.engine, &dirty, feed);
+        for ev in self.engine.drain_events() {
+            log_event(&ev);
+            if let Some(h) = &mut self.history {
+                h.push(ev);
+            }
+        }
+    }
+
+    /// Records a finished MRT file.
+    pub fn file_done(&mut self, report: &FileReport) {
+        self.files_processed += 1;
+        let result = if report.error_count() > 0 {
+            "parse_errors"
+        } else {
+            "ok"
+        };
+        self.metrics.record_mrt_file(result);
+        info!(
+            file = %report.path.display(),
+            routes = report.processed,
+            matched = report.matched,
+            errors = report.error_count(),
+            "MRT file processed"
+        );
+    }
+
+    /// Takes the kept anomaly transitions.
+    pub fn take_history(&mut self) -> Vec<AnomalyEvent> {
+        self.history
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+}
+
+fn log_event(ev: &AnomalyEvent) {
+    let asn = ev.asn.map_or(0, |a| a as i64);
+    let path = ev.example_path.as_deref().unwrap_or("");
+    match ev.transition {
+        Transition::Opened => warn!(
+            kind = ev.kind.as_str(),
+            severity = ev.severity,
+            location = %ev.location,
+            prefix = %ev.prefix,
+            announced = %ev.announced,
+            asn,
+            peers = ev.peers,
+            peer = %ev.peer,
+            path,
+            "anomaly opened"
+        ),
+        Transition::Resolved => info!(
+            kind = ev.kind.as_str(),
+            location = %ev.location,
+            prefix = %ev.prefix,
+            announced = %ev.announced,
+            asn,
+            peer = %ev.peer,
+            reason = ?ev.reason,
+            "anomaly resolved"
+        ),
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn load_registry(config: &Config) -> Result<Arc<Registry>, Error> {
+    // Config::load already validated the registry; a failure here cannot happen, but is reported
+    // as a configuration error rather than a panic.
+    config.registry().map(Arc::new).map_err(|e| {
+        Error::Config(crate::config::ConfigError::Read {
+            file: config.path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })
+}
+
+/// `routewatch replay`: RIB dumps first, then updates; returns the report.
+pub fn replay(
+    config_path: &Path,
+    files: &[PathBuf],
+    metrics_out: Option<&Path>,
+) -> Result<ReplayReport, Error> {
+    let config = Config::load(config_path)?;
+    let registry = load_registry(&config)?;
+    let mut pipeline = Pipeline::new(registry.clone(), config.metrics.max_prefix_series, true)?;
+    let ordered = mrt::order_for_replay(files)?;
+    let mut reports = Vec::with_capacity(ordered.len());
+    for (path, _kind) in ordered {
+        let report = mrt::read_file(&path, &registry, |b| {
+            pipeline.ingest(mrt::FEED, b);
+            true
+        })?;
+        pipeline.file_done(&report);
+        reports.push(report);
+    }
+    if let Some(out) = metrics_out {
+        std::fs::write(out, pipeline.metrics.render()).map_err(|source| Error::Write {
+            path: out.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(ReplayReport {
+        files: reports,
+        prefixes: pipeline.engine.prefix_summaries(),
+        events: pipeline.take_history(),
+    })
+}
+
+/// Messages from the feeds to the engine task.
+enum FeedMessage {
+    Batch(Batch),
+    FileDone(FileReport),
+    FileFailed(String),
+    InitialLoadDone,
+}
+
+/// `routewatch run`.
+pub fn run(config_path: &Path) -> Result<(), Error> {
+    let config = Config::load(config_path)?;
+    let registry = load_registry(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            context: "starting the async runtime".into(),
+            source,
+        })?;
+    runtime.block_on(run_async(config, registry))
+}
+
+async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error> {
+    let mut pipeline = Pipeline::new(registry.clone(), config.metrics.max_prefix_series, false)?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let (feed_tx, mut feed_rx) = mpsc::channel::<FeedMessage>(8);
+    let (query_tx, mut query_rx) = mpsc::channel::<Query>(64);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| Error::Io {
+        context: "reading the listen address".into(),
+        source,
+    })?;
+    info!(address = %local, locations = registry.locations().len(), prefixes = registry.prefixes().len(), "listening");
+
+    let app = http::router(AppState {
+        metrics: pipeline_registry(&pipeline),
+        ready: ready.clone(),
+        queries: query_tx,
+    });
+    let mut http_shutdown = shutdown_rx.clone();
+    let server = tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stopped(&mut http_shutdown).await })
+            .await;
+        if let Err(e) = r {
+            error!(error = %e, "HTTP server failed");
+        }
+    });
+
+    // Feeds: the configured files first (the baseline), then the watched directory.
+    let feeds = tokio::spawn(feed_task(
+        config.clone(),
+        registry.clone(),
+        feed_tx,
+        shutdown_rx.clone(),
+    ));
+
+    // The engine task: the only owner of route state.
+    let engine_ready = ready.clone();
+    let registered = registry.prefixes().len();
+    let locations = registry.locations().len();
+    let mut engine_shutdown = shutdown_rx.clone();
+    let engine = tokio::spawn(async move {
+        let mut feeds_open = true;
+        loop {
+            tokio::select! {
+                msg = feed_rx.recv(), if feeds_open => match msg {
+                    Some(FeedMessage::Batch(b)) => pipeline.ingest(mrt::FEED, b),
+                    Some(FeedMessage::FileDone(r)) => pipeline.file_done(&r),
+                    Some(FeedMessage::FileFailed(e)) => {
+                        pipeline.metrics.record_mrt_file("failed");
+                        error!(error = %e, "MRT file could not be read");
+                    }
+                    Some(FeedMessage::InitialLoadDone) => {
+                        engine_ready.store(true, Ordering::Release);
+                        info!(routes = pipeline.engine.tracked_routes(), "initial MRT files loaded; ready");
+                    }
+                    // Feeds finished (no watched directory): keep answering queries.
+                    None => feeds_open = false,
+                },
+                q = query_rx.recv() => match q {
+                    Some(q) => answer(&pipeline, q, &engine_ready, registered, locations),
+                    None => break,
+                },
+                _ = stopped(&mut engine_shutdown) => break,
+            }
+        }
+    });
+
+    wait_for_signal().await;
+    info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    let _ = server.await;
+    let _ = feeds.await;
+    let _ = engine.await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Resolves once shutdown has been requested.
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+fn pipeline_registry(p: &Pipeline) -> prometheus::Registry {
+    p.metrics.registry().clone()
+}
+
+fn answer(p: &Pipeline, q: Query, ready: &AtomicBool, registered: usize, locations: usize) {
+    match q {
+        Query::Prefixes(tx) => {
+            let _ = tx.send(p.engine.prefix_summaries());
+        }
+        Query::Anomalies(tx) => {
+            let _ = tx.send(p.engine.anomalies());
+        }
+        Query::Status(tx) => {
+            let _ = tx.send(StatusBody {
+                version: env!("CARGO_PKG_VERSION"),
+                ready: ready.load(Ordering::Acquire),
+                locations,
+                registered_prefixes: registered,
+                tracked_routes: p.engine.tracked_routes(),
+                peers: p.engine.peers_with_routes(),
+                mrt_files_processed: p.files_processed,
+            });
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Reads one file on a blocking thread, sending its batches; false when the engine is gone.
+async fn process_file(
+    path: PathBuf,
+    registry: Arc<Registry>,
+    tx: mpsc::Sender<FeedMessage>,
+) -> bool {
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut open = true;
+        let r = mrt::read_file(&path, &registry, |b| {
+            open = tx.blocking_send(FeedMessage::Batch(b)).is_ok();
+            open
+        });
+        let msg = match r {
+            Ok(report) => FeedMessage::FileDone(report),
+            Err(e) => FeedMessage::FileFailed(e.to_string()),
+        };
+        open && tx.blocking_send(msg).is_ok()
+    })
+    .await;
+    joined.unwrap_or(false)
+}
+
+async fn feed_task(
+    config: Config,
+    registry: Arc<Registry>,
+    tx: mpsc::Sender<FeedMessage>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let ordered = match mrt::order_for_replay(&config.mrt.files) {
+        Ok(o) => o,
+        Err(e) => {
+            // An unreadable configured file is counted and logged; the daemon still serves.
+            let _ = tx.send(FeedMessage::FileFailed(e.to_string())).await;
+            config
+                .mrt
+                .files
+                .iter()
+                .map(|p| (p.clone(), mrt::MrtFileKind::Unknown))
+                .collect()
+        }
+    };
+    for (path, _) in ordered {
+        if *shutdown.borrow() || !process_file(path, registry.clone(), tx.clone()).await {
+            return;
+        }
+    }
+    if tx.send(FeedMessage::InitialLoadDone).await.is_err() {
+        return;
+    }
+    let Some(dir) = config.mrt.watch_dir.clone() else {
+        return;
+    };
+    let state_file = config.state_dir.join(PROCESSED_FILE);
+    if let Err(e) = std::fs::create_dir_all(&config.state_dir) {
+        error!(dir = %config.state_dir.display(), error = %e, "cannot create the state directory; processed MRT files will not be remembered across restarts");
+    }
+    let mut processed = load_processed(&state_file);
+    let mut tick = tokio::time::interval(Duration::from_secs(config.mrt.watch_interval_seconds));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut shutdown) => return,
+        }
+        for name in new_files(&dir, &processed) {
+            if *shutdown.borrow() {
+                return;
+            }
+            if !process_file(dir.join(&name), registry.clone(), tx.clone()).await {
+                return;
+            }
+            remember_processed(&state_file, &name);
+            processed.insert(name);
+        }
+    }
+}
+
+/// The set of watched-directory file names already processed (one per line).
+pub fn load_processed(path: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(path)
+        .map(|s| {
+            s.lines()
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn remember_processed(path: &Path, name: &str) {
+    let r = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| writeln!(f, "{name}"));
+    if let Err(e) = r {
+        warn!(file = %path.display(), error = %e, "cannot record a processed MRT file");
+    }
+}
+
+/// New regular files in `dir`, in name order: not hidden, not yet processed, and not modified in
+/// the last second (a file still being written is picked up on a later poll).
+pub fn new_files(dir: &Path, processed: &BTreeSet<String>) -> Vec<String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            warn!(dir = %dir.display(), error = %e, "cannot list the watched MRT directory");
+            return Vec::new();
+        }
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.metadata().is_ok_and(|m| {
+                m.is_file()
+                    && m.modified().ok().and_then(|t| t.elapsed().ok())
+                        >= Some(Duration::from_secs(1))
+            })
+        })
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.') && !processed.contains(n))
+        .collect();
+    names.sort();
+    names
+}
