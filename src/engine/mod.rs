@@ -479,9 +479,9 @@ impl Engine {
         }
     }
 
-    /// MOAS is a property of all routes of an announced prefix: open while two or more distinct
-    /// origins are carried and at least `min-peers` peers carry the prefix; resolves when fewer
-    /// than two origins remain.
+    /// MOAS is a property of all routes of an announced prefix. It opens when at least two
+    /// distinct origins are each carried by `min-peers` routes (peers, but for ADD-PATH), and
+    /// resolves when fewer than two origins remain.
     fn update_moas(
         &mut self,
         r: PrefixId,
@@ -491,10 +491,15 @@ impl Engine {
         ts: f64,
         reason: RemovalReason,
     ) {
-        let (distinct, npeers) = self.prefixes[r as usize]
-            .announced
-            .get(&q)
-            .map_or((0, 0), |a| (a.origins.len(), a.peers.len() as u32));
+        let min_peers = self.min_peers(r);
+        let (distinct, npeers, well_carried) =
+            self.prefixes[r as usize]
+                .announced
+                .get(&q)
+                .map_or((0, 0, 0), |a| {
+                    let well_carried = a.origins.values().filter(|&&n| n >= min_peers).count();
+                    (a.origins.len(), a.peers.len() as u32, well_carried)
+                });
         let key = AnomalyKey {
             kind: AnomalyKind::Moas,
             registered: r,
@@ -502,7 +507,6 @@ impl Engine {
             asn: None,
         };
         if distinct >= 2 {
-            let min_peers = self.min_peers(r);
             let st = self.anomalies.entry(key).or_insert_with(|| AnomalyState {
                 carriers: HashMap::new(),
                 open: false,
@@ -515,7 +519,7 @@ impl Engine {
             if let Some(p) = path {
                 st.example = Some((peer, p.clone()));
             }
-            if !st.open && npeers >= min_peers {
+            if !st.open && well_carried >= 2 {
                 st.open = true;
                 st.opened_at = Some(ts);
                 self.opened(key, npeers, peer, ts);

@@ -375,3 +375,18 @@ fn dirty_set_lists_each_changed_prefix_once() {
     assert_eq!(h.engine.take_dirty(), vec![0, 1]);
     assert!(h.engine.take_dirty().is_empty());
 }
+
+#[test]
+fn moas_needs_min_peers_on_the_second_origin() {
+    let mut h = Harness::new(2);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.announce(2, "203.0.113.0/24", &[174, 64500, 64496]);
+    h.announce(3, "203.0.113.0/24", &[3356, 64497]);
+    assert!(
+        h.events().is_empty(),
+        "one peer seeing a second origin is below min-peers"
+    );
+    h.announce(4, "203.0.113.0/24", &[6939, 64497]);
+    let kinds: Vec<_> = h.events().into_iter().map(|e| e.1).collect();
+    assert_eq!(kinds, vec![AnomalyKind::OriginMismatch, AnomalyKind::Moas]);
+}
