@@ -204,10 +204,9 @@ impl Source {
     fn line_col(&self, offset: usize) -> (usize, usize) {
         let before = &self.text[..offset.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
-        let col = before
-            .rfind('\n')
-            .map_or(before.len(), |nl| before.len() - nl - 1)
-            + 1;
+        // Columns count characters, as editors do.
+        let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
+        let col = before[line_start..].chars().count() + 1;
         (line, col)
     }
 

@@ -6,7 +6,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = routewatch::cli::Cli::parse();
-    routewatch::log::init("info");
+    // replay prints its report on stdout; keep stderr to warnings unless RUST_LOG says otherwise.
+    let level = match cli.command {
+        routewatch::cli::Command::Replay { .. } => "warn",
+        _ => "info",
+    };
+    routewatch::log::init(level);
     match routewatch::service::execute(cli.command) {
         Ok(()) => ExitCode::from(routewatch::error::EXIT_OK),
         Err(e) => {

@@ -112,9 +112,10 @@ impl Pipeline {
         let dirty = self.engine.take_dirty();
         self.metrics.sync(&self.engine, &dirty, feed);
         for ev in self.engine.drain_events() {
-            log_event(&ev);
-            if let Some(h) = &mut self.history {
-                h.push(ev);
+            // With a history (replay) the events go to the report; the daemon logs them.
+            match &mut self.history {
+                Some(h) => h.push(ev),
+                None => log_event(&ev),
             }
         }
     }
@@ -244,7 +245,10 @@ pub fn run(config_path: &Path) -> Result<(), Error> {
             context: "starting the async runtime".into(),
             source,
         })?;
-    runtime.block_on(run_async(config, registry))
+    let result = runtime.block_on(run_async(config, registry));
+    // Do not wait for a reader stuck in a blocking open/read (it holds no state worth saving).
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error> {
@@ -325,7 +329,13 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     info!("shutting down");
     let _ = shutdown_tx.send(true);
     let _ = server.await;
-    let _ = feeds.await;
+    // A feed blocked in a read (a FIFO, a hung mount) must not hold up the exit.
+    if tokio::time::timeout(Duration::from_secs(5), feeds)
+        .await
+        .is_err()
+    {
+        warn!("a feed did not stop within 5 s; exiting without it");
+    }
     let _ = engine.await;
     info!("stopped");
     Ok(())
@@ -387,26 +397,62 @@ async fn wait_for_signal() {
     }
 }
 
-/// Reads one file on a blocking thread, sending its batches; false when the engine is gone.
+/// What became of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileOutcome {
+    /// Read to the end (parse errors, if any, were counted).
+    Read,
+    /// Could not be opened.
+    Unreadable,
+    /// The engine task is gone (shutdown): stop feeding.
+    EngineGone,
+}
+
+/// Reads one file on a blocking thread, sending its batches to the engine task.
 async fn process_file(
     path: PathBuf,
     registry: Arc<Registry>,
     tx: mpsc::Sender<FeedMessage>,
-) -> bool {
+) -> FileOutcome {
     let joined = tokio::task::spawn_blocking(move || {
         let mut open = true;
         let r = mrt::read_file(&path, &registry, |b| {
             open = tx.blocking_send(FeedMessage::Batch(b)).is_ok();
             open
         });
-        let msg = match r {
-            Ok(report) => FeedMessage::FileDone(report),
-            Err(e) => FeedMessage::FileFailed(e.to_string()),
+        let (outcome, msg) = match r {
+            Ok(report) => (FileOutcome::Read, FeedMessage::FileDone(report)),
+            Err(e) => (
+                FileOutcome::Unreadable,
+                FeedMessage::FileFailed(e.to_string()),
+            ),
         };
-        open && tx.blocking_send(msg).is_ok()
+        if open && tx.blocking_send(msg).is_ok() {
+            outcome
+        } else {
+            FileOutcome::EngineGone
+        }
     })
     .await;
-    joined.unwrap_or(false)
+    joined.unwrap_or(FileOutcome::EngineGone)
+}
+
+/// Processes one file unless shutdown comes first; `None` means stop feeding.
+async fn process_or_stop(
+    path: PathBuf,
+    registry: &Arc<Registry>,
+    tx: &mpsc::Sender<FeedMessage>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<FileOutcome> {
+    if *shutdown.borrow() {
+        return None;
+    }
+    tokio::select! {
+        o = process_file(path, registry.clone(), tx.clone()) => {
+            (o != FileOutcome::EngineGone).then_some(o)
+        }
+        _ = stopped(shutdown) => None,
+    }
 }
 
 async fn feed_task(
@@ -415,11 +461,22 @@ async fn feed_task(
     tx: mpsc::Sender<FeedMessage>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let ordered = match mrt::order_for_replay(&config.mrt.files) {
-        Ok(o) => o,
-        Err(e) => {
-            // An unreadable configured file is counted and logged; the daemon still serves.
-            let _ = tx.send(FeedMessage::FileFailed(e.to_string())).await;
+    // Classifying opens every file: do it on a blocking thread (a FIFO or a hung mount must not
+    // hold up a runtime worker), and give way to shutdown.
+    let files = config.mrt.files.clone();
+    let classify = tokio::task::spawn_blocking(move || mrt::order_for_replay(&files));
+    let classified = tokio::select! {
+        r = classify => r.ok(),
+        _ = stopped(&mut shutdown) => return,
+    };
+    let ordered = match classified {
+        Some(Ok(o)) => o,
+        other => {
+            // An unreadable configured file is counted and logged; the daemon still serves, and
+            // the files are read in the order given.
+            if let Some(Err(e)) = other {
+                let _ = tx.send(FeedMessage::FileFailed(e.to_string())).await;
+            }
             config
                 .mrt
                 .files
@@ -429,7 +486,10 @@ async fn feed_task(
         }
     };
     for (path, _) in ordered {
-        if *shutdown.borrow() || !process_file(path, registry.clone(), tx.clone()).await {
+        if process_or_stop(path, &registry, &tx, &mut shutdown)
+            .await
+            .is_none()
+        {
             return;
         }
     }
@@ -444,6 +504,8 @@ async fn feed_task(
         error!(dir = %config.state_dir.display(), error = %e, "cannot create the state directory; processed MRT files will not be remembered across restarts");
     }
     let mut processed = load_processed(&state_file);
+    // Files that could not be opened are retried after a restart, not on every poll.
+    let mut unreadable: BTreeSet<String> = BTreeSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(config.mrt.watch_interval_seconds));
     loop {
         tokio::select! {
@@ -451,14 +513,19 @@ async fn feed_task(
             _ = stopped(&mut shutdown) => return,
         }
         for name in new_files(&dir, &processed) {
-            if *shutdown.borrow() {
-                return;
+            if unreadable.contains(&name) {
+                continue;
             }
-            if !process_file(dir.join(&name), registry.clone(), tx.clone()).await {
-                return;
+            match process_or_stop(dir.join(&name), &registry, &tx, &mut shutdown).await {
+                Some(FileOutcome::Read) => {
+                    remember_processed(&state_file, &name);
+                    processed.insert(name);
+                }
+                Some(_) => {
+                    unreadable.insert(name);
+                }
+                None => return,
             }
-            remember_processed(&state_file, &name);
-            processed.insert(name);
         }
     }
 }

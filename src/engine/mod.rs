@@ -15,14 +15,16 @@
 //! offending ASN) opens when `min-peers` peers carry it and resolves when none does.
 
 pub mod anomaly;
+mod vecmap;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Serialize;
 
 pub use anomaly::{AnomalyKey, AnomalyKind};
+use vecmap::VecMap;
 
 use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
 use crate::registry::{MatchKind, PrefixId, Registry};
@@ -58,23 +60,25 @@ pub struct PrefixStats {
 #[derive(Default)]
 struct Announced {
     /// Current path per (peer, ADD-PATH id).
-    routes: HashMap<(PeerIdx, u32), Arc<AsPath>>,
+    routes: VecMap<(PeerIdx, u32), Arc<AsPath>>,
     /// Number of routes per peer (more than one only with ADD-PATH).
-    peers: HashMap<PeerIdx, u32>,
+    peers: VecMap<PeerIdx, u32>,
     /// Number of routes per single-AS origin.
-    origins: BTreeMap<u32, u32>,
+    origins: VecMap<u32, u32>,
 }
 
 #[derive(Default)]
 struct PrefixState {
     stats: PrefixStats,
     announced: HashMap<IpNet, Announced>,
+    /// Anomaly instances of this registered prefix (open, or held below min-peers).
+    anomalies: HashMap<AnomalyKey, AnomalyState>,
     dirty: bool,
 }
 
 struct AnomalyState {
     /// Routes carrying the anomaly, per peer (unused for MOAS, which is per announced prefix).
-    carriers: HashMap<PeerIdx, u32>,
+    carriers: VecMap<PeerIdx, u32>,
     open: bool,
     first_seen: f64,
     last_seen: f64,
@@ -208,7 +212,6 @@ pub struct Engine {
     /// Routes held per peer (to report peers with routes, and to skip empty peer-down scans).
     peer_routes: Vec<u64>,
     prefixes: Vec<PrefixState>,
-    anomalies: HashMap<AnomalyKey, AnomalyState>,
     tracked_routes: u64,
     events: Vec<AnomalyEvent>,
     dirty: Vec<PrefixId>,
@@ -226,7 +229,6 @@ impl Engine {
             peer_index: HashMap::new(),
             peer_routes: Vec::new(),
             prefixes,
-            anomalies: HashMap::new(),
             tracked_routes: 0,
             events: Vec::new(),
             dirty: Vec::new(),
@@ -355,9 +357,9 @@ impl Engine {
         {
             let st = &mut self.prefixes[r as usize];
             let a = st.announced.entry(q).or_default();
-            *a.peers.entry(peer).or_insert(0) += 1;
+            a.peers.increment(peer);
             if let Some(o) = path.origin_asn() {
-                *a.origins.entry(o).or_insert(0) += 1;
+                a.origins.increment(o);
             }
             if kind == MatchKind::Exact {
                 st.stats.visibility = a.peers.len() as u32;
@@ -392,19 +394,9 @@ impl Engine {
         {
             let st = &mut self.prefixes[r as usize];
             if let Some(a) = st.announced.get_mut(&q) {
-                if let Some(n) = a.peers.get_mut(&peer) {
-                    *n -= 1;
-                    if *n == 0 {
-                        a.peers.remove(&peer);
-                    }
-                }
+                a.peers.decrement(&peer);
                 if let Some(o) = path.origin_asn() {
-                    if let Some(n) = a.origins.get_mut(&o) {
-                        *n -= 1;
-                        if *n == 0 {
-                            a.origins.remove(&o);
-                        }
-                    }
+                    a.origins.decrement(&o);
                 }
                 if kind == MatchKind::Exact {
                     st.stats.visibility = a.peers.len() as u32;
@@ -441,15 +433,18 @@ impl Engine {
 
     fn carrier_added(&mut self, key: AnomalyKey, peer: PeerIdx, path: &Arc<AsPath>, ts: f64) {
         let min_peers = self.min_peers(key.registered);
-        let st = self.anomalies.entry(key).or_insert_with(|| AnomalyState {
-            carriers: HashMap::new(),
-            open: false,
-            first_seen: ts,
-            last_seen: ts,
-            opened_at: None,
-            example: None,
-        });
-        *st.carriers.entry(peer).or_insert(0) += 1;
+        let st = self.prefixes[key.registered as usize]
+            .anomalies
+            .entry(key)
+            .or_insert_with(|| AnomalyState {
+                carriers: VecMap::default(),
+                open: false,
+                first_seen: ts,
+                last_seen: ts,
+                opened_at: None,
+                example: None,
+            });
+        st.carriers.increment(peer);
         st.last_seen = ts;
         st.example = Some((peer, path.clone()));
         let carriers = st.carriers.len() as u32;
@@ -461,17 +456,18 @@ impl Engine {
     }
 
     fn carrier_removed(&mut self, key: AnomalyKey, peer: PeerIdx, ts: f64, reason: RemovalReason) {
-        let Some(st) = self.anomalies.get_mut(&key) else {
+        let Some(st) = self.prefixes[key.registered as usize]
+            .anomalies
+            .get_mut(&key)
+        else {
             return;
         };
-        if let Some(n) = st.carriers.get_mut(&peer) {
-            *n -= 1;
-            if *n == 0 {
-                st.carriers.remove(&peer);
-            }
-        }
+        st.carriers.decrement(&peer);
         if st.carriers.is_empty() {
-            if let Some(st) = self.anomalies.remove(&key) {
+            if let Some(st) = self.prefixes[key.registered as usize]
+                .anomalies
+                .remove(&key)
+            {
                 if st.open {
                     self.resolved(key, peer, st.example.map(|e| e.1), ts, reason);
                 }
@@ -507,14 +503,17 @@ impl Engine {
             asn: None,
         };
         if distinct >= 2 {
-            let st = self.anomalies.entry(key).or_insert_with(|| AnomalyState {
-                carriers: HashMap::new(),
-                open: false,
-                first_seen: ts,
-                last_seen: ts,
-                opened_at: None,
-                example: None,
-            });
+            let st = self.prefixes[key.registered as usize]
+                .anomalies
+                .entry(key)
+                .or_insert_with(|| AnomalyState {
+                    carriers: VecMap::default(),
+                    open: false,
+                    first_seen: ts,
+                    last_seen: ts,
+                    opened_at: None,
+                    example: None,
+                });
             st.last_seen = ts;
             if let Some(p) = path {
                 st.example = Some((peer, p.clone()));
@@ -524,7 +523,10 @@ impl Engine {
                 st.opened_at = Some(ts);
                 self.opened(key, npeers, peer, ts);
             }
-        } else if let Some(st) = self.anomalies.remove(&key) {
+        } else if let Some(st) = self.prefixes[key.registered as usize]
+            .anomalies
+            .remove(&key)
+        {
             if st.open {
                 self.resolved(key, peer, st.example.map(|e| e.1), ts, reason);
             }
@@ -560,7 +562,7 @@ impl Engine {
     }
 
     fn opened(&mut self, key: AnomalyKey, peers: u32, peer: PeerIdx, ts: f64) {
-        let path = self
+        let path = self.prefixes[key.registered as usize]
             .anomalies
             .get(&key)
             .and_then(|s| s.example.as_ref().map(|e| e.1.clone()));
@@ -659,10 +661,14 @@ impl Engine {
 
     /// All anomaly instances (open, and held below min-peers), sorted by prefix then kind.
     pub fn anomalies(&self) -> Vec<AnomalySummary> {
-        let mut keys: Vec<_> = self.anomalies.keys().collect();
-        keys.sort();
-        keys.into_iter()
-            .map(|k| self.anomaly_summary(k, &self.anomalies[k]))
+        let mut all: Vec<(&AnomalyKey, &AnomalyState)> = self
+            .prefixes
+            .iter()
+            .flat_map(|p| p.anomalies.iter())
+            .collect();
+        all.sort_by_key(|(k, _)| **k);
+        all.into_iter()
+            .map(|(k, s)| self.anomaly_summary(k, s))
             .collect()
     }
 
@@ -685,14 +691,13 @@ impl Engine {
             .map(|(q, a)| AnnouncedSummary {
                 prefix: *q,
                 peers: a.peers.len() as u32,
-                origins: a.origins.keys().copied().collect(),
+                origins: sorted_keys(&a.origins),
             })
             .collect();
         more_specifics.sort_by_key(|m| m.prefix);
-        let mut anomalies: Vec<AnomalySummary> = self
+        let mut anomalies: Vec<AnomalySummary> = st
             .anomalies
             .iter()
-            .filter(|(k, _)| k.registered == r)
             .map(|(k, s)| self.anomaly_summary(k, s))
             .collect();
         anomalies.sort_by_key(|a| (a.kind, a.announced, a.asn));
@@ -700,7 +705,7 @@ impl Engine {
             location: self.registry.location_of(r).name.clone(),
             prefix: reg.prefix,
             visibility: st.stats.visibility,
-            origins: exact.map_or_else(Vec::new, |a| a.origins.keys().copied().collect()),
+            origins: exact.map_or_else(Vec::new, |a| sorted_keys(&a.origins)),
             sample_paths,
             more_specifics,
             announcements: st.stats.announcements,
@@ -717,6 +722,12 @@ impl Engine {
             .map(|r| self.prefix_summary(r))
             .collect()
     }
+}
+
+fn sorted_keys(m: &VecMap<u32, u32>) -> Vec<u32> {
+    let mut v: Vec<u32> = m.iter().map(|(k, _)| *k).collect();
+    v.sort_unstable();
+    v
 }
 
 #[cfg(test)]

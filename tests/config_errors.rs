@@ -1,0 +1,396 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `routewatch check-config` through the real binary: every kind of bad configuration exits 2
+//! with `FILE:LINE:COL: KEY: message` on stderr, pointing at the exact offending value; valid
+//! configurations exit 0 and say OK.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs `routewatch check-config -c path`.
+fn check_config(path: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_routewatch"))
+        .arg("check-config")
+        .arg("-c")
+        .arg(path)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+}
+
+/// Writes `text` as `name` in `dir`.
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// 1-based column of the first `at` on 1-based `line` of `text`; an empty `at` means the end of
+/// the line.
+fn column(text: &str, line: usize, at: &str) -> usize {
+    let l = text
+        .lines()
+        .nth(line - 1)
+        .unwrap_or_else(|| panic!("no line {line} in\n{text}"));
+    if at.is_empty() {
+        return l.len() + 1;
+    }
+    l.find(at)
+        .unwrap_or_else(|| panic!("{at:?} not on line {line}: {l:?}"))
+        + 1
+}
+
+/// Asserts `out` is a configuration error (exit 2, nothing on stdout) whose stderr is
+/// `routewatch: FILE:LINE:COL: rest...`, where COL is that of `at` on `line` of `text` (the
+/// contents of `file`).
+fn assert_config_error(out: &Output, file: &Path, text: &str, line: usize, at: &str, rest: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit code of a configuration error; stderr: {stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let col = column(text, line, at);
+    let want = format!("routewatch: {}:{line}:{col}: {rest}", file.display());
+    assert!(
+        stderr.lines().any(|l| l.starts_with(&want)),
+        "stderr does not start a line with\n  {want}\nstderr:\n{stderr}"
+    );
+}
+
+/// Writes `text` as the main configuration in a fresh directory, checks it and asserts the
+/// error as [`assert_config_error`] does; returns the output.
+fn expect_error(text: &str, line: usize, at: &str, rest: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "routewatch.toml", text);
+    let out = check_config(&path);
+    assert_config_error(&out, &path, text, line, at, rest);
+    out
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn unknown_key_in_a_location() {
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [64500]
+prefixs = ["192.0.2.0/24"]
+"#;
+    expect_error(text, 4, "prefixs", "unknown field `prefixs`");
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let text = r#"state-dir = "/var/lib/routewatch"
+listen = "127.0.0.1:9179"
+"#;
+    expect_error(text, 2, "listen", "unknown field `listen`");
+}
+
+#[test]
+fn prefix_with_host_bits_set() {
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["10.0.0.1/8"]
+"#;
+    expect_error(
+        text,
+        4,
+        "\"10.0.0.1/8\"",
+        "location[0].prefixes: '10.0.0.1/8' has host bits set beyond /8 (did you mean 10.0.0.0/8?)",
+    );
+}
+
+#[test]
+fn ipv4_prefix_length_over_32() {
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["192.0.2.0/24", "10.0.0.0/33"]
+"#;
+    expect_error(
+        text,
+        4,
+        "\"10.0.0.0/33\"",
+        "location[0].prefixes: '10.0.0.0/33' is not a prefix",
+    );
+}
+
+#[test]
+fn ipv6_prefix_length_over_128() {
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["2001:db8::/129"]
+"#;
+    expect_error(
+        text,
+        4,
+        "\"2001:db8::/129\"",
+        "location[0].prefixes: '2001:db8::/129' is not a prefix",
+    );
+}
+
+#[test]
+fn duplicate_prefix_across_locations_points_at_the_second() {
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["10.0.0.0/8"]
+
+[[location]]
+name = "b"
+origin-asns = [64501]
+prefixes = ["192.0.2.0/24", "10.0.0.0/8"]
+"#;
+    expect_error(
+        text,
+        9,
+        "\"10.0.0.0/8\"",
+        "location[1].prefixes: 10.0.0.0/8 is already registered by location[0]",
+    );
+}
+
+#[test]
+fn duplicate_location_name_points_at_the_second() {
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["10.0.0.0/8"]
+
+[[location]]
+name = "a"
+origin-asns = [64501]
+prefixes = ["192.0.2.0/24"]
+"#;
+    expect_error(
+        text,
+        7,
+        "\"a\"",
+        "location[1].name: duplicate location name (first used by location[0])",
+    );
+}
+
+#[test]
+fn origin_asn_zero() {
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [0]
+prefixes = ["10.0.0.0/8"]
+"#;
+    expect_error(
+        text,
+        3,
+        "0]",
+        "location[0].origin-asns: ASN 0 is out of range 1..=4294967295",
+    );
+}
+
+#[test]
+fn origin_asn_above_32_bits() {
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [64500, 4294967296]
+prefixes = ["10.0.0.0/8"]
+"#;
+    expect_error(
+        text,
+        3,
+        "4294967296",
+        "location[0].origin-asns: ASN 4294967296 is out of range 1..=4294967295",
+    );
+}
+
+#[test]
+fn provider_asn_out_of_range() {
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [64500]
+provider-asns = [4294967296]
+prefixes = ["10.0.0.0/8"]
+"#;
+    expect_error(
+        text,
+        4,
+        "4294967296",
+        "location[0].provider-asns: ASN 4294967296 is out of range 1..=4294967295",
+    );
+}
+
+#[test]
+fn max_length_shorter_than_the_prefix() {
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["192.0.2.0/24"]
+max-length = 16
+"#;
+    expect_error(
+        text,
+        5,
+        "16",
+        "location[0].max-length: 16 is shorter than the registered prefix 192.0.2.0/24",
+    );
+}
+
+#[test]
+fn max_length_v6_shorter_than_the_prefix() {
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["192.0.2.0/24", "2001:db8::/32"]
+max-length = 24
+max-length-v6 = 24
+"#;
+    expect_error(
+        text,
+        6,
+        "24",
+        "location[0].max-length-v6: 24 is shorter than the registered prefix 2001:db8::/32",
+    );
+}
+
+#[test]
+fn included_file_duplicating_a_main_file_prefix_is_named_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let main_text = r#"include = ["more.toml"]
+
+[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["10.0.0.0/8"]
+"#;
+    let more_text = r#"# Locations kept in a second file.
+
+[[location]]
+name = "b"
+origin-asns = [64501]
+prefixes = ["192.0.2.0/24", "10.0.0.0/8"]
+"#;
+    let main = write(dir.path(), "routewatch.toml", main_text);
+    let more = write(dir.path(), "more.toml", more_text);
+    let out = check_config(&main);
+    assert_config_error(
+        &out,
+        &more,
+        more_text,
+        6,
+        "\"10.0.0.0/8\"",
+        "location[1].prefixes: 10.0.0.0/8 is already registered by location[0]",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("routewatch.toml:"),
+        "the error is in more.toml, not the main file: {stderr}"
+    );
+}
+
+#[test]
+fn missing_included_file_points_at_the_include() {
+    let text = r#"state-dir = "/var/lib/routewatch"
+include = ["missing.toml"]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "routewatch.toml", text);
+    let missing = dir.path().join("missing.toml");
+    assert_config_error(
+        &check_config(&path),
+        &path,
+        text,
+        2,
+        "\"missing.toml\"",
+        &format!("include: {}: ", missing.display()),
+    );
+}
+
+#[test]
+fn toml_syntax_error() {
+    // An unterminated string: the parser reports where the string runs into the end of line.
+    let text = r#"[[location]]
+name = "a
+origin-asns = [64500]
+prefixes = ["10.0.0.0/8"]
+"#;
+    // Parser errors carry no key (yet); only the position and the parser's message are pinned,
+    // so naming the key after the position would not break this test.
+    let out = expect_error(text, 2, "", "");
+    assert!(
+        stderr(&out).contains("invalid basic string"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type() {
+    let text = r#"[[location]]
+name = "a"
+origin-asns = "64500"
+prefixes = ["10.0.0.0/8"]
+"#;
+    let out = expect_error(text, 3, "\"64500\"", "");
+    assert!(
+        stderr(&out).contains("invalid type: string \"64500\", expected a sequence"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn shipped_config_with_a_location_appended_is_valid() {
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/routewatch.toml"),
+    )
+    .unwrap();
+    let text = format!(
+        "{shipped}\n[[location]]\nname = \"contoso-seattle\"\nprovider = \"Example ISP\"\n\
+         provider-asns = [64500]\nregion = \"US-WA\"\norigin-asns = [64496]\n\
+         prefixes = [\"203.0.113.0/24\", \"2001:db8:100::/48\"]\nmax-length = 24\n\
+         max-length-v6 = 48\nmin-peers = 1\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "routewatch.toml", &text);
+    let out = check_config(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout,
+        format!(
+            "{}: OK: 1 locations, 2 prefixes (1 IPv4, 1 IPv6)\n",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn demo_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml");
+    let out = check_config(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout,
+        format!(
+            "{}: OK: 4 locations, 5 prefixes (5 IPv4, 0 IPv6)\n",
+            path.display()
+        )
+    );
+}
