@@ -15,11 +15,18 @@
 //! two or more ASes has no single origin (skipped); a one-member AS_SET (`{64496}`, duplicates
 //! removed) names its origin; confederation segments are not part of the path.
 //!
+//! Missing AS_PATH policy shared with `routewatch::ingest::mrt::read_file`: an UPDATE
+//! announcement without an AS_PATH is treated as a withdrawal (RFC 7606 treat-as-withdraw) and
+//! counted as one `malformed` parse error; bgpdump prints it as an announcement with an empty
+//! path, and the expectation applies the policy to those `A` lines. A RIB entry without path
+//! attributes is the dumping router's own route (the ADD-PATH RIBs have two each, peer
+//! 0.0.0.0 / :: AS 0): it is kept as a route with an empty path and no origin, as bgpdump shows.
+//!
 //! bgpdump is required: the test fails (it does not skip) when it is missing. CI installs it with
 //! `apt-get install bgpdump`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
@@ -68,6 +75,9 @@ struct Expectation {
     prefixes: BTreeSet<IpNet>,
     /// Prefixes announced with a path ending in an AS_SET.
     as_set: BTreeSet<IpNet>,
+    /// A lines without an AS path: withdrawals under routewatch's policy, each a `malformed`
+    /// error (see the module documentation).
+    no_path: u64,
 }
 
 /// Per-prefix figures compared with routewatch.
@@ -225,19 +235,9 @@ fn bgpdump(file: &Path) -> impl Iterator<Item = String> {
     })
 }
 
-/// How the expectation keys ADD-PATH routes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum AddPath {
-    /// Each path id is its own route (RFC 7911 / RFC 8050): the correct model.
-    Distinct,
-    /// Path ids ignored: the last path per (peer, prefix) wins. This is what routewatch does today
-    /// for TABLE_DUMP_V2 ADD-PATH RIBs, because bgpkit-parser 0.23 drops their path ids (see
-    /// `table_dump_v2_add_path_rib_known_path_id_loss`).
-    KnownBugLastWins,
-}
-
-/// Replays bgpdump's output for `file`.
-fn expectation(file: &Path, add_path: AddPath) -> Expectation {
+/// Replays bgpdump's output for `file`. Each ADD-PATH path id is its own route (RFC 7911 /
+/// RFC 8050).
+fn expectation(file: &Path) -> Expectation {
     let mut e = Expectation::default();
     let mut last_prefix: Option<(String, IpNet)> = None;
     for line in bgpdump(file) {
@@ -277,8 +277,10 @@ fn expectation(file: &Path, add_path: AddPath) -> Expectation {
         };
         // ADD-PATH output (TABLE_DUMP2_AP, BGP4MP_AP, ...) has the path id after the prefix.
         let (path_id, path_field) = if f[0].ends_with("_AP") {
-            let id = f[6].parse::<u32>().unwrap();
-            (if add_path == AddPath::Distinct { id } else { 0 }, 7)
+            let id = f[6]
+                .parse::<u32>()
+                .unwrap_or_else(|_| panic!("bad path id in bgpdump line: {line}"));
+            (id, 7)
         } else {
             (0, 6)
         };
@@ -291,6 +293,16 @@ fn expectation(file: &Path, add_path: AddPath) -> Expectation {
                     e.b += 1;
                 }
                 let path = f[path_field];
+                if kind == "A" && path.trim().is_empty() {
+                    // An UPDATE without an AS_PATH: treat-as-withdraw (module documentation).
+                    e.no_path += 1;
+                    e.routes.remove(&key);
+                    if let Some(r) = &mut e.routes_state_aware {
+                        r.remove(&key);
+                    }
+                    e.entries.push((prefix, true));
+                    continue;
+                }
                 let origin = origin_of(path, &line);
                 if path.ends_with('}') {
                     e.as_set.insert(prefix);
@@ -406,14 +418,11 @@ fn expected_counts(e: &Expectation, registry: &[IpNet]) -> HashMap<IpNet, (u64, 
     counts
 }
 
-/// Replays `rel` through routewatch and compares every registered prefix with bgpdump.
-fn check_agreement(rel: &str) {
-    check_agreement_with(rel, AddPath::Distinct);
-}
-
-fn check_agreement_with(rel: &str, add_path: AddPath) {
+/// Replays `rel` through routewatch and compares every registered prefix with bgpdump. Returns
+/// routewatch's report for further, file-specific checks.
+fn check_agreement(rel: &str) -> routewatch::report::ReplayReport {
     let file = fixture(rel);
-    let e = expectation(&file, add_path);
+    let e = expectation(&file);
     let figures = Expectation::figures(&e.routes);
     let registry = choose_registry(&e, &figures);
     assert!(
@@ -453,18 +462,16 @@ fn check_agreement_with(rel: &str, add_path: AddPath) {
     );
 
     // The pyasn RIBs are bz2 streams cut at 1 MiB: one counted error for the partial record.
-    let truncated = rel.contains("_firstMB.");
-    let want_errors: Vec<(&str, u64)> = if truncated {
-        vec![("truncated_stream", 1)]
-    } else {
-        vec![]
-    };
-    let got_errors: Vec<(&str, u64)> = report.files[0]
-        .errors
-        .iter()
-        .map(|(k, v)| (*k, *v))
-        .collect();
-    assert_eq!(got_errors, want_errors, "{rel}: parse errors");
+    // Announcements without an AS_PATH: one `malformed` error each.
+    let mut want_errors: BTreeMap<&str, u64> = BTreeMap::new();
+    if rel.contains("_firstMB.") {
+        want_errors.insert("truncated_stream", 1);
+    }
+    if e.no_path > 0 {
+        want_errors.insert("malformed", e.no_path);
+    }
+    let got_errors = &report.files[0].errors;
+    assert_eq!(*got_errors, want_errors, "{rel}: parse errors");
 
     let counts = expected_counts(&e, &registry);
     let matched: u64 = counts.values().map(|c| c.0 + c.1).sum();
@@ -512,17 +519,9 @@ fn check_agreement_with(rel: &str, add_path: AddPath) {
             );
         }
     }
-    let hint = match add_path {
-        AddPath::Distinct => "",
-        AddPath::KnownBugLastWins => {
-            "\n(expectation deliberately ignores ADD-PATH path ids, pinning a known bug; if \
-             routewatch now keeps every path id, the bug is fixed: delete this test and remove \
-             #[ignore] from table_dump_v2_add_path_rib)"
-        }
-    };
     assert!(
         diff.is_empty(),
-        "{rel}: routewatch disagrees with bgpdump on {} of {} registered prefixes:\n{diff}{hint}",
+        "{rel}: routewatch disagrees with bgpdump on {} of {} registered prefixes:\n{diff}",
         diff.lines().count(),
         registry.len()
     );
@@ -531,9 +530,11 @@ fn check_agreement_with(rel: &str, add_path: AddPath) {
     println!(
         "{rel}: {compared} registered prefixes agree ({visible} visible, {moas} MOAS, \
          {as_set} with AS_SET paths); \
-         {entries} route entries ({} A, {} W, {} B, {} STATE ignored); {matched} matched",
-        e.a, e.w, e.b, e.state
+         {entries} route entries ({} A, {} W, {} B, {} STATE ignored, {} without AS path); \
+         {matched} matched",
+        e.a, e.w, e.b, e.state, e.no_path
     );
+    report
 }
 
 #[test]
@@ -551,44 +552,48 @@ fn table_dump_v2_ipv6_truncated_bz2() {
     check_agreement("ribs/pyasn__rib6.20151101.0600_firstMB.bz2");
 }
 
-/// RFC 8050 RIB: 31 prefixes, most with two paths (path ids) from the same peer. routewatch's
-/// engine keys routes by (peer, path id), but the path ids never reach it: bgpkit-parser 0.23
-/// reads and discards the path id of TABLE_DUMP_V2 *_ADDPATH RIB entries (both its route and its
-/// element iterator; `elem.prefix.path_id` is always `None`), so `ingest::mrt::read_file` stores
-/// both entries under path id 0 and the second replaces the first: the first path's origin is
-/// lost and a RIB snapshot reports a path change. Visibility is unaffected (one peer either way).
-/// Run with `cargo test --test bgpdump_agreement -- --ignored` once fixed.
+/// RFC 8050 RIB: 31 prefixes, most with two paths (path ids) from the same peer. Each path is its
+/// own route: visibility counts the peer once, and the origins of all its paths are kept.
+/// bgpkit-parser 0.23 discards the path ids of TABLE_DUMP_V2 *_ADDPATH RIB entries, so
+/// `ingest::mrt::read_file` numbers a peer's repeated entries within a prefix itself. Each file
+/// also has 2 entries without any path attributes (peer 0.0.0.0 / :: AS 0, the dumping router's
+/// own routes): kept as routes with an empty path (see the module documentation).
 #[test]
-#[ignore = "known bug: TABLE_DUMP_V2 ADD-PATH path ids are dropped (bgpkit-parser 0.23), so \
-            routewatch keeps one path per peer; pinned by table_dump_v2_add_path_rib_known_path_id_loss"]
 fn table_dump_v2_add_path_rib() {
-    check_agreement("ribs/ripe-bgpdump__bview.ipv4_unicast_add_path.gz");
+    let rel = "ribs/ripe-bgpdump__bview.ipv4_unicast_add_path.gz";
+    let report = check_agreement(rel);
+    assert_add_path_rib(rel, &report);
 }
 
-/// Everything else about the ADD-PATH RIB agrees with bgpdump (route entries, visibility,
-/// announcements); origins agree with the "last path per peer wins" model, i.e. the bug above is
-/// pinned exactly and this test fails as soon as it is fixed.
+/// The IPv6 counterpart of [`table_dump_v2_add_path_rib`].
 #[test]
-fn table_dump_v2_add_path_rib_known_path_id_loss() {
-    check_agreement_with(
-        "ribs/ripe-bgpdump__bview.ipv4_unicast_add_path.gz",
-        AddPath::KnownBugLastWins,
+fn table_dump_v2_add_path_rib_ipv6() {
+    let rel = "ribs/ripe-bgpdump__bview.ipv6_unicast_add_path.gz";
+    let report = check_agreement(rel);
+    assert_add_path_rib(rel, &report);
+}
+
+/// ADD-PATH RIB specifics: some registered prefix holds two origins from a single peer (the two
+/// paths did not replace each other), and no prefix reports a path change (a RIB snapshot is a
+/// baseline, not a sequence of changes).
+fn assert_add_path_rib(rel: &str, report: &routewatch::report::ReplayReport) {
+    assert!(
+        report
+            .prefixes
+            .iter()
+            .any(|p| p.visibility == 1 && p.origins.len() == 2),
+        "{rel}: no registered prefix has 2 origins from a single peer"
     );
-    check_agreement_with(
-        "ribs/ripe-bgpdump__bview.ipv6_unicast_add_path.gz",
-        AddPath::KnownBugLastWins,
-    );
-    // The bug is real: with path ids honoured, bgpdump's expectation has more origins than
-    // routewatch reports.
-    let file = fixture("ribs/ripe-bgpdump__bview.ipv4_unicast_add_path.gz");
-    let right = Expectation::figures(&expectation(&file, AddPath::Distinct).routes);
-    let pinned = Expectation::figures(&expectation(&file, AddPath::KnownBugLastWins).routes);
-    let lost: usize = right
+    let changed: Vec<(IpNet, u64)> = report
+        .prefixes
         .iter()
-        .map(|(p, f)| f.origins.len() - pinned[p].origins.len())
-        .sum();
-    assert!(lost > 0, "ADD-PATH RIB fixture no longer shows the bug");
-    println!("ADD-PATH RIB: {lost} (prefix, origin) pairs lost to the dropped path ids");
+        .filter(|p| p.path_changes != 0)
+        .map(|p| (p.prefix, p.path_changes))
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "{rel}: path changes in a RIB snapshot: {changed:?}"
+    );
 }
 
 #[test]

@@ -556,14 +556,14 @@ fn byte_flipped_records_are_skipped_and_the_rest_is_processed() {
 }
 
 /// A malformed AS_PATH (undefined segment type 9) is dropped by bgpkit-parser 0.23 without an
-/// error (`parse_route_attributes` records the attribute error and discards it), and
-/// `ingest::mrt::read_file` turns the missing AS_PATH into an *empty* path: the route is stored
-/// and counted as visible with no origin, and no parse error is counted. bgpdump also still
-/// prints the announcement, with the path `! Error !`. RFC 7606 §7.2 would treat the UPDATE as a
-/// withdrawal. This pins today's behaviour (reported as a finding); change the assertions when a
-/// policy is decided.
+/// error (`parse_route_attributes` records the attribute error and discards it), so the
+/// announcement reaches `ingest::mrt::read_file` without an AS_PATH. It is treated as a
+/// withdrawal (RFC 7606 treat-as-withdraw) and counted as one `malformed` parse error per route
+/// entry: no route is stored. (bgpdump still prints the announcement, with the path `! Error !`.)
+/// Replayed after the clean record, the malformed copy withdraws the routes the clean one
+/// announced.
 #[test]
-fn malformed_as_path_is_accepted_as_an_empty_path_known_gap() {
+fn malformed_as_path_is_treated_as_withdraw_and_counted() {
     let data = std::fs::read(fixture(ARCH0)).unwrap();
     let recs = records(&data);
     let (off, len, u) = recs[recs.len() / 2..]
@@ -592,14 +592,50 @@ fn malformed_as_path_is_accepted_as_an_empty_path_known_gap() {
 
     let good = replay(dir.path(), &registry, &clean);
     assert_state_matches("clean record", &good, &registry, &dump);
+    assert!(
+        registry.iter().all(|p| summary(&good, p).visibility > 0),
+        "the clean record announces every registered prefix"
+    );
+
+    // The malformed record alone: every entry is processed as a withdrawal and counted.
     let report = replay(dir.path(), &registry, &bad_file);
     assert_eq!(report.files[0].processed, dump.entries);
-    assert_eq!(report.files[0].error_count(), 0, "no error is counted");
+    assert_eq!(
+        report.files[0].errors,
+        BTreeMap::from([("malformed", dump.entries)]),
+        "one `malformed` error per route entry"
+    );
     for p in &registry {
         let s = summary(&report, p);
-        assert_eq!(s.visibility, 1, "{p}: still visible");
-        assert!(s.origins.is_empty(), "{p}: origin lost");
-        assert_eq!(s.sample_paths, vec![String::new()], "{p}: empty path");
+        assert_eq!(s.visibility, 0, "{p}: no route stored");
+        assert!(s.origins.is_empty(), "{p}: no origin");
+        assert!(s.sample_paths.is_empty(), "{p}: no path");
+        assert_eq!(s.announcements, 0, "{p}: not counted as an announcement");
+    }
+
+    // The clean record, then the malformed copy (same timestamp): the malformed announcement
+    // withdraws what the clean one announced.
+    let both_file = dir.path().join("clean-then-bad.mrt");
+    std::fs::write(&both_file, [&data[off..off + len], &bad[..]].concat()).unwrap();
+    let report = replay(dir.path(), &registry, &both_file);
+    assert_eq!(report.files[0].processed, 2 * dump.entries);
+    assert_eq!(
+        report.files[0].errors,
+        BTreeMap::from([("malformed", dump.entries)]),
+        "only the malformed record's entries are errors"
+    );
+    let counts = dump.counts(&registry);
+    for p in &registry {
+        let s = summary(&report, p);
+        let (ann, wdr) = counts.get(p).copied().unwrap_or_default();
+        assert_eq!(s.visibility, 0, "{p}: withdrawn by the malformed record");
+        assert!(s.origins.is_empty(), "{p}: no origin left");
+        assert!(s.sample_paths.is_empty(), "{p}: no path left");
+        assert_eq!(
+            (s.announcements, s.withdrawals),
+            (ann, wdr + ann),
+            "{p}: the clean record's announcements, each withdrawn again"
+        );
     }
 }
 

@@ -9,13 +9,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bgpkit_parser::models::{AsPathSegment, ElemType};
 use bgpkit_parser::{BgpkitParser, ParserError};
+use ipnet::IpNet;
 use serde::Serialize;
 use tracing::warn;
 
@@ -103,7 +104,7 @@ pub fn error_label(e: &ParserError) -> &'static str {
 }
 
 /// Opens an MRT file, transparently decompressing gzip (multi-member) and bzip2.
-pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, MrtError> {
+pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, MrtError> {
     let err = |source| MrtError::Open {
         path: path.to_path_buf(),
         source,
@@ -139,19 +140,20 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// Classifies a file by the MRT type of its first record.
 pub fn classify(path: &Path) -> Result<MrtFileKind, MrtError> {
-    let mut r = open(path)?;
-    let mut header = [0u8; 12];
-    // A decompression error this early means the file is unusable; report it as Unknown and let
-    // the reader count the error.
-    let n = read_up_to(&mut r, &mut header).unwrap_or(0);
-    if n < 12 {
-        return Ok(MrtFileKind::Unknown);
-    }
-    Ok(match u16::from_be_bytes([header[4], header[5]]) {
-        12 | 13 => MrtFileKind::Rib,
-        5 | 16 | 17 => MrtFileKind::Updates,
+    Ok(peek_kind(&mut open(path)?))
+}
+
+/// The MRT type of the first record of a stream, without consuming it. A decompression error
+/// this early gives `Unknown`; the reader then counts the error.
+fn peek_kind(r: &mut dyn BufRead) -> MrtFileKind {
+    match r.fill_buf() {
+        Ok(head) if head.len() >= 12 => match u16::from_be_bytes([head[4], head[5]]) {
+            12 | 13 => MrtFileKind::Rib,
+            5 | 16 | 17 => MrtFileKind::Updates,
+            _ => MrtFileKind::Unknown,
+        },
         _ => MrtFileKind::Unknown,
-    })
+    }
 }
 
 /// Orders files for replay: RIB dumps first (the baseline), then the rest, each group in the
@@ -218,11 +220,18 @@ pub fn read_file(
     registry: &Registry,
     mut on_batch: impl FnMut(Batch) -> bool,
 ) -> Result<FileReport, MrtError> {
-    let reader = open(path)?;
+    let mut reader = open(path)?;
+    let kind = peek_kind(&mut reader);
     let parser = BgpkitParser::from_reader(reader).disable_warnings();
+    // bgpkit-parser 0.23 drops the path identifiers of RFC 8050 RIB entries, so two paths of one
+    // peer would replace each other. In a RIB dump all entries of a prefix are consecutive and a
+    // peer appears once per prefix unless it uses ADD-PATH: number its repeats 0, 1, 2, ...
+    let mut rib_run: Option<IpNet> = None;
+    let mut rib_run_peers: Vec<((IpAddr, u32), u32)> = Vec::new();
     let source: Arc<str> = Arc::from(FEED);
     let mut peers: HashMap<(IpAddr, u32), Arc<PeerKey>> = HashMap::new();
     // Routes of one BGP message share one AS path: convert it once.
+    let empty_path = Arc::new(AsPath::from_sequence(&[]));
     let mut last_path: Option<(Arc<bgpkit_parser::models::AsPath>, Arc<AsPath>)> = None;
     let mut report = FileReport {
         path: path.to_path_buf(),
@@ -253,8 +262,29 @@ pub fn read_file(
             continue;
         };
         report.matched += 1;
+        let peer_id = (elem.peer_ip, u32::from(elem.peer_asn));
+        let path_id = match elem.prefix.path_id {
+            Some(id) => id,
+            None if kind == MrtFileKind::Rib => {
+                if rib_run != Some(prefix) {
+                    rib_run = Some(prefix);
+                    rib_run_peers.clear();
+                }
+                match rib_run_peers.iter_mut().find(|(p, _)| *p == peer_id) {
+                    Some((_, n)) => {
+                        *n += 1;
+                        *n - 1
+                    }
+                    None => {
+                        rib_run_peers.push((peer_id, 1));
+                        0
+                    }
+                }
+            }
+            None => 0,
+        };
         let peer = peers
-            .entry((elem.peer_ip, u32::from(elem.peer_asn)))
+            .entry(peer_id)
             .or_insert_with(|| {
                 Arc::new(PeerKey {
                     source: source.clone(),
@@ -263,28 +293,39 @@ pub fn read_file(
                 })
             })
             .clone();
-        let change = match elem.elem_type {
-            ElemType::WITHDRAW => RouteChange::Withdraw,
-            ElemType::ANNOUNCE => {
-                let path = match (&elem.as_path, &last_path) {
-                    (Some(src), Some((cached_src, cached))) if Arc::ptr_eq(src, cached_src) => {
-                        cached.clone()
-                    }
-                    (Some(src), _) => {
-                        let converted = Arc::new(convert_path(src));
-                        last_path = Some((src.clone(), converted.clone()));
-                        converted
-                    }
-                    (None, _) => Arc::new(AsPath::from_sequence(&[])),
-                };
-                RouteChange::Announce(path)
+        let change = match (elem.elem_type, &elem.as_path) {
+            (ElemType::WITHDRAW, _) => RouteChange::Withdraw,
+            (ElemType::ANNOUNCE, Some(src)) => match &last_path {
+                Some((cached_src, cached)) if Arc::ptr_eq(src, cached_src) => {
+                    RouteChange::Announce(cached.clone())
+                }
+                _ => {
+                    let converted = Arc::new(convert_path(src));
+                    last_path = Some((src.clone(), converted.clone()));
+                    RouteChange::Announce(converted)
+                }
+            },
+            // A RIB entry without path attributes is the dumping router's own route.
+            (ElemType::ANNOUNCE, None) if kind == MrtFileKind::Rib => {
+                RouteChange::Announce(empty_path.clone())
+            }
+            (ElemType::ANNOUNCE, None) => {
+                // An UPDATE whose AS_PATH is missing or undecodable (bgpkit-parser drops a
+                // malformed one): RFC 7606 treat-as-withdraw, and counted.
+                let label = "malformed";
+                *batch.errors.entry(label).or_insert(0) += 1;
+                *report.errors.entry(label).or_insert(0) += 1;
+                if report.error_count() <= LOGGED_ERRORS_PER_FILE {
+                    warn!(file = %path.display(), error = label, prefix = %prefix, "announcement without a usable AS_PATH; treated as withdrawn");
+                }
+                RouteChange::Withdraw
             }
         };
         batch.updates.push(RouteUpdate {
             timestamp: elem.timestamp,
             peer,
             prefix,
-            path_id: elem.prefix.path_id.unwrap_or(0),
+            path_id,
             matched,
             change,
         });
