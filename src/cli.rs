@@ -20,6 +20,8 @@ pub enum Format {
     Table,
     /// One JSON document (the same shapes as the HTTP API).
     Json,
+    /// No report (with `--metrics-out`: only the exposition file; for scripts and benchmarks).
+    None,
 }
 
 /// Subcommands. Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.

@@ -43,6 +43,7 @@ pub fn execute(command: Command) -> Result<(), Error> {
             let text = match format {
                 Format::Table => report.to_table(),
                 Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+                Format::None => String::new(),
             };
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())
