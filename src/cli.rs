@@ -44,6 +44,10 @@ pub enum Command {
         /// Also write the final Prometheus exposition to this file.
         #[arg(long)]
         metrics_out: Option<PathBuf>,
+        /// MRT decoder: `prefilter` skips records that touch no registered prefix; `bgpkit`
+        /// decodes every record with bgpkit-parser (the reference; same results, slower).
+        #[arg(long, value_enum, default_value_t = crate::ingest::mrt::Decoder::Prefilter)]
+        decoder: crate::ingest::mrt::Decoder,
         /// MRT files (plain, gzip or bzip2).
         #[arg(required = true)]
         files: Vec<PathBuf>,

@@ -37,9 +37,10 @@ pub fn execute(command: Command) -> Result<(), Error> {
             config,
             format,
             metrics_out,
+            decoder,
             files,
         } => {
-            let report = replay(&config, &files, metrics_out.as_deref())?;
+            let report = replay_with(&config, &files, metrics_out.as_deref(), decoder)?;
             let text = match format {
                 Format::Table => report.to_table(),
                 Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
@@ -194,11 +195,21 @@ fn load_registry(config: &Config) -> Result<Arc<Registry>, Error> {
     })
 }
 
-/// `routewatch replay`: RIB dumps first, then updates; returns the report.
+/// `routewatch replay` with the default decoder; see [`replay_with`].
 pub fn replay(
     config_path: &Path,
     files: &[PathBuf],
     metrics_out: Option<&Path>,
+) -> Result<ReplayReport, Error> {
+    replay_with(config_path, files, metrics_out, mrt::Decoder::default())
+}
+
+/// `routewatch replay`: RIB dumps first, then updates; returns the report.
+pub fn replay_with(
+    config_path: &Path,
+    files: &[PathBuf],
+    metrics_out: Option<&Path>,
+    decoder: mrt::Decoder,
 ) -> Result<ReplayReport, Error> {
     let config = Config::load(config_path)?;
     let registry = load_registry(&config)?;
@@ -206,7 +217,7 @@ pub fn replay(
     let ordered = mrt::order_for_replay(files)?;
     let mut reports = Vec::with_capacity(ordered.len());
     for (path, _kind) in ordered {
-        let report = mrt::read_file(&path, &registry, |b| {
+        let report = mrt::read_file_with(&path, &registry, decoder, |b| {
             pipeline.ingest(mrt::FEED, b);
             true
         })?;

@@ -56,6 +56,16 @@ pub struct PrefixStats {
     pub anomalies_opened: [u64; KINDS],
 }
 
+impl PrefixStats {
+    /// Records a change at BGP time `ts`. RIB entries carry their originated times, which are not
+    /// in order: the latest one wins.
+    fn touch(&mut self, ts: f64) {
+        if self.last_change.is_none_or(|t| ts > t) {
+            self.last_change = Some(ts);
+        }
+    }
+}
+
 /// Routes of one announced prefix (the registered prefix itself or a more-specific).
 #[derive(Default)]
 struct Announced {
@@ -279,13 +289,13 @@ impl Engine {
                         self.prefixes[r as usize].stats.path_changes += 1;
                         self.remove_contribution(r, q, peer, &old, ts, RemovalReason::Replaced);
                         self.add_contribution(r, q, peer, path, ts);
-                        self.prefixes[r as usize].stats.last_change = Some(ts);
+                        self.prefixes[r as usize].stats.touch(ts);
                     }
                     None => {
                         self.tracked_routes += 1;
                         self.peer_routes[peer as usize] += 1;
                         self.add_contribution(r, q, peer, path, ts);
-                        self.prefixes[r as usize].stats.last_change = Some(ts);
+                        self.prefixes[r as usize].stats.touch(ts);
                     }
                 }
             }
@@ -300,7 +310,7 @@ impl Engine {
                     self.tracked_routes -= 1;
                     self.peer_routes[peer as usize] -= 1;
                     self.remove_contribution(r, q, peer, &old, ts, RemovalReason::Withdrawn);
-                    self.prefixes[r as usize].stats.last_change = Some(ts);
+                    self.prefixes[r as usize].stats.touch(ts);
                 }
             }
         }
@@ -332,7 +342,7 @@ impl Engine {
             self.tracked_routes -= 1;
             self.peer_routes[idx as usize] -= 1;
             self.remove_contribution(*r, *q, idx, path, ts, RemovalReason::PeerDown);
-            self.prefixes[*r as usize].stats.last_change = Some(ts);
+            self.prefixes[*r as usize].stats.touch(ts);
         }
         removed.len() as u64
     }

@@ -1,0 +1,655 @@
+//! MRT ingest: TABLE_DUMP / TABLE_DUMP_V2 RIB dumps and BGP4MP update dumps, plain, gzip or
+//! bzip2 (detected by magic bytes, not by file name).
+//!
+//! Two decoders give the same routes ([`Decoder`]):
+//!
+//! * [`Decoder::Prefilter`] (the default) reads each record with the small bounds-checked reader
+//!   in [`wire`], looks up the prefixes it carries *before* decoding anything else, and skips the
+//!   records that touch no registered prefix. TABLE_DUMP_V2 RIB entries of matching prefixes are
+//!   decoded here (their AS_PATH is all that is needed); any other matching, unusual or malformed
+//!   record is handed to bgpkit-parser, so edge cases are decided in one place.
+//! * [`Decoder::Bgpkit`] runs bgpkit-parser's fallible route iterator over the whole file: the
+//!   reference the prefilter is tested against.
+//!
+//! A corrupt record is reported, counted under a bounded `error` label and logged (the first few
+//! per file, then a summary), and the rest of the file is still processed. Compressed input is
+//! inflated on its own thread ([`threaded`]). Matched routes leave in [`Batch`]es, together with
+//! the counts the metrics need.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bgpkit_parser::models::{AsPathSegment, ElemType};
+use bgpkit_parser::{BgpkitParser, ParserError};
+use ipnet::IpNet;
+use serde::Serialize;
+use tracing::warn;
+
+use crate::model::{AsPath, Origin, PeerKey, RouteChange, RouteUpdate};
+use crate::registry::{Match, Registry};
+
+pub mod threaded;
+pub mod wire;
+
+use wire::{ReadError, RecordReader};
+
+/// How MRT records are decoded; both give the same routes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Decoder {
+    /// Match prefixes before decoding; skip records that touch no registered prefix.
+    #[default]
+    Prefilter,
+    /// bgpkit-parser's route iterator over every record (the reference).
+    Bgpkit,
+}
+
+/// Route source name of MRT data (the `feed` label and [`PeerKey::source`]).
+pub const FEED: &str = "mrt";
+
+/// Matched routes per batch handed to the engine.
+pub const BATCH_SIZE: usize = 4096;
+
+/// Parse errors logged individually per file before the rest are only counted.
+const LOGGED_ERRORS_PER_FILE: u64 = 5;
+
+/// Errors that stop a file from being read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum MrtError {
+    /// The file could not be opened or its first bytes read.
+    #[error("{}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// What kind of MRT file this is, from its first record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MrtFileKind {
+    /// TABLE_DUMP or TABLE_DUMP_V2: a RIB snapshot, loaded as the baseline.
+    Rib,
+    /// BGP4MP / BGP4MP_ET / legacy BGP: updates, applied in time order after the RIBs.
+    Updates,
+    /// Empty or not recognisable.
+    Unknown,
+}
+
+/// A group of matched routes with the counts of what was read to produce them.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Matched route updates, in file order.
+    pub updates: Vec<RouteUpdate>,
+    /// Route entries decoded (matched or not) since the previous batch.
+    pub processed: u64,
+    /// Parse errors since the previous batch, by bounded error label.
+    pub errors: BTreeMap<&'static str, u64>,
+    /// BGP time of the newest route read.
+    pub last_timestamp: Option<f64>,
+}
+
+/// Outcome of reading one file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileReport {
+    /// The file.
+    pub path: PathBuf,
+    /// Route entries decoded.
+    pub processed: u64,
+    /// Route entries that matched a registered prefix.
+    pub matched: u64,
+    /// Parse errors by label.
+    pub errors: BTreeMap<&'static str, u64>,
+}
+
+impl FileReport {
+    /// Total parse errors.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// The bounded `error` label of a parser error.
+pub fn error_label(e: &ParserError) -> &'static str {
+    match e {
+        ParserError::IoError(_) | ParserError::EofError(_) => "truncated_stream",
+        ParserError::TruncatedMsg(_)
+        | ParserError::TruncatedPrefix
+        | ParserError::TruncatedLabeledNlri => "truncated_record",
+        ParserError::Unsupported(_) => "unsupported",
+        ParserError::OversizedRecord { .. } => "oversized_record",
+        _ => "malformed",
+    }
+}
+
+/// Opens an MRT file, transparently decompressing gzip (multi-member) and bzip2 on a separate
+/// thread.
+pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, MrtError> {
+    let err = |source| MrtError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(err)?;
+    let mut magic = [0u8; 3];
+    let n = read_up_to(&mut file, &mut magic).map_err(err)?;
+    let file = File::open(path).map_err(err)?;
+    let raw = BufReader::with_capacity(256 * 1024, file);
+    let threaded = |inner: Box<dyn Read + Send>| -> Result<Box<dyn BufRead + Send>, MrtError> {
+        Ok(Box::new(
+            threaded::ThreadedReader::spawn(inner).map_err(err)?,
+        ))
+    };
+    match &magic[..n] {
+        [0x1f, 0x8b, _] => threaded(Box::new(flate2::read::MultiGzDecoder::new(raw))),
+        b"BZh" => threaded(Box::new(bzip2::read::MultiBzDecoder::new(raw))),
+        _ => Ok(Box::new(raw)),
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Classifies a file by the MRT type of its first record.
+pub fn classify(path: &Path) -> Result<MrtFileKind, MrtError> {
+    Ok(peek_kind(&mut open(path)?))
+}
+
+/// The MRT type of the first record of a stream, without consuming it. A decompression error
+/// this early gives `Unknown`; the reader then counts the error.
+fn peek_kind(r: &mut dyn BufRead) -> MrtFileKind {
+    match r.fill_buf() {
+        Ok(head) if head.len() >= 12 => match u16::from_be_bytes([head[4], head[5]]) {
+            12 | 13 => MrtFileKind::Rib,
+            5 | 16 | 17 => MrtFileKind::Updates,
+            _ => MrtFileKind::Unknown,
+        },
+        _ => MrtFileKind::Unknown,
+    }
+}
+
+/// Orders files for replay: RIB dumps first (the baseline), then the rest, each group in the
+/// order given.
+pub fn order_for_replay(paths: &[PathBuf]) -> Result<Vec<(PathBuf, MrtFileKind)>, MrtError> {
+    let mut kinds = Vec::with_capacity(paths.len());
+    for p in paths {
+        kinds.push((p.clone(), classify(p)?));
+    }
+    let (mut ribs, rest): (Vec<_>, Vec<_>) =
+        kinds.into_iter().partition(|(_, k)| *k == MrtFileKind::Rib);
+    ribs.extend(rest);
+    Ok(ribs)
+}
+
+/// Builds the engine's path from AS_PATH segments given as (segment type, ASNs), with the type
+/// codes of RFC 4271 / RFC 5065 ([`wire::AS_SET`], [`wire::AS_SEQUENCE`], ...). A final AS_SET
+/// makes the origin ambiguous (unless it has one member); an AS_SET elsewhere is kept as its
+/// sorted members; confederation segments are left out.
+pub fn path_from_segments<I, A>(segments: I) -> AsPath
+where
+    I: IntoIterator<Item = (u8, A)>,
+    A: IntoIterator<Item = u32>,
+{
+    let mut asns: Vec<u32> = Vec::with_capacity(8);
+    let mut pending_set: Option<Vec<u32>> = None;
+    for (ty, members) in segments {
+        if let Some(set) = pending_set.take() {
+            asns.extend(set);
+        }
+        match ty {
+            wire::AS_SEQUENCE => asns.extend(members),
+            wire::AS_SET => {
+                let mut set: Vec<u32> = members.into_iter().collect();
+                set.sort_unstable();
+                set.dedup();
+                pending_set = Some(set);
+            }
+            _ => {}
+        }
+    }
+    let origin = match pending_set {
+        Some(set) if set.len() == 1 => {
+            // A one-member AS_SET names its origin unambiguously.
+            asns.push(set[0]);
+            Origin::Asn(set[0])
+        }
+        Some(set) if !set.is_empty() => Origin::Set(set.into()),
+        _ => asns.last().map_or(Origin::Unknown, |&o| Origin::Asn(o)),
+    };
+    AsPath {
+        asns: asns.into(),
+        origin,
+    }
+}
+
+/// Converts bgpkit-parser's AS path into the engine's form.
+pub fn convert_path(path: &bgpkit_parser::models::AsPath) -> AsPath {
+    path_from_segments(path.iter_segments().map(|seg| {
+        let (ty, members) = match seg {
+            AsPathSegment::AsSequence(m) => (wire::AS_SEQUENCE, m),
+            AsPathSegment::AsSet(m) => (wire::AS_SET, m),
+            AsPathSegment::ConfedSequence(m) => (wire::AS_CONFED_SEQUENCE, m),
+            AsPathSegment::ConfedSet(m) => (wire::AS_CONFED_SET, m),
+        };
+        (ty, members.iter().map(|&a| u32::from(a)))
+    }))
+}
+
+/// Converts a raw AS_PATH value with 4-byte ASNs (already validated by
+/// [`wire::as_path_segments`]).
+fn path_from_wire(value: &[u8]) -> AsPath {
+    path_from_segments(
+        wire::as_path_segments(value)
+            .map_while(Result::ok)
+            .map(|(ty, raw)| {
+                (
+                    ty,
+                    raw.chunks_exact(4)
+                        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+                )
+            }),
+    )
+}
+
+/// Where decoded routes go: the prefilter, the per-file state both decoders share, and batching.
+struct Sink<'a, F> {
+    path: &'a Path,
+    registry: &'a Registry,
+    kind: MrtFileKind,
+    on_batch: F,
+    batch: Batch,
+    report: FileReport,
+    stopped: bool,
+    source: Arc<str>,
+    peers: HashMap<(IpAddr, u32), Arc<PeerKey>>,
+    empty_path: Arc<AsPath>,
+    /// bgpkit-parser: routes of one BGP message share one AS path; convert it once.
+    last_bgpkit_path: Option<(Arc<bgpkit_parser::models::AsPath>, Arc<AsPath>)>,
+    /// Prefilter: TABLE_DUMP_V2 paths by their raw bytes (a peer's path repeats across prefixes).
+    wire_paths: HashMap<Box<[u8]>, Arc<AsPath>>,
+    /// bgpkit-parser 0.23 drops the path identifiers of RFC 8050 RIB entries, so two paths of one
+    /// peer would replace each other. In a RIB dump all entries of a prefix are consecutive and a
+    /// peer appears once per prefix unless it uses ADD-PATH: number its repeats 0, 1, 2, ...
+    rib_run: Option<IpNet>,
+    rib_run_peers: Vec<((IpAddr, u32), u32)>,
+}
+
+/// Bound on [`Sink::wire_paths`]; cleared when reached.
+const WIRE_PATH_CACHE: usize = 200_000;
+
+impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
+    fn error(&mut self, label: &'static str, detail: &dyn std::fmt::Display) {
+        *self.batch.errors.entry(label).or_insert(0) += 1;
+        *self.report.errors.entry(label).or_insert(0) += 1;
+        if self.report.error_count() <= LOGGED_ERRORS_PER_FILE {
+            warn!(file = %self.path.display(), error = label, detail = %detail, "MRT parse error; skipped");
+        }
+    }
+
+    fn processed(&mut self, n: u64, timestamp: f64) {
+        self.batch.processed += n;
+        self.report.processed += n;
+        if n > 0 {
+            self.batch.last_timestamp = Some(timestamp);
+        }
+    }
+
+    fn peer(&mut self, address: IpAddr, asn: u32) -> Arc<PeerKey> {
+        let source = &self.source;
+        self.peers
+            .entry((address, asn))
+            .or_insert_with(|| {
+                Arc::new(PeerKey {
+                    source: source.clone(),
+                    address,
+                    asn,
+                })
+            })
+            .clone()
+    }
+
+    fn rib_path_id(&mut self, prefix: IpNet, peer: (IpAddr, u32)) -> u32 {
+        if self.rib_run != Some(prefix) {
+            self.rib_run = Some(prefix);
+            self.rib_run_peers.clear();
+        }
+        match self.rib_run_peers.iter_mut().find(|(p, _)| *p == peer) {
+            Some((_, n)) => {
+                *n += 1;
+                *n - 1
+            }
+            None => {
+                self.rib_run_peers.push((peer, 1));
+                0
+            }
+        }
+    }
+
+    /// Queues one matched route.
+    fn push(&mut self, update: RouteUpdate) {
+        self.report.matched += 1;
+        self.batch.updates.push(update);
+        if self.batch.updates.len() >= BATCH_SIZE
+            && !(self.on_batch)(std::mem::take(&mut self.batch))
+        {
+            self.stopped = true;
+        }
+    }
+
+    /// One route from bgpkit-parser's route iterator.
+    fn bgpkit_route(&mut self, elem: bgpkit_parser::BgpRouteElem) {
+        self.processed(1, elem.timestamp);
+        // Policy for NLRI with bits set past the mask: match and store the masked prefix.
+        let prefix = elem.prefix.prefix.trunc();
+        let Some(matched) = self.registry.lookup(&prefix) else {
+            return;
+        };
+        let peer_id = (elem.peer_ip, u32::from(elem.peer_asn));
+        let path_id = match elem.prefix.path_id {
+            Some(id) => id,
+            None if self.kind == MrtFileKind::Rib => self.rib_path_id(prefix, peer_id),
+            None => 0,
+        };
+        let change = match (elem.elem_type, &elem.as_path) {
+            (ElemType::WITHDRAW, _) => RouteChange::Withdraw,
+            (ElemType::ANNOUNCE, Some(src)) => match &self.last_bgpkit_path {
+                Some((cached_src, cached)) if Arc::ptr_eq(src, cached_src) => {
+                    RouteChange::Announce(cached.clone())
+                }
+                _ => {
+                    let converted = Arc::new(convert_path(src));
+                    self.last_bgpkit_path = Some((src.clone(), converted.clone()));
+                    RouteChange::Announce(converted)
+                }
+            },
+            // A RIB entry without path attributes is the dumping router's own route.
+            (ElemType::ANNOUNCE, None) if self.kind == MrtFileKind::Rib => {
+                RouteChange::Announce(self.empty_path.clone())
+            }
+            (ElemType::ANNOUNCE, None) => {
+                // An UPDATE whose AS_PATH is missing or undecodable (bgpkit-parser drops a
+                // malformed one): RFC 7606 treat-as-withdraw, and counted.
+                self.error(
+                    "malformed",
+                    &format_args!(
+                        "{prefix}: announcement without a usable AS_PATH; treated as withdrawn"
+                    ),
+                );
+                RouteChange::Withdraw
+            }
+        };
+        let peer = self.peer(peer_id.0, peer_id.1);
+        self.push(RouteUpdate {
+            timestamp: elem.timestamp,
+            peer,
+            prefix,
+            path_id,
+            matched,
+            change,
+        });
+    }
+
+    /// Runs bgpkit-parser over a stream (a whole file, or one record to decode fully).
+    fn bgpkit_stream(&mut self, reader: impl Read) {
+        let parser = BgpkitParser::from_reader(reader).disable_warnings();
+        for item in parser.into_fallible_route_iter() {
+            match item {
+                Ok(elem) => self.bgpkit_route(elem),
+                Err(e) => self.error(error_label(&e.error), &e.error),
+            }
+            if self.stopped {
+                return;
+            }
+        }
+    }
+
+    /// The matched entries of a TABLE_DUMP_V2 RIB record, decoded here. `Err` means the record
+    /// needs the full decoder (malformed, or an AS4_PATH to merge); nothing was queued then.
+    fn rib_entries(
+        &mut self,
+        rib: &wire::RibRecord<'_>,
+        matched: Match,
+        peers: &[wire::IndexedPeer],
+    ) -> Result<(), wire::WireError> {
+        let mut decoded: Vec<(wire::RibEntry<'_>, Option<&[u8]>)> =
+            Vec::with_capacity(rib.entry_count as usize);
+        for entry in rib.entries() {
+            let entry = entry?;
+            if usize::from(entry.peer_index) >= peers.len() {
+                return Err(wire::WireError::Invalid("peer index"));
+            }
+            decoded.push((entry, wire::td2_as_path(entry.attributes)?));
+        }
+        for (entry, raw_path) in decoded {
+            let p = peers[usize::from(entry.peer_index)];
+            let ts = f64::from(entry.originated);
+            self.processed(1, ts);
+            let path = match raw_path {
+                None => self.empty_path.clone(),
+                Some(raw) => match self.wire_paths.get(raw) {
+                    Some(path) => path.clone(),
+                    None => {
+                        if self.wire_paths.len() >= WIRE_PATH_CACHE {
+                            self.wire_paths.clear();
+                        }
+                        let path = Arc::new(path_from_wire(raw));
+                        self.wire_paths.insert(raw.into(), path.clone());
+                        path
+                    }
+                },
+            };
+            // Path ids of a RIB are numbered as for the reference decoder (which cannot see
+            // them), so both decoders key a peer's paths alike.
+            let path_id = self.rib_path_id(rib.prefix, (p.address, p.asn));
+            let peer = self.peer(p.address, p.asn);
+            self.push(RouteUpdate {
+                timestamp: ts,
+                peer,
+                prefix: rib.prefix,
+                path_id,
+                matched,
+                change: RouteChange::Announce(path),
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> FileReport {
+        let total = self.report.error_count();
+        if total > LOGGED_ERRORS_PER_FILE {
+            warn!(
+                file = %self.path.display(),
+                errors = total,
+                suppressed = total - LOGGED_ERRORS_PER_FILE,
+                "more MRT parse errors in this file were counted but not logged"
+            );
+        }
+        if !self.stopped {
+            (self.on_batch)(std::mem::take(&mut self.batch));
+        }
+        self.report
+    }
+}
+
+/// Reads one MRT file with the default decoder; see [`read_file_with`].
+pub fn read_file(
+    path: &Path,
+    registry: &Registry,
+    on_batch: impl FnMut(Batch) -> bool,
+) -> Result<FileReport, MrtError> {
+    read_file_with(path, registry, Decoder::default(), on_batch)
+}
+
+/// Reads one MRT file, calling `on_batch` with matched routes (at most [`BATCH_SIZE`] per batch,
+/// plus a final partial batch); reading stops early when `on_batch` returns false (shutdown).
+/// Parse errors are counted and logged, never fatal.
+pub fn read_file_with(
+    path: &Path,
+    registry: &Registry,
+    decoder: Decoder,
+    on_batch: impl FnMut(Batch) -> bool,
+) -> Result<FileReport, MrtError> {
+    let mut reader = open(path)?;
+    let kind = peek_kind(&mut reader);
+    let mut sink = Sink {
+        path,
+        registry,
+        kind,
+        on_batch,
+        batch: Batch::default(),
+        report: FileReport {
+            path: path.to_path_buf(),
+            ..FileReport::default()
+        },
+        stopped: false,
+        source: Arc::from(FEED),
+        peers: HashMap::new(),
+        empty_path: Arc::new(AsPath::from_sequence(&[])),
+        last_bgpkit_path: None,
+        wire_paths: HashMap::new(),
+        rib_run: None,
+        rib_run_peers: Vec::new(),
+    };
+    match decoder {
+        Decoder::Bgpkit => sink.bgpkit_stream(reader),
+        Decoder::Prefilter => prefilter(&mut sink, reader),
+    }
+    Ok(sink.finish())
+}
+
+/// The prefilter decoder: see the module documentation.
+fn prefilter<F: FnMut(Batch) -> bool>(sink: &mut Sink<'_, F>, reader: Box<dyn BufRead + Send>) {
+    let mut records = RecordReader::new(reader);
+    // The last PEER_INDEX_TABLE, decoded, and raw (to give bgpkit-parser context for a RIB
+    // record it has to decode).
+    let mut peer_table: Option<(Vec<wire::IndexedPeer>, Vec<u8>)> = None;
+    let mut raw = Vec::new();
+    while !sink.stopped {
+        let wire::Record {
+            header,
+            raw_header,
+            body,
+        } = match records.next_record() {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(ReadError::Truncated(e)) => {
+                sink.error("truncated_stream", &e);
+                break;
+            }
+            Err(e @ ReadError::Oversized(_)) => {
+                sink.error("oversized_record", &e);
+                break;
+            }
+        };
+        let ts = f64::from(header.timestamp);
+        let needs_full_decode = match header.mrt_type {
+            wire::types::TABLE_DUMP_V2 if header.subtype == 1 => {
+                raw.clear();
+                raw.extend_from_slice(raw_header);
+                raw.extend_from_slice(body);
+                match wire::peer_index_table(body) {
+                    Ok(peers) => peer_table = Some((peers, raw.clone())),
+                    Err(e) => {
+                        peer_table = None;
+                        sink.error("malformed", &e);
+                    }
+                }
+                false
+            }
+            wire::types::TABLE_DUMP_V2 => match wire::rib_subtype(header.subtype) {
+                Some((v6, add_path)) => {
+                    match (wire::RibRecord::parse(body, v6, add_path), &peer_table) {
+                        (Ok(rib), Some((peers, _))) => match sink.registry.lookup(&rib.prefix) {
+                            None => {
+                                sink.processed(u64::from(rib.entry_count), ts);
+                                false
+                            }
+                            Some(m) => sink.rib_entries(&rib, m, peers).is_err(),
+                        },
+                        _ => true,
+                    }
+                }
+                None => true,
+            },
+            wire::types::BGP4MP | wire::types::BGP4MP_ET => {
+                let mut count = 0u64;
+                let registry = sink.registry;
+                let scan = wire::bgp4mp_prefixes(header.mrt_type, header.subtype, body, |p| {
+                    count += 1;
+                    registry.lookup(&p).is_some()
+                });
+                match scan {
+                    Ok(false) => {
+                        sink.processed(count, ts);
+                        false
+                    }
+                    _ => true,
+                }
+            }
+            wire::types::TABLE_DUMP => match wire::table_dump_prefix(header.subtype, body) {
+                Ok(p) if sink.registry.lookup(&p).is_none() => {
+                    sink.processed(1, ts);
+                    false
+                }
+                _ => true,
+            },
+            _ => true,
+        };
+        if needs_full_decode {
+            raw.clear();
+            if header.mrt_type == wire::types::TABLE_DUMP_V2 {
+                if let Some((_, table)) = &peer_table {
+                    raw.extend_from_slice(table);
+                }
+            }
+            raw.extend_from_slice(raw_header);
+            raw.extend_from_slice(body);
+            sink.bgpkit_stream(std::io::Cursor::new(&raw));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bgpkit_parser::models::AsPath as BgpkitPath;
+
+    #[test]
+    fn converts_sequences_sets_and_confeds() {
+        let p = BgpkitPath::from_segments(vec![
+            AsPathSegment::sequence([3356, 64500]),
+            AsPathSegment::set([64497, 64496]),
+        ]);
+        let c = convert_path(&p);
+        assert_eq!(c.asns.as_ref(), &[3356, 64500]);
+        assert_eq!(c.origin, Origin::Set(vec![64496, 64497].into()));
+        assert_eq!(c.to_string(), "3356 64500 {64496,64497}");
+
+        let p = BgpkitPath::from_segments(vec![
+            AsPathSegment::ConfedSequence([65001u32.into()].into_iter().collect()),
+            AsPathSegment::sequence([3356, 64496]),
+        ]);
+        let c = convert_path(&p);
+        assert_eq!(c.asns.as_ref(), &[3356, 64496]);
+        assert_eq!(c.origin, Origin::Asn(64496));
+
+        let p = BgpkitPath::from_segments(vec![
+            AsPathSegment::sequence([3356]),
+            AsPathSegment::set([64496]),
+        ]);
+        assert_eq!(convert_path(&p).origin, Origin::Asn(64496));
+        assert_eq!(convert_path(&BgpkitPath::new()).origin, Origin::Unknown);
+    }
+}

@@ -1,0 +1,129 @@
+//! The prefilter decoder must give exactly what bgpkit-parser's route iterator gives: every MRT
+//! fixture is replayed both ways and the full per-prefix state, the anomaly transitions and the
+//! per-file counts are compared.
+//!
+//! Two registries per file: one that covers the whole address space (every route matches, as a
+//! more-specific, so the state of every announced prefix is compared and TABLE_DUMP_V2 entries go
+//! through the prefilter's own RIB decoding), and one of a sample of the file's own prefixes
+//! (most records touch nothing registered, so the skipping is exercised too).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use routewatch::ingest::mrt::Decoder;
+use routewatch::report::ReplayReport;
+use routewatch::service::replay_with;
+use support::*;
+
+fn mrt_fixtures() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in ["mrt/lab", "mrt/ribs", "mrt/updates", "synthetic"] {
+        for e in std::fs::read_dir(fixture(dir)).unwrap() {
+            files.push(e.unwrap().path());
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 39, "fixtures missing: {}", files.len());
+    files
+}
+
+fn config(dir: &Path, prefixes: &[IpNet]) -> PathBuf {
+    let list: Vec<String> = prefixes.iter().map(|p| format!("\"{p}\"")).collect();
+    // min-peers out of reach: anomaly instances are tracked (and compared) but none opens, so a
+    // registry that makes every route a "hijack" does not flood the report.
+    write_config(
+        dir,
+        &format!(
+            "state-dir = \"{}\"\n[[location]]\nname = \"all\"\norigin-asns = [64496]\nmin-peers = 100000\nprefixes = [{}]\n",
+            dir.display(),
+            list.join(", ")
+        ),
+    )
+}
+
+fn both(cfg: &Path, file: &Path) -> (ReplayReport, ReplayReport) {
+    let files = [file.to_path_buf()];
+    let reference = replay_with(cfg, &files, None, Decoder::Bgpkit).unwrap();
+    let prefilter = replay_with(cfg, &files, None, Decoder::Prefilter).unwrap();
+    (reference, prefilter)
+}
+
+fn assert_same(what: &str, reference: &ReplayReport, prefilter: &ReplayReport) {
+    let (r, p) = (&reference.files[0], &prefilter.files[0]);
+    assert_eq!(
+        (r.processed, r.matched, &r.errors),
+        (p.processed, p.matched, &p.errors),
+        "{what}: file counts (processed, matched, errors): bgpkit vs prefilter"
+    );
+    assert_eq!(
+        reference.events, prefilter.events,
+        "{what}: anomaly transitions"
+    );
+    assert_eq!(reference.prefixes.len(), prefilter.prefixes.len());
+    for (a, b) in reference.prefixes.iter().zip(&prefilter.prefixes) {
+        assert_eq!(a, b, "{what}: state of {}", a.prefix);
+    }
+}
+
+#[test]
+fn every_fixture_gives_the_same_state_with_both_decoders() {
+    let dir = tempfile::tempdir().unwrap();
+    let covering: Vec<IpNet> = ["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"]
+        .iter()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let cover_cfg = config(dir.path(), &covering);
+    let mut compared_routes = 0u64;
+    let mut sampled_prefixes = 0usize;
+    for file in mrt_fixtures() {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let (reference, prefilter) = both(&cover_cfg, &file);
+        assert_same(
+            &format!("{name} (covering registry)"),
+            &reference,
+            &prefilter,
+        );
+        compared_routes += reference.files[0].matched;
+
+        // A sample of the announced prefixes, registered exactly.
+        let mut announced: Vec<IpNet> = reference
+            .prefixes
+            .iter()
+            .flat_map(|p| p.more_specifics.iter().map(|m| m.prefix))
+            .collect();
+        announced.sort();
+        announced.dedup();
+        let sample: Vec<IpNet> = announced.iter().step_by(7).copied().take(500).collect();
+        if sample.is_empty() {
+            continue;
+        }
+        sampled_prefixes += sample.len();
+        let sample_dir = tempfile::tempdir().unwrap();
+        let cfg = config(sample_dir.path(), &sample);
+        let (reference, prefilter) = both(&cfg, &file);
+        assert_same(
+            &format!("{name} (sampled registry)"),
+            &reference,
+            &prefilter,
+        );
+        assert!(
+            reference
+                .prefixes
+                .iter()
+                .any(|p| p.visibility > 0 || !p.more_specifics.is_empty())
+                || reference.prefixes.iter().all(|p| p.withdrawals > 0),
+            "{name}: the sampled registry must see routes"
+        );
+    }
+    assert!(
+        compared_routes > 1_000_000,
+        "compared {compared_routes} matched routes"
+    );
+    assert!(
+        sampled_prefixes > 5_000,
+        "sampled {sampled_prefixes} prefixes"
+    );
+}
