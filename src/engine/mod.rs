@@ -15,15 +15,16 @@
 //! offending ASN) opens when `min-peers` peers carry it and resolves when none does.
 
 pub mod anomaly;
+mod state;
 mod vecmap;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Serialize;
 
 pub use anomaly::{AnomalyKey, AnomalyKind};
+use state::{Announced, FxMap, PathId, PathTable, PrefixState, RouteSlot};
 use vecmap::VecMap;
 
 use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
@@ -66,29 +67,11 @@ impl PrefixStats {
     }
 }
 
-/// Routes of one announced prefix (the registered prefix itself or a more-specific).
-#[derive(Default)]
-struct Announced {
-    /// Current path per (peer, ADD-PATH id).
-    routes: VecMap<(PeerIdx, u32), Arc<AsPath>>,
-    /// Number of routes per peer (more than one only with ADD-PATH).
-    peers: VecMap<PeerIdx, u32>,
-    /// Number of routes per single-AS origin.
-    origins: VecMap<u32, u32>,
-}
-
-#[derive(Default)]
-struct PrefixState {
-    stats: PrefixStats,
-    announced: HashMap<IpNet, Announced>,
-    /// Anomaly instances of this registered prefix (open, or held below min-peers).
-    anomalies: HashMap<AnomalyKey, AnomalyState>,
-    dirty: bool,
-}
-
-struct AnomalyState {
+/// One anomaly instance.
+#[derive(Debug)]
+pub struct AnomalyState {
     /// Routes carrying the anomaly, per peer (unused for MOAS, which is per announced prefix).
-    carriers: VecMap<PeerIdx, u32>,
+    carriers: VecMap<PeerIdx>,
     open: bool,
     first_seen: f64,
     last_seen: f64,
@@ -218,10 +201,11 @@ pub struct PrefixSummary {
 pub struct Engine {
     registry: Arc<Registry>,
     peers: Vec<Arc<PeerKey>>,
-    peer_index: HashMap<Arc<PeerKey>, PeerIdx>,
+    peer_index: FxMap<Arc<PeerKey>, PeerIdx>,
     /// Routes held per peer (to report peers with routes, and to skip empty peer-down scans).
     peer_routes: Vec<u64>,
     prefixes: Vec<PrefixState>,
+    paths: PathTable,
     tracked_routes: u64,
     events: Vec<AnomalyEvent>,
     dirty: Vec<PrefixId>,
@@ -236,9 +220,10 @@ impl Engine {
         Engine {
             registry,
             peers: Vec::new(),
-            peer_index: HashMap::new(),
+            peer_index: FxMap::default(),
             peer_routes: Vec::new(),
             prefixes,
+            paths: PathTable::default(),
             tracked_routes: 0,
             events: Vec::new(),
             dirty: Vec::new(),
@@ -269,51 +254,130 @@ impl Engine {
         }
     }
 
+    fn is_exact(&self, r: PrefixId, q: &IpNet) -> bool {
+        self.registry.prefix(r).prefix == *q
+    }
+
     /// Applies one matched route update.
     pub fn apply(&mut self, update: &RouteUpdate) {
         let peer = self.peer_idx(&update.peer);
         let r = update.matched.prefix;
         let q = update.prefix;
+        let exact = update.matched.kind == MatchKind::Exact;
         let ts = update.timestamp;
         self.mark_dirty(r);
         match &update.change {
             RouteChange::Announce(path) => {
-                self.prefixes[r as usize].stats.announcements += 1;
-                let announced = self.prefixes[r as usize].announced.entry(q).or_default();
-                let old = announced
-                    .routes
-                    .insert((peer, update.path_id), path.clone());
-                match old {
-                    Some(old) if old == *path => {}
-                    Some(old) => {
+                let st = &mut self.prefixes[r as usize];
+                st.stats.announcements += 1;
+                let a = st.announced_mut(q, exact);
+                match a.find(peer, update.path_id) {
+                    Some(i) => {
+                        let old = a.routes[i].path;
+                        if **self.paths.get(old) == **path {
+                            return; // the same path again: nothing changed
+                        }
+                        let new = self.paths.intern(path);
+                        // Take the old route back, then put the new one in (in that order, so
+                        // transitions read "old resolved, new opened").
+                        let old_path = self.paths.get(old).clone();
+                        let a = self.prefixes[r as usize].announced_mut(q, exact);
+                        a.routes[i].path = new;
+                        if let Some(o) = old_path.origin_asn() {
+                            a.remove_origin(o);
+                        }
+                        self.refresh_exact_stats(r, exact);
                         self.prefixes[r as usize].stats.path_changes += 1;
-                        self.remove_contribution(r, q, peer, &old, ts, RemovalReason::Replaced);
-                        self.add_contribution(r, q, peer, path, ts);
+                        self.retract_anomalies(
+                            r,
+                            q,
+                            exact,
+                            peer,
+                            &old_path,
+                            ts,
+                            RemovalReason::Replaced,
+                        );
+                        if let Some(o) = path.origin_asn() {
+                            self.prefixes[r as usize]
+                                .announced_mut(q, exact)
+                                .add_origin(o);
+                        }
+                        self.refresh_exact_stats(r, exact);
+                        self.assert_anomalies(r, q, exact, peer, path, ts);
+                        self.paths.release(old);
                         self.prefixes[r as usize].stats.touch(ts);
                     }
                     None => {
+                        let id = self.paths.intern(path);
+                        let a = self.prefixes[r as usize].announced_mut(q, exact);
+                        a.insert(
+                            RouteSlot {
+                                peer,
+                                path_id: update.path_id,
+                                path: id,
+                            },
+                            path.origin_asn(),
+                        );
+                        self.refresh_exact_stats(r, exact);
                         self.tracked_routes += 1;
                         self.peer_routes[peer as usize] += 1;
-                        self.add_contribution(r, q, peer, path, ts);
+                        self.assert_anomalies(r, q, exact, peer, path, ts);
                         self.prefixes[r as usize].stats.touch(ts);
                     }
                 }
             }
             RouteChange::Withdraw => {
-                self.prefixes[r as usize].stats.withdrawals += 1;
                 let st = &mut self.prefixes[r as usize];
-                let old = st
-                    .announced
-                    .get_mut(&q)
-                    .and_then(|a| a.routes.remove(&(peer, update.path_id)));
-                if let Some(old) = old {
-                    self.tracked_routes -= 1;
-                    self.peer_routes[peer as usize] -= 1;
-                    self.remove_contribution(r, q, peer, &old, ts, RemovalReason::Withdrawn);
-                    self.prefixes[r as usize].stats.touch(ts);
-                }
+                st.stats.withdrawals += 1;
+                let Some(a) = (if exact {
+                    Some(&mut st.exact)
+                } else {
+                    st.more_specifics.as_mut().and_then(|m| m.get_mut(&q))
+                }) else {
+                    return;
+                };
+                let Some(i) = a.find(peer, update.path_id) else {
+                    return;
+                };
+                let old = a.routes[i].path;
+                let old_path = self.paths.get(old).clone();
+                a.remove(i, old_path.origin_asn());
+                self.remove_route_effects(
+                    r,
+                    q,
+                    exact,
+                    peer,
+                    old,
+                    &old_path,
+                    ts,
+                    RemovalReason::Withdrawn,
+                );
             }
         }
+    }
+
+    /// What follows a route's removal from its `Announced`: counters, anomalies, the path's
+    /// reference and the empty more-specific entry.
+    #[allow(clippy::too_many_arguments)]
+    fn remove_route_effects(
+        &mut self,
+        r: PrefixId,
+        q: IpNet,
+        exact: bool,
+        peer: PeerIdx,
+        path_id: PathId,
+        path: &Arc<AsPath>,
+        ts: f64,
+        reason: RemovalReason,
+    ) {
+        self.refresh_exact_stats(r, exact);
+        self.tracked_routes -= 1;
+        self.peer_routes[peer as usize] -= 1;
+        self.retract_anomalies(r, q, exact, peer, path, ts, reason);
+        self.paths.release(path_id);
+        let st = &mut self.prefixes[r as usize];
+        st.forget_if_empty(&q, exact);
+        st.stats.touch(ts);
     }
 
     /// Withdraws every route of `peer` (BGP session or BMP peer down). Returns how many.
@@ -324,136 +388,131 @@ impl Engine {
         if self.peer_routes[idx as usize] == 0 {
             return 0;
         }
-        let mut removed = Vec::new();
+        let mut removed: Vec<(PrefixId, IpNet, bool, PathId)> = Vec::new();
         for (r, st) in self.prefixes.iter_mut().enumerate() {
-            for (q, a) in st.announced.iter_mut() {
-                a.routes.retain(|&(p, _), path| {
-                    if p == idx {
-                        removed.push((r as PrefixId, *q, path.clone()));
-                        false
-                    } else {
-                        true
-                    }
-                });
+            let registered = self.registry.prefix(r as PrefixId).prefix;
+            let mut take = |q: IpNet, exact: bool, a: &mut Announced| {
+                while let Some(i) = a.routes.iter().position(|s| s.peer == idx) {
+                    let slot = a.routes[i];
+                    let origin = self.paths.get(slot.path).origin_asn();
+                    a.remove(i, origin);
+                    removed.push((r as PrefixId, q, exact, slot.path));
+                }
+            };
+            take(registered, true, &mut st.exact);
+            if let Some(m) = &mut st.more_specifics {
+                for (q, a) in m.iter_mut() {
+                    take(*q, false, a);
+                }
             }
         }
-        for (r, q, path) in &removed {
-            self.mark_dirty(*r);
-            self.tracked_routes -= 1;
-            self.peer_routes[idx as usize] -= 1;
-            self.remove_contribution(*r, *q, idx, path, ts, RemovalReason::PeerDown);
-            self.prefixes[*r as usize].stats.touch(ts);
+        for &(r, q, exact, path_id) in &removed {
+            self.mark_dirty(r);
+            let path = self.paths.get(path_id).clone();
+            self.remove_route_effects(
+                r,
+                q,
+                exact,
+                idx,
+                path_id,
+                &path,
+                ts,
+                RemovalReason::PeerDown,
+            );
         }
         removed.len() as u64
     }
 
-    fn match_kind(&self, r: PrefixId, q: &IpNet) -> MatchKind {
-        if self.registry.prefix(r).prefix == *q {
+    /// Visibility and origin count follow the registered prefix's own routes.
+    fn refresh_exact_stats(&mut self, r: PrefixId, exact: bool) {
+        if exact {
+            let st = &mut self.prefixes[r as usize];
+            st.stats.visibility = st.exact.peers;
+            st.stats.origins = st.exact.origins.len() as u32;
+        }
+    }
+
+    fn match_kind(exact: bool) -> MatchKind {
+        if exact {
             MatchKind::Exact
         } else {
             MatchKind::MoreSpecific
         }
     }
 
-    fn add_contribution(
+    /// The anomalies a new route of `peer` carries.
+    fn assert_anomalies(
         &mut self,
         r: PrefixId,
         q: IpNet,
+        exact: bool,
         peer: PeerIdx,
         path: &Arc<AsPath>,
         ts: f64,
     ) {
-        let kind = self.match_kind(r, &q);
-        {
-            let st = &mut self.prefixes[r as usize];
-            let a = st.announced.entry(q).or_default();
-            a.peers.increment(peer);
-            if let Some(o) = path.origin_asn() {
-                a.origins.increment(o);
-            }
-            if kind == MatchKind::Exact {
-                st.stats.visibility = a.peers.len() as u32;
-                st.stats.origins = a.origins.len() as u32;
-            }
-        }
         let reg = self.registry.prefix(r);
         let loc = self.registry.location_of(r);
-        let found = anomaly::classify_route(loc, reg, &q, kind, path);
-        for (k, asn) in found.iter() {
+        let found = anomaly::classify_route(loc, reg, &q, Self::match_kind(exact), path);
+        for (kind, asn) in found.iter() {
             let key = AnomalyKey {
-                kind: k,
+                kind,
                 registered: r,
                 announced: q,
                 asn,
             };
             self.carrier_added(key, peer, path, ts);
         }
-        self.update_moas(r, q, peer, Some(path), ts, RemovalReason::Replaced);
+        self.update_moas(r, q, exact, peer, Some(path), ts, RemovalReason::Replaced);
     }
 
-    fn remove_contribution(
+    /// Takes back the anomalies a removed route of `peer` carried.
+    #[allow(clippy::too_many_arguments)]
+    fn retract_anomalies(
         &mut self,
         r: PrefixId,
         q: IpNet,
+        exact: bool,
         peer: PeerIdx,
         path: &Arc<AsPath>,
         ts: f64,
         reason: RemovalReason,
     ) {
-        let kind = self.match_kind(r, &q);
-        {
-            let st = &mut self.prefixes[r as usize];
-            if let Some(a) = st.announced.get_mut(&q) {
-                a.peers.decrement(&peer);
-                if let Some(o) = path.origin_asn() {
-                    a.origins.decrement(&o);
-                }
-                if kind == MatchKind::Exact {
-                    st.stats.visibility = a.peers.len() as u32;
-                    st.stats.origins = a.origins.len() as u32;
-                }
-            }
-        }
         let reg = self.registry.prefix(r);
         let loc = self.registry.location_of(r);
-        let found = anomaly::classify_route(loc, reg, &q, kind, path);
-        for (k, asn) in found.iter() {
+        let found = anomaly::classify_route(loc, reg, &q, Self::match_kind(exact), path);
+        for (kind, asn) in found.iter() {
             let key = AnomalyKey {
-                kind: k,
+                kind,
                 registered: r,
                 announced: q,
                 asn,
             };
             self.carrier_removed(key, peer, ts, reason);
         }
-        self.update_moas(r, q, peer, None, ts, reason);
-        let st = &mut self.prefixes[r as usize];
-        if st
-            .announced
-            .get(&q)
-            .is_some_and(|a| a.routes.is_empty() && a.peers.is_empty())
-        {
-            st.announced.remove(&q);
-        }
+        self.update_moas(r, q, exact, peer, None, ts, reason);
     }
 
     fn min_peers(&self, r: PrefixId) -> u32 {
         self.registry.location_of(r).min_peers
     }
 
+    fn new_anomaly(ts: f64) -> AnomalyState {
+        AnomalyState {
+            carriers: VecMap::default(),
+            open: false,
+            first_seen: ts,
+            last_seen: ts,
+            opened_at: None,
+            example: None,
+        }
+    }
+
     fn carrier_added(&mut self, key: AnomalyKey, peer: PeerIdx, path: &Arc<AsPath>, ts: f64) {
         let min_peers = self.min_peers(key.registered);
         let st = self.prefixes[key.registered as usize]
-            .anomalies
+            .anomalies_mut()
             .entry(key)
-            .or_insert_with(|| AnomalyState {
-                carriers: VecMap::default(),
-                open: false,
-                first_seen: ts,
-                last_seen: ts,
-                opened_at: None,
-                example: None,
-            });
+            .or_insert_with(|| Self::new_anomaly(ts));
         st.carriers.increment(peer);
         st.last_seen = ts;
         st.example = Some((peer, path.clone()));
@@ -461,25 +520,20 @@ impl Engine {
         if !st.open && carriers >= min_peers {
             st.open = true;
             st.opened_at = Some(ts);
-            self.opened(key, carriers, peer, ts);
+            self.opened(key, carriers, peer, Some(path.clone()), ts);
         }
     }
 
     fn carrier_removed(&mut self, key: AnomalyKey, peer: PeerIdx, ts: f64, reason: RemovalReason) {
-        let Some(st) = self.prefixes[key.registered as usize]
-            .anomalies
-            .get_mut(&key)
-        else {
+        let st = &mut self.prefixes[key.registered as usize];
+        let Some(an) = st.anomalies.as_mut().and_then(|m| m.get_mut(&key)) else {
             return;
         };
-        st.carriers.decrement(&peer);
-        if st.carriers.is_empty() {
-            if let Some(st) = self.prefixes[key.registered as usize]
-                .anomalies
-                .remove(&key)
-            {
-                if st.open {
-                    self.resolved(key, peer, st.example.map(|e| e.1), ts, reason);
+        an.carriers.decrement(&peer);
+        if an.carriers.is_empty() {
+            if let Some(an) = st.remove_anomaly(&key) {
+                if an.open {
+                    self.resolved(key, peer, an.example.map(|e| e.1), ts, reason);
                 }
             }
         }
@@ -488,24 +542,23 @@ impl Engine {
     /// MOAS is a property of all routes of an announced prefix. It opens when at least two
     /// distinct origins are each carried by `min-peers` routes (peers, but for ADD-PATH), and
     /// resolves when fewer than two origins remain.
+    #[allow(clippy::too_many_arguments)]
     fn update_moas(
         &mut self,
         r: PrefixId,
         q: IpNet,
+        exact: bool,
         peer: PeerIdx,
         path: Option<&Arc<AsPath>>,
         ts: f64,
         reason: RemovalReason,
     ) {
         let min_peers = self.min_peers(r);
-        let (distinct, npeers, well_carried) =
-            self.prefixes[r as usize]
-                .announced
-                .get(&q)
-                .map_or((0, 0, 0), |a| {
-                    let well_carried = a.origins.values().filter(|&&n| n >= min_peers).count();
-                    (a.origins.len(), a.peers.len() as u32, well_carried)
-                });
+        let st = &mut self.prefixes[r as usize];
+        let (distinct, npeers, well_carried) = st.announced(&q, exact).map_or((0, 0, 0), |a| {
+            let well = a.origins.iter().filter(|(_, n)| *n >= min_peers).count();
+            (a.origins.len(), a.peers, well)
+        });
         let key = AnomalyKey {
             kind: AnomalyKind::Moas,
             registered: r,
@@ -513,32 +566,23 @@ impl Engine {
             asn: None,
         };
         if distinct >= 2 {
-            let st = self.prefixes[key.registered as usize]
-                .anomalies
+            let an = st
+                .anomalies_mut()
                 .entry(key)
-                .or_insert_with(|| AnomalyState {
-                    carriers: VecMap::default(),
-                    open: false,
-                    first_seen: ts,
-                    last_seen: ts,
-                    opened_at: None,
-                    example: None,
-                });
-            st.last_seen = ts;
+                .or_insert_with(|| Self::new_anomaly(ts));
+            an.last_seen = ts;
             if let Some(p) = path {
-                st.example = Some((peer, p.clone()));
+                an.example = Some((peer, p.clone()));
             }
-            if !st.open && well_carried >= 2 {
-                st.open = true;
-                st.opened_at = Some(ts);
-                self.opened(key, npeers, peer, ts);
+            if !an.open && well_carried >= 2 {
+                an.open = true;
+                an.opened_at = Some(ts);
+                let example = an.example.as_ref().map(|e| e.1.clone());
+                self.opened(key, npeers, peer, example, ts);
             }
-        } else if let Some(st) = self.prefixes[key.registered as usize]
-            .anomalies
-            .remove(&key)
-        {
-            if st.open {
-                self.resolved(key, peer, st.example.map(|e| e.1), ts, reason);
+        } else if let Some(an) = st.remove_anomaly(&key) {
+            if an.open {
+                self.resolved(key, peer, an.example.map(|e| e.1), ts, reason);
             }
         }
     }
@@ -571,11 +615,14 @@ impl Engine {
         }
     }
 
-    fn opened(&mut self, key: AnomalyKey, peers: u32, peer: PeerIdx, ts: f64) {
-        let path = self.prefixes[key.registered as usize]
-            .anomalies
-            .get(&key)
-            .and_then(|s| s.example.as_ref().map(|e| e.1.clone()));
+    fn opened(
+        &mut self,
+        key: AnomalyKey,
+        peers: u32,
+        peer: PeerIdx,
+        path: Option<Arc<AsPath>>,
+        ts: f64,
+    ) {
         let ev = self.event(
             key,
             Transition::Opened,
@@ -639,6 +686,11 @@ impl Engine {
         self.tracked_routes
     }
 
+    /// Distinct AS paths held.
+    pub fn distinct_paths(&self) -> usize {
+        self.paths.len()
+    }
+
     /// Peers currently holding at least one matched route.
     pub fn peers_with_routes(&self) -> usize {
         self.peer_routes.iter().filter(|&&n| n > 0).count()
@@ -646,10 +698,10 @@ impl Engine {
 
     fn anomaly_summary(&self, key: &AnomalyKey, st: &AnomalyState) -> AnomalySummary {
         let peers = if key.kind == AnomalyKind::Moas {
+            let exact = self.is_exact(key.registered, &key.announced);
             self.prefixes[key.registered as usize]
-                .announced
-                .get(&key.announced)
-                .map_or(0, |a| a.peers.len() as u32)
+                .announced(&key.announced, exact)
+                .map_or(0, |a| a.peers)
         } else {
             st.carriers.len() as u32
         };
@@ -674,7 +726,7 @@ impl Engine {
         let mut all: Vec<(&AnomalyKey, &AnomalyState)> = self
             .prefixes
             .iter()
-            .flat_map(|p| p.anomalies.iter())
+            .flat_map(|p| p.anomaly_iter())
             .collect();
         all.sort_by_key(|(k, _)| **k);
         all.into_iter()
@@ -686,28 +738,27 @@ impl Engine {
     pub fn prefix_summary(&self, r: PrefixId) -> PrefixSummary {
         let reg = self.registry.prefix(r);
         let st = &self.prefixes[r as usize];
-        let exact = st.announced.get(&reg.prefix);
-        let mut sample_paths: Vec<String> = Vec::new();
-        if let Some(a) = exact {
-            let mut paths: Vec<&Arc<AsPath>> = a.routes.values().collect();
-            paths.sort_by_key(|p| (p.asns.len(), p.asns.clone()));
-            paths.dedup();
-            sample_paths = paths.into_iter().take(3).map(|p| p.to_string()).collect();
-        }
-        let mut more_specifics: Vec<AnnouncedSummary> = st
-            .announced
+        let mut paths: Vec<&Arc<AsPath>> = st
+            .exact
+            .routes
             .iter()
-            .filter(|(q, _)| **q != reg.prefix)
+            .map(|s| self.paths.get(s.path))
+            .collect();
+        paths.sort_by(|a, b| (a.asns.len(), &a.asns).cmp(&(b.asns.len(), &b.asns)));
+        paths.dedup();
+        let sample_paths = paths.into_iter().take(3).map(|p| p.to_string()).collect();
+        let mut more_specifics: Vec<AnnouncedSummary> = st
+            .all_announced()
+            .filter_map(|(q, a)| q.map(|q| (q, a)))
             .map(|(q, a)| AnnouncedSummary {
                 prefix: *q,
-                peers: a.peers.len() as u32,
-                origins: sorted_keys(&a.origins),
+                peers: a.peers,
+                origins: a.origin_list(),
             })
             .collect();
         more_specifics.sort_by_key(|m| m.prefix);
         let mut anomalies: Vec<AnomalySummary> = st
-            .anomalies
-            .iter()
+            .anomaly_iter()
             .map(|(k, s)| self.anomaly_summary(k, s))
             .collect();
         anomalies.sort_by_key(|a| (a.kind, a.announced, a.asn));
@@ -715,7 +766,7 @@ impl Engine {
             location: self.registry.location_of(r).name.clone(),
             prefix: reg.prefix,
             visibility: st.stats.visibility,
-            origins: exact.map_or_else(Vec::new, |a| sorted_keys(&a.origins)),
+            origins: st.exact.origin_list(),
             sample_paths,
             more_specifics,
             announcements: st.stats.announcements,
@@ -732,12 +783,6 @@ impl Engine {
             .map(|r| self.prefix_summary(r))
             .collect()
     }
-}
-
-fn sorted_keys(m: &VecMap<u32, u32>) -> Vec<u32> {
-    let mut v: Vec<u32> = m.iter().map(|(k, _)| *k).collect();
-    v.sort_unstable();
-    v
 }
 
 #[cfg(test)]

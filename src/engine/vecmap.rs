@@ -1,16 +1,14 @@
-//! A small map backed by a vector, for the per-prefix sets that hold a handful of entries
-//! (peers of one announced prefix, its origins, the carriers of an anomaly).
-//!
-//! A `HashMap` costs an allocation of 100+ bytes even for one entry; here one entry costs its own
-//! size. Lookups are linear, which for the tens of peers a prefix has beats hashing.
+//! A small counting map backed by a vector, for the carriers of an anomaly instance (a handful
+//! of peers). A `HashMap` costs an allocation of 100+ bytes even for one entry; here one entry
+//! costs its own size, and a linear scan over a few peers beats hashing.
 
-/// A map of small `Copy` keys to values, in insertion order.
+/// Counts per small `Copy` key, in insertion order.
 #[derive(Debug, Clone)]
-pub struct VecMap<K, V> {
-    entries: Vec<(K, V)>,
+pub struct VecMap<K> {
+    entries: Vec<(K, u32)>,
 }
 
-impl<K, V> Default for VecMap<K, V> {
+impl<K> Default for VecMap<K> {
     fn default() -> Self {
         VecMap {
             entries: Vec::new(),
@@ -18,51 +16,16 @@ impl<K, V> Default for VecMap<K, V> {
     }
 }
 
-impl<K: PartialEq + Copy, V> VecMap<K, V> {
-    /// Inserts or replaces; returns the previous value.
-    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        match self.entries.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => Some(std::mem::replace(v, value)),
-            None => {
-                self.entries.push((key, value));
-                None
-            }
-        }
+impl<K: PartialEq + Copy> VecMap<K> {
+    /// The count of `key` (0 when absent).
+    #[cfg(test)]
+    pub fn count(&self, key: &K) -> u32 {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(0, |(_, n)| *n)
     }
 
-    /// Removes `key`, returning its value.
-    pub fn remove(&mut self, key: &K) -> Option<V> {
-        let i = self.entries.iter().position(|(k, _)| k == key)?;
-        Some(self.entries.swap_remove(i).1)
-    }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there are no entries.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Entries in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.entries.iter().map(|(k, v)| (k, v))
-    }
-
-    /// Values in no particular order.
-    pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.entries.iter().map(|(_, v)| v)
-    }
-
-    /// Keeps the entries for which `f` returns true.
-    pub fn retain(&mut self, mut f: impl FnMut(&K, &mut V) -> bool) {
-        self.entries.retain_mut(|(k, v)| f(k, v));
-    }
-}
-
-impl<K: PartialEq + Copy> VecMap<K, u32> {
     /// Adds one to the count of `key`.
     pub fn increment(&mut self, key: K) {
         match self.entries.iter_mut().find(|(k, _)| *k == key) {
@@ -80,30 +43,35 @@ impl<K: PartialEq + Copy> VecMap<K, u32> {
             }
         }
     }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn get(m: &VecMap<u32, u32>, key: u32) -> Option<u32> {
-        m.iter().find(|(k, _)| **k == key).map(|(_, v)| *v)
-    }
-
     #[test]
     fn counts_go_up_and_away_at_zero() {
-        let mut m: VecMap<u32, u32> = VecMap::default();
+        let mut m: VecMap<u32> = VecMap::default();
         m.increment(7);
         m.increment(7);
         m.increment(9);
-        assert_eq!((m.len(), get(&m, 7)), (2, Some(2)));
+        assert_eq!((m.len(), m.count(&7)), (2, 2));
         m.decrement(&7);
         m.decrement(&7);
-        assert_eq!(get(&m, 7), None);
+        assert_eq!(m.count(&7), 0);
         m.decrement(&42);
         assert_eq!(m.len(), 1);
-        assert_eq!(m.insert(9, 5), Some(1));
-        assert_eq!(m.remove(&9), Some(5));
+        m.decrement(&9);
         assert!(m.is_empty());
     }
 }
