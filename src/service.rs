@@ -358,8 +358,8 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-fn pipeline_registry(p: &Pipeline) -> prometheus::Registry {
-    p.metrics.registry().clone()
+fn pipeline_registry(p: &Pipeline) -> crate::metrics::Exporter {
+    p.metrics.exporter()
 }
 
 fn answer(p: &Pipeline, q: Query, ready: &AtomicBool, registered: usize, locations: usize) {

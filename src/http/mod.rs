@@ -2,7 +2,7 @@
 //!
 //! Handlers never touch route state directly: API queries go to the engine task over its command
 //! channel and wait for the answer (the engine stays the single owner, with no locks), and
-//! `/metrics` renders the Prometheus registry, which is safe to read concurrently.
+//! `/metrics` renders the metric set, which is safe to read concurrently.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,8 +50,8 @@ pub struct StatusBody {
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState {
-    /// Prometheus registry to render.
-    pub metrics: prometheus::Registry,
+    /// Renders the metrics exposition.
+    pub metrics: crate::metrics::Exporter,
     /// Set once the registry is loaded, listeners are bound and the initial MRT files are in.
     pub ready: Arc<AtomicBool>,
     /// The engine task's query channel.
@@ -71,17 +71,16 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    let mut buf = Vec::new();
-    let encoder = prometheus::TextEncoder::new();
-    if let Err(e) = prometheus::Encoder::encode(&encoder, &s.metrics.gather(), &mut buf) {
-        tracing::error!(error = %e, "metrics encoding failed");
-    }
+    // Rendering 10,000 prefixes is ~200,000 lines: do it off the async workers.
+    let body = tokio::task::spawn_blocking(move || s.metrics.render())
+        .await
+        .unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        buf,
+        body,
     )
         .into_response()
 }

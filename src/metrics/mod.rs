@@ -9,17 +9,22 @@
 //! The engine owns the numbers; this module mirrors them. After each batch the pipeline calls
 //! [`Metrics::sync`] with the prefixes the engine marked dirty, and the change since the last sync
 //! is added to the series, so shared (folded) series aggregate correctly.
+//!
+//! The per-prefix families live in a compact [`prefix_table::PrefixTable`] rendered directly as
+//! text; the few feed and process metrics use the `prometheus` crate.
 
-use std::collections::HashMap;
+pub mod prefix_table;
+
+use std::sync::{Arc, RwLock};
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::engine::{AnomalyKind, Engine, PrefixStats, KINDS};
+use crate::engine::{Engine, PrefixStats};
 use crate::ingest::mrt::Batch;
 use crate::registry::{PrefixId, Registry as PrefixRegistry};
+use prefix_table::PrefixTable;
 
 /// Bounded values of the `error` label of `routewatch_parse_errors_total`.
 pub const PARSE_ERROR_LABELS: [&str; 5] = [
@@ -36,23 +41,10 @@ pub const MRT_FILE_RESULTS: [&str; 3] = ["ok", "parse_errors", "failed"];
 /// Feeds known to this build (the `feed` label).
 pub const FEEDS: [&str; 1] = [crate::ingest::mrt::FEED];
 
-/// Series of one registered prefix (or of a location's folded prefixes).
-#[derive(Clone)]
-struct PrefixSeries {
-    visibility: IntGauge,
-    origins: IntGauge,
-    announcements: IntCounter,
-    withdrawals: IntCounter,
-    path_changes: IntCounter,
-    last_change: Gauge,
-    anomalies_active: [IntGauge; KINDS],
-    anomalies_opened: [IntCounter; KINDS],
-}
-
 /// The metric set of one routewatch process.
 pub struct Metrics {
     registry: Registry,
-    series: Vec<PrefixSeries>,
+    prefixes: Arc<RwLock<PrefixTable>>,
     synced: Vec<PrefixStats>,
     routes_processed: IntCounterVec,
     routes_matched: IntCounterVec,
@@ -109,88 +101,6 @@ impl Metrics {
         registered.with_label_values(&["ipv4"]).set(v4 as i64);
         registered.with_label_values(&["ipv6"]).set(v6 as i64);
 
-        let lp = &["location", "prefix"];
-        let visibility = register(
-            &r,
-            IntGaugeVec::new(
-                opts(
-                    "routewatch_prefix_visibility_peers",
-                    "Peers with a route for exactly the registered prefix.",
-                ),
-                lp,
-            )?,
-        );
-        let origins = register(
-            &r,
-            IntGaugeVec::new(
-                opts(
-                    "routewatch_prefix_origins",
-                    "Distinct origin ASes seen for exactly the registered prefix.",
-                ),
-                lp,
-            )?,
-        );
-        let announcements = register(
-            &r,
-            IntCounterVec::new(
-                opts(
-                    "routewatch_prefix_announcements_total",
-                    "Announcements received for the registered prefix or its more-specifics.",
-                ),
-                lp,
-            )?,
-        );
-        let withdrawals = register(
-            &r,
-            IntCounterVec::new(
-                opts(
-                    "routewatch_prefix_withdrawals_total",
-                    "Withdrawals received for the registered prefix or its more-specifics.",
-                ),
-                lp,
-            )?,
-        );
-        let path_changes = register(
-            &r,
-            IntCounterVec::new(
-                opts(
-                    "routewatch_prefix_path_changes_total",
-                    "AS path changes of a peer's route for the prefix or its more-specifics.",
-                ),
-                lp,
-            )?,
-        );
-        let last_change = register(
-            &r,
-            GaugeVec::new(
-                opts(
-                    "routewatch_prefix_last_change_timestamp_seconds",
-                    "BGP time of the last route change for the prefix (0 = none yet).",
-                ),
-                lp,
-            )?,
-        );
-        let lpk = &["location", "prefix", "kind"];
-        let active = register(
-            &r,
-            IntGaugeVec::new(
-                opts(
-                    "routewatch_anomalies_active",
-                    "Open anomaly instances by kind.",
-                ),
-                lpk,
-            )?,
-        );
-        let opened = register(
-            &r,
-            IntCounterVec::new(
-                opts(
-                    "routewatch_anomalies_opened_total",
-                    "Anomaly instances opened by kind.",
-                ),
-                lpk,
-            )?,
-        );
         let folded_gauge = register(
             &r,
             IntGauge::with_opts(opts(
@@ -198,37 +108,8 @@ impl Metrics {
                 "Registered prefixes beyond max-prefix-series, aggregated into prefix=\"other\".",
             ))?,
         );
-
-        let make = |location: &str, prefix: &str| PrefixSeries {
-            visibility: visibility.with_label_values(&[location, prefix]),
-            origins: origins.with_label_values(&[location, prefix]),
-            announcements: announcements.with_label_values(&[location, prefix]),
-            withdrawals: withdrawals.with_label_values(&[location, prefix]),
-            path_changes: path_changes.with_label_values(&[location, prefix]),
-            last_change: last_change.with_label_values(&[location, prefix]),
-            anomalies_active: AnomalyKind::ALL
-                .map(|k| active.with_label_values(&[location, prefix, k.as_str()])),
-            anomalies_opened: AnomalyKind::ALL
-                .map(|k| opened.with_label_values(&[location, prefix, k.as_str()])),
-        };
-        let mut series = Vec::with_capacity(prefixes.prefixes().len());
-        let mut other: HashMap<u32, PrefixSeries> = HashMap::new();
-        let mut folded = 0;
-        for (i, p) in prefixes.prefixes().iter().enumerate() {
-            let loc = &prefixes.locations()[p.location as usize].name;
-            if i < max_prefix_series {
-                series.push(make(loc, &p.prefix.to_string()));
-            } else {
-                folded += 1;
-                series.push(
-                    other
-                        .entry(p.location)
-                        .or_insert_with(|| make(loc, "other"))
-                        .clone(),
-                );
-            }
-        }
-        folded_gauge.set(folded);
+        let table = PrefixTable::new(prefixes, max_prefix_series);
+        folded_gauge.set(table.folded() as i64);
 
         let routes_processed = register(
             &r,
@@ -323,10 +204,10 @@ impl Metrics {
         for res in MRT_FILE_RESULTS {
             mrt_files.with_label_values(&[res]);
         }
-        let synced = vec![PrefixStats::default(); series.len()];
+        let synced = vec![PrefixStats::default(); prefixes.prefixes().len()];
         Ok(Metrics {
             registry: r,
-            series,
+            prefixes: Arc::new(RwLock::new(table)),
             synced,
             routes_processed,
             routes_matched,
@@ -342,28 +223,17 @@ impl Metrics {
 
     /// Mirrors the engine's statistics of `dirty` prefixes, and the engine-wide gauges.
     pub fn sync(&mut self, engine: &Engine, dirty: &[PrefixId], feed: &str) {
-        for &r in dirty {
-            let new = engine.stats(r);
-            let old = &self.synced[r as usize];
-            let s = &self.series[r as usize];
-            s.visibility
-                .add(new.visibility as i64 - old.visibility as i64);
-            s.origins.add(new.origins as i64 - old.origins as i64);
-            s.announcements
-                .inc_by(new.announcements - old.announcements);
-            s.withdrawals.inc_by(new.withdrawals - old.withdrawals);
-            s.path_changes.inc_by(new.path_changes - old.path_changes);
-            if let Some(t) = new.last_change {
-                if t > s.last_change.get() {
-                    s.last_change.set(t);
-                }
+        if !dirty.is_empty() {
+            // One short write lock per batch; a scrape holds the read lock while it renders.
+            let mut table = self
+                .prefixes
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for &r in dirty {
+                let new = engine.stats(r);
+                table.apply(r, &self.synced[r as usize], new);
+                self.synced[r as usize] = new.clone();
             }
-            for k in 0..KINDS {
-                s.anomalies_active[k]
-                    .add(new.anomalies_active[k] as i64 - old.anomalies_active[k] as i64);
-                s.anomalies_opened[k].inc_by(new.anomalies_opened[k] - old.anomalies_opened[k]);
-            }
-            self.synced[r as usize] = new.clone();
         }
         self.tracked_routes.set(engine.tracked_routes() as i64);
         self.feed_peers
@@ -397,18 +267,40 @@ impl Metrics {
         self.mrt_files.with_label_values(&[result]).inc();
     }
 
-    /// The underlying Prometheus registry (cheap to clone; safe to gather concurrently).
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// A handle that renders the current exposition from any thread.
+    pub fn exporter(&self) -> Exporter {
+        Exporter {
+            registry: self.registry.clone(),
+            prefixes: self.prefixes.clone(),
+        }
     }
 
     /// Renders the text exposition format.
+    pub fn render(&self) -> String {
+        self.exporter().render()
+    }
+}
+
+/// Renders the exposition; cheap to clone, shared with the HTTP server.
+#[derive(Clone)]
+pub struct Exporter {
+    registry: Registry,
+    prefixes: Arc<RwLock<PrefixTable>>,
+}
+
+impl Exporter {
+    /// The text exposition format: the process and feed metrics, then the per-prefix families.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
             tracing::error!(error = %e, "metrics encoding failed");
         }
-        String::from_utf8(buf).unwrap_or_default()
+        let mut out = String::from_utf8(buf).unwrap_or_default();
+        self.prefixes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .render(&mut out);
+        out
     }
 }
 
