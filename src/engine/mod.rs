@@ -24,7 +24,8 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 pub use anomaly::{AnomalyKey, AnomalyKind};
-use state::{Announced, FxMap, PathId, PathTable, PrefixState, RouteSlot};
+pub use state::FxMap;
+use state::{Announced, PathId, PathTable, PrefixState, RouteSlot};
 use vecmap::VecMap;
 
 use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};

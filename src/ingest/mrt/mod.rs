@@ -16,7 +16,7 @@
 //! inflated on its own thread ([`threaded`]). Matched routes leave in [`Batch`]es, together with
 //! the counts the metrics need.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
@@ -29,6 +29,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 use tracing::warn;
 
+use crate::engine::FxMap;
 use crate::model::{AsPath, Origin, PeerKey, RouteChange, RouteUpdate};
 use crate::registry::{Match, Registry};
 
@@ -273,12 +274,12 @@ struct Sink<'a, F> {
     report: FileReport,
     stopped: bool,
     source: Arc<str>,
-    peers: HashMap<(IpAddr, u32), Arc<PeerKey>>,
+    peers: FxMap<(IpAddr, u32), Arc<PeerKey>>,
     empty_path: Arc<AsPath>,
     /// bgpkit-parser: routes of one BGP message share one AS path; convert it once.
     last_bgpkit_path: Option<(Arc<bgpkit_parser::models::AsPath>, Arc<AsPath>)>,
     /// Prefilter: TABLE_DUMP_V2 paths by their raw bytes (a peer's path repeats across prefixes).
-    wire_paths: HashMap<Box<[u8]>, Arc<AsPath>>,
+    wire_paths: FxMap<Box<[u8]>, Arc<AsPath>>,
     /// bgpkit-parser 0.23 drops the path identifiers of RFC 8050 RIB entries, so two paths of one
     /// peer would replace each other. In a RIB dump all entries of a prefix are consecutive and a
     /// peer appears once per prefix unless it uses ADD-PATH: number its repeats 0, 1, 2, ...
@@ -421,22 +422,21 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
         &mut self,
         rib: &wire::RibRecord<'_>,
         matched: Match,
-        peers: &[wire::IndexedPeer],
+        peers: &[(wire::IndexedPeer, Arc<PeerKey>)],
     ) -> Result<(), wire::WireError> {
-        let mut decoded: Vec<(wire::RibEntry<'_>, Option<&[u8]>)> =
-            Vec::with_capacity(rib.entry_count as usize);
+        // Validate every entry first, so a bad one leaves nothing half-queued.
         for entry in rib.entries() {
             let entry = entry?;
             if usize::from(entry.peer_index) >= peers.len() {
                 return Err(wire::WireError::Invalid("peer index"));
             }
-            decoded.push((entry, wire::td2_as_path(entry.attributes)?));
+            wire::td2_as_path(entry.attributes)?;
         }
-        for (entry, raw_path) in decoded {
-            let p = peers[usize::from(entry.peer_index)];
+        for entry in rib.entries().map_while(Result::ok) {
+            let (p, peer) = &peers[usize::from(entry.peer_index)];
             let ts = f64::from(entry.originated);
             self.processed(1, ts);
-            let path = match raw_path {
+            let path = match wire::td2_as_path(entry.attributes).ok().flatten() {
                 None => self.empty_path.clone(),
                 Some(raw) => match self.wire_paths.get(raw) {
                     Some(path) => path.clone(),
@@ -453,10 +453,9 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
             // Path ids of a RIB are numbered as for the reference decoder (which cannot see
             // them), so both decoders key a peer's paths alike.
             let path_id = self.rib_path_id(rib.prefix, (p.address, p.asn));
-            let peer = self.peer(p.address, p.asn);
             self.push(RouteUpdate {
                 timestamp: ts,
-                peer,
+                peer: peer.clone(),
                 prefix: rib.prefix,
                 path_id,
                 matched,
@@ -515,10 +514,10 @@ pub fn read_file_with(
         },
         stopped: false,
         source: Arc::from(FEED),
-        peers: HashMap::new(),
+        peers: FxMap::default(),
         empty_path: Arc::new(AsPath::from_sequence(&[])),
         last_bgpkit_path: None,
-        wire_paths: HashMap::new(),
+        wire_paths: FxMap::default(),
         rib_run: None,
         rib_run_peers: Vec::new(),
     };
@@ -529,12 +528,15 @@ pub fn read_file_with(
     Ok(sink.finish())
 }
 
+/// A decoded PEER_INDEX_TABLE (each peer with its interned key) and its raw record.
+type PeerTable = (Vec<(wire::IndexedPeer, Arc<PeerKey>)>, Vec<u8>);
+
 /// The prefilter decoder: see the module documentation.
 fn prefilter<F: FnMut(Batch) -> bool>(sink: &mut Sink<'_, F>, reader: Box<dyn BufRead + Send>) {
     let mut records = RecordReader::new(reader);
     // The last PEER_INDEX_TABLE, decoded, and raw (to give bgpkit-parser context for a RIB
     // record it has to decode).
-    let mut peer_table: Option<(Vec<wire::IndexedPeer>, Vec<u8>)> = None;
+    let mut peer_table: Option<PeerTable> = None;
     let mut raw = Vec::new();
     while !sink.stopped {
         let wire::Record {
@@ -560,7 +562,13 @@ fn prefilter<F: FnMut(Batch) -> bool>(sink: &mut Sink<'_, F>, reader: Box<dyn Bu
                 raw.extend_from_slice(raw_header);
                 raw.extend_from_slice(body);
                 match wire::peer_index_table(body) {
-                    Ok(peers) => peer_table = Some((peers, raw.clone())),
+                    Ok(peers) => {
+                        let peers = peers
+                            .into_iter()
+                            .map(|p| (p, sink.peer(p.address, p.asn)))
+                            .collect();
+                        peer_table = Some((peers, raw.clone()));
+                    }
                     Err(e) => {
                         peer_table = None;
                         sink.error("malformed", &e);
