@@ -29,6 +29,15 @@ pub const DEFAULT_MAX_PREFIX_SERIES: usize = 10_000;
 pub const DEFAULT_WATCH_INTERVAL_SECONDS: u64 = 30;
 /// Default `min-peers` of a location.
 pub const DEFAULT_MIN_PEERS: u32 = 1;
+/// Default BMP listen address (when a `[bmp]` section is present).
+pub const DEFAULT_BMP_LISTEN: &str = "[::]:11019";
+/// Default cap on concurrent BMP sessions.
+pub const DEFAULT_BMP_MAX_SESSIONS: usize = 64;
+/// Default largest BMP message accepted. A Peer Up carries two OPENs and a Route Monitoring one
+/// UPDATE, each at most 65,535 bytes with extended messages (RFC 8654).
+pub const DEFAULT_BMP_MAX_FRAME_BYTES: u32 = 256 * 1024;
+/// Default wait for a router's initial tables (End-of-RIB) before `/ready` stops waiting.
+pub const DEFAULT_BMP_INITIAL_TABLE_TIMEOUT_SECONDS: u64 = 300;
 
 /// A configuration error with its position in the source.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +89,8 @@ pub struct Config {
     pub mrt: MrtConfig,
     /// Metric settings.
     pub metrics: MetricsConfig,
+    /// BMP listener; `None` when the `[bmp]` section is absent (no listener).
+    pub bmp: Option<BmpConfig>,
     /// Directory for persistent state (processed MRT files, later the event store).
     pub state_dir: PathBuf,
     /// Registered locations, in file order (main file first, then includes).
@@ -102,6 +113,32 @@ pub struct MrtConfig {
     pub watch_dir: Option<PathBuf>,
     /// Poll interval of `watch_dir`.
     pub watch_interval_seconds: u64,
+}
+
+/// `[bmp]`
+#[derive(Debug, Clone)]
+pub struct BmpConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Router networks allowed to connect; others are closed at once and counted.
+    pub allow: Vec<ipnet::IpNet>,
+    /// Concurrent sessions; more are refused and counted.
+    pub max_sessions: usize,
+    /// Largest BMP message accepted; a larger one ends that session.
+    pub max_frame_bytes: u32,
+    /// How long `/ready` waits for a connected router's End-of-RIB per peer.
+    pub initial_table_timeout_seconds: u64,
+    /// Static router names by source address (these routers' series are kept when they leave).
+    pub routers: Vec<BmpRouter>,
+}
+
+/// `[[bmp.router]]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BmpRouter {
+    /// Source address of the router's BMP session.
+    pub address: std::net::IpAddr,
+    /// Name used as the `router` label.
+    pub name: String,
 }
 
 /// `[metrics]`
@@ -127,6 +164,8 @@ struct RawFile {
     #[serde(default)]
     metrics: Option<RawMetrics>,
     #[serde(default)]
+    bmp: Option<RawBmp>,
+    #[serde(default)]
     location: Vec<RawLocation>,
 }
 
@@ -151,6 +190,25 @@ struct RawMrt {
     files: Vec<String>,
     watch_dir: Option<String>,
     watch_interval_seconds: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawBmp {
+    listen: Option<Spanned<String>>,
+    allow: Option<Vec<Spanned<String>>>,
+    max_sessions: Option<Spanned<i64>>,
+    max_frame_bytes: Option<Spanned<i64>>,
+    initial_table_timeout_seconds: Option<Spanned<i64>>,
+    #[serde(default)]
+    router: Vec<RawBmpRouter>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawBmpRouter {
+    address: Spanned<String>,
+    name: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -330,11 +388,18 @@ impl Config {
             return Err(registry_error_to_config(&sources, &spans, err));
         }
 
+        let bmp = raw
+            .bmp
+            .as_ref()
+            .map(|b| convert_bmp(&sources[0], b))
+            .transpose()?;
+
         Ok(Config {
             path: path.to_path_buf(),
             http: HttpConfig { listen },
             mrt,
             metrics,
+            bmp,
             state_dir,
             locations,
         })
@@ -358,6 +423,78 @@ fn positive(
         return Err(src.invalid(&v.span(), key, format!("{x} is out of range {min}..={max}")));
     }
     Ok(x as u64)
+}
+
+fn convert_bmp(src: &Source, raw: &RawBmp) -> Result<BmpConfig, ConfigError> {
+    let listen = match &raw.listen {
+        Some(l) => l.get_ref().parse::<SocketAddr>().map_err(|e| {
+            src.invalid(
+                &l.span(),
+                "bmp.listen",
+                format!("not an address:port ({e})"),
+            )
+        })?,
+        None => DEFAULT_BMP_LISTEN
+            .parse()
+            .map_err(|_| src.invalid(&(0..0), "bmp.listen", "bad built-in default"))?,
+    };
+    let allow = match &raw.allow {
+        // Default: any address (0.0.0.0/0 and ::/0); the documented example narrows it.
+        None => vec![
+            ipnet::IpNet::V4(ipnet::Ipv4Net::default()),
+            ipnet::IpNet::V6(ipnet::Ipv6Net::default()),
+        ],
+        Some(list) => list
+            .iter()
+            .map(|n| parse_prefix(n.get_ref()).map_err(|m| src.invalid(&n.span(), "bmp.allow", m)))
+            .collect::<Result<_, _>>()?,
+    };
+    let max_sessions = match &raw.max_sessions {
+        Some(v) => positive(src, v, "bmp.max-sessions", 1, 100_000)? as usize,
+        None => DEFAULT_BMP_MAX_SESSIONS,
+    };
+    let max_frame_bytes = match &raw.max_frame_bytes {
+        Some(v) => positive(src, v, "bmp.max-frame-bytes", 4096, 16 * 1024 * 1024)? as u32,
+        None => DEFAULT_BMP_MAX_FRAME_BYTES,
+    };
+    let initial_table_timeout_seconds = match &raw.initial_table_timeout_seconds {
+        Some(v) => positive(src, v, "bmp.initial-table-timeout-seconds", 0, 86_400)?,
+        None => DEFAULT_BMP_INITIAL_TABLE_TIMEOUT_SECONDS,
+    };
+    let mut routers: Vec<BmpRouter> = Vec::with_capacity(raw.router.len());
+    for (i, r) in raw.router.iter().enumerate() {
+        let address = r.address.get_ref().parse().map_err(|_| {
+            src.invalid(
+                &r.address.span(),
+                format!("bmp.router[{i}].address"),
+                "not an IP address",
+            )
+        })?;
+        let name = r.name.get_ref().trim().to_string();
+        if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control()) {
+            return Err(src.invalid(
+                &r.name.span(),
+                format!("bmp.router[{i}].name"),
+                "must be 1 to 128 printable characters",
+            ));
+        }
+        if routers.iter().any(|x| x.address == address) {
+            return Err(src.invalid(
+                &r.address.span(),
+                format!("bmp.router[{i}].address"),
+                "this router address is already named",
+            ));
+        }
+        routers.push(BmpRouter { address, name });
+    }
+    Ok(BmpConfig {
+        listen,
+        allow,
+        max_sessions,
+        max_frame_bytes,
+        initial_table_timeout_seconds,
+        routers,
+    })
 }
 
 fn asn(src: &Source, v: &Spanned<i64>, key: &str) -> Result<u32, ConfigError> {
