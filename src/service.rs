@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,7 +20,8 @@ use crate::cli::{Command, Format};
 use crate::config::Config;
 use crate::engine::{AnomalyEvent, Engine, Transition};
 use crate::error::Error;
-use crate::http::{self, AppState, Query, StatusBody};
+use crate::http::{self, AppState, Query, Readiness, StatusBody};
+use crate::ingest::bmp;
 use crate::ingest::mrt::{self, Batch, FileReport};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -111,6 +112,11 @@ impl Pipeline {
         for update in &batch.updates {
             self.engine.apply(update);
         }
+        self.after_updates(feed);
+    }
+
+    /// Metrics sync and events after a batch from `feed`.
+    fn after_updates(&mut self, feed: &str) {
         let dirty = self.engine.take_dirty();
         self.metrics.sync(&self.engine, &dirty, feed);
         for ev in self.engine.drain_events() {
@@ -120,6 +126,16 @@ impl Pipeline {
                 None => log_event(&ev),
             }
         }
+    }
+
+    /// Applies what a BMP session produced (routes and peer-downs, in stream order).
+    pub fn ingest_bmp(&mut self, out: bmp::Output) {
+        self.metrics.record_batch(bmp::FEED, &out.batch);
+        let removed = out.apply(&mut self.engine);
+        if removed > 0 {
+            info!(routes = removed, "BMP peer down: routes withdrawn");
+        }
+        self.after_updates(bmp::FEED);
     }
 
     /// Records a finished MRT file.
@@ -265,8 +281,9 @@ pub fn run(config_path: &Path) -> Result<(), Error> {
 
 async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error> {
     let mut pipeline = Pipeline::new(registry.clone(), config.metrics.max_prefix_series, false)?;
-    let ready = Arc::new(AtomicBool::new(false));
     let (feed_tx, mut feed_rx) = mpsc::channel::<FeedMessage>(8);
+    // BMP session outputs: bounded, so a slow engine slows the routers' TCP reads.
+    let (bmp_tx, mut bmp_rx) = mpsc::channel::<bmp::Output>(64);
     let (query_tx, mut query_rx) = mpsc::channel::<Query>(64);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
@@ -281,6 +298,34 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
         source,
     })?;
     info!(address = %local, locations = registry.locations().len(), prefixes = registry.prefixes().len(), "listening");
+
+    // The BMP listener is bound before anything is announced ready.
+    let mut readiness = Readiness::default();
+    let mut bmp_task = None;
+    if let Some(bmp_config) = &config.bmp {
+        let bmp_listener = tokio::net::TcpListener::bind(bmp_config.listen)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: bmp_config.listen,
+                source,
+            })?;
+        let named: Vec<String> = bmp_config.routers.iter().map(|r| r.name.clone()).collect();
+        let board = Arc::new(bmp::listener::RouterBoard::default());
+        readiness.bmp = Some(board.clone());
+        let ctx = bmp::listener::ListenerContext {
+            config: Arc::new(bmp_config.clone()),
+            registry: registry.clone(),
+            metrics: pipeline.metrics.enable_bmp(&named)?,
+            board,
+            outputs: bmp_tx,
+            shutdown: shutdown_rx.clone(),
+        };
+        info!(address = %bmp_listener.local_addr().map_or(bmp_config.listen, |a| a), "BMP listening");
+        bmp_task = Some(tokio::spawn(bmp::listener::serve(bmp_listener, ctx)));
+    } else {
+        drop(bmp_tx);
+    }
+    let ready = Arc::new(readiness);
 
     let app = http::router(AppState {
         metrics: pipeline_registry(&pipeline),
@@ -310,6 +355,7 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     let registered = registry.prefixes().len();
     let locations = registry.locations().len();
     let mut engine_shutdown = shutdown_rx.clone();
+    let mut bmp_open = config.bmp.is_some();
     let engine = tokio::spawn(async move {
         let mut feeds_open = true;
         loop {
@@ -322,11 +368,15 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
                         error!(error = %e, "MRT file could not be read");
                     }
                     Some(FeedMessage::InitialLoadDone) => {
-                        engine_ready.store(true, Ordering::Release);
+                        engine_ready.mrt_loaded.store(true, Ordering::Release);
                         info!(routes = pipeline.engine.tracked_routes(), "initial MRT files loaded; ready");
                     }
                     // Feeds finished (no watched directory): keep answering queries.
                     None => feeds_open = false,
+                },
+                out = bmp_rx.recv(), if bmp_open => match out {
+                    Some(out) => pipeline.ingest_bmp(out),
+                    None => bmp_open = false,
                 },
                 q = query_rx.recv() => match q {
                     Some(q) => answer(&pipeline, q, &engine_ready, registered, locations),
@@ -341,6 +391,9 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     info!("shutting down");
     let _ = shutdown_tx.send(true);
     let _ = server.await;
+    if let Some(t) = bmp_task {
+        let _ = t.await;
+    }
     // A feed blocked in a read (a FIFO, a hung mount) must not hold up the exit.
     if tokio::time::timeout(Duration::from_secs(5), feeds)
         .await
@@ -362,7 +415,7 @@ fn pipeline_registry(p: &Pipeline) -> crate::metrics::Exporter {
     p.metrics.exporter()
 }
 
-fn answer(p: &Pipeline, q: Query, ready: &AtomicBool, registered: usize, locations: usize) {
+fn answer(p: &Pipeline, q: Query, ready: &Readiness, registered: usize, locations: usize) {
     match q {
         Query::Prefixes(tx) => {
             let _ = tx.send(p.engine.prefix_summaries());
@@ -373,12 +426,13 @@ fn answer(p: &Pipeline, q: Query, ready: &AtomicBool, registered: usize, locatio
         Query::Status(tx) => {
             let _ = tx.send(StatusBody {
                 version: env!("CARGO_PKG_VERSION"),
-                ready: ready.load(Ordering::Acquire),
+                ready: ready.is_ready(),
                 locations,
                 registered_prefixes: registered,
                 tracked_routes: p.engine.tracked_routes(),
                 peers: p.engine.peers_with_routes(),
                 mrt_files_processed: p.files_processed,
+                routers: ready.bmp.as_ref().map(|b| b.snapshot()).unwrap_or_default(),
             });
         }
     }

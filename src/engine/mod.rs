@@ -697,6 +697,20 @@ impl Engine {
         self.peer_routes.iter().filter(|&&n| n > 0).count()
     }
 
+    /// Peers holding matched routes whose route source is `feed` or under it (`feed/...`).
+    pub fn peers_with_routes_in(&self, feed: &str) -> usize {
+        self.peers
+            .iter()
+            .zip(&self.peer_routes)
+            .filter(|(k, &n)| {
+                n > 0
+                    && k.source
+                        .strip_prefix(feed)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .count()
+    }
+
     fn anomaly_summary(&self, key: &AnomalyKey, st: &AnomalyState) -> AnomalySummary {
         let peers = if key.kind == AnomalyKind::Moas {
             let exact = self.is_exact(key.registered, &key.announced);

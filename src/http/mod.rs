@@ -7,6 +7,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::ingest::bmp::listener::{RouterBoard, RouterStatus};
+
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -45,6 +47,26 @@ pub struct StatusBody {
     pub peers: usize,
     /// MRT files processed so far.
     pub mrt_files_processed: u64,
+    /// Connected BMP routers (and configured ones that are down).
+    pub routers: Vec<RouterStatus>,
+}
+
+/// What `/ready` waits for: the configured MRT files, and every connected BMP router's initial
+/// tables (End-of-RIB from each peer, or the configured timeout).
+#[derive(Debug, Default)]
+pub struct Readiness {
+    /// Set once the configured MRT files are in (the listeners are bound before anything runs).
+    pub mrt_loaded: AtomicBool,
+    /// The BMP routers, when the listener runs.
+    pub bmp: Option<Arc<RouterBoard>>,
+}
+
+impl Readiness {
+    /// Whether `/ready` is 200.
+    pub fn is_ready(&self) -> bool {
+        self.mrt_loaded.load(Ordering::Acquire)
+            && self.bmp.as_ref().is_none_or(|b| b.initial_tables_in())
+    }
 }
 
 /// Shared state of the HTTP handlers.
@@ -52,8 +74,8 @@ pub struct StatusBody {
 pub struct AppState {
     /// Renders the metrics exposition.
     pub metrics: crate::metrics::Exporter,
-    /// Set once the registry is loaded, listeners are bound and the initial MRT files are in.
-    pub ready: Arc<AtomicBool>,
+    /// Readiness.
+    pub ready: Arc<Readiness>,
     /// The engine task's query channel.
     pub queries: mpsc::Sender<Query>,
 }
@@ -86,7 +108,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
 }
 
 async fn ready(State(s): State<AppState>) -> Response {
-    if s.ready.load(Ordering::Acquire) {
+    if s.ready.is_ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (

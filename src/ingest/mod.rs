@@ -3,4 +3,5 @@
 //! Each feed is an I/O edge: it decodes, prefilters with [`crate::registry::Registry::lookup`]
 //! and produces batches; it holds no route state.
 
+pub mod bmp;
 pub mod mrt;

@@ -238,7 +238,24 @@ impl Metrics {
         self.tracked_routes.set(engine.tracked_routes() as i64);
         self.feed_peers
             .with_label_values(&[feed])
-            .set(engine.peers_with_routes() as i64);
+            .set(engine.peers_with_routes_in(feed) as i64);
+    }
+
+    /// Registers the BMP feed's metrics (and pre-initialises its feed series); `named_routers`
+    /// are the configured router names, whose series exist from the start.
+    pub fn enable_bmp(
+        &self,
+        named_routers: &[String],
+    ) -> Result<crate::ingest::bmp::metrics::BmpMetrics, prometheus::Error> {
+        let feed = crate::ingest::bmp::FEED;
+        self.routes_processed.with_label_values(&[feed]);
+        self.routes_matched.with_label_values(&[feed]);
+        self.feed_last_message.with_label_values(&[feed]);
+        self.feed_peers.with_label_values(&[feed]);
+        for e in crate::ingest::bmp::metrics::error_labels() {
+            self.parse_errors.with_label_values(&[feed, e]);
+        }
+        crate::ingest::bmp::metrics::BmpMetrics::new(&self.registry, named_routers)
     }
 
     /// Counts what a feed read for one batch.

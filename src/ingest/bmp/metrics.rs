@@ -1,0 +1,205 @@
+//! BMP feed metrics: one method per observable event, each a counter or gauge change.
+//!
+//! Series labelled by `router` are created when a router's session starts and removed when it
+//! ends, unless the router has a configured name (then its `session_up` stays, at 0, so an alert
+//! can fire on it).
+
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+
+use super::framing::FrameError;
+use super::message::MessageType;
+
+/// Reasons a connection is refused at accept (the `reason` label).
+pub const REJECT_REASONS: [&str; 2] = ["not_allowed", "too_many_sessions"];
+
+/// Reasons a session ends (the `reason` label of `routewatch_bmp_sessions_closed_total`).
+pub const CLOSE_REASONS: [&str; 7] = [
+    "termination",
+    "tcp_close",
+    "read_error",
+    "unsupported_version",
+    "bad_length",
+    "truncated",
+    "shutdown",
+];
+
+/// Every bounded `error` label the BMP feed can report in `routewatch_parse_errors_total`.
+pub fn error_labels() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = MessageType::ALL
+        .iter()
+        .map(|t| t.malformed_label())
+        .collect();
+    v.extend([
+        "not_update",
+        "malformed_update",
+        "malformed_as_path",
+        "trailing_data",
+        "unknown_peer_type",
+        "too_many_peers",
+    ]);
+    v
+}
+
+/// The `reason` label of a framing error.
+pub fn frame_error_reason(e: &FrameError) -> &'static str {
+    e.label()
+}
+
+/// Handles of the BMP metrics (cheap to clone; shared by every session task).
+#[derive(Clone)]
+pub struct BmpMetrics {
+    session_up: IntGaugeVec,
+    peers_up: IntGaugeVec,
+    messages: IntCounterVec,
+    received_bytes: IntCounterVec,
+    rejected: IntCounterVec,
+    closed: IntCounterVec,
+}
+
+fn add<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: M) -> M {
+    if let Err(e) = r.register(Box::new(m.clone())) {
+        tracing::error!(error = %e, "metric registration failed");
+    }
+    m
+}
+
+impl BmpMetrics {
+    /// Creates and registers the BMP metrics; `named_routers` get their series from the start.
+    pub fn new(r: &Registry, named_routers: &[String]) -> Result<BmpMetrics, prometheus::Error> {
+        let m = BmpMetrics {
+            session_up: add(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "routewatch_bmp_session_up",
+                        "1 while the router's BMP session is up.",
+                    ),
+                    &["router"],
+                )?,
+            ),
+            peers_up: add(
+                r,
+                IntGaugeVec::new(
+                    Opts::new("routewatch_bmp_peers_up", "Monitored peers up, per router."),
+                    &["router"],
+                )?,
+            ),
+            messages: add(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "routewatch_bmp_messages_total",
+                        "BMP messages received, by type.",
+                    ),
+                    &["router", "type"],
+                )?,
+            ),
+            received_bytes: add(
+                r,
+                IntCounterVec::new(
+                    Opts::new("routewatch_bmp_received_bytes_total", "BMP bytes received."),
+                    &["router"],
+                )?,
+            ),
+            rejected: add(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "routewatch_bmp_sessions_rejected_total",
+                        "BMP connections refused at accept, by reason.",
+                    ),
+                    &["reason"],
+                )?,
+            ),
+            closed: add(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "routewatch_bmp_sessions_closed_total",
+                        "BMP sessions ended, by reason.",
+                    ),
+                    &["reason"],
+                )?,
+            ),
+        };
+        for reason in REJECT_REASONS {
+            m.rejected.with_label_values(&[reason]);
+        }
+        for reason in CLOSE_REASONS {
+            m.closed.with_label_values(&[reason]);
+        }
+        for name in named_routers {
+            m.router_series(name);
+        }
+        Ok(m)
+    }
+
+    fn router_series(&self, router: &str) {
+        self.session_up.with_label_values(&[router]);
+        self.peers_up.with_label_values(&[router]);
+        self.received_bytes.with_label_values(&[router]);
+        for t in MessageType::ALL {
+            self.messages.with_label_values(&[router, t.label()]);
+        }
+    }
+
+    /// A connection was refused.
+    pub fn rejected(&self, reason: &str) {
+        self.rejected.with_label_values(&[reason]).inc();
+    }
+
+    /// A router's session started (or its label became known).
+    pub fn session_started(&self, router: &str) {
+        self.router_series(router);
+        self.session_up.with_label_values(&[router]).set(1);
+    }
+
+    /// Bytes read and messages handled since the last report.
+    pub fn received(
+        &self,
+        router: &str,
+        bytes: u64,
+        messages: &[(MessageType, u64)],
+        peers_up: usize,
+    ) {
+        self.received_bytes
+            .with_label_values(&[router])
+            .inc_by(bytes);
+        for &(t, n) in messages {
+            if n > 0 {
+                self.messages
+                    .with_label_values(&[router, t.label()])
+                    .inc_by(n);
+            }
+        }
+        self.peers_up
+            .with_label_values(&[router])
+            .set(peers_up as i64);
+    }
+
+    /// The session's label changed (the Initiation's sysName arrived): series move to `new`.
+    pub fn relabeled(&self, old: &str, new: &str) {
+        self.drop_series(old);
+        self.session_started(new);
+    }
+
+    /// A session ended; `keep` keeps the router's series (a configured router).
+    pub fn session_ended(&self, router: &str, reason: &str, keep: bool) {
+        self.closed.with_label_values(&[reason]).inc();
+        if keep {
+            self.session_up.with_label_values(&[router]).set(0);
+            self.peers_up.with_label_values(&[router]).set(0);
+            return;
+        }
+        self.drop_series(router);
+    }
+
+    fn drop_series(&self, router: &str) {
+        let _ = self.session_up.remove_label_values(&[router]);
+        let _ = self.peers_up.remove_label_values(&[router]);
+        let _ = self.received_bytes.remove_label_values(&[router]);
+        for t in MessageType::ALL {
+            let _ = self.messages.remove_label_values(&[router, t.label()]);
+        }
+    }
+}
