@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// mimalloc instead of the system allocator: route state is millions of small objects and the
+// feeds hand batches between threads; glibc malloc spent a third of a full-table replay in
+// malloc/free/consolidation (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = routewatch::cli::Cli::parse();
     // replay prints its report on stdout; keep stderr to warnings unless RUST_LOG says otherwise.
