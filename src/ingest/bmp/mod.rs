@@ -58,7 +58,9 @@
 //!   `address:port`.
 //! * **Capabilities.** ADD-PATH is decided per peer, view and family from the Peer Up's two
 //!   OPENs (RFC 7911 directions; RFC 9069 presence for Loc-RIB); 2- vs 4-byte AS numbers from
-//!   the per-peer header's A flag, which RFC 7854 makes authoritative for each message.
+//!   the per-peer header's A flag, which RFC 7854 makes authoritative for each message (with
+//!   one fallback: a path that only reads as 2-byte, from a peer whose Peer Up shows a 2-byte
+//!   session).
 //! * **Failure scope.** Framing errors end the session (the stream cannot be resynchronised);
 //!   a message that cannot be decoded is counted and skipped; a Peer Down is never refused.
 //!   Nothing panics on any input.
