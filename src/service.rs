@@ -310,7 +310,7 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
                 source,
             })?;
         let named: Vec<String> = bmp_config.routers.iter().map(|r| r.name.clone()).collect();
-        let board = Arc::new(bmp::listener::RouterBoard::default());
+        let board = Arc::new(bmp::listener::RouterBoard::new(&bmp_config.routers));
         readiness.bmp = Some(board.clone());
         let ctx = bmp::listener::ListenerContext {
             config: Arc::new(bmp_config.clone()),

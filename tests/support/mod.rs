@@ -9,6 +9,8 @@ use bgpkit_parser::encoder::MrtUpdatesEncoder;
 use bgpkit_parser::models::{AsPath, ElemType, NetworkPrefix};
 use bgpkit_parser::BgpElem;
 
+pub mod daemon;
+
 /// Path of a file under `fixtures/`.
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

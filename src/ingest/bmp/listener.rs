@@ -78,17 +78,50 @@ pub struct PeerStatus {
 #[derive(Debug, Default)]
 pub struct RouterBoard {
     routers: Mutex<BTreeMap<u64, RouterStatus>>,
+    /// Configured routers, with the time their last session ended (listed as `down` while not
+    /// connected).
+    configured: Mutex<Vec<(crate::config::BmpRouter, f64)>>,
     /// Connected routers whose initial tables are neither complete nor timed out.
     pending: AtomicUsize,
 }
 
 impl RouterBoard {
-    /// Routers, ordered by session.
+    /// A board that lists `configured` routers even while they are not connected.
+    pub fn new(configured: &[crate::config::BmpRouter]) -> RouterBoard {
+        let started = now();
+        RouterBoard {
+            configured: Mutex::new(configured.iter().map(|r| (r.clone(), started)).collect()),
+            ..RouterBoard::default()
+        }
+    }
+
+    /// Connected routers by session, then configured routers that are not connected.
     pub fn snapshot(&self) -> Vec<RouterStatus> {
-        self.routers
+        let mut list: Vec<RouterStatus> = self
+            .routers
             .lock()
             .map(|m| m.values().cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Ok(configured) = self.configured.lock() {
+            for (r, since) in configured.iter() {
+                if !list.iter().any(|s| s.remote.ip() == r.address) {
+                    list.push(RouterStatus {
+                        router: r.name.clone(),
+                        remote: SocketAddr::new(r.address, 0),
+                        sys_name: None,
+                        sys_descr: None,
+                        state: "down",
+                        since: *since,
+                        initial_tables_complete: false,
+                        messages: BTreeMap::new(),
+                        routes_processed: 0,
+                        routes_matched: 0,
+                        peers: Vec::new(),
+                    });
+                }
+            }
+        }
+        list
     }
 
     /// Whether no connected router is still sending its initial tables.
@@ -102,9 +135,16 @@ impl RouterBoard {
         }
     }
 
-    fn remove(&self, id: u64) {
+    fn remove(&self, id: u64, remote: SocketAddr) {
         if let Ok(mut m) = self.routers.lock() {
             m.remove(&id);
+        }
+        if let Ok(mut configured) = self.configured.lock() {
+            for (r, since) in configured.iter_mut() {
+                if r.address == remote.ip() {
+                    *since = now();
+                }
+            }
         }
     }
 }
@@ -211,7 +251,8 @@ pub async fn serve(listener: TcpListener, ctx: ListenerContext) {
     }
 }
 
-/// Minimum interval between status-board refreshes of one session.
+/// While a router's initial tables are pending, the session wakes up this often to check the
+/// initial-table timeout even when no data arrives.
 const STATUS_EVERY: Duration = Duration::from_millis(250);
 
 async fn session(mut stream: TcpStream, remote: SocketAddr, id: u64, mut ctx: ListenerContext) {
@@ -234,7 +275,6 @@ async fn session(mut stream: TcpStream, remote: SocketAddr, id: u64, mut ctx: Li
     info!(%remote, router = %label, "BMP session started");
     let mut buf = vec![0u8; 64 * 1024];
     let mut reported = [0u64; MessageType::ALL.len()];
-    let mut last_status = Instant::now() - STATUS_EVERY;
     let reason: &'static str = loop {
         let read = tokio::select! {
             r = stream.read(&mut buf) => r,
@@ -284,10 +324,8 @@ async fn session(mut stream: TcpStream, remote: SocketAddr, id: u64, mut ctx: Li
             ctx.board.pending.fetch_sub(1, Ordering::AcqRel);
             info!(router = %label, complete = session.initial_tables_complete(), "BMP initial tables in");
         }
-        if last_status.elapsed() >= STATUS_EVERY {
-            ctx.board.put(id, status_of(&session, started));
-            last_status = Instant::now();
-        }
+        // Every read refreshes the router's status (a clone of a small record per read).
+        ctx.board.put(id, status_of(&session, started));
         if let Err(e) = framed {
             warn!(router = %label, error = %e, "BMP framing error; session closed");
             break super::metrics::frame_error_reason(&e);
@@ -305,7 +343,7 @@ async fn session(mut stream: TcpStream, remote: SocketAddr, id: u64, mut ctx: Li
     if pending {
         ctx.board.pending.fetch_sub(1, Ordering::AcqRel);
     }
-    ctx.board.remove(id);
+    ctx.board.remove(id, remote);
     ctx.metrics.session_ended(&label, reason, keep_series);
     info!(%remote, router = %label, reason, "BMP session ended");
 }

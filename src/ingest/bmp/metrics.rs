@@ -4,6 +4,9 @@
 //! ends, unless the router has a configured name (then its `session_up` stays, at 0, so an alert
 //! can fire on it).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use super::framing::FrameError;
@@ -54,6 +57,9 @@ pub struct BmpMetrics {
     received_bytes: IntCounterVec,
     rejected: IntCounterVec,
     closed: IntCounterVec,
+    /// Live sessions per `router` label: a label's series go only with its last session (a
+    /// router reconnecting before its old session is torn down, or two with one sysName).
+    live: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 fn add<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: M) -> M {
@@ -121,6 +127,7 @@ impl BmpMetrics {
                     &["reason"],
                 )?,
             ),
+            live: Arc::new(Mutex::new(HashMap::new())),
         };
         for reason in REJECT_REASONS {
             m.rejected.with_label_values(&[reason]);
@@ -150,8 +157,28 @@ impl BmpMetrics {
 
     /// A router's session started (or its label became known).
     pub fn session_started(&self, router: &str) {
+        if let Ok(mut live) = self.live.lock() {
+            *live.entry(router.to_string()).or_insert(0) += 1;
+        }
         self.router_series(router);
         self.session_up.with_label_values(&[router]).set(1);
+    }
+
+    /// Ends one session of `router`; true when it was the label's last.
+    fn release(&self, router: &str) -> bool {
+        let Ok(mut live) = self.live.lock() else {
+            return true;
+        };
+        match live.get_mut(router) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                live.remove(router);
+                true
+            }
+        }
     }
 
     /// Bytes read and messages handled since the last report.
@@ -179,13 +206,19 @@ impl BmpMetrics {
 
     /// The session's label changed (the Initiation's sysName arrived): series move to `new`.
     pub fn relabeled(&self, old: &str, new: &str) {
-        self.drop_series(old);
+        if self.release(old) {
+            self.drop_series(old);
+        }
         self.session_started(new);
     }
 
-    /// A session ended; `keep` keeps the router's series (a configured router).
+    /// A session ended; `keep` keeps the router's series (a configured router). Series shared
+    /// with another live session of the same label stay.
     pub fn session_ended(&self, router: &str, reason: &str, keep: bool) {
         self.closed.with_label_values(&[reason]).inc();
+        if !self.release(router) {
+            return;
+        }
         if keep {
             self.session_up.with_label_values(&[router]).set(0);
             self.peers_up.with_label_values(&[router]).set(0);

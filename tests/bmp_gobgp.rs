@@ -1,0 +1,1466 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The BMP listener of `routewatch run` end to end, on loopback only:
+//!
+//! * real router software: a GoBGP "router" (Debian's `gobgpd`) exports BMP (pre-policy
+//!   Adj-RIB-In) to routewatch, and a second gobgpd — its iBGP peer — injects routes through the
+//!   `gobgp` CLI: announce from the expected origin, re-announce from another origin
+//!   (`origin_mismatch`), withdraw, announce IPv6, stop the peer (Peer Down), kill the exporter
+//!   (session gone, its series removed);
+//! * a recorded router stream (`fixtures/bmp/raw/`) replayed over TCP gives the same per-prefix
+//!   state as decoding the file offline through the library, and closing the connection withdraws
+//!   every route of that router;
+//! * a connection from outside `allow` is closed and counted, and a frame with BMP version 1
+//!   ends its own session while a concurrent one keeps working.
+//!
+//! The three tests at the end reproduced routewatch bugs found while writing these (status
+//! refreshes, series shared by sessions with one label, configured routers not listed); they
+//! guard the fixes.
+//!
+//! Every daemon started here is killed by pid when its guard drops, and its log is printed when a
+//! test fails. Every assertion polls `/metrics` or `/api/v1/*` with a timeout.
+
+mod support;
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use routewatch::engine::Engine;
+use routewatch::ingest::bmp::{FrameReader, Output, PeerState, RouterSession};
+use serde_json::Value;
+
+use support::daemon::{free_port, promtool_check, toml_path, Daemon, Exposition};
+use support::fixture;
+
+/// How long one expected change may take to show (a BMP message through the listener, the
+/// engine and the metrics takes milliseconds).
+const WAIT: Duration = Duration::from_secs(20);
+/// How long the two gobgpd may take to establish their session (GoBGP's first connect attempt
+/// comes 5–10 s after start, a retry 5–10 s later).
+const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(40);
+/// The `initial-table-timeout-seconds` of the daemons here: GoBGP sends no End-of-RIB.
+const INITIAL_TABLE_TIMEOUT_SECONDS: u64 = 1;
+
+/// The location registered by the GoBGP and allowlist tests.
+const LOCATION: &str = "contoso-lab";
+const V4: &str = "203.0.113.0/24";
+const V6: &str = "2001:db8:100::/48";
+/// The expected origin of [`LOCATION`], and the one that hijacks it.
+const ORIGIN: u32 = 64500;
+const HIJACKER: u32 = 64666;
+/// The AS of both gobgpd (iBGP keeps the explicit next-hop).
+const GOBGP_AS: u32 = 65001;
+
+fn location_toml() -> String {
+    format!(
+        "[[location]]\nname = \"{LOCATION}\"\nprovider = \"Loopback Transit\"\n\
+         provider-asns = []\nregion = \"lab\"\norigin-asns = [{ORIGIN}]\n\
+         prefixes = [\"{V4}\", \"{V6}\"]\n"
+    )
+}
+
+// ---- routewatch ------------------------------------------------------------------------------
+
+/// A free port on `ip` (bound, read, released).
+fn free_port_on(ip: [u8; 4]) -> u16 {
+    TcpListener::bind(SocketAddr::from((ip, 0)))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `routewatch run` with HTTP and BMP on free 127.0.0.1 ports.
+struct Routewatch {
+    daemon: Daemon,
+    config: PathBuf,
+    bmp_port: u16,
+}
+
+/// Writes the configuration (`bmp` holds the other `[bmp]` keys and any `[[bmp.router]]`
+/// tables) and starts the daemon, ready.
+fn start_routewatch(dir: &Path, bmp: &str, locations: &str) -> Routewatch {
+    let http_port = free_port();
+    let bmp_port = free_port();
+    let text = format!(
+        "state-dir = {state}\n\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n\
+         [bmp]\nlisten = \"127.0.0.1:{bmp_port}\"\n{bmp}\n\n{locations}",
+        state = toml_path(&dir.join("state")),
+    );
+    let config = dir.join("routewatch.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.join("routewatch.log"), http_port);
+    daemon.wait_ready();
+    Routewatch {
+        daemon,
+        config,
+        bmp_port,
+    }
+}
+
+/// The `initial-table-timeout-seconds` line of the tests' `[bmp]` sections.
+fn timeout_key() -> String {
+    format!("initial-table-timeout-seconds = {INITIAL_TABLE_TIMEOUT_SECONDS}\n")
+}
+
+/// `Ok` when `name{labels}` is `want`; else what it is.
+fn expect(m: &Exposition, name: &str, labels: &[(&str, &str)], want: f64) -> Result<(), String> {
+    match m.get(name, labels) {
+        Some(v) if v == want => Ok(()),
+        got => Err(format!("{name}{labels:?} is {got:?}, want {want}")),
+    }
+}
+
+/// `Ok` when `name{labels}` is at least `min`.
+fn expect_at_least(
+    m: &Exposition,
+    name: &str,
+    labels: &[(&str, &str)],
+    min: f64,
+) -> Result<(), String> {
+    match m.get(name, labels) {
+        Some(v) if v >= min => Ok(()),
+        got => Err(format!("{name}{labels:?} is {got:?}, want >= {min}")),
+    }
+}
+
+fn prefix_labels(prefix: &str) -> [(&'static str, &str); 2] {
+    [("location", LOCATION), ("prefix", prefix)]
+}
+
+fn anomaly_labels<'a>(kind: &'a str, prefix: &'a str) -> [(&'static str, &'a str); 3] {
+    [("kind", kind), ("location", LOCATION), ("prefix", prefix)]
+}
+
+/// Sum of `name` over the samples whose `router` label is `router`.
+fn router_sum(m: &Exposition, name: &str, router: &str) -> f64 {
+    m.with_label("router", router)
+        .iter()
+        .filter(|(n, _, _)| *n == name)
+        .map(|(_, _, v)| v)
+        .sum()
+}
+
+/// `Ok` when no series is labelled `router="{router}"` (a session's counter of how it ended is
+/// incremented just before its series are removed, so wait for both).
+fn no_series_of(m: &Exposition, router: &str) -> Result<(), String> {
+    match m.with_label("router", router).as_slice() {
+        [] => Ok(()),
+        left => Err(format!("series of router {router:?} left: {left:?}")),
+    }
+}
+
+/// Open anomaly gauges that are not 0.
+fn active_anomalies(m: &Exposition) -> Vec<String> {
+    m.with_name("routewatch_anomalies_active")
+        .into_iter()
+        .filter(|(_, v)| *v != 0.0)
+        .map(|(l, v)| format!("{l:?} = {v}"))
+        .collect()
+}
+
+/// `/api/v1/status`'s `routers` with a session (configured routers that are not connected are
+/// listed too, with state `down`: see [`all_routers`]).
+fn routers(status: &Value) -> Vec<Value> {
+    all_routers(status)
+        .into_iter()
+        .filter(|r| r["state"] != "down")
+        .collect()
+}
+
+/// Every router `/api/v1/status` lists.
+fn all_routers(status: &Value) -> Vec<Value> {
+    status["routers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no routers array in {status}"))
+        .clone()
+}
+
+// ---- gobgpd ----------------------------------------------------------------------------------
+
+/// Fails (never skips) when GoBGP is missing: CI installs it.
+fn require_gobgp() {
+    for tool in ["gobgpd", "gobgp"] {
+        match Command::new(tool)
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => panic!(
+                "`{tool}` is not installed; these tests run GoBGP 3 as a real BMP exporter: \
+                 apt-get install gobgpd (Debian's package ships both gobgpd and the gobgp CLI)"
+            ),
+            Err(e) => panic!("cannot run {tool}: {e}"),
+        }
+    }
+}
+
+/// A running gobgpd with its own API port; killed by pid when dropped, its log printed if the
+/// test is failing.
+struct GoBgp {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+    api_port: u16,
+}
+
+impl GoBgp {
+    fn start(dir: &Path, name: &'static str, config: &str) -> GoBgp {
+        let api_port = free_port();
+        let config_path = dir.join(format!("{name}.toml"));
+        std::fs::write(&config_path, config).unwrap();
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new("gobgpd")
+            .arg("-f")
+            .arg(&config_path)
+            .args(["-t", "toml", "-p", "-l", "info", "--pprof-disable"])
+            .arg(format!("--api-hosts=127.0.0.1:{api_port}"))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start gobgpd ({e}); install it with: apt-get install gobgpd")
+            });
+        GoBgp {
+            name,
+            child,
+            log,
+            api_port,
+        }
+    }
+
+    fn log(&self) -> String {
+        format!(
+            "--- gobgpd {} log ({}) ---\n{}",
+            self.name,
+            self.log.display(),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        )
+    }
+
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("gobgpd {} exited early ({status})", self.name);
+        }
+    }
+
+    /// `gobgp -u 127.0.0.1 -p API args...` (the CLI gives up after 1 s without the daemon).
+    fn try_cli(&self, args: &[&str]) -> Result<String, String> {
+        let port = self.api_port.to_string();
+        let out = Command::new("gobgp")
+            .args(["-u", "127.0.0.1", "-p", &port])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run gobgp: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            Ok(stdout)
+        } else {
+            Err(format!(
+                "gobgp {args:?} -> {}: {stdout}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    fn cli(&mut self, args: &[&str]) -> String {
+        self.assert_running();
+        self.try_cli(args)
+            .unwrap_or_else(|e| panic!("gobgpd {}: {e}", self.name))
+    }
+
+    /// `gobgp global rib add PREFIX aspath ORIGIN nexthop NEXT_HOP -a AFI`: a locally
+    /// originated route with that AS_PATH, which an iBGP neighbour receives unchanged.
+    fn announce(&mut self, prefix: &str, origin: u32, next_hop: &str, afi: &str) {
+        let origin = origin.to_string();
+        self.cli(&[
+            "global", "rib", "add", prefix, "aspath", &origin, "nexthop", next_hop, "-a", afi,
+        ]);
+    }
+
+    /// `gobgp global rib del PREFIX -a AFI`.
+    fn withdraw(&mut self, prefix: &str, afi: &str) {
+        self.cli(&["global", "rib", "del", prefix, "-a", afi]);
+    }
+
+    /// Polls `gobgp neighbor` until the session with `neighbor` is Established.
+    fn wait_established(&mut self, neighbor: &str) {
+        let deadline = Instant::now() + ESTABLISH_TIMEOUT;
+        loop {
+            self.assert_running();
+            let table = self.try_cli(&["neighbor"]).unwrap_or_else(|e| e);
+            let up = table.lines().any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.first() == Some(&neighbor) && cols.contains(&"Establ")
+            });
+            if up {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gobgpd {}: no Established session with {neighbor} after {ESTABLISH_TIMEOUT:?}:\n{table}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGKILL by pid, and reaps it.
+    fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GoBgp {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("{}", self.log());
+        }
+    }
+}
+
+/// One gobgpd of AS [`GOBGP_AS`] on `local` (port `port`), with an iBGP neighbour `remote` on
+/// `remote_port`, IPv4 and IPv6 unicast; `extra` is appended (the BMP server). A `passive` side
+/// only accepts, so the two never collide; the active side's first attempt comes 5–10 s after
+/// start, and `connect-retry = 5` keeps a failed one from waiting GoBGP's default 120 s.
+fn gobgp_config(
+    local: &str,
+    port: u16,
+    remote: &str,
+    remote_port: u16,
+    passive: bool,
+    extra: &str,
+) -> String {
+    format!(
+        r#"[global.config]
+  as = {GOBGP_AS}
+  router-id = "{local}"
+  port = {port}
+  local-address-list = ["{local}"]
+
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "{remote}"
+    peer-as = {GOBGP_AS}
+  [neighbors.transport.config]
+    local-address = "{local}"
+    remote-port = {remote_port}
+    passive-mode = {passive}
+  [neighbors.timers.config]
+    connect-retry = 5
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+{extra}"#
+    )
+}
+
+#[test]
+fn gobgp_router_exports_bmp_through_announce_hijack_withdraw_ipv6_peer_down_and_exporter_loss() {
+    require_gobgp();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // A configured router that never connects: its series exist from the start, at 0.
+    let bmp = format!(
+        "{}[[bmp.router]]\naddress = \"127.0.0.9\"\nname = \"edge-absent\"\n",
+        timeout_key()
+    );
+    let Routewatch {
+        daemon: mut rw,
+        bmp_port,
+        ..
+    } = start_routewatch(dir, &bmp, &location_toml());
+    let m = rw.scrape();
+    assert_eq!(
+        m.value("routewatch_bmp_session_up", &[("router", "edge-absent")]),
+        0.0
+    );
+
+    let router_port = free_port_on([127, 0, 0, 1]);
+    let peer_port = free_port_on([127, 0, 0, 2]);
+    let bmp_server = format!(
+        "\n[[bmp-servers]]\n  [bmp-servers.config]\n    address = \"127.0.0.1\"\n    \
+         port = {bmp_port}\n    route-monitoring-policy = \"pre-policy\"\n"
+    );
+    let mut router = GoBgp::start(
+        dir,
+        "router",
+        &gobgp_config(
+            "127.0.0.1",
+            router_port,
+            "127.0.0.2",
+            peer_port,
+            true,
+            &bmp_server,
+        ),
+    );
+    let mut peer = GoBgp::start(
+        dir,
+        "peer",
+        &gobgp_config("127.0.0.2", peer_port, "127.0.0.1", router_port, false, ""),
+    );
+
+    // The exporter connects at start; its session is listed (label: its sysName once the
+    // Initiation is in).
+    let label = rw.poll("the GoBGP BMP session is listed", WAIT, |d| {
+        let status = d.get_ok("/api/v1/status").json();
+        match routers(&status).as_slice() {
+            [r] if r["state"] == "up" && r["sys_name"].is_string() => {
+                Ok(r["router"].as_str().unwrap().to_string())
+            }
+            other => Err(format!("routers: {other:?}")),
+        }
+    });
+    // The router only accepts (passive); the peer connects 5–10 s after its start.
+    router.wait_established("127.0.0.2");
+    peer.wait_established("127.0.0.1");
+
+    // 1. Announcement from the expected origin.
+    peer.announce(V4, ORIGIN, "10.0.0.1", "ipv4");
+    let m = rw.wait_scrape("203.0.113.0/24 visible from the GoBGP peer", WAIT, |m| {
+        expect(
+            m,
+            "routewatch_prefix_visibility_peers",
+            &prefix_labels(V4),
+            1.0,
+        )
+    });
+    assert_eq!(active_anomalies(&m), Vec::<String>::new(), "no anomaly");
+    assert_eq!(
+        m.value("routewatch_bmp_session_up", &[("router", &label)]),
+        1.0
+    );
+    assert!(
+        m.value(
+            "routewatch_bmp_messages_total",
+            &[("router", &label), ("type", "peer_up")]
+        ) >= 1.0
+    );
+    assert!(
+        m.value(
+            "routewatch_bmp_messages_total",
+            &[("router", &label), ("type", "initiation")]
+        ) >= 1.0
+    );
+    assert!(m.value("routewatch_bmp_peers_up", &[("router", &label)]) >= 1.0);
+    assert!(m.value("routewatch_bmp_received_bytes_total", &[("router", &label)]) > 0.0);
+    assert!(m.value("routewatch_routes_matched_total", &[("feed", "bmp")]) >= 1.0);
+    assert!(
+        m.value(
+            "routewatch_feed_last_message_timestamp_seconds",
+            &[("feed", "bmp")]
+        ) > 0.0
+    );
+    let scrape = dir.join("scrape-session-up.prom");
+    std::fs::write(&scrape, rw.get_ok("/metrics").text()).unwrap();
+    promtool_check(&scrape);
+
+    let status = rw.poll("the GoBGP peer is listed up", WAIT, |d| {
+        let status = d.get_ok("/api/v1/status").json();
+        let listed = routers(&status).iter().any(|r| {
+            r["router"] == label.as_str()
+                && r["state"] == "up"
+                && r["remote"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("127.0.0.1:"))
+                && r["peers"].as_array().is_some_and(|ps| {
+                    ps.iter().any(|p| {
+                        p["address"] == "127.0.0.2"
+                            && p["asn"] == GOBGP_AS
+                            && p["state"] == "up"
+                            && p["peer_type"] == "global"
+                    })
+                })
+        });
+        if listed && status["ready"] == true {
+            Ok(status)
+        } else {
+            Err(format!("{status}"))
+        }
+    });
+    assert_eq!(status["tracked_routes"], 1, "{status}");
+    let api = rw.get_ok("/api/v1/prefixes").json();
+    let v4 = prefix_entry(&api, V4);
+    assert_eq!(v4["visibility"], 1, "{v4}");
+    assert_eq!(v4["origins"], serde_json::json!([ORIGIN]), "{v4}");
+    assert_eq!(v4["anomalies"], serde_json::json!([]), "{v4}");
+
+    // 2. The same prefix from another origin: an exact-prefix hijack.
+    peer.announce(V4, HIJACKER, "10.0.0.1", "ipv4");
+    let m = rw.wait_scrape("origin_mismatch opened", WAIT, |m| {
+        expect(
+            m,
+            "routewatch_anomalies_active",
+            &anomaly_labels("origin_mismatch", V4),
+            1.0,
+        )
+    });
+    assert_eq!(
+        m.value("routewatch_prefix_visibility_peers", &prefix_labels(V4)),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "routewatch_anomalies_opened_total",
+            &anomaly_labels("origin_mismatch", V4)
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value("routewatch_prefix_path_changes_total", &prefix_labels(V4)),
+        1.0
+    );
+    let anomalies = rw.get_ok("/api/v1/anomalies").json();
+    let list = anomalies["anomalies"].as_array().unwrap();
+    assert!(
+        list.iter().any(|a| a["kind"] == "origin_mismatch"
+            && a["asn"] == HIJACKER
+            && a["prefix"] == V4
+            && a["announced"] == V4
+            && a["location"] == LOCATION
+            && a["open"] == true
+            && a["peers"] == 1),
+        "{anomalies}"
+    );
+
+    // 3. Withdrawal: the anomaly resolves, the prefix is not visible.
+    peer.withdraw(V4, "ipv4");
+    let m = rw.wait_scrape("origin_mismatch resolved by the withdrawal", WAIT, |m| {
+        expect(
+            m,
+            "routewatch_anomalies_active",
+            &anomaly_labels("origin_mismatch", V4),
+            0.0,
+        )?;
+        expect(
+            m,
+            "routewatch_prefix_visibility_peers",
+            &prefix_labels(V4),
+            0.0,
+        )
+    });
+    assert_eq!(
+        m.value(
+            "routewatch_anomalies_opened_total",
+            &anomaly_labels("origin_mismatch", V4)
+        ),
+        1.0
+    );
+    assert_eq!(active_anomalies(&m), Vec::<String>::new());
+    assert!(m.value("routewatch_prefix_withdrawals_total", &prefix_labels(V4)) >= 1.0);
+    let anomalies = rw.get_ok("/api/v1/anomalies").json();
+    assert!(
+        anomalies["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["open"] == false),
+        "{anomalies}"
+    );
+
+    // 4. IPv6 (MP_REACH_NLRI).
+    peer.announce(V6, ORIGIN, "2001:db8::1", "ipv6");
+    let m = rw.wait_scrape("2001:db8:100::/48 visible", WAIT, |m| {
+        expect(
+            m,
+            "routewatch_prefix_visibility_peers",
+            &prefix_labels(V6),
+            1.0,
+        )
+    });
+    assert_eq!(active_anomalies(&m), Vec::<String>::new());
+    let api = rw.get_ok("/api/v1/prefixes").json();
+    assert_eq!(
+        prefix_entry(&api, V6)["origins"],
+        serde_json::json!([ORIGIN])
+    );
+
+    // 5. The BGP peer goes away: the router's Peer Down clears its routes.
+    peer.kill();
+    let m = rw.wait_scrape("Peer Down withdrew the peer's routes", WAIT, |m| {
+        expect(
+            m,
+            "routewatch_prefix_visibility_peers",
+            &prefix_labels(V6),
+            0.0,
+        )?;
+        expect_at_least(
+            m,
+            "routewatch_bmp_messages_total",
+            &[("router", &label), ("type", "peer_down")],
+            1.0,
+        )?;
+        expect(m, "routewatch_bmp_peers_up", &[("router", &label)], 0.0)?;
+        expect(m, "routewatch_tracked_routes", &[], 0.0)
+    });
+    assert_eq!(
+        m.value("routewatch_bmp_session_up", &[("router", &label)]),
+        1.0
+    );
+    assert_eq!(m.value("routewatch_feed_peers", &[("feed", "bmp")]), 0.0);
+    let status = rw.get_ok("/api/v1/status").json();
+    let peers_down = routers(&status)
+        .iter()
+        .flat_map(|r| r["peers"].as_array().cloned().unwrap_or_default())
+        .filter(|p| p["state"] == "down")
+        .count();
+    assert_eq!(peers_down, 1, "the status shows the peer down: {status}");
+    assert_eq!(status["tracked_routes"], 0, "{status}");
+
+    // 6. The exporter dies: its session ends, its series go (no configured name).
+    router.kill();
+    let m = rw.wait_scrape(
+        "the killed exporter's session ended, series removed",
+        WAIT,
+        |m| {
+            expect(
+                m,
+                "routewatch_bmp_sessions_closed_total",
+                &[("reason", "tcp_close")],
+                1.0,
+            )?;
+            no_series_of(m, &label)
+        },
+    );
+    assert_eq!(
+        m.value("routewatch_bmp_session_up", &[("router", "edge-absent")]),
+        0.0,
+        "a configured router keeps its series"
+    );
+    for reason in ["not_allowed", "too_many_sessions"] {
+        assert_eq!(
+            m.value(
+                "routewatch_bmp_sessions_rejected_total",
+                &[("reason", reason)]
+            ),
+            0.0
+        );
+    }
+    let status = rw.poll("no router listed", WAIT, |d| {
+        let status = d.get_ok("/api/v1/status").json();
+        let connected: Vec<Value> = routers(&status)
+            .into_iter()
+            .filter(|r| r["router"] != "edge-absent")
+            .collect();
+        if connected.is_empty() {
+            Ok(status)
+        } else {
+            Err(format!("{status}"))
+        }
+    });
+    assert_eq!(status["ready"], true, "{status}");
+    assert_eq!(status["tracked_routes"], 0, "{status}");
+}
+
+/// The entry of `prefix` in an `/api/v1/prefixes` body.
+fn prefix_entry(body: &Value, prefix: &str) -> Value {
+    body["prefixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["prefix"] == prefix)
+        .unwrap_or_else(|| panic!("{prefix} not in {body}"))
+        .clone()
+}
+
+// ---- a recorded stream replayed over TCP -----------------------------------------------------
+
+/// A Cisco router's BMP stream (pmacct test 204): Initiation, 10 Peer Up, 301 Route Monitoring
+/// (IPv4 and IPv6, pre/post-policy, Loc-RIB), 28 Statistics Reports, 3 Peer Down.
+const CAPTURE: &str = "bmp/raw/pmacct__204-BMP-CISCO-peer_down__traffic-00.flow0.bmp";
+/// Its message count (fixtures/README.upstream.md, "Raw streams").
+const CAPTURE_MESSAGES: u64 = 343;
+
+/// Locations for the capture: a few prefixes it announces (found by decoding it), one of them
+/// with an origin it does not expect, and covering default routes so every route is seen.
+const CAPTURE_LOCATIONS: &str = r#"[[location]]
+name = "capture-v4"
+origin-asns = [65000]
+prefixes = ["192.0.2.11/32", "192.0.2.12/32", "192.0.2.218/31"]
+
+[[location]]
+name = "capture-mismatch"
+origin-asns = [64496]
+prefixes = ["192.0.2.23/32", "2001:db8::23/128"]
+
+[[location]]
+name = "capture-v6"
+origin-asns = [65000]
+prefixes = ["2001:db8::12/128", "2001:db8:192::90/128"]
+
+[[location]]
+name = "everything"
+origin-asns = [64496]
+prefixes = ["0.0.0.0/0", "::/0"]
+"#;
+
+/// What decoding the capture offline gives.
+struct Offline {
+    label: String,
+    counts: Vec<(&'static str, u64)>,
+    processed: u64,
+    matched: u64,
+    peers_up: usize,
+    /// (address, peer type, up or down) of each monitored peer, in order of appearance.
+    peers: Vec<(String, String, &'static str)>,
+    tracked: u64,
+    /// `/api/v1/prefixes` as the engine would answer with the connection open…
+    open: Value,
+    /// …and after it closed.
+    closed: Value,
+}
+
+/// Decodes the capture as the listener does, through the library, with the daemon's registry.
+fn decode_offline(config: &Path, bytes: &[u8]) -> Offline {
+    let config = routewatch::config::Config::load(config).unwrap();
+    let registry = Arc::new(config.registry().unwrap());
+    let max_frame = config.bmp.as_ref().unwrap().max_frame_bytes;
+    let mut engine = Engine::new(registry.clone());
+    let mut frames = FrameReader::new(max_frame);
+    // The same kind of remote as the replay's (IPv4 loopback); the port is part of the route
+    // sources' names only, which the API does not show.
+    let mut session = RouterSession::new("127.0.0.1:40000".parse().unwrap(), None);
+    // Every message carries a timestamp; `now` stands in only for zero ones.
+    let now = 1.0;
+    for chunk in bytes.chunks(64 * 1024) {
+        let mut out = Output::default();
+        frames
+            .feed(chunk, |frame| {
+                session.handle_frame(frame, &registry, now, &mut out)
+            })
+            .expect("the capture frames cleanly");
+        out.apply(&mut engine);
+    }
+    assert!(session.errors().is_empty(), "{:?}", session.errors());
+    assert_eq!(session.counts().total(), CAPTURE_MESSAGES);
+    let open = serde_json::json!({ "prefixes": engine.prefix_summaries() });
+    let offline = Offline {
+        label: session.label().to_string(),
+        counts: session
+            .counts()
+            .iter()
+            .map(|(t, n)| (t.label(), n))
+            .collect(),
+        processed: session.processed(),
+        matched: session.matched(),
+        peers_up: session.peers_up(),
+        peers: session
+            .peers()
+            .iter()
+            .map(|p| {
+                let state = match p.state {
+                    PeerState::Up => "up",
+                    PeerState::Down => "down",
+                };
+                (
+                    p.id.address.to_string(),
+                    p.id.peer_type.label().to_string(),
+                    state,
+                )
+            })
+            .collect(),
+        tracked: engine.tracked_routes(),
+        open,
+        closed: Value::Null,
+    };
+    let mut out = Output::default();
+    session.close(now, &mut out);
+    out.apply(&mut engine);
+    assert_eq!(engine.tracked_routes(), 0);
+    Offline {
+        closed: serde_json::json!({ "prefixes": engine.prefix_summaries() }),
+        ..offline
+    }
+}
+
+/// The comparable part of an `/api/v1/prefixes` body: timestamps rounded to microseconds (the
+/// JSON round trip), or dropped with `times = false` (closing a session withdraws at the time
+/// it happens).
+fn comparable(body: &Value, times: bool) -> Value {
+    fn walk(v: &Value, times: bool) -> Value {
+        match v {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .filter_map(|(k, v)| {
+                        let time = matches!(
+                            k.as_str(),
+                            "last_change" | "first_seen" | "opened_at" | "last_seen"
+                        );
+                        match (time, times, v.as_f64()) {
+                            (false, _, _) => Some((k.clone(), walk(v, times))),
+                            (true, false, _) => None,
+                            (true, true, Some(t)) => {
+                                Some((k.clone(), Value::from((t * 1e6).round() as i64)))
+                            }
+                            (true, true, None) => Some((k.clone(), v.clone())),
+                        }
+                    })
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.iter().map(|v| walk(v, times)).collect()),
+            other => other.clone(),
+        }
+    }
+    walk(&body["prefixes"], times)
+}
+
+/// The first difference between two comparable bodies, per registered prefix.
+fn first_difference(online: &Value, offline: &Value) -> Option<String> {
+    let (a, b) = (online.as_array()?, offline.as_array()?);
+    if a.len() != b.len() {
+        return Some(format!("{} prefixes online, {} offline", a.len(), b.len()));
+    }
+    a.iter()
+        .zip(b)
+        .find(|(x, y)| x != y)
+        .map(|(x, y)| format!("online:\n{x:#}\noffline:\n{y:#}"))
+}
+
+#[test]
+fn recorded_bmp_stream_replayed_over_tcp_matches_offline_decoding_and_close_withdraws_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Routewatch {
+        daemon: mut rw,
+        config,
+        bmp_port,
+    } = start_routewatch(tmp.path(), &timeout_key(), CAPTURE_LOCATIONS);
+    let bytes = std::fs::read(fixture(CAPTURE)).unwrap();
+    let offline = decode_offline(&config, &bytes);
+    let want_open = comparable(&offline.open, true);
+    // The comparison is not vacuous: registered prefixes are visible, one is hijacked, and the
+    // default routes collect more-specifics of both families.
+    let entry = |p: &str| prefix_entry(&offline.open, p);
+    assert_eq!(entry("192.0.2.11/32")["visibility"], 1);
+    assert_eq!(entry("2001:db8::12/128")["visibility"], 1);
+    assert!(
+        entry("192.0.2.23/32")["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "origin_mismatch" && a["open"] == true),
+        "{}",
+        entry("192.0.2.23/32")
+    );
+    for default in ["0.0.0.0/0", "::/0"] {
+        assert!(
+            entry(default)["more_specifics"]
+                .as_array()
+                .is_some_and(|m| m.len() > 5),
+            "{}",
+            entry(default)
+        );
+    }
+
+    let mut stream = TcpStream::connect(("127.0.0.1", bmp_port)).unwrap();
+    stream.write_all(&bytes).unwrap();
+    let label = offline.label.as_str();
+    // Messages are counted by the session task, routes by the engine task after it: wait for
+    // both.
+    let m = rw.wait_scrape(
+        "every message and route of the capture counted",
+        WAIT,
+        |m| {
+            let n = router_sum(m, "routewatch_bmp_messages_total", label);
+            if n != CAPTURE_MESSAGES as f64 {
+                return Err(format!("{n} messages of router {label:?}"));
+            }
+            let processed = offline.processed as f64;
+            expect(
+                m,
+                "routewatch_routes_processed_total",
+                &[("feed", "bmp")],
+                processed,
+            )?;
+            expect(
+                m,
+                "routewatch_routes_matched_total",
+                &[("feed", "bmp")],
+                offline.matched as f64,
+            )
+        },
+    );
+    for (t, n) in &offline.counts {
+        assert_eq!(
+            m.value(
+                "routewatch_bmp_messages_total",
+                &[("router", label), ("type", t)]
+            ),
+            *n as f64,
+            "{t}"
+        );
+    }
+    assert_eq!(
+        m.value("routewatch_bmp_session_up", &[("router", label)]),
+        1.0
+    );
+    assert_eq!(
+        m.value("routewatch_bmp_peers_up", &[("router", label)]),
+        offline.peers_up as f64
+    );
+    assert_eq!(
+        m.value("routewatch_bmp_received_bytes_total", &[("router", label)]),
+        bytes.len() as f64
+    );
+    let errors: Vec<_> = m
+        .with_name("routewatch_parse_errors_total")
+        .into_iter()
+        .filter(|(_, v)| *v != 0.0)
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+
+    // The engine applies what the session task sent after counting it: poll.
+    rw.poll("per-prefix state equal to offline decoding", WAIT, |d| {
+        let online = comparable(&d.get_ok("/api/v1/prefixes").json(), true);
+        match first_difference(&online, &want_open) {
+            None => Ok(()),
+            Some(diff) => Err(diff),
+        }
+    });
+    let status = rw.poll("the router's status complete", WAIT, |d| {
+        let status = d.get_ok("/api/v1/status").json();
+        let done = routers(&status).iter().any(|r| {
+            r["router"] == label
+                && r["messages"].as_object().is_some_and(|m| {
+                    m.values().filter_map(Value::as_u64).sum::<u64>() == CAPTURE_MESSAGES
+                })
+        });
+        if done {
+            Ok(status)
+        } else {
+            Err(format!("{status}"))
+        }
+    });
+    assert_eq!(status["tracked_routes"], offline.tracked, "{status}");
+    let r = &routers(&status)[0];
+    assert_eq!(r["state"], "up", "{r}");
+    assert_eq!(r["sys_name"], label, "{r}");
+    assert_eq!(r["routes_processed"], offline.processed, "{r}");
+    assert_eq!(r["routes_matched"], offline.matched, "{r}");
+    let peers: Vec<(String, String, &str)> = r["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["address"].as_str().unwrap().to_string(),
+                p["peer_type"].as_str().unwrap().to_string(),
+                if p["state"] == "up" { "up" } else { "down" },
+            )
+        })
+        .collect();
+    assert_eq!(peers, offline.peers, "{r}");
+    for (t, n) in &offline.counts {
+        assert_eq!(r["messages"][t], *n, "{t}: {r}");
+    }
+
+    // Closing the connection withdraws every route of every peer of the router.
+    stream.shutdown(Shutdown::Both).unwrap();
+    drop(stream);
+    let status = rw.poll("the router gone and its routes withdrawn", WAIT, |d| {
+        let status = d.get_ok("/api/v1/status").json();
+        if routers(&status).is_empty() && status["tracked_routes"] == 0 {
+            Ok(status)
+        } else {
+            Err(format!("{status}"))
+        }
+    });
+    assert_eq!(status["peers"], 0, "{status}");
+    let body = rw.get_ok("/api/v1/prefixes").json();
+    for p in body["prefixes"].as_array().unwrap() {
+        assert_eq!(p["visibility"], 0, "{p}");
+        assert_eq!(p["more_specifics"], serde_json::json!([]), "{p}");
+        assert_eq!(p["anomalies"], serde_json::json!([]), "{p}");
+    }
+    assert_eq!(
+        first_difference(
+            &comparable(&body, false),
+            &comparable(&offline.closed, false)
+        ),
+        None
+    );
+    let anomalies = rw.get_ok("/api/v1/anomalies").json();
+    assert_eq!(anomalies["anomalies"], serde_json::json!([]), "{anomalies}");
+    let m = rw.wait_scrape("the session end counted, series removed", WAIT, |m| {
+        expect(
+            m,
+            "routewatch_bmp_sessions_closed_total",
+            &[("reason", "tcp_close")],
+            1.0,
+        )?;
+        no_series_of(m, label)
+    });
+    assert_eq!(active_anomalies(&m), Vec::<String>::new());
+    for (l, v) in m.with_name("routewatch_prefix_visibility_peers") {
+        assert_eq!(v, 0.0, "{l:?}");
+    }
+    assert_eq!(m.value("routewatch_tracked_routes", &[]), 0.0);
+    assert_eq!(m.value("routewatch_feed_peers", &[("feed", "bmp")]), 0.0);
+}
+
+// ---- allowlist and framing errors ------------------------------------------------------------
+
+/// A TCP connection to 127.0.0.1:`port` from `local` (any port): std cannot bind before
+/// connecting, so tokio's socket connects and the stream is handed back as a blocking one.
+fn connect_from(local: Ipv4Addr, port: u16) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = rt
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::from((local, 0)))?;
+            let target = SocketAddr::from(([127, 0, 0, 1], port));
+            tokio::time::timeout(Duration::from_secs(5), socket.connect(target))
+                .await
+                .map_err(|_| std::io::Error::new(ErrorKind::TimedOut, "connect timed out"))?
+        })
+        .unwrap_or_else(|e| panic!("connect from {local} to 127.0.0.1:{port}: {e}"));
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    assert_eq!(stream.local_addr().unwrap().ip(), local);
+    stream
+}
+
+/// Asserts that the other end closes `stream` (EOF or reset) within [`WAIT`], without sending
+/// anything.
+fn assert_closed_by_peer(stream: &mut TcpStream, what: &str) {
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+            ) => {}
+        Ok(n) => panic!("{what}: routewatch sent {n} bytes"),
+        Err(e) => panic!("{what}: not closed within {WAIT:?} ({e})"),
+    }
+}
+
+fn bmp_message(version: u8, msg_type: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![version];
+    m.extend_from_slice(&((6 + body.len()) as u32).to_be_bytes());
+    m.push(msg_type);
+    m.extend_from_slice(body);
+    m
+}
+
+fn tlv(t: u16, value: &[u8]) -> Vec<u8> {
+    let mut v = t.to_be_bytes().to_vec();
+    v.extend_from_slice(&(value.len() as u16).to_be_bytes());
+    v.extend_from_slice(value);
+    v
+}
+
+fn initiation(sys_name: &str) -> Vec<u8> {
+    let body = [tlv(1, b"routewatch test"), tlv(2, sys_name.as_bytes())].concat();
+    bmp_message(3, 4, &body)
+}
+
+/// The per-peer header of a global IPv4 pre-policy peer with 4-byte AS paths.
+fn peer_header(peer: Ipv4Addr, asn: u32) -> Vec<u8> {
+    let mut h = vec![0, 0];
+    h.extend_from_slice(&[0; 8]);
+    h.extend_from_slice(&[0; 12]);
+    h.extend_from_slice(&peer.octets());
+    h.extend_from_slice(&asn.to_be_bytes());
+    h.extend_from_slice(&peer.octets());
+    h.extend_from_slice(&1_700_000_000u32.to_be_bytes());
+    h.extend_from_slice(&0u32.to_be_bytes());
+    h
+}
+
+fn bgp_message(msg_type: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![0xff; 16];
+    m.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
+    m.push(msg_type);
+    m.extend_from_slice(body);
+    m
+}
+
+/// An OPEN with IPv4 unicast and 4-octet AS capabilities.
+fn bgp_open(asn: u32, id: Ipv4Addr) -> Vec<u8> {
+    let mut caps = vec![1, 4, 0, 1, 0, 1, 65, 4];
+    caps.extend_from_slice(&asn.to_be_bytes());
+    let mut b = vec![4];
+    b.extend_from_slice(&u16::try_from(asn).unwrap_or(23456).to_be_bytes());
+    b.extend_from_slice(&90u16.to_be_bytes());
+    b.extend_from_slice(&id.octets());
+    b.push((caps.len() + 2) as u8);
+    b.push(2);
+    b.push(caps.len() as u8);
+    b.extend_from_slice(&caps);
+    bgp_message(1, &b)
+}
+
+fn peer_up(peer: Ipv4Addr, asn: u32) -> Vec<u8> {
+    let mut b = peer_header(peer, asn);
+    b.extend_from_slice(&[0; 12]);
+    b.extend_from_slice(&[127, 0, 0, 2]);
+    b.extend_from_slice(&179u16.to_be_bytes());
+    b.extend_from_slice(&40179u16.to_be_bytes());
+    b.extend_from_slice(&bgp_open(GOBGP_AS, Ipv4Addr::new(127, 0, 0, 2)));
+    b.extend_from_slice(&bgp_open(asn, peer));
+    bmp_message(3, 3, &b)
+}
+
+/// NLRI encoding of an IPv4 /24.
+fn nlri_24(prefix: [u8; 3]) -> Vec<u8> {
+    vec![24, prefix[0], prefix[1], prefix[2]]
+}
+
+/// Route Monitoring: `prefix` announced with the AS_SEQUENCE `path`, or withdrawn (`None`).
+fn route_monitoring(peer: Ipv4Addr, asn: u32, prefix: [u8; 3], path: Option<&[u32]>) -> Vec<u8> {
+    let mut update = Vec::new();
+    match path {
+        Some(path) => {
+            let mut seg = vec![2, path.len() as u8];
+            for a in path {
+                seg.extend_from_slice(&a.to_be_bytes());
+            }
+            let mut attrs = vec![0x40, 1, 1, 0]; // ORIGIN IGP
+            attrs.extend_from_slice(&[0x40, 2, seg.len() as u8]);
+            attrs.extend_from_slice(&seg);
+            attrs.extend_from_slice(&[0x40, 3, 4, 10, 0, 0, 1]); // NEXT_HOP
+            update.extend_from_slice(&0u16.to_be_bytes());
+            update.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+            update.extend_from_slice(&attrs);
+            update.extend_from_slice(&nlri_24(prefix));
+        }
+        None => {
+            let withdrawn = nlri_24(prefix);
+            update.extend_from_slice(&(withdrawn.len() as u16).to_be_bytes());
+            update.extend_from_slice(&withdrawn);
+            update.extend_from_slice(&0u16.to_be_bytes());
+        }
+    }
+    let mut b = peer_header(peer, asn);
+    b.extend_from_slice(&bgp_message(2, &update));
+    bmp_message(3, 0, &b)
+}
+
+#[test]
+fn connections_from_outside_allow_and_bad_frames_end_only_their_own_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Routewatch {
+        daemon: mut rw,
+        bmp_port,
+        ..
+    } = start_routewatch(
+        tmp.path(),
+        &format!("{}allow = [\"127.0.0.2/32\"]\n", timeout_key()),
+        &location_toml(),
+    );
+    let allowed = Ipv4Addr::new(127, 0, 0, 2);
+
+    // From 127.0.0.1: closed at once, counted, never a session.
+    let mut outsider = connect_from(Ipv4Addr::LOCALHOST, bmp_port);
+    // Whatever it sends is not read.
+    let _ = outsider.write_all(&initiation("outsider"));
+    assert_closed_by_peer(&mut outsider, "the connection from 127.0.0.1");
+    let m = rw.wait_scrape("the refusal counted", WAIT, |m| {
+        expect(
+            m,
+            "routewatch_bmp_sessions_rejected_total",
+            &[("reason", "not_allowed")],
+            1.0,
+        )
+    });
+    assert!(
+        m.with_name("routewatch_bmp_session_up").is_empty(),
+        "no session"
+    );
+    for reason in routewatch::ingest::bmp::metrics::CLOSE_REASONS {
+        assert_eq!(
+            m.value(
+                "routewatch_bmp_sessions_closed_total",
+                &[("reason", reason)]
+            ),
+            0.0,
+            "a refused connection is not a session ({reason})"
+        );
+    }
+
+    // Session B, from the allowed address: a peer announcing the registered prefix.
+    let peer = Ipv4Addr::new(192, 0, 2, 7);
+    let mut b = connect_from(allowed, bmp_port);
+    let mut first = initiation("rw-test-b");
+    first.extend_from_slice(&peer_up(peer, 64510));
+    first.extend_from_slice(&route_monitoring(
+        peer,
+        64510,
+        [203, 0, 113],
+        Some(&[64510, ORIGIN]),
+    ));
+    b.write_all(&first).unwrap();
+    rw.wait_scrape("session B's route", WAIT, |m| {
+        expect(
+            m,
+            "routewatch_prefix_visibility_peers",
+            &prefix_labels(V4),
+            1.0,
+        )?;
+        expect(
+            m,
+            "routewatch_bmp_session_up",
+            &[("router", "rw-test-b")],
+            1.0,
+        )?;
+        expect(
+            m,
+            "routewatch_bmp_peers_up",
+            &[("router", "rw-test-b")],
+            1.0,
+        )
+    });
+
+    // Session A, also allowed: a valid Initiation, then a frame with version 1.
+    let mut a = connect_from(allowed, bmp_port);
+    a.write_all(&initiation("rw-test-a")).unwrap();
+    rw.wait_scrape("session A up", WAIT, |m| {
+        expect(
+            m,
+            "routewatch_bmp_session_up",
+            &[("router", "rw-test-a")],
+            1.0,
+        )
+    });
+    a.write_all(&bmp_message(1, 4, &tlv(2, b"v1"))).unwrap();
+    assert_closed_by_peer(&mut a, "session A after a version 1 frame");
+    rw.wait_scrape("session A closed as unsupported_version", WAIT, |m| {
+        expect(
+            m,
+            "routewatch_bmp_sessions_closed_total",
+            &[("reason", "unsupported_version")],
+            1.0,
+        )?;
+        no_series_of(m, "rw-test-a")
+    });
+
+    // Session C: a length beyond max-frame-bytes ends it before anything is buffered.
+    let mut c = connect_from(allowed, bmp_port);
+    let mut huge = vec![3];
+    huge.extend_from_slice(&u32::MAX.to_be_bytes());
+    huge.push(0);
+    c.write_all(&huge).unwrap();
+    assert_closed_by_peer(&mut c, "session C after an oversized length");
+    let m = rw.wait_scrape("session C closed as bad_length", WAIT, |m| {
+        expect(
+            m,
+            "routewatch_bmp_sessions_closed_total",
+            &[("reason", "bad_length")],
+            1.0,
+        )
+    });
+
+    // B was untouched, and keeps working.
+    assert_eq!(
+        m.value("routewatch_bmp_session_up", &[("router", "rw-test-b")]),
+        1.0
+    );
+    assert_eq!(
+        m.value("routewatch_prefix_visibility_peers", &prefix_labels(V4)),
+        1.0
+    );
+    b.write_all(&route_monitoring(peer, 64510, [203, 0, 113], None))
+        .unwrap();
+    let m = rw.wait_scrape("session B's withdrawal", WAIT, |m| {
+        expect(
+            m,
+            "routewatch_prefix_visibility_peers",
+            &prefix_labels(V4),
+            0.0,
+        )?;
+        expect(
+            m,
+            "routewatch_bmp_messages_total",
+            &[("router", "rw-test-b"), ("type", "route_monitoring")],
+            2.0,
+        )
+    });
+    assert_eq!(
+        m.value("routewatch_bmp_session_up", &[("router", "rw-test-b")]),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "routewatch_bmp_sessions_rejected_total",
+            &[("reason", "not_allowed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "routewatch_bmp_sessions_closed_total",
+            &[("reason", "tcp_close")]
+        ),
+        0.0
+    );
+    rw.poll("only session B listed", WAIT, |d| {
+        let status = d.get_ok("/api/v1/status").json();
+        match routers(&status).as_slice() {
+            [r] if r["router"] == "rw-test-b"
+                && r["state"] == "up"
+                && r["remote"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("127.0.0.2:")) =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    drop(b);
+    rw.wait_scrape("session B ended", WAIT, |m| {
+        expect(
+            m,
+            "routewatch_bmp_sessions_closed_total",
+            &[("reason", "tcp_close")],
+            1.0,
+        )?;
+        no_series_of(m, "rw-test-b")
+    });
+}
+
+// ---- regressions of bugs found while writing these tests ------------------------------------
+
+/// The `/api/v1/status` router entry is refreshed on a read only when the previous refresh is
+/// 250 ms old, and by the timer only while the initial tables are pending: once the
+/// initial-table timeout has passed (at once here: 0 s), a message read within 250 ms of the
+/// previous read never shows there. Seen with GoBGP: a Peer Down, or a re-announcement, right
+/// after another message stays missing from the status until some later message arrives.
+#[test]
+fn status_shows_messages_that_follow_the_previous_read_closely() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Routewatch {
+        daemon: mut rw,
+        bmp_port,
+        ..
+    } = start_routewatch(
+        tmp.path(),
+        "initial-table-timeout-seconds = 0\n",
+        &location_toml(),
+    );
+    let peer = Ipv4Addr::new(192, 0, 2, 7);
+    let mut s = connect_from(Ipv4Addr::LOCALHOST, bmp_port);
+    s.set_nodelay(true).unwrap();
+    s.write_all(&initiation("rw-stale")).unwrap();
+    // Two reads, 20 ms apart (a setup delay, not an assertion).
+    std::thread::sleep(Duration::from_millis(20));
+    let mut rest = peer_up(peer, 64510);
+    rest.extend_from_slice(&route_monitoring(
+        peer,
+        64510,
+        [203, 0, 113],
+        Some(&[64510, ORIGIN]),
+    ));
+    s.write_all(&rest).unwrap();
+    rw.wait_scrape("the metrics have every message", WAIT, |m| {
+        expect(m, "routewatch_bmp_peers_up", &[("router", "rw-stale")], 1.0)?;
+        expect(
+            m,
+            "routewatch_prefix_visibility_peers",
+            &prefix_labels(V4),
+            1.0,
+        )
+    });
+    rw.poll("/api/v1/status has every message", WAIT, |d| {
+        let status = d.get_ok("/api/v1/status").json();
+        match routers(&status).as_slice() {
+            [r] if r["messages"]["peer_up"] == 1
+                && r["messages"]["route_monitoring"] == 1
+                && r["peers"].as_array().is_some_and(|p| p.len() == 1) =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    });
+}
+
+/// Two concurrent sessions with the same label (a router reconnecting while its old session is
+/// still being torn down, or two routers with one sysName) share their `router` series, and
+/// the end of one removes the series of the other, which is still up.
+#[test]
+fn a_session_ending_keeps_the_series_of_a_live_session_with_the_same_label() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Routewatch {
+        daemon: mut rw,
+        bmp_port,
+        ..
+    } = start_routewatch(tmp.path(), &timeout_key(), &location_toml());
+    let mut old = connect_from(Ipv4Addr::LOCALHOST, bmp_port);
+    old.write_all(&initiation("edge1")).unwrap();
+    let mut new = connect_from(Ipv4Addr::LOCALHOST, bmp_port);
+    new.write_all(&initiation("edge1")).unwrap();
+    rw.poll("both sessions listed", WAIT, |d| {
+        let status = d.get_ok("/api/v1/status").json();
+        let n = routers(&status)
+            .iter()
+            .filter(|r| r["sys_name"] == "edge1")
+            .count();
+        if n == 2 {
+            Ok(())
+        } else {
+            Err(format!("{status}"))
+        }
+    });
+    drop(old);
+    rw.wait_scrape("the old session ended", WAIT, |m| {
+        expect(
+            m,
+            "routewatch_bmp_sessions_closed_total",
+            &[("reason", "tcp_close")],
+            1.0,
+        )
+    });
+    // The old session's teardown finishes right after its counter: scrape again.
+    let m = rw.scrape();
+    assert_eq!(
+        m.get("routewatch_bmp_session_up", &[("router", "edge1")]),
+        Some(1.0),
+        "the new session of edge1 is still up"
+    );
+    drop(new);
+}
+
+/// `RouterStatus::state` documents `down` for "a configured router not connected" and
+/// `StatusBody::routers` "configured ones that are down", but only connected sessions are
+/// listed.
+#[test]
+fn status_lists_a_configured_router_that_is_not_connected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bmp = format!(
+        "{}[[bmp.router]]\naddress = \"127.0.0.9\"\nname = \"edge-absent\"\n",
+        timeout_key()
+    );
+    let Routewatch { daemon: mut rw, .. } = start_routewatch(tmp.path(), &bmp, &location_toml());
+    let status = rw.get_ok("/api/v1/status").json();
+    assert!(
+        all_routers(&status)
+            .iter()
+            .any(|r| r["router"] == "edge-absent" && r["state"] == "down"),
+        "{status}"
+    );
+}

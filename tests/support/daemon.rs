@@ -1,0 +1,532 @@
+//! Helpers for tests that run the `routewatch run` daemon: a tiny blocking HTTP/1.1 client, a
+//! Prometheus text-exposition parser, `promtool check metrics`, free loopback ports, and the
+//! daemon process itself (killed by pid when dropped, its log printed when a test fails).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long `/ready` may take.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a metric may take to reach its expected value.
+pub const WATCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the daemon may take to exit after SIGTERM.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Poll interval.
+pub const POLL: Duration = Duration::from_millis(100);
+
+// ---- a tiny blocking HTTP/1.1 client ----------------------------------------------------------
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header fields, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body (chunked transfer decoded).
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("UTF-8 body")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "JSON content type"
+        );
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.into())
+}
+
+/// `GET path` on 127.0.0.1:`port` with `Connection: close`, read to the end.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<HttpResponse> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    )?;
+    stream.flush()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| invalid("no end of the response head"))?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| invalid("head is not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    if !version.starts_with("HTTP/1.") {
+        return Err(invalid(format!("bad status line {status_line:?}")));
+    }
+    let status = parts
+        .next()
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| invalid(format!("bad status line {status_line:?}")))?;
+    let mut headers = Vec::new();
+    for line in lines {
+        let (k, v) = line
+            .split_once(':')
+            .ok_or_else(|| invalid(format!("bad header line {line:?}")))?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let mut response = HttpResponse {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    let rest = &raw[end + 4..];
+    let chunked = response
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    response.body = if chunked {
+        decode_chunked(rest)?
+    } else if let Some(len) = response.header("content-length") {
+        let len: usize = len.parse().map_err(|_| invalid("bad content-length"))?;
+        if rest.len() != len {
+            return Err(invalid(format!(
+                "content-length {len} but {} body bytes",
+                rest.len()
+            )));
+        }
+        rest.to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok(response)
+}
+
+fn decode_chunked(mut rest: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let eol = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| invalid("unterminated chunk size"))?;
+        let size_text = std::str::from_utf8(&rest[..eol]).map_err(|_| invalid("chunk size"))?;
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| invalid("bad chunk size"))?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        if rest.len() < size + 2 || &rest[size..size + 2] != b"\r\n" {
+            return Err(invalid("truncated chunk"));
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
+
+// ---- the Prometheus text exposition ----------------------------------------------------------
+
+pub type Labels = BTreeMap<String, String>;
+
+/// Samples of one scrape, keyed by metric name and label set.
+pub struct Exposition {
+    /// Values by (name, labels).
+    pub samples: BTreeMap<(String, Labels), f64>,
+}
+
+impl Exposition {
+    /// Parses `name{label="value",...} value [timestamp]` lines; comments and blanks skipped.
+    pub fn parse(text: &str) -> Result<Exposition, String> {
+        let mut samples = BTreeMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, value) =
+                parse_sample(line).map_err(|e| format!("line {}: {e}: {line:?}", i + 1))?;
+            if samples.insert(key.clone(), value).is_some() {
+                return Err(format!("line {}: duplicate sample {key:?}", i + 1));
+            }
+        }
+        Ok(Exposition { samples })
+    }
+
+    /// The value of the sample with exactly this name and label set.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let labels: Labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.samples.get(&(name.to_string(), labels)).copied()
+    }
+
+    /// Like [`Exposition::get`], failing with the samples of that name when absent.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels).unwrap_or_else(|| {
+            let same_name: Vec<_> = self
+                .samples
+                .iter()
+                .filter(|((n, _), _)| n == name)
+                .collect();
+            panic!("no sample {name}{labels:?}; samples of that name: {same_name:#?}")
+        })
+    }
+
+    /// Every sample with the label `key` set to `value`, as (name, labels, value).
+    pub fn with_label(&self, key: &str, value: &str) -> Vec<(&str, &Labels, f64)> {
+        self.samples
+            .iter()
+            .filter(|((_, l), _)| l.get(key).is_some_and(|v| v == value))
+            .map(|((n, l), v)| (n.as_str(), l, *v))
+            .collect()
+    }
+
+    /// Every sample named `name`.
+    pub fn with_name(&self, name: &str) -> Vec<(&Labels, f64)> {
+        self.samples
+            .iter()
+            .filter(|((n, _), _)| n == name)
+            .map(|((_, l), v)| (l, *v))
+            .collect()
+    }
+}
+
+fn is_name_char(c: char, first: bool) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || c == ':' || (!first && c.is_ascii_digit())
+}
+
+fn parse_sample(line: &str) -> Result<((String, Labels), f64), String> {
+    let name_end = line
+        .char_indices()
+        .find(|&(i, c)| !is_name_char(c, i == 0))
+        .map_or(line.len(), |(i, _)| i);
+    if name_end == 0 {
+        return Err("no metric name".into());
+    }
+    let name = line[..name_end].to_string();
+    let mut rest = &line[name_end..];
+    let mut labels = Labels::new();
+    if let Some(after) = rest.strip_prefix('{') {
+        let mut chars = after.char_indices().peekable();
+        let consumed = loop {
+            while chars.next_if(|(_, c)| *c == ' ').is_some() {}
+            let Some((i, c)) = chars.next() else {
+                return Err("unterminated label set".into());
+            };
+            if c == '}' {
+                break i + 1;
+            }
+            let mut label = String::from(c);
+            loop {
+                match chars.next() {
+                    Some((_, '=')) => break,
+                    Some((_, c)) if is_name_char(c, false) => label.push(c),
+                    _ => return Err(format!("bad label name after {label:?}")),
+                }
+            }
+            if chars.next().map(|(_, c)| c) != Some('"') {
+                return Err(format!("label {label} has no quoted value"));
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next() {
+                    Some((_, '"')) => break,
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, 'n')) => value.push('\n'),
+                        Some((_, '\\')) => value.push('\\'),
+                        Some((_, '"')) => value.push('"'),
+                        other => return Err(format!("bad escape {other:?} in {label}")),
+                    },
+                    Some((_, c)) => value.push(c),
+                    None => return Err(format!("unterminated value of {label}")),
+                }
+            }
+            if labels.insert(label.clone(), value).is_some() {
+                return Err(format!("label {label} repeated"));
+            }
+            match chars.next() {
+                Some((_, ',')) => {}
+                Some((i, '}')) => break i + 1,
+                other => return Err(format!("expected ',' or '}}' after a label, got {other:?}")),
+            }
+        };
+        rest = &after[consumed..];
+    }
+    if !rest.starts_with(' ') {
+        return Err("no space before the value".into());
+    }
+    let mut fields = rest.split_whitespace();
+    let value_text = fields.next().ok_or("no value")?;
+    let value: f64 = value_text
+        .parse()
+        .map_err(|_| format!("bad value {value_text:?}"))?;
+    if let Some(ts) = fields.next() {
+        ts.parse::<i64>()
+            .map_err(|_| format!("bad timestamp {ts:?}"))?;
+    }
+    if fields.next().is_some() {
+        return Err("trailing fields".into());
+    }
+    Ok(((name, labels), value))
+}
+
+// ---- promtool --------------------------------------------------------------------------------
+
+/// Runs `promtool check metrics` on the exposition saved at `path`.
+pub fn promtool_check(path: &Path) {
+    let input = File::open(path).unwrap();
+    let out = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(input)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "promtool is not installed; it validates the /metrics exposition: \
+             apt-get install prometheus"
+        ),
+        Err(e) => panic!("cannot run promtool: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "promtool check metrics {} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        path.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ---- the daemon ------------------------------------------------------------------------------
+
+/// A free port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `path` as a TOML basic string.
+pub fn toml_path(path: &Path) -> String {
+    let s = path.to_str().expect("UTF-8 path");
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A running `routewatch run`; killed (by pid) when dropped while still running.
+pub struct Daemon {
+    /// The process.
+    pub child: Child,
+    /// Its stderr (the log).
+    pub log: PathBuf,
+    /// Its HTTP port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Daemon {
+    pub fn start(config: &Path, log: &Path, port: u16) -> Daemon {
+        let stderr = File::create(log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_routewatch"))
+            .arg("run")
+            .arg("-c")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        Daemon {
+            child,
+            log: log.to_path_buf(),
+            port,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        format!(
+            "--- daemon log ({}) ---\n{}",
+            self.log.display(),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        )
+    }
+
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("the daemon exited early ({status})\n{}", self.log());
+        }
+    }
+
+    pub fn get(&mut self, path: &str) -> HttpResponse {
+        self.assert_running();
+        http_get(self.port, path).unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log()))
+    }
+
+    pub fn get_ok(&mut self, path: &str) -> HttpResponse {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "GET {path}: {}\n{}", r.text(), self.log());
+        r
+    }
+
+    pub fn scrape(&mut self) -> Exposition {
+        let r = self.get_ok("/metrics");
+        Exposition::parse(&r.text()).unwrap_or_else(|e| panic!("/metrics: {e}"))
+    }
+
+    /// Polls `/ready` until 200. Until the listener answers, connection errors are tolerated;
+    /// after that every answer must be 503 or 200.
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut answered = false;
+        loop {
+            self.assert_running();
+            match http_get(self.port, "/ready") {
+                Ok(r) if r.status == 200 => {
+                    assert_eq!(r.text(), "ready\n");
+                    return;
+                }
+                Ok(r) if r.status == 503 => {
+                    answered = true;
+                    assert!(r.text().contains("not ready"), "503 body: {}", r.text());
+                }
+                Ok(r) => panic!(
+                    "/ready answered {} ({}); only 503 or 200 are allowed\n{}",
+                    r.status,
+                    r.text(),
+                    self.log()
+                ),
+                Err(_) if !answered => {} // not listening yet
+                Err(e) => panic!("/ready failed after answering before: {e}\n{}", self.log()),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/ready not 200 within {READY_TIMEOUT:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Calls `probe` every [`POLL`] until it returns `Ok`, for at most `timeout`; then panics
+    /// with `what` and the last `Err` (the log is printed when the daemon is dropped).
+    pub fn poll<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut probe: impl FnMut(&mut Daemon) -> Result<T, String>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match probe(self) {
+                Ok(v) => return v,
+                Err(e) => assert!(
+                    Instant::now() < deadline,
+                    "{what}: not so after {timeout:?}: {e}"
+                ),
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Scrapes until `check` accepts the exposition (see [`Daemon::poll`]).
+    pub fn wait_scrape(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&Exposition) -> Result<(), String>,
+    ) -> Exposition {
+        self.poll(what, timeout, |d| {
+            let m = d.scrape();
+            check(&m).map(|()| m)
+        })
+    }
+
+    /// Scrapes until `name{labels}` equals `want`.
+    pub fn wait_metric(&mut self, name: &str, labels: &[(&str, &str)], want: f64) -> Exposition {
+        let deadline = Instant::now() + WATCH_TIMEOUT;
+        loop {
+            let e = self.scrape();
+            let v = e.value(name, labels);
+            if v == want {
+                return e;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}{labels:?} is {v}, not {want}, after {WATCH_TIMEOUT:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// SIGTERM by pid, then waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let kill = Command::new("kill")
+            .arg("-TERM")
+            .arg(&pid)
+            .status()
+            .unwrap();
+        assert!(kill.success(), "kill -TERM {pid}: {kill}");
+        self.wait_exit(EXIT_TIMEOUT)
+            .unwrap_or_else(|| panic!("no exit within {EXIT_TIMEOUT:?} of SIGTERM\n{}", self.log()))
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM must end the daemon with exit code 0 after a logged shutdown.
+    pub fn terminate_cleanly(&mut self) {
+        let status = self.terminate();
+        assert_eq!(status.code(), Some(0), "exit after SIGTERM\n{}", self.log());
+        let log = self.log();
+        assert!(log.contains("shutting down"), "{log}");
+        assert!(log.contains("stopped"), "{log}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // Child::kill sends SIGKILL to this child's pid.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.log());
+        }
+    }
+}
