@@ -5,7 +5,9 @@
 //! daemon's memory per tracked route (RSS growth / `routewatch_tracked_routes`).
 //!
 //! Run: `cargo bench --bench bmp_ingest` (env: `BMP_BENCH_PREFIXES`, default 1,000,000 per
-//! session; `BMP_BENCH_SESSIONS`, default "1,4"). Figures go to BENCHMARKS.md.
+//! session; `BMP_BENCH_SESSIONS`, default "1,4"; `BMP_BENCH_REGISTRY`, registered prefixes,
+//! default 10,000 — set it to the table size to measure memory per tracked route). Figures go
+//! to BENCHMARKS.md.
 
 // Benchmark set-up; a failure to set up is a panic with a message.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
@@ -14,6 +16,9 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Prefixes per Route Monitoring message (and per origin).
+const PER_UPDATE: u32 = 500;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -104,17 +109,16 @@ fn stream(session: u32, n: u32) -> Vec<u8> {
     up.extend(open_msg(64_999));
     up.extend(open_msg(asn));
     s.extend(bmp(3, &up));
-    let per_update = 500;
     let mut i = 0;
     while i < n {
-        let chunk: Vec<u32> = (i..(i + per_update).min(n))
+        let chunk: Vec<u32> = (i..(i + PER_UPDATE).min(n))
             .map(|k| 0x0100_0000 + (k << 8))
             .collect();
-        let origin = 1 + (i / per_update) % 60_000;
+        let origin = 1 + (i / PER_UPDATE) % 60_000;
         let mut rm = per_peer(session, asn);
         rm.extend(update(&[asn, 3356, origin], &chunk));
         s.extend(bmp(0, &rm));
-        i += per_update;
+        i += PER_UPDATE;
     }
     // End-of-RIB (IPv4 unicast: an empty UPDATE).
     let mut eor = per_peer(session, asn);
@@ -162,30 +166,35 @@ impl Drop for Daemon {
     }
 }
 
-fn run(sessions: u32, prefixes: u32, dir: &std::path::Path) {
+fn run(sessions: u32, prefixes: u32, registry: u32, dir: &std::path::Path) {
     let (http, bmp_port) = (free_port(), free_port());
-    // 10,000 registered /24s spread over the table (every 100th prefix).
-    let registered: Vec<String> = (0..10_000u32)
-        .map(|k| {
-            let p = 0x0100_0000u32 + ((k * 100) << 8);
-            format!(
-                "\"{}.{}.{}.0/24\"",
-                p >> 24,
-                (p >> 16) & 255,
-                (p >> 8) & 255
-            )
-        })
-        .collect();
+    // `registry` registered /24s spread evenly over the table, each registered with the origin
+    // the stream announces it from (one location per origin), so no anomaly is tracked and the
+    // memory measured is route state.
+    let step = (prefixes / registry.max(1)).max(1);
+    let mut by_origin: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+    for k in (0..registry.min(prefixes)).map(|k| k * step) {
+        let p = 0x0100_0000u32 + (k << 8);
+        let origin = 1 + (k / PER_UPDATE) % 60_000;
+        by_origin.entry(origin).or_default().push(format!(
+            "\"{}.{}.{}.0/24\"",
+            p >> 24,
+            (p >> 16) & 255,
+            (p >> 8) & 255
+        ));
+    }
+    let mut cfg_text = format!(
+        "state-dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n[bmp]\nlisten = \"127.0.0.1:{bmp_port}\"\nallow = [\"127.0.0.0/8\"]\n",
+        dir.display()
+    );
+    for (origin, list) in &by_origin {
+        cfg_text.push_str(&format!(
+            "[[location]]\nname = \"as{origin}\"\norigin-asns = [{origin}]\nprefixes = [{}]\n",
+            list.join(",")
+        ));
+    }
     let cfg = dir.join("bench.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "state-dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n[bmp]\nlisten = \"127.0.0.1:{bmp_port}\"\nallow = [\"127.0.0.0/8\"]\n[[location]]\nname = \"bench\"\norigin-asns = [64496]\nmin-peers = 1000\nprefixes = [{}]\n",
-            dir.display(),
-            registered.join(",")
-        ),
-    )
-    .unwrap();
+    std::fs::write(&cfg, cfg_text).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_routewatch"))
         .args(["run", "-c"])
         .arg(&cfg)
@@ -233,11 +242,11 @@ fn run(sessions: u32, prefixes: u32, dir: &std::path::Path) {
     let rss_after = rss_kib(pid);
     let conns: Vec<TcpStream> = senders.into_iter().map(|h| h.join().unwrap()).collect();
     println!(
-        "sessions={sessions} prefixes/session={prefixes} bytes={:.1}MiB routes={processed} time={elapsed:.3}s \
+        "sessions={sessions} prefixes/session={prefixes} registered={registry} bytes={:.1}MiB routes={processed} time={elapsed:.3}s \
          routes/s={:.2}M messages/s={:.0}k tracked={tracked} rss_growth={:.1}MiB bytes/tracked_route={:.0}",
         bytes as f64 / 1048576.0,
         processed / elapsed / 1e6,
-        (total / 500.0) / elapsed / 1e3,
+        (total / f64::from(PER_UPDATE)) / elapsed / 1e3,
         (rss_after.saturating_sub(rss_before)) as f64 / 1024.0,
         if tracked > 0.0 { (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / tracked } else { 0.0 },
     );
@@ -261,8 +270,12 @@ fn main() {
         .collect();
     let dir = std::env::temp_dir().join(format!("routewatch-bmp-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let registry: u32 = std::env::var("BMP_BENCH_REGISTRY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     for n in sessions {
-        run(n, prefixes, &dir);
+        run(n, prefixes, registry, &dir);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
