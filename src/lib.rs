@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod ingest;
 pub mod log;

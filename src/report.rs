@@ -17,6 +17,9 @@ pub struct ReplayReport {
     pub prefixes: Vec<PrefixSummary>,
     /// Anomaly transitions in the order they happened.
     pub events: Vec<AnomalyEvent>,
+    /// Every event (anomaly transitions, first/last peer, path and origin changes) in BGP-time
+    /// order, in the event store's and `/api/v1/events`' shape.
+    pub history: Vec<crate::events::Event>,
 }
 
 /// Formats a UNIX time (seconds) as RFC 3339 UTC, to the second.
@@ -108,6 +111,12 @@ impl ReplayReport {
                 }
             );
         }
+        let _ = writeln!(
+            out,
+            "\nEvents: {} in all ({} anomaly transitions below; --format json lists every one)",
+            self.history.len(),
+            self.events.len()
+        );
         let _ = writeln!(out, "\nAnomaly transitions ({})", self.events.len());
         for e in &self.events {
             let what = match e.transition {

@@ -20,6 +20,7 @@ use crate::cli::{Command, Format};
 use crate::config::Config;
 use crate::engine::{AnomalyEvent, Engine, Transition};
 use crate::error::Error;
+use crate::events::Event;
 use crate::http::{self, AppState, Query, Readiness, StatusBody};
 use crate::ingest::bmp;
 use crate::ingest::mrt::{self, Batch, FileReport};
@@ -84,6 +85,10 @@ pub struct Pipeline {
     /// The metrics.
     pub metrics: Metrics,
     history: Option<Vec<AnomalyEvent>>,
+    /// Every event (anomaly and route events), kept for the replay report.
+    all_events: Option<Vec<Event>>,
+    /// Where the daemon sends events (the event store), if anywhere.
+    event_sink: Option<Box<dyn FnMut(Vec<Event>) + Send>>,
     files_processed: u64,
 }
 
@@ -102,6 +107,8 @@ impl Pipeline {
             engine: Engine::new(registry),
             metrics,
             history: keep_history.then(Vec::new),
+            all_events: keep_history.then(Vec::new),
+            event_sink: None,
             files_processed: 0,
         })
     }
@@ -119,12 +126,29 @@ impl Pipeline {
     fn after_updates(&mut self, feed: &str) {
         let dirty = self.engine.take_dirty();
         self.metrics.sync(&self.engine, &dirty, feed);
-        for ev in self.engine.drain_events() {
-            // With a history (replay) the events go to the report; the daemon logs them.
-            match &mut self.history {
-                Some(h) => h.push(ev),
-                None => log_event(&ev),
-            }
+        let anomalies = self.engine.drain_events();
+        let routes = self.engine.drain_route_events();
+        if anomalies.is_empty() && routes.is_empty() {
+            return;
+        }
+        let received = now();
+        let mut events: Vec<Event> = anomalies
+            .iter()
+            .map(|a| Event::from_anomaly(a, received))
+            .chain(routes.iter().map(|r| Event::from_route(r, received)))
+            .collect();
+        // Within a batch, keep BGP-time order (stable: same-time events stay in engine order).
+        events.sort_by(|a, b| a.time.total_cmp(&b.time));
+        match &mut self.history {
+            // With a history (replay) the transitions go to the report; the daemon logs them.
+            Some(h) => h.extend(anomalies),
+            None => anomalies.iter().for_each(log_event),
+        }
+        if let Some(all) = &mut self.all_events {
+            all.extend(events.iter().cloned());
+        }
+        if let Some(sink) = &mut self.event_sink {
+            sink(events);
         }
     }
 
@@ -136,6 +160,22 @@ impl Pipeline {
             info!(routes = removed, "BMP peer down: routes withdrawn");
         }
         self.after_updates(bmp::FEED);
+    }
+
+    /// Sends every future event to `sink` (the daemon's event store).
+    pub fn set_event_sink(&mut self, sink: impl FnMut(Vec<Event>) + Send + 'static) {
+        self.event_sink = Some(Box::new(sink));
+    }
+
+    /// Takes every event kept so far (replay), in BGP-time order.
+    pub fn take_all_events(&mut self) -> Vec<Event> {
+        let mut v = self
+            .all_events
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.time.total_cmp(&b.time));
+        v
     }
 
     /// Records a finished MRT file.
@@ -250,6 +290,7 @@ pub fn replay_with(
         files: reports,
         prefixes: pipeline.engine.prefix_summaries(),
         events: pipeline.take_history(),
+        history: pipeline.take_all_events(),
     })
 }
 

@@ -5,6 +5,7 @@
 mod support;
 
 use routewatch::engine::{AnomalyKind, RemovalReason, Transition};
+use routewatch::events::{EventKind, Severity};
 use support::*;
 
 #[test]
@@ -118,6 +119,38 @@ fn demo_replay_opens_and_resolves_the_injected_hijacks() {
     assert_eq!(google.withdrawals, 1);
     assert!(google.more_specifics.is_empty());
     assert!(google.anomalies.is_empty());
+    // The full event history: same transitions, plus route events, in BGP-time order.
+    let history: Vec<_> = report
+        .history
+        .iter()
+        .filter(|e| e.time > DEMO_RIB_TIME)
+        .collect();
+    assert!(report.history.windows(2).all(|w| w[0].time <= w[1].time));
+    let count = |k: EventKind| history.iter().filter(|e| e.kind == k).count();
+    assert_eq!(count(EventKind::AnomalyOpened), 5);
+    assert_eq!(count(EventKind::AnomalyResolved), 5);
+    // AT&T's 8.8.8.0/24 went to AS64666 and back; NTT's and HE's 1.0.0.0/24 likewise.
+    assert_eq!(count(EventKind::OriginChange), 6);
+    // Path-change events are at most one per registered prefix per minute: 2 per prefix here.
+    assert_eq!(count(EventKind::PathChange), 4);
+    let hijack = history
+        .iter()
+        .find(|e| {
+            e.kind == EventKind::AnomalyOpened && e.anomaly.as_deref() == Some("origin_mismatch")
+        })
+        .unwrap();
+    assert_eq!(hijack.severity, Severity::Critical);
+    assert_eq!(hijack.origin, Some(64666));
+    assert_eq!(hijack.peer.as_ref().unwrap().address, "12.0.1.63");
+    assert_eq!(hijack.as_path.as_deref(), Some("7018 64666"));
+    // RIB load: each registered prefix announced once (first peer), none withdrawn.
+    let announced = report
+        .history
+        .iter()
+        .filter(|e| e.kind == EventKind::PrefixAnnounced)
+        .count();
+    assert_eq!(announced, 5);
+
     let apnic = report
         .prefixes
         .iter()

@@ -125,10 +125,55 @@ pub struct AnomalyEvent {
     pub peers: u32,
     /// The peer whose update caused the transition.
     pub peer: String,
+    /// The same peer, structured (for the event store).
+    #[serde(skip)]
+    pub peer_key: Arc<PeerKey>,
     /// An AS path that carried it.
     pub example_path: Option<String>,
     /// For a resolve: why the last carrier went away.
     pub reason: Option<RemovalReason>,
+}
+
+/// What happened to a route, as the event history records it (anomalies aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteEventKind {
+    /// The first peer announced exactly the registered prefix (visibility 0 → 1).
+    PrefixAnnounced,
+    /// The last peer withdrew it (visibility 1 → 0).
+    PrefixWithdrawn,
+    /// A peer replaced its path (at most one such event per registered prefix per
+    /// [`PATH_CHANGE_EVENT_INTERVAL`] seconds of BGP time; every change is still counted).
+    PathChange,
+    /// A peer's route changed origin AS.
+    OriginChange,
+}
+
+/// Path-change events per registered prefix are at most one per this many seconds.
+pub const PATH_CHANGE_EVENT_INTERVAL: f64 = 60.0;
+
+/// A route event, self-contained.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteEvent {
+    /// BGP time.
+    pub time: f64,
+    /// Kind.
+    pub kind: RouteEventKind,
+    /// Location name.
+    pub location: String,
+    /// Registered prefix.
+    pub prefix: IpNet,
+    /// Announced prefix.
+    pub announced: IpNet,
+    /// The peer.
+    #[serde(skip)]
+    pub peer: Arc<PeerKey>,
+    /// Origin of the (new) route.
+    pub origin: Option<u32>,
+    /// AS path of the (new, or withdrawn) route.
+    pub path: Option<String>,
+    /// Previous path (changes).
+    pub previous_path: Option<String>,
 }
 
 /// An active (or held, below min-peers) anomaly instance, for the API.
@@ -209,12 +254,16 @@ pub struct Engine {
     paths: PathTable,
     tracked_routes: u64,
     events: Vec<AnomalyEvent>,
+    route_events: Vec<RouteEvent>,
+    /// BGP time of the last path-change event per registered prefix (rate limit).
+    last_path_event: Vec<f64>,
     dirty: Vec<PrefixId>,
 }
 
 impl Engine {
     /// A new engine over `registry`, with no routes.
     pub fn new(registry: Arc<Registry>) -> Engine {
+        let prefix_count = registry.prefixes().len();
         let prefixes = (0..registry.prefixes().len())
             .map(|_| PrefixState::default())
             .collect();
@@ -227,6 +276,8 @@ impl Engine {
             paths: PathTable::default(),
             tracked_routes: 0,
             events: Vec::new(),
+            route_events: Vec::new(),
+            last_path_event: vec![f64::NEG_INFINITY; prefix_count],
             dirty: Vec::new(),
         }
     }
@@ -305,10 +356,34 @@ impl Engine {
                         }
                         self.refresh_exact_stats(r, exact);
                         self.assert_anomalies(r, q, exact, peer, path, ts);
+                        if old_path.origin != path.origin {
+                            self.route_event(
+                                RouteEventKind::OriginChange,
+                                r,
+                                q,
+                                peer,
+                                Some(path),
+                                Some(&old_path),
+                                ts,
+                            );
+                        }
+                        if ts - self.last_path_event[r as usize] >= PATH_CHANGE_EVENT_INTERVAL {
+                            self.last_path_event[r as usize] = ts;
+                            self.route_event(
+                                RouteEventKind::PathChange,
+                                r,
+                                q,
+                                peer,
+                                Some(path),
+                                Some(&old_path),
+                                ts,
+                            );
+                        }
                         self.paths.release(old);
                         self.prefixes[r as usize].stats.touch(ts);
                     }
                     None => {
+                        let before = self.prefixes[r as usize].stats.visibility;
                         let id = self.paths.intern(path);
                         let a = self.prefixes[r as usize].announced_mut(q, exact);
                         a.insert(
@@ -323,6 +398,7 @@ impl Engine {
                         self.tracked_routes += 1;
                         self.peer_routes[peer as usize] += 1;
                         self.assert_anomalies(r, q, exact, peer, path, ts);
+                        self.visibility_events(r, exact, before, peer, path, ts);
                         self.prefixes[r as usize].stats.touch(ts);
                     }
                 }
@@ -371,10 +447,12 @@ impl Engine {
         ts: f64,
         reason: RemovalReason,
     ) {
+        let before = self.prefixes[r as usize].stats.visibility;
         self.refresh_exact_stats(r, exact);
         self.tracked_routes -= 1;
         self.peer_routes[peer as usize] -= 1;
         self.retract_anomalies(r, q, exact, peer, path, ts, reason);
+        self.visibility_events(r, exact, before, peer, path, ts);
         self.paths.release(path_id);
         let st = &mut self.prefixes[r as usize];
         st.forget_if_empty(&q, exact);
@@ -611,9 +689,77 @@ impl Engine {
             asn: key.asn,
             peers,
             peer: self.peers[peer as usize].to_string(),
+            peer_key: self.peers[peer as usize].clone(),
             example_path: path.map(|p| p.to_string()),
             reason,
         }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn route_event(
+        &mut self,
+        kind: RouteEventKind,
+        r: PrefixId,
+        q: IpNet,
+        peer: PeerIdx,
+        path: Option<&AsPath>,
+        previous: Option<&AsPath>,
+        ts: f64,
+    ) {
+        self.route_events.push(RouteEvent {
+            time: ts,
+            kind,
+            location: self.registry.location_of(r).name.clone(),
+            prefix: self.registry.prefix(r).prefix,
+            announced: q,
+            peer: self.peers[peer as usize].clone(),
+            origin: path.and_then(AsPath::origin_asn),
+            path: path.map(|p| p.to_string()),
+            previous_path: previous.map(|p| p.to_string()),
+        });
+    }
+
+    /// The first-peer / last-peer transitions of a registered prefix's own routes.
+    fn visibility_events(
+        &mut self,
+        r: PrefixId,
+        exact: bool,
+        before: u32,
+        peer: PeerIdx,
+        path: &AsPath,
+        ts: f64,
+    ) {
+        if !exact {
+            return;
+        }
+        let after = self.prefixes[r as usize].stats.visibility;
+        let q = self.registry.prefix(r).prefix;
+        if before == 0 && after > 0 {
+            self.route_event(
+                RouteEventKind::PrefixAnnounced,
+                r,
+                q,
+                peer,
+                Some(path),
+                None,
+                ts,
+            );
+        } else if before > 0 && after == 0 {
+            self.route_event(
+                RouteEventKind::PrefixWithdrawn,
+                r,
+                q,
+                peer,
+                Some(path),
+                None,
+                ts,
+            );
+        }
+    }
+
+    /// Takes the route events recorded since the last call, oldest first.
+    pub fn drain_route_events(&mut self) -> Vec<RouteEvent> {
+        std::mem::take(&mut self.route_events)
     }
 
     fn opened(

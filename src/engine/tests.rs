@@ -390,3 +390,64 @@ fn moas_needs_min_peers_on_the_second_origin() {
     let kinds: Vec<_> = h.events().into_iter().map(|e| e.1).collect();
     assert_eq!(kinds, vec![AnomalyKind::OriginMismatch, AnomalyKind::Moas]);
 }
+
+#[test]
+fn route_events_first_peer_last_peer_origin_and_rate_limited_path_changes() {
+    let mut h = Harness::new(1);
+    let kinds = |h: &mut Harness| -> Vec<(RouteEventKind, String, Option<String>)> {
+        h.engine
+            .drain_route_events()
+            .into_iter()
+            .map(|e| (e.kind, e.announced.to_string(), e.previous_path))
+            .collect()
+    };
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.announce(2, "203.0.113.0/24", &[174, 64500, 64496]);
+    assert_eq!(
+        kinds(&mut h),
+        vec![(
+            RouteEventKind::PrefixAnnounced,
+            "203.0.113.0/24".into(),
+            None
+        )]
+    );
+    // A path change (and an origin change) by peer 1.
+    h.announce(1, "203.0.113.0/24", &[3356, 666]);
+    assert_eq!(
+        kinds(&mut h),
+        vec![
+            (
+                RouteEventKind::OriginChange,
+                "203.0.113.0/24".into(),
+                Some("3356 64500 64496".into())
+            ),
+            (
+                RouteEventKind::PathChange,
+                "203.0.113.0/24".into(),
+                Some("3356 64500 64496".into())
+            ),
+        ]
+    );
+    // Another path change within a minute: counted, but no event.
+    h.announce(1, "203.0.113.0/24", &[3356, 1299, 666]);
+    assert!(kinds(&mut h).is_empty());
+    assert_eq!(h.engine.stats(0).path_changes, 2);
+    h.ts += PATH_CHANGE_EVENT_INTERVAL;
+    h.announce(1, "203.0.113.0/24", &[3356, 174, 666]);
+    assert_eq!(kinds(&mut h).len(), 1);
+    // Last peers leave: withdrawn once visibility reaches 0.
+    h.withdraw(1, "203.0.113.0/24");
+    assert!(kinds(&mut h).is_empty());
+    h.withdraw(2, "203.0.113.0/24");
+    assert_eq!(
+        kinds(&mut h),
+        vec![(
+            RouteEventKind::PrefixWithdrawn,
+            "203.0.113.0/24".into(),
+            None
+        )]
+    );
+    // More-specifics do not change the registered prefix's visibility.
+    h.announce(1, "203.0.113.0/25", &[3356, 64500, 64496]);
+    assert!(kinds(&mut h).is_empty());
+}

@@ -1,0 +1,276 @@
+//! The event history: what happened to the registered prefixes, for investigation.
+//!
+//! [`Event`] is the record every producer (the engine's transitions) turns into and every consumer
+//! (the SQLite store, the API, the log, the replay report) reads. Pure types here; storage lives
+//! in [`store`].
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// What kind of event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// An anomaly instance opened (see [`Event::anomaly`]).
+    AnomalyOpened,
+    /// An anomaly instance resolved.
+    AnomalyResolved,
+    /// The first peer announced the registered prefix.
+    PrefixAnnounced,
+    /// The last peer withdrew the registered prefix.
+    PrefixWithdrawn,
+    /// A peer's AS path for a prefix changed.
+    PathChange,
+    /// A peer's origin AS for a prefix changed.
+    OriginChange,
+}
+
+impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 6] = [
+        EventKind::AnomalyOpened,
+        EventKind::AnomalyResolved,
+        EventKind::PrefixAnnounced,
+        EventKind::PrefixWithdrawn,
+        EventKind::PathChange,
+        EventKind::OriginChange,
+    ];
+
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::AnomalyOpened => "anomaly_opened",
+            EventKind::AnomalyResolved => "anomaly_resolved",
+            EventKind::PrefixAnnounced => "prefix_announced",
+            EventKind::PrefixWithdrawn => "prefix_withdrawn",
+            EventKind::PathChange => "path_change",
+            EventKind::OriginChange => "origin_change",
+        }
+    }
+
+    /// Parses a name written by [`EventKind::as_str`].
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// How much an operator should care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Routine (announcements, path changes, resolutions).
+    Information,
+    /// Worth a look (unexpected upstream, MOAS, visibility lost).
+    Warning,
+    /// Something is wrong (RPKI invalid, prefix withdrawn everywhere).
+    Error,
+    /// Act now (exact-prefix or sub-prefix hijack).
+    Critical,
+}
+
+impl Severity {
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Information => "information",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Parses a name written by [`Severity::as_str`].
+    pub fn parse(s: &str) -> Option<Severity> {
+        [
+            Severity::Information,
+            Severity::Warning,
+            Severity::Error,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// The peer an event came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventPeer {
+    /// Feed (`mrt`, `bmp`).
+    pub feed: String,
+    /// Route source (`mrt`, or the BMP router session and view).
+    pub source: String,
+    /// Peer address.
+    pub address: String,
+    /// Peer AS.
+    pub asn: u32,
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Store id (0 until stored); ids grow with insertion order.
+    pub id: i64,
+    /// BGP time of the update that caused it (seconds since the epoch).
+    pub time: f64,
+    /// When routewatch received it (seconds since the epoch).
+    pub received: f64,
+    /// Kind.
+    pub kind: EventKind,
+    /// For anomaly events: the anomaly kind (`origin_mismatch`, ...).
+    pub anomaly: Option<String>,
+    /// Severity.
+    pub severity: Severity,
+    /// Location name.
+    pub location: String,
+    /// Registered prefix.
+    pub prefix: IpNet,
+    /// Announced prefix.
+    pub announced: IpNet,
+    /// The peer whose update caused it.
+    pub peer: Option<EventPeer>,
+    /// Origin AS (the offending AS for anomalies).
+    pub origin: Option<u32>,
+    /// AS path.
+    pub as_path: Option<String>,
+    /// Previous AS path (path and origin changes).
+    pub previous_path: Option<String>,
+    /// In plain words.
+    pub description: String,
+}
+
+use crate::engine::{AnomalyEvent, AnomalyKind, RouteEvent, RouteEventKind, Transition};
+use crate::model::PeerKey;
+
+fn event_peer(k: &PeerKey) -> EventPeer {
+    EventPeer {
+        feed: k.source.split('/').next().unwrap_or("").to_string(),
+        source: k.source.to_string(),
+        address: k.address.to_string(),
+        asn: k.asn,
+    }
+}
+
+/// Severity of an opened anomaly of `kind`.
+pub fn anomaly_severity(kind: AnomalyKind) -> Severity {
+    match kind.severity() {
+        "critical" => Severity::Critical,
+        "error" => Severity::Error,
+        _ => Severity::Warning,
+    }
+}
+
+impl Event {
+    /// The event of an anomaly transition; `received` is the wall-clock time.
+    pub fn from_anomaly(a: &AnomalyEvent, received: f64) -> Event {
+        let asn = a.asn.map_or_else(String::new, |x| format!(" AS{x}"));
+        let (kind, severity, description) = match a.transition {
+            Transition::Opened => (
+                EventKind::AnomalyOpened,
+                anomaly_severity(a.kind),
+                format!(
+                    "{} opened: {} announced{asn} inside {} of location {}; {} peer(s) carry it{}",
+                    a.kind,
+                    a.announced,
+                    a.prefix,
+                    a.location,
+                    a.peers,
+                    a.example_path
+                        .as_deref()
+                        .map_or_else(String::new, |p| format!(", e.g. path {p}"))
+                ),
+            ),
+            Transition::Resolved => (
+                EventKind::AnomalyResolved,
+                Severity::Information,
+                format!(
+                    "{} resolved: {}{asn} inside {} of location {} is no longer carried by any peer ({})",
+                    a.kind,
+                    a.announced,
+                    a.prefix,
+                    a.location,
+                    a.reason
+                        .map_or("gone", |r| match r {
+                            crate::engine::RemovalReason::Withdrawn => "withdrawn",
+                            crate::engine::RemovalReason::Replaced => "replaced",
+                            crate::engine::RemovalReason::PeerDown => "peer down",
+                        })
+                ),
+            ),
+        };
+        Event {
+            id: 0,
+            time: a.time,
+            received,
+            kind,
+            anomaly: Some(a.kind.as_str().to_string()),
+            severity,
+            location: a.location.clone(),
+            prefix: a.prefix,
+            announced: a.announced,
+            peer: Some(event_peer(&a.peer_key)),
+            origin: a.asn,
+            as_path: a.example_path.clone(),
+            previous_path: None,
+            description,
+        }
+    }
+
+    /// The event of a route change; `received` is the wall-clock time.
+    pub fn from_route(r: &RouteEvent, received: f64) -> Event {
+        let peer = r.peer.to_string();
+        let (kind, severity, description) = match r.kind {
+            RouteEventKind::PrefixAnnounced => (
+                EventKind::PrefixAnnounced,
+                Severity::Information,
+                format!(
+                    "{} of location {} announced: first peer {peer}",
+                    r.prefix, r.location
+                ),
+            ),
+            RouteEventKind::PrefixWithdrawn => (
+                EventKind::PrefixWithdrawn,
+                Severity::Error,
+                format!(
+                    "{} of location {} withdrawn: the last peer ({peer}) no longer has a route",
+                    r.prefix, r.location
+                ),
+            ),
+            RouteEventKind::PathChange => (
+                EventKind::PathChange,
+                Severity::Information,
+                format!(
+                    "path of {} via {peer} changed from [{}] to [{}]",
+                    r.announced,
+                    r.previous_path.as_deref().unwrap_or(""),
+                    r.path.as_deref().unwrap_or("")
+                ),
+            ),
+            RouteEventKind::OriginChange => (
+                EventKind::OriginChange,
+                Severity::Warning,
+                format!(
+                    "origin of {} via {peer} changed: path [{}] became [{}]",
+                    r.announced,
+                    r.previous_path.as_deref().unwrap_or(""),
+                    r.path.as_deref().unwrap_or("")
+                ),
+            ),
+        };
+        Event {
+            id: 0,
+            time: r.time,
+            received,
+            kind,
+            anomaly: None,
+            severity,
+            location: r.location.clone(),
+            prefix: r.prefix,
+            announced: r.announced,
+            peer: Some(event_peer(&r.peer)),
+            origin: r.origin,
+            as_path: r.path.clone(),
+            previous_path: r.previous_path.clone(),
+            description,
+        }
+    }
+}
