@@ -2,14 +2,19 @@
 //! `bgpdump -m`, bgpkit-parser's iterators and the decompression floor, on a synthetic
 //! TABLE_DUMP_V2 RIB (1,000,000 prefixes × 18 peers = 18 M entries) and the largest real fixtures.
 //!
-//! Run everything with `cargo bench --bench e2e`. The first run writes the synthetic RIB once
+//! Run everything with `cargo bench --bench e2e` (about 30 minutes on the project's 2-core VM,
+//! plus about 4 minutes once to write the synthetic RIB). The first run writes the synthetic RIB
 //! (plain, `.gz`, `.bz2`, an origins sidecar and a marker) into `target/bench-cache/`; later runs
 //! reuse it. Options, as environment variables:
 //!
 //! - `E2E_RUNS=N`: medians over N runs (default 3);
-//! - `E2E_QUICK=1`: a synthetic RIB of 50,000 prefixes (× 18 peers), a couple of minutes in all;
-//! - `E2E_ONLY=a,b`: only the rows whose `input/tool` id contains one of the substrings
-//!   (e.g. `E2E_ONLY=synth` or `E2E_ONLY=routewatch-10k,bgpkit-elem`);
+//! - `E2E_QUICK=1`: a synthetic RIB of 50,000 prefixes (× 18 peers), about 2.5 minutes in all;
+//! - `E2E_ONLY=a,b`: only the rows whose `input/tool` id contains one of the substrings. Inputs:
+//!   `synth-1M.gz`, `synth-1M.bz2` (`synth-50k.*` when quick), `et-header.2015.gz`,
+//!   `bview.20020722.gz`, `rib.20140523_firstMB.bz2`, `arch0.mrt`; tools: `routewatch-100`,
+//!   `routewatch-10k`, `routewatch-1M`, `bgpdump`, `bgpkit-elem`, `bgpkit-route`, `bgpkit-raw`,
+//!   `gzip-dc` / `bzip2-dc` / `cat`, `inflate-inproc` (e.g. `E2E_ONLY=synth-1M.gz` or
+//!   `E2E_ONLY=routewatch-10k,bgpkit-elem,bgpdump,inflate`; a ratio needs its reference row);
 //! - `E2E_PREFIXES=N`: another synthetic RIB size;
 //! - `E2E_REGEN=1`: rewrite the cached synthetic RIB;
 //! - `E2E_RAW=0`: leave out bgpkit-parser's raw record iterator;
@@ -17,7 +22,11 @@
 //!
 //! Every measurement is a child process under `/usr/bin/time -f '%e %M'` (peak RSS); the bgpkit
 //! iterators and the in-process decompression run in this binary re-executed as
-//! `e2e --child KIND FILE`. The markdown table goes to stdout and to
+//! `e2e --child KIND FILE`. The routewatch binary (`CARGO_BIN_EXE_routewatch`, built with the
+//! bench profile) and this binary are copied to `target/bench-cache/tmp/` first, so a rebuild in
+//! the shared target directory cannot change what is measured half-way. Registries (100, 10,000
+//! and 1,000,000 prefixes of each input with their real origins) are written to
+//! `target/bench-cache/registries/` on every run. The markdown report goes to stdout and to
 //! `target/bench-cache/e2e-results.md`.
 
 // A benchmark driver: set-up failures should stop it loudly, and it is not part of the API.
@@ -60,7 +69,7 @@ const DUMP_TS: u32 = 1_704_067_200;
 const ENCODE_BATCH: usize = 8192;
 /// Registry sizes: label and requested prefix count (capped at what the file has).
 const REGISTRY_SIZES: [(&str, usize); 3] = [("100", 100), ("10k", 10_000), ("1M", 1_000_000)];
-/// The registry size the ratio columns are about.
+/// The routewatch row of the headline ratio table (routewatch vs BgpElem, bgpdump, decompression).
 const RATIO_REGISTRY: &str = "routewatch-10k";
 /// The real fixtures measured (the largest of `fixtures/mrt/`): short name, path.
 const FIXTURES: [(&str, &str); 4] = [

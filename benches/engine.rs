@@ -41,6 +41,7 @@ fn registry() -> Arc<Registry> {
             max_length: None,
             max_length_v6: None,
             min_peers: 1,
+            min_visibility: 0,
         })
         .collect();
     Arc::new(Registry::new(locations).unwrap())

@@ -47,6 +47,7 @@ fn registry(n: usize, v6: bool) -> (Registry, Vec<IpNet>) {
         max_length: None,
         max_length_v6: None,
         min_peers: 1,
+        min_visibility: 0,
     };
     (Registry::new(vec![loc]).expect("valid registry"), unique)
 }

@@ -38,6 +38,12 @@ pub const DEFAULT_BMP_MAX_SESSIONS: usize = 64;
 pub const DEFAULT_BMP_MAX_FRAME_BYTES: u32 = 256 * 1024;
 /// Default wait for a router's initial tables (End-of-RIB) before `/ready` stops waiting.
 pub const DEFAULT_BMP_INITIAL_TABLE_TIMEOUT_SECONDS: u64 = 300;
+/// Default longest wait before buffered events are committed to the event store.
+pub const DEFAULT_EVENTS_FLUSH_INTERVAL_MS: u64 = 1000;
+/// Default age after which stored events are deleted.
+pub const DEFAULT_EVENTS_RETENTION_DAYS: u64 = 30;
+/// Default cap on stored events (the oldest beyond it are deleted).
+pub const DEFAULT_EVENTS_MAX_ROWS: u64 = 1_000_000;
 
 /// A configuration error with its position in the source.
 #[derive(Debug, thiserror::Error)]
@@ -91,8 +97,10 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// BMP listener; `None` when the `[bmp]` section is absent (no listener).
     pub bmp: Option<BmpConfig>,
-    /// Directory for persistent state (processed MRT files, later the event store).
+    /// Directory for persistent state (processed MRT files, the event store).
     pub state_dir: PathBuf,
+    /// Event store settings.
+    pub events: EventsConfig,
     /// Registered locations, in file order (main file first, then includes).
     pub locations: Vec<Location>,
 }
@@ -148,6 +156,30 @@ pub struct MetricsConfig {
     pub max_prefix_series: usize,
 }
 
+/// `[events]`: the event history in `<state-dir>/events.sqlite`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// Whether events are stored (and `/api/v1/events` served).
+    pub enabled: bool,
+    /// Longest time an event waits in memory before its batch is committed.
+    pub flush_interval_ms: u64,
+    /// Events older than this many days (by receive time) are deleted.
+    pub retention_days: u64,
+    /// At most this many events are kept; the oldest beyond it are deleted.
+    pub max_rows: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            enabled: true,
+            flush_interval_ms: DEFAULT_EVENTS_FLUSH_INTERVAL_MS,
+            retention_days: DEFAULT_EVENTS_RETENTION_DAYS,
+            max_rows: DEFAULT_EVENTS_MAX_ROWS,
+        }
+    }
+}
+
 // ---- raw (as written) structures -------------------------------------------------------------
 
 #[derive(Deserialize)]
@@ -165,6 +197,8 @@ struct RawFile {
     metrics: Option<RawMetrics>,
     #[serde(default)]
     bmp: Option<RawBmp>,
+    #[serde(default)]
+    events: Option<RawEvents>,
     #[serde(default)]
     location: Vec<RawLocation>,
 }
@@ -213,6 +247,15 @@ struct RawBmpRouter {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawEvents {
+    enabled: Option<bool>,
+    flush_interval_ms: Option<Spanned<i64>>,
+    retention_days: Option<Spanned<i64>>,
+    max_rows: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawMetrics {
     max_prefix_series: Option<Spanned<i64>>,
 }
@@ -230,6 +273,7 @@ struct RawLocation {
     max_length: Option<Spanned<i64>>,
     max_length_v6: Option<Spanned<i64>>,
     min_peers: Option<Spanned<i64>>,
+    min_visibility: Option<Spanned<i64>>,
 }
 
 /// Where each location's values stand in the source, to report registry errors.
@@ -350,6 +394,13 @@ impl Config {
                 positive(&main, m, "metrics.max-prefix-series", 0, 10_000_000)? as usize;
         }
 
+        let events = raw
+            .events
+            .as_ref()
+            .map(|e| convert_events(&main, e))
+            .transpose()?
+            .unwrap_or_default();
+
         let state_dir = raw.state_dir.as_ref().map_or_else(
             || PathBuf::from(DEFAULT_STATE_DIR),
             |s| resolve(s.get_ref()),
@@ -401,6 +452,7 @@ impl Config {
             metrics,
             bmp,
             state_dir,
+            events,
             locations,
         })
     }
@@ -423,6 +475,23 @@ fn positive(
         return Err(src.invalid(&v.span(), key, format!("{x} is out of range {min}..={max}")));
     }
     Ok(x as u64)
+}
+
+fn convert_events(src: &Source, raw: &RawEvents) -> Result<EventsConfig, ConfigError> {
+    let mut events = EventsConfig::default();
+    if let Some(e) = raw.enabled {
+        events.enabled = e;
+    }
+    if let Some(v) = &raw.flush_interval_ms {
+        events.flush_interval_ms = positive(src, v, "events.flush-interval-ms", 10, 60_000)?;
+    }
+    if let Some(v) = &raw.retention_days {
+        events.retention_days = positive(src, v, "events.retention-days", 1, 36_500)?;
+    }
+    if let Some(v) = &raw.max_rows {
+        events.max_rows = positive(src, v, "events.max-rows", 1, 1_000_000_000)?;
+    }
+    Ok(events)
 }
 
 fn convert_bmp(src: &Source, raw: &RawBmp) -> Result<BmpConfig, ConfigError> {
@@ -566,6 +635,10 @@ fn convert_location(
     };
     let max_length = len(&raw.max_length, "max-length", 32)?;
     let max_length_v6 = len(&raw.max_length_v6, "max-length-v6", 128)?;
+    let min_visibility = match &raw.min_visibility {
+        Some(m) => positive(src, m, &key("min-visibility"), 0, 100_000)? as u32,
+        None => 0,
+    };
     let min_peers = match &raw.min_peers {
         Some(m) => positive(src, m, &key("min-peers"), 1, 100_000)? as u32,
         None => DEFAULT_MIN_PEERS,
@@ -581,6 +654,7 @@ fn convert_location(
             max_length,
             max_length_v6,
             min_peers,
+            min_visibility,
         },
         LocationSpans {
             file,

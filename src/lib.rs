@@ -33,4 +33,5 @@ pub mod metrics;
 pub mod model;
 pub mod registry;
 pub mod report;
+pub mod rpki;
 pub mod service;

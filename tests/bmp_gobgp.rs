@@ -564,17 +564,24 @@ fn gobgp_router_exports_bmp_through_announce_hijack_withdraw_ipv6_peer_down_and_
         ),
         1.0
     );
-    assert_eq!(active_anomalies(&m), Vec::<String>::new());
+    // The only anomaly left: the prefix is now withdrawn everywhere (it resolves when a peer
+    // announces it again).
+    assert_eq!(
+        active_anomalies(&m),
+        vec![format!(
+            "{{\"kind\": \"withdrawn\", \"location\": \"contoso-lab\", \"prefix\": \"{V4}\"}} = 1"
+        )]
+    );
     assert!(m.value("routewatch_prefix_withdrawals_total", &prefix_labels(V4)) >= 1.0);
     let anomalies = rw.get_ok("/api/v1/anomalies").json();
-    assert!(
-        anomalies["anomalies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|a| a["open"] == false),
-        "{anomalies}"
-    );
+    let open: Vec<&Value> = anomalies["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["open"] == true)
+        .collect();
+    assert_eq!(open.len(), 1, "{anomalies}");
+    assert_eq!(open[0]["kind"], "withdrawn", "{anomalies}");
 
     // 4. IPv6 (MP_REACH_NLRI).
     peer.announce(V6, ORIGIN, "2001:db8::1", "ipv6");
@@ -586,7 +593,13 @@ fn gobgp_router_exports_bmp_through_announce_hijack_withdraw_ipv6_peer_down_and_
             1.0,
         )
     });
-    assert_eq!(active_anomalies(&m), Vec::<String>::new());
+    assert_eq!(
+        active_anomalies(&m),
+        vec![format!(
+            "{{\"kind\": \"withdrawn\", \"location\": \"contoso-lab\", \"prefix\": \"{V4}\"}} = 1"
+        )],
+        "only the IPv4 prefix's withdrawal is still open"
+    );
     let api = rw.get_ok("/api/v1/prefixes").json();
     assert_eq!(
         prefix_entry(&api, V6)["origins"],
@@ -987,7 +1000,14 @@ fn recorded_bmp_stream_replayed_over_tcp_matches_offline_decoding_and_close_with
     for p in body["prefixes"].as_array().unwrap() {
         assert_eq!(p["visibility"], 0, "{p}");
         assert_eq!(p["more_specifics"], serde_json::json!([]), "{p}");
-        assert_eq!(p["anomalies"], serde_json::json!([]), "{p}");
+        // A prefix that had routes of its own is now `withdrawn`; nothing else stays open.
+        let kinds: Vec<&Value> = p["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| &a["kind"])
+            .collect();
+        assert!(kinds.iter().all(|k| *k == "withdrawn"), "{p}");
     }
     assert_eq!(
         first_difference(
@@ -996,8 +1016,15 @@ fn recorded_bmp_stream_replayed_over_tcp_matches_offline_decoding_and_close_with
         ),
         None
     );
+    // Only `withdrawn` instances are left: one per registered prefix that had routes.
     let anomalies = rw.get_ok("/api/v1/anomalies").json();
-    assert_eq!(anomalies["anomalies"], serde_json::json!([]), "{anomalies}");
+    let list = anomalies["anomalies"].as_array().unwrap();
+    assert!(!list.is_empty(), "{anomalies}");
+    assert!(
+        list.iter()
+            .all(|a| a["kind"] == "withdrawn" && a["peers"] == 0),
+        "{anomalies}"
+    );
     let m = rw.wait_scrape("the session end counted, series removed", WAIT, |m| {
         expect(
             m,
@@ -1007,7 +1034,13 @@ fn recorded_bmp_stream_replayed_over_tcp_matches_offline_decoding_and_close_with
         )?;
         no_series_of(m, label)
     });
-    assert_eq!(active_anomalies(&m), Vec::<String>::new());
+    assert!(
+        active_anomalies(&m)
+            .iter()
+            .all(|a| a.contains(r#""kind": "withdrawn""#)),
+        "only withdrawn instances stay open: {:?}",
+        active_anomalies(&m)
+    );
     for (l, v) in m.with_name("routewatch_prefix_visibility_peers") {
         assert_eq!(v, 0.0, "{l:?}");
     }

@@ -26,17 +26,27 @@ pub enum AnomalyKind {
     Moas,
     /// The path ends in an AS_SET: origin ambiguous.
     AsSetOrigin,
+    /// The route is RPKI-invalid (origin or length) against the loaded VRPs.
+    RpkiInvalid,
+    /// Fewer peers than the location's `min-visibility` see the registered prefix, after at
+    /// least that many did.
+    VisibilityLost,
+    /// No peer has a route for the registered prefix any more.
+    Withdrawn,
 }
 
 impl AnomalyKind {
     /// Every kind, in a fixed order (index = position), for pre-initialised metric labels.
-    pub const ALL: [AnomalyKind; 6] = [
+    pub const ALL: [AnomalyKind; 9] = [
         AnomalyKind::OriginMismatch,
         AnomalyKind::SubprefixHijack,
         AnomalyKind::UnexpectedMoreSpecific,
         AnomalyKind::UnexpectedUpstream,
         AnomalyKind::Moas,
         AnomalyKind::AsSetOrigin,
+        AnomalyKind::RpkiInvalid,
+        AnomalyKind::VisibilityLost,
+        AnomalyKind::Withdrawn,
     ];
 
     /// The stable name.
@@ -48,6 +58,9 @@ impl AnomalyKind {
             AnomalyKind::UnexpectedUpstream => "unexpected_upstream",
             AnomalyKind::Moas => "moas",
             AnomalyKind::AsSetOrigin => "as_set_origin",
+            AnomalyKind::RpkiInvalid => "rpki_invalid",
+            AnomalyKind::VisibilityLost => "visibility_lost",
+            AnomalyKind::Withdrawn => "withdrawn",
         }
     }
 
@@ -56,10 +69,12 @@ impl AnomalyKind {
         self as usize
     }
 
-    /// Severity for alerting: hijacks are critical, the rest warnings.
+    /// Severity for alerting: hijacks are critical; RPKI-invalid routes and a prefix no peer
+    /// sees are errors; the rest warnings.
     pub fn severity(self) -> &'static str {
         match self {
             AnomalyKind::OriginMismatch | AnomalyKind::SubprefixHijack => "critical",
+            AnomalyKind::RpkiInvalid | AnomalyKind::Withdrawn => "error",
             _ => "warning",
         }
     }
@@ -157,6 +172,7 @@ mod tests {
             max_length: Some(25),
             max_length_v6: None,
             min_peers: 1,
+            min_visibility: 0,
         }
     }
 
@@ -242,7 +258,10 @@ mod tests {
                 "unexpected_more_specific",
                 "unexpected_upstream",
                 "moas",
-                "as_set_origin"
+                "as_set_origin",
+                "rpki_invalid",
+                "visibility_lost",
+                "withdrawn"
             ]
         );
         for (i, k) in AnomalyKind::ALL.iter().enumerate() {

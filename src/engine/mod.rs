@@ -719,7 +719,8 @@ impl Engine {
         });
     }
 
-    /// The first-peer / last-peer transitions of a registered prefix's own routes.
+    /// The first-peer / last-peer transitions of a registered prefix's own routes, and the
+    /// visibility anomalies.
     fn visibility_events(
         &mut self,
         r: PrefixId,
@@ -733,6 +734,9 @@ impl Engine {
             return;
         }
         let after = self.prefixes[r as usize].stats.visibility;
+        if before == after {
+            return;
+        }
         let q = self.registry.prefix(r).prefix;
         if before == 0 && after > 0 {
             self.route_event(
@@ -754,6 +758,73 @@ impl Engine {
                 None,
                 ts,
             );
+        }
+        // `withdrawn` while no peer has it; `visibility_lost` while fewer than min-visibility do,
+        // after at least that many did. Both resolve on recovery.
+        let (fall, recover) = (before > 0 && after == 0, after > 0);
+        self.threshold(AnomalyKind::Withdrawn, r, fall, recover, peer, path, ts);
+        let min = self.registry.location_of(r).min_visibility;
+        if min > 0 {
+            let (fall, recover) = (before >= min && after < min, after >= min);
+            self.threshold(
+                AnomalyKind::VisibilityLost,
+                r,
+                fall,
+                recover,
+                peer,
+                path,
+                ts,
+            );
+        }
+    }
+
+    /// Opens (`fall`) or resolves (`recover`) a visibility anomaly of registered prefix `r`.
+    #[allow(clippy::too_many_arguments)]
+    fn threshold(
+        &mut self,
+        kind: AnomalyKind,
+        r: PrefixId,
+        fall: bool,
+        recover: bool,
+        peer: PeerIdx,
+        path: &AsPath,
+        ts: f64,
+    ) {
+        let key = AnomalyKey {
+            kind,
+            registered: r,
+            announced: self.registry.prefix(r).prefix,
+            asn: None,
+        };
+        let open = self.prefixes[r as usize]
+            .anomalies
+            .as_ref()
+            .is_some_and(|m| m.contains_key(&key));
+        let visibility = self.prefixes[r as usize].stats.visibility;
+        if fall && !open {
+            let example = Arc::new(path.clone());
+            self.prefixes[r as usize].anomalies_mut().insert(
+                key,
+                AnomalyState {
+                    carriers: VecMap::default(),
+                    open: true,
+                    first_seen: ts,
+                    last_seen: ts,
+                    opened_at: Some(ts),
+                    example: Some((peer, example.clone())),
+                },
+            );
+            self.opened(key, visibility, peer, Some(example), ts);
+        } else if recover && open {
+            if let Some(an) = self.prefixes[r as usize].remove_anomaly(&key) {
+                self.resolved(
+                    key,
+                    peer,
+                    an.example.map(|e| e.1),
+                    ts,
+                    RemovalReason::Replaced,
+                );
+            }
         }
     }
 
@@ -858,7 +929,12 @@ impl Engine {
     }
 
     fn anomaly_summary(&self, key: &AnomalyKey, st: &AnomalyState) -> AnomalySummary {
-        let peers = if key.kind == AnomalyKind::Moas {
+        let peers = if matches!(
+            key.kind,
+            AnomalyKind::VisibilityLost | AnomalyKind::Withdrawn
+        ) {
+            self.prefixes[key.registered as usize].stats.visibility
+        } else if key.kind == AnomalyKind::Moas {
             let exact = self.is_exact(key.registered, &key.announced);
             self.prefixes[key.registered as usize]
                 .announced(&key.announced, exact)

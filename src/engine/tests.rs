@@ -19,6 +19,7 @@ fn registry(min_peers: u32) -> Arc<Registry> {
             max_length: Some(24),
             max_length_v6: Some(56),
             min_peers,
+            min_visibility: 0,
         }])
         .unwrap(),
     )
@@ -450,4 +451,83 @@ fn route_events_first_peer_last_peer_origin_and_rate_limited_path_changes() {
     // More-specifics do not change the registered prefix's visibility.
     h.announce(1, "203.0.113.0/25", &[3356, 64500, 64496]);
     assert!(kinds(&mut h).is_empty());
+}
+
+#[test]
+fn visibility_lost_and_withdrawn_open_on_the_way_down_and_resolve_on_recovery() {
+    let reg = Arc::new(
+        Registry::new(vec![Location {
+            name: "l".into(),
+            provider: None,
+            provider_asns: vec![],
+            region: None,
+            origin_asns: vec![64496],
+            prefixes: vec!["203.0.113.0/24".parse().unwrap()],
+            max_length: None,
+            max_length_v6: None,
+            min_peers: 1,
+            min_visibility: 2,
+        }])
+        .unwrap(),
+    );
+    let mut h = Harness {
+        engine: Engine::new(reg),
+        ts: 0.0,
+    };
+    h.announce(1, "203.0.113.0/24", &[3356, 64496]);
+    // Below min-visibility from the start: it never was at 2, so nothing is lost yet.
+    assert!(h.events().is_empty());
+    h.announce(2, "203.0.113.0/24", &[174, 64496]);
+    h.announce(3, "203.0.113.0/24", &[1299, 64496]);
+    h.withdraw(3, "203.0.113.0/24");
+    assert!(h.events().is_empty(), "3 -> 2 is still at min-visibility");
+    h.withdraw(2, "203.0.113.0/24");
+    assert_eq!(
+        h.events(),
+        vec![(
+            Opened,
+            AnomalyKind::VisibilityLost,
+            "203.0.113.0/24".into(),
+            None
+        )]
+    );
+    h.withdraw(1, "203.0.113.0/24");
+    assert_eq!(
+        h.events(),
+        vec![(
+            Opened,
+            AnomalyKind::Withdrawn,
+            "203.0.113.0/24".into(),
+            None
+        )]
+    );
+    assert_eq!(h.active(0, AnomalyKind::Withdrawn), 1);
+    let summary = h.engine.prefix_summary(0);
+    assert_eq!(summary.anomalies.len(), 2);
+    assert!(summary.anomalies.iter().all(|a| a.open && a.peers == 0));
+    h.announce(1, "203.0.113.0/24", &[3356, 64496]);
+    assert_eq!(
+        h.events(),
+        vec![(
+            Resolved,
+            AnomalyKind::Withdrawn,
+            "203.0.113.0/24".into(),
+            None
+        )]
+    );
+    h.announce(2, "203.0.113.0/24", &[174, 64496]);
+    assert_eq!(
+        h.events(),
+        vec![(
+            Resolved,
+            AnomalyKind::VisibilityLost,
+            "203.0.113.0/24".into(),
+            None
+        )]
+    );
+    assert_eq!(h.active(0, AnomalyKind::VisibilityLost), 0);
+    assert_eq!(
+        h.engine.stats(0).anomalies_opened[AnomalyKind::Withdrawn.index()],
+        1
+    );
 }

@@ -4,6 +4,9 @@
 //! (the SQLite store, the API, the log, the replay report) reads. Pure types here; storage lives
 //! in [`store`].
 
+pub mod api;
+pub mod store;
+
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 

@@ -341,6 +341,7 @@ mod tests {
             max_length: None,
             max_length_v6: None,
             min_peers: 1,
+            min_visibility: 0,
         }])
         .unwrap()
     }

@@ -227,6 +227,7 @@ mod tests {
             max_length: None,
             max_length_v6: None,
             min_peers: 1,
+            min_visibility: 0,
         }])
         .unwrap();
         let mut t = PrefixTable::new(&reg, 1);
@@ -276,7 +277,10 @@ mod tests {
         assert!(text.contains(
             r#"routewatch_anomalies_active{kind="moas",location="l",prefix="10.0.0.0/24"} 0"#
         ));
-        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 2 * 18);
+        assert_eq!(
+            text.lines().filter(|l| !l.starts_with('#')).count(),
+            2 * (6 + 2 * KINDS)
+        );
     }
 
     #[test]

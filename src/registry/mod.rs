@@ -35,6 +35,9 @@ pub struct Location {
     pub max_length_v6: Option<u8>,
     /// Peers that must carry an anomaly before it opens.
     pub min_peers: u32,
+    /// Visibility (peers) below which `visibility_lost` opens, once the prefix was at or above
+    /// it; 0 = not checked.
+    pub min_visibility: u32,
 }
 
 impl Location {
@@ -252,6 +255,7 @@ mod tests {
             max_length: None,
             max_length_v6: None,
             min_peers: 1,
+            min_visibility: 0,
         }
     }
 

@@ -298,6 +298,7 @@ fn registry(prefixes: &[&str]) -> Registry {
         max_length: Some(32),
         max_length_v6: Some(128),
         min_peers: 1,
+        min_visibility: 0,
     }])
     .unwrap()
 }

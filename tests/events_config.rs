@@ -1,0 +1,124 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The `[events]` section: defaults, every key, range errors naming file:line:col and the key,
+//! unknown keys, and the shipped `config/routewatch.toml` documenting the defaults.
+
+use std::path::{Path, PathBuf};
+
+use routewatch::config::{Config, EventsConfig};
+use routewatch::events::store::StoreSettings;
+
+const LOCATION: &str = "\n[[location]]\nname = \"a\"\norigin-asns = [64496]\n\
+                        prefixes = [\"203.0.113.0/24\"]\n";
+
+fn load(dir: &Path, text: &str) -> (PathBuf, Result<Config, String>) {
+    let path = dir.join("routewatch.toml");
+    std::fs::write(&path, format!("{text}{LOCATION}")).unwrap();
+    let r = Config::load(&path).map_err(|e| e.to_string());
+    (path, r)
+}
+
+#[test]
+fn defaults_when_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, c) = load(dir.path(), "");
+    let e = c.unwrap().events;
+    assert_eq!(
+        e,
+        EventsConfig {
+            enabled: true,
+            flush_interval_ms: 1000,
+            retention_days: 30,
+            max_rows: 1_000_000,
+        }
+    );
+    assert_eq!(e, EventsConfig::default());
+    let (_, c) = load(dir.path(), "[events]\n");
+    assert_eq!(c.unwrap().events, EventsConfig::default());
+}
+
+#[test]
+fn every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, c) = load(
+        dir.path(),
+        "[events]\nenabled = false\nflush-interval-ms = 250\nretention-days = 7\nmax-rows = 5000\n",
+    );
+    let e = c.unwrap().events;
+    assert_eq!(
+        e,
+        EventsConfig {
+            enabled: false,
+            flush_interval_ms: 250,
+            retention_days: 7,
+            max_rows: 5000,
+        }
+    );
+    let s = StoreSettings::from_config(&e);
+    assert_eq!(s.flush_interval.as_millis(), 250);
+    assert_eq!(s.retention.as_secs(), 7 * 86_400);
+    assert_eq!(s.max_rows, 5000);
+}
+
+#[test]
+fn out_of_range_values_name_the_position_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (line, want) in [
+        (
+            "flush-interval-ms = 9",
+            "events.flush-interval-ms: 9 is out of range 10..=60000",
+        ),
+        (
+            "flush-interval-ms = 60001",
+            "events.flush-interval-ms: 60001 is out of range",
+        ),
+        (
+            "retention-days = 0",
+            "events.retention-days: 0 is out of range 1..=36500",
+        ),
+        (
+            "max-rows = 0",
+            "events.max-rows: 0 is out of range 1..=1000000000",
+        ),
+        ("max-rows = -5", "events.max-rows: -5 is out of range"),
+    ] {
+        let (path, c) = load(dir.path(), &format!("# comment\n[events]\n{line}\n"));
+        let err = c.unwrap_err();
+        let col = line.find('=').unwrap() + 3;
+        let prefix = format!("{}:3:{col}: ", path.display());
+        assert!(err.starts_with(&prefix), "{err} (want {prefix})");
+        assert!(err.contains(want), "{err}");
+    }
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, c) = load(dir.path(), "[events]\nflush-interval = 5\n");
+    let err = c.unwrap_err();
+    assert!(
+        err.starts_with(&format!("{}:2:1: ", path.display())),
+        "{err}"
+    );
+    assert!(err.contains("flush-interval"), "{err}");
+    let (path, c) = load(dir.path(), "[events]\nenabled = \"yes\"\n");
+    let err = c.unwrap_err();
+    assert!(err.starts_with(&format!("{}:2:", path.display())), "{err}");
+    let (_, c) = load(dir.path(), "[events]\nretention-days = 1.5\n");
+    assert!(c.is_err());
+}
+
+#[test]
+fn the_shipped_config_documents_the_defaults() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/routewatch.toml");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    let section = &text[text.find("\n[events]\n").expect("an [events] section")..];
+    for key in ["enabled", "flush-interval-ms", "retention-days", "max-rows"] {
+        assert!(
+            section.contains(&format!("\n{key} = ")),
+            "{key} is set to its default in [events]"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, c) = load(dir.path(), &text);
+    assert_eq!(c.unwrap().events, EventsConfig::default());
+}
