@@ -368,11 +368,35 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     }
     let ready = Arc::new(readiness);
 
-    let app = http::router(AppState {
+    // The event store: written off the engine task by its own thread.
+    let store = if config.events.enabled {
+        let settings = crate::events::store::StoreSettings::from_config(&config.events);
+        let store = crate::events::store::EventStore::open_in(&config.state_dir, settings)
+            .map_err(|e| Error::Io {
+                context: format!("starting the event store in {}", config.state_dir.display()),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        let writer = store.writer();
+        pipeline.set_event_sink(move |events| {
+            writer.send(events);
+        });
+        Some(store)
+    } else {
+        None
+    };
+    let mut store_metrics = match &store {
+        Some(s) => Some((pipeline.metrics.enable_event_store()?, s.counters())),
+        None => None,
+    };
+
+    let mut app = http::router(AppState {
         metrics: pipeline_registry(&pipeline),
         ready: ready.clone(),
         queries: query_tx,
     });
+    if let Some(s) = &store {
+        app = app.merge(crate::events::api::events_router(s.reader()));
+    }
     let mut http_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         let r = axum::serve(listener, app)
@@ -397,6 +421,7 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     let locations = registry.locations().len();
     let mut engine_shutdown = shutdown_rx.clone();
     let mut bmp_open = config.bmp.is_some();
+    let mut store_tick = tokio::time::interval(Duration::from_secs(2));
     let engine = tokio::spawn(async move {
         let mut feeds_open = true;
         loop {
@@ -419,6 +444,11 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
                     Some(out) => pipeline.ingest_bmp(out),
                     None => bmp_open = false,
                 },
+                _ = store_tick.tick() => {
+                    if let Some((m, counters)) = &mut store_metrics {
+                        m.sync(counters);
+                    }
+                }
                 q = query_rx.recv() => match q {
                     Some(q) => answer(&pipeline, q, &engine_ready, registered, locations),
                     None => break,
@@ -443,6 +473,15 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
         warn!("a feed did not stop within 5 s; exiting without it");
     }
     let _ = engine.await;
+    if let Some(store) = store {
+        // The last batch is committed before exit.
+        let closed = tokio::task::spawn_blocking(move || store.close(Duration::from_secs(5))).await;
+        match closed {
+            Ok(Ok(n)) => info!(events = n, "event store closed"),
+            Ok(Err(e)) => warn!(error = %e, "event store did not close cleanly"),
+            Err(e) => warn!(error = %e, "event store close failed"),
+        }
+    }
     info!("stopped");
     Ok(())
 }

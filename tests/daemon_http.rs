@@ -313,8 +313,53 @@ fn daemon_serves_metrics_and_api_processes_a_watched_file_and_stops_on_sigterm()
     assert_eq!(status["mrt_files_processed"], 2, "{status}");
     setup.wait_processed_list(&[WATCHED_NAME], &mut daemon);
 
+    // The event history: both injected exact-prefix hijacks opened and resolved, newest first,
+    // read one page at a time through the cursor.
+    // (Events are committed by the store's writer within its flush interval, 1 s by default.)
+    let hijacks = daemon.poll("the hijack events stored", Duration::from_secs(20), |d| {
+        let events = all_events(d, "kind=origin_mismatch&location=google-dns");
+        if events.len() == 2 {
+            Ok(events)
+        } else {
+            Err(format!("{events:?}"))
+        }
+    });
+    let kinds: Vec<&str> = hijacks
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["anomaly_resolved", "anomaly_opened"], "{hijacks:?}");
+    assert_eq!(hijacks[1]["origin"], 64666);
+    assert_eq!(hijacks[1]["severity"], "critical");
+    assert_eq!(hijacks[1]["peer"]["address"], "12.0.1.63");
+    assert!(hijacks[0]["id"].as_i64() > hijacks[1]["id"].as_i64());
+    let changes = all_events(&mut daemon, "kind=origin_change");
+    assert_eq!(changes.len(), 6, "{changes:?}");
+    let bad = daemon.get("/api/v1/events?severity=loud");
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["parameter"], "severity");
+
     daemon.terminate_cleanly();
     assert_eq!(setup.processed_list(), [WATCHED_NAME]);
+}
+
+/// Every event matching `filter`, following `next_cursor` one event per page.
+fn all_events(daemon: &mut Daemon, filter: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => format!("/api/v1/events?{filter}&limit=1"),
+            Some(c) => format!("/api/v1/events?{filter}&limit=1&cursor={c}"),
+        };
+        let page = daemon.get_ok(&path).json();
+        out.extend(page["events"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+        assert!(out.len() < 1000, "pagination does not end");
+    }
 }
 
 #[test]

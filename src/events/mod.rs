@@ -5,6 +5,7 @@
 //! in [`store`].
 
 pub mod api;
+pub mod metrics;
 pub mod store;
 
 use ipnet::IpNet;

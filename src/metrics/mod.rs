@@ -241,6 +241,13 @@ impl Metrics {
             .set(engine.peers_with_routes_in(feed) as i64);
     }
 
+    /// Registers the event store's metrics.
+    pub fn enable_event_store(
+        &self,
+    ) -> Result<crate::events::metrics::EventStoreMetrics, prometheus::Error> {
+        crate::events::metrics::EventStoreMetrics::new(&self.registry)
+    }
+
     /// Registers the BMP feed's metrics (and pre-initialises its feed series); `named_routers`
     /// are the configured router names, whose series exist from the start.
     pub fn enable_bmp(
