@@ -5,6 +5,12 @@
 //!
 //! Run: `cargo bench --bench rpki_validate`. 100,000 validations per iteration; a quarter each
 //! of valid, invalid-origin, invalid-length and not-found routes.
+//!
+//! On the project's shared 2-core VM (`-- --warm-up-time 1 --measurement-time 5`, medians):
+//! IPv4 15.9 M validations/s (63 ns), IPv6 9.7 M/s (103 ns); loading the 500,000 VRPs from
+//! rpki-client JSON 152 ms. The walk with repeated `get_lpm` was chosen over prefix-trie's
+//! `cover_values()` iterator (5.1 M/s IPv4, 4.2 M/s IPv6) and over probing `get()` at every
+//! prefix length (5.5 M/s, 1.8 M/s), measured here once and then removed (`src/rpki/mod.rs`).
 
 // Benchmark set-up on constant inputs; criterion's macros generate undocumented items.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
@@ -28,8 +34,8 @@ fn xorshift(state: &mut u64) -> u64 {
 const VRPS: usize = 500_000;
 
 /// 500,000 VRPs: 400,000 IPv4 (/24s with maxLength 24, every 16th a /20 aggregate with
-/// maxLength 24 covering other VRPs, every 10th with a second AS, every 500th AS0) and 100,000
-/// IPv6 (/48s and every 16th a /32 with maxLength 48).
+/// maxLength 24 covering other VRPs, every 10th prefix with a second AS, every 500th AS0) and
+/// 100,000 IPv6 (/48s, every 16th a /32 with maxLength 48 covering the next 15).
 fn vrps() -> Vec<Vrp> {
     let mut s = 0x9E37_79B9_7F4A_7C15u64;
     let mut out = Vec::with_capacity(VRPS);
@@ -38,7 +44,10 @@ fn vrps() -> Vec<Vrp> {
         let asn = 1 + (xorshift(&mut s) % 400_000) as u32;
         let v6 = out.len() >= VRPS * 4 / 5;
         let (prefix, max) = if v6 {
-            let hi = 0x2001_0000_0000_0000u64 | (u64::from(i) << 16);
+            // 2400:jjjj:jjjj:k::/48 with j = i / 16, k = i % 16: the /32 of every 16th
+            // covers the other 15.
+            let hi =
+                0x2400_0000_0000_0000u64 | (u64::from(i / 16) << 32) | (u64::from(i % 16) << 16);
             let addr = Ipv6Addr::from(u128::from(hi) << 64);
             if i.is_multiple_of(16) {
                 (IpNet::V6(Ipv6Net::new(addr, 32).unwrap().trunc()), 48)
@@ -124,29 +133,11 @@ fn bench_validate(c: &mut Criterion) {
         assert!(seen.iter().all(|&n| n > 10_000), "{seen:?}");
         let family = if v6 { "ipv6" } else { "ipv4" };
         g.throughput(Throughput::Elements(q.len() as u64));
-        g.bench_with_input(BenchmarkId::new("lpm_walk", family), &q, |b, q| {
+        g.bench_with_input(BenchmarkId::new("validate", family), &q, |b, q| {
             b.iter(|| {
                 let mut n = 0usize;
                 for (p, o) in q {
                     n += set.validate(black_box(p), *o) as usize;
-                }
-                n
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("cover_iter", family), &q, |b, q| {
-            b.iter(|| {
-                let mut n = 0usize;
-                for (p, o) in q {
-                    n += set.validate_cover(black_box(p), *o) as usize;
-                }
-                n
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("every_length", family), &q, |b, q| {
-            b.iter(|| {
-                let mut n = 0usize;
-                for (p, o) in q {
-                    n += set.validate_lengths(black_box(p), *o) as usize;
                 }
                 n
             })

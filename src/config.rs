@@ -97,6 +97,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// BMP listener; `None` when the `[bmp]` section is absent (no listener).
     pub bmp: Option<BmpConfig>,
+    /// RPKI origin validation.
+    pub rpki: RpkiConfig,
     /// Directory for persistent state (processed MRT files, the event store).
     pub state_dir: PathBuf,
     /// Event store settings.
@@ -122,6 +124,19 @@ pub struct MrtConfig {
     /// Poll interval of `watch_dir`.
     pub watch_interval_seconds: u64,
 }
+
+/// `[rpki]`
+#[derive(Debug, Clone, Default)]
+pub struct RpkiConfig {
+    /// JSON file of validated ROA payloads (Routinator `json`/`jsonext`, rpki-client `json`);
+    /// `None`: no RPKI validation.
+    pub vrp_file: Option<PathBuf>,
+    /// How often the daemon checks the file for changes (it reloads when it changed).
+    pub reload_interval_seconds: u64,
+}
+
+/// Default interval between checks of the VRP file.
+pub const DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS: u64 = 60;
 
 /// `[bmp]`
 #[derive(Debug, Clone)]
@@ -198,6 +213,8 @@ struct RawFile {
     #[serde(default)]
     bmp: Option<RawBmp>,
     #[serde(default)]
+    rpki: Option<RawRpki>,
+    #[serde(default)]
     events: Option<RawEvents>,
     #[serde(default)]
     location: Vec<RawLocation>,
@@ -224,6 +241,13 @@ struct RawMrt {
     files: Vec<String>,
     watch_dir: Option<String>,
     watch_interval_seconds: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRpki {
+    vrp_file: Option<String>,
+    reload_interval_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -445,12 +469,25 @@ impl Config {
             .map(|b| convert_bmp(&sources[0], b))
             .transpose()?;
 
+        let mut rpki = RpkiConfig {
+            vrp_file: None,
+            reload_interval_seconds: DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS,
+        };
+        if let Some(r) = &raw.rpki {
+            rpki.vrp_file = r.vrp_file.as_deref().map(resolve);
+            if let Some(i) = &r.reload_interval_seconds {
+                rpki.reload_interval_seconds =
+                    positive(&sources[0], i, "rpki.reload-interval-seconds", 1, 86_400)?;
+            }
+        }
+
         Ok(Config {
             path: path.to_path_buf(),
             http: HttpConfig { listen },
             mrt,
             metrics,
             bmp,
+            rpki,
             state_dir,
             events,
             locations,

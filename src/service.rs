@@ -162,6 +162,11 @@ impl Pipeline {
         self.after_updates(bmp::FEED);
     }
 
+    /// Metrics and events after a change made directly on the engine (VRP reload).
+    pub fn resync(&mut self) {
+        self.after_updates(mrt::FEED);
+    }
+
     /// Sends every future event to `sink` (the daemon's event store).
     pub fn set_event_sink(&mut self, sink: impl FnMut(Vec<Event>) + Send + 'static) {
         self.event_sink = Some(Box::new(sink));
@@ -270,6 +275,19 @@ pub fn replay_with(
     let config = Config::load(config_path)?;
     let registry = load_registry(&config)?;
     let mut pipeline = Pipeline::new(registry.clone(), config.metrics.max_prefix_series, true)?;
+    if let Some(file) = &config.rpki.vrp_file {
+        let (vrps, report) = crate::rpki::VrpFile::new(file)
+            .load()
+            .map_err(|e| Error::Io {
+                context: format!("loading VRPs from {}", file.display()),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        info!(file = %file.display(), vrps = report.loaded, skipped = report.skipped_total(), "VRPs loaded");
+        pipeline
+            .metrics
+            .record_rpki_load(Some(report.loaded), now());
+        pipeline.engine.set_vrps(Some(Arc::new(vrps)), 0.0);
+    }
     let ordered = mrt::order_for_replay(files)?;
     let mut reports = Vec::with_capacity(ordered.len());
     for (path, _kind) in ordered {
@@ -407,6 +425,20 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
         }
     });
 
+    // RPKI: the VRP file is loaded at start and reloaded when it changes; loads run on a
+    // blocking thread and the engine re-validates every held route with the new set (so the
+    // order relative to the MRT baseline does not matter).
+    let (vrp_tx, mut vrp_rx) = mpsc::channel::<Option<Arc<crate::rpki::VrpSet>>>(1);
+    let rpki_task = config.rpki.vrp_file.clone().map(|file| {
+        tokio::spawn(rpki_task(
+            file,
+            config.rpki.reload_interval_seconds,
+            vrp_tx,
+            shutdown_rx.clone(),
+        ))
+    });
+    let mut vrps_open = rpki_task.is_some();
+
     // Feeds: the configured files first (the baseline), then the watched directory.
     let feeds = tokio::spawn(feed_task(
         config.clone(),
@@ -449,6 +481,17 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
                         m.sync(counters);
                     }
                 }
+                v = vrp_rx.recv(), if vrps_open => match v {
+                    Some(Some(vrps)) => {
+                        let n = vrps.len();
+                        pipeline.engine.set_vrps(Some(vrps), now());
+                        pipeline.metrics.record_rpki_load(Some(n), now());
+                        pipeline.resync();
+                        info!(vrps = n, "VRPs loaded; routes revalidated");
+                    }
+                    Some(None) => pipeline.metrics.record_rpki_load(None, now()),
+                    None => vrps_open = false,
+                },
                 q = query_rx.recv() => match q {
                     Some(q) => answer(&pipeline, q, &engine_ready, registered, locations),
                     None => break,
@@ -463,6 +506,9 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     let _ = shutdown_tx.send(true);
     let _ = server.await;
     if let Some(t) = bmp_task {
+        let _ = t.await;
+    }
+    if let Some(t) = rpki_task {
         let _ = t.await;
     }
     // A feed blocked in a read (a FIFO, a hung mount) must not hold up the exit.
@@ -484,6 +530,52 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     }
     info!("stopped");
     Ok(())
+}
+
+/// Loads the VRP file at start and whenever it changes; `None` is sent for a failed load (the
+/// engine keeps the previous set).
+async fn rpki_task(
+    file: PathBuf,
+    interval_seconds: u64,
+    tx: mpsc::Sender<Option<Arc<crate::rpki::VrpSet>>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut vrp_file = crate::rpki::VrpFile::new(file);
+    let mut first = true;
+    let mut tick = tokio::time::interval(Duration::from_secs(interval_seconds));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut shutdown) => return,
+        }
+        if !first && !vrp_file.changed().unwrap_or(true) {
+            continue;
+        }
+        first = false;
+        let (back, loaded) = match tokio::task::spawn_blocking(move || {
+            let r = vrp_file.load();
+            (vrp_file, r)
+        })
+        .await
+        {
+            Ok(x) => x,
+            Err(_) => return,
+        };
+        vrp_file = back;
+        let msg = match loaded {
+            Ok((vrps, report)) => {
+                info!(file = %vrp_file.path.display(), vrps = report.loaded, skipped = report.skipped_total(), "VRP file loaded");
+                Some(Arc::new(vrps))
+            }
+            Err(e) => {
+                error!(file = %vrp_file.path.display(), error = %e, "VRP file could not be loaded; keeping the previous set");
+                None
+            }
+        };
+        if tx.send(msg).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Resolves once shutdown has been requested.

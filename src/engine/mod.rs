@@ -30,6 +30,7 @@ use vecmap::VecMap;
 
 use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
 use crate::registry::{MatchKind, PrefixId, Registry};
+use crate::rpki::{RovState, VrpSet};
 
 /// Dense index of a peer in the engine.
 pub type PeerIdx = u32;
@@ -56,6 +57,9 @@ pub struct PrefixStats {
     pub anomalies_active: [u32; KINDS],
     /// Anomaly instances opened so far per kind.
     pub anomalies_opened: [u64; KINDS],
+    /// Routes of the prefix and its more-specifics per RPKI state (index = position in
+    /// [`RovState::ALL`]); all 0 while no VRPs are loaded.
+    pub rpki_routes: [u32; 4],
 }
 
 impl PrefixStats {
@@ -100,6 +104,8 @@ pub enum RemovalReason {
     Replaced,
     /// The peer (or its session) went down.
     PeerDown,
+    /// New RPKI data no longer finds the route invalid.
+    Revalidated,
 }
 
 /// An anomaly transition, self-contained (names resolved) for reports, logs and storage.
@@ -132,6 +138,9 @@ pub struct AnomalyEvent {
     pub example_path: Option<String>,
     /// For a resolve: why the last carrier went away.
     pub reason: Option<RemovalReason>,
+    /// RPKI state of the example route, when VRPs are loaded (an `origin_mismatch` that is
+    /// RPKI-valid is likely an authorised origin missing from the registry).
+    pub rpki: Option<RovState>,
 }
 
 /// What happened to a route, as the event history records it (anomalies aside).
@@ -252,6 +261,8 @@ pub struct Engine {
     peer_routes: Vec<u64>,
     prefixes: Vec<PrefixState>,
     paths: PathTable,
+    /// Validated ROA payloads, when loaded.
+    vrps: Option<Arc<VrpSet>>,
     tracked_routes: u64,
     events: Vec<AnomalyEvent>,
     route_events: Vec<RouteEvent>,
@@ -274,6 +285,7 @@ impl Engine {
             peer_routes: Vec::new(),
             prefixes,
             paths: PathTable::default(),
+            vrps: None,
             tracked_routes: 0,
             events: Vec::new(),
             route_events: Vec::new(),
@@ -541,7 +553,66 @@ impl Engine {
             };
             self.carrier_added(key, peer, path, ts);
         }
+        self.rpki_contribution(r, q, peer, path, ts, None);
         self.update_moas(r, q, exact, peer, Some(path), ts, RemovalReason::Replaced);
+    }
+
+    /// Counts a route under its RPKI state and carries `rpki_invalid` for an invalid one
+    /// (`removal: None`), or takes that back (`Some(reason)`).
+    fn rpki_contribution(
+        &mut self,
+        r: PrefixId,
+        q: IpNet,
+        peer: PeerIdx,
+        path: &Arc<AsPath>,
+        ts: f64,
+        removal: Option<RemovalReason>,
+    ) {
+        let Some(vrps) = &self.vrps else {
+            return;
+        };
+        let state = vrps.validate_path(&q, path);
+        let i = RovState::ALL.iter().position(|s| *s == state).unwrap_or(0);
+        let counts = &mut self.prefixes[r as usize].stats.rpki_routes;
+        match removal {
+            None => counts[i] += 1,
+            Some(_) => counts[i] = counts[i].saturating_sub(1),
+        }
+        if state.is_invalid() {
+            let key = AnomalyKey {
+                kind: AnomalyKind::RpkiInvalid,
+                registered: r,
+                announced: q,
+                asn: path.origin_asn(),
+            };
+            match removal {
+                None => self.carrier_added(key, peer, path, ts),
+                Some(reason) => self.carrier_removed(key, peer, ts, reason),
+            }
+        }
+    }
+
+    /// Replaces the VRPs (`None`: RPKI off): every held route is re-validated, so
+    /// `rpki_invalid` instances open and resolve and the per-state counts follow.
+    pub fn set_vrps(&mut self, vrps: Option<Arc<VrpSet>>, ts: f64) {
+        let mut routes: Vec<(PrefixId, IpNet, PeerIdx, PathId)> = Vec::new();
+        for (r, st) in self.prefixes.iter().enumerate() {
+            let registered = self.registry.prefix(r as PrefixId).prefix;
+            for (q, a) in st.all_announced() {
+                let q = q.copied().unwrap_or(registered);
+                routes.extend(a.routes.iter().map(|s| (r as PrefixId, q, s.peer, s.path)));
+            }
+        }
+        for &(r, q, peer, path) in &routes {
+            let path = self.paths.get(path).clone();
+            self.rpki_contribution(r, q, peer, &path, ts, Some(RemovalReason::Revalidated));
+        }
+        self.vrps = vrps;
+        for &(r, q, peer, path) in &routes {
+            let path = self.paths.get(path).clone();
+            self.rpki_contribution(r, q, peer, &path, ts, None);
+            self.mark_dirty(r);
+        }
     }
 
     /// Takes back the anomalies a removed route of `peer` carried.
@@ -568,6 +639,7 @@ impl Engine {
             };
             self.carrier_removed(key, peer, ts, reason);
         }
+        self.rpki_contribution(r, q, peer, path, ts, Some(reason));
         self.update_moas(r, q, exact, peer, None, ts, reason);
     }
 
@@ -692,6 +764,10 @@ impl Engine {
             peer_key: self.peers[peer as usize].clone(),
             example_path: path.map(|p| p.to_string()),
             reason,
+            rpki: match (&self.vrps, path) {
+                (Some(v), Some(p)) => Some(v.validate_path(&key.announced, p)),
+                _ => None,
+            },
         }
     }
 

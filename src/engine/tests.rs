@@ -531,3 +531,50 @@ fn visibility_lost_and_withdrawn_open_on_the_way_down_and_resolve_on_recovery() 
         1
     );
 }
+
+#[test]
+fn rpki_invalid_routes_open_rpki_invalid_and_reloads_revalidate() {
+    use crate::rpki::{RovState, Vrp, VrpSet};
+    let mut h = Harness::new(1);
+    let vrps = VrpSet::from_vrps([
+        Vrp::new("203.0.113.0/24".parse().unwrap(), 24, 64496).unwrap(),
+        // A second, authorised origin the registry does not know about.
+        Vrp::new("203.0.113.0/24".parse().unwrap(), 24, 64497).unwrap(),
+    ]);
+    h.engine.set_vrps(Some(Arc::new(vrps)), 1.0);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    assert!(h.events().is_empty(), "valid and expected");
+    // Too long for the ROA (max-length 24) from the expected origin.
+    h.announce(1, "203.0.113.0/25", &[3356, 64500, 64496]);
+    let evs = h.events();
+    assert!(evs.contains(&(
+        Opened,
+        AnomalyKind::RpkiInvalid,
+        "203.0.113.0/25".into(),
+        Some(64496)
+    )));
+    // An unexpected origin that RPKI authorises: origin_mismatch, marked RPKI-valid.
+    h.announce(2, "203.0.113.0/24", &[174, 64497]);
+    let opened = h.engine.drain_events();
+    let mismatch = opened
+        .iter()
+        .find(|e| e.kind == AnomalyKind::OriginMismatch)
+        .unwrap();
+    assert_eq!(mismatch.rpki, Some(RovState::Valid));
+    // A hijack: invalid (origin) too.
+    h.announce(3, "203.0.113.0/24", &[1299, 666]);
+    let kinds: Vec<_> = h.events().into_iter().map(|e| (e.1, e.3)).collect();
+    assert!(kinds.contains(&(AnomalyKind::RpkiInvalid, Some(666))));
+    let s = h.engine.stats(0);
+    // valid: 64496 and 64497 exact routes; invalid_origin: 666; invalid_length: the /25.
+    assert_eq!(s.rpki_routes, [2, 1, 1, 0]);
+    assert_eq!(s.anomalies_active[AnomalyKind::RpkiInvalid.index()], 2);
+    // RPKI switched off: every rpki_invalid resolves (revalidated), the counts return to 0.
+    h.engine.set_vrps(None, 2.0);
+    let evs = h.engine.drain_events();
+    assert_eq!(evs.len(), 2);
+    assert!(evs.iter().all(
+        |e| e.kind == AnomalyKind::RpkiInvalid && e.reason == Some(RemovalReason::Revalidated)
+    ));
+    assert_eq!(h.engine.stats(0).rpki_routes, [0, 0, 0, 0]);
+}

@@ -172,7 +172,7 @@ impl Event {
                 EventKind::AnomalyOpened,
                 anomaly_severity(a.kind),
                 format!(
-                    "{} opened: {} announced{asn} inside {} of location {}; {} peer(s) carry it{}",
+                    "{} opened: {} announced{asn} inside {} of location {}; {} peer(s) carry it{}{}",
                     a.kind,
                     a.announced,
                     a.prefix,
@@ -180,7 +180,15 @@ impl Event {
                     a.peers,
                     a.example_path
                         .as_deref()
-                        .map_or_else(String::new, |p| format!(", e.g. path {p}"))
+                        .map_or_else(String::new, |p| format!(", e.g. path {p}")),
+                    match a.rpki {
+                        Some(crate::rpki::RovState::Valid) => {
+                            "; RPKI valid: a ROA authorises this origin (registry out of date?)"
+                                .to_string()
+                        }
+                        Some(state) => format!("; RPKI {state}"),
+                        None => String::new(),
+                    }
                 ),
             ),
             Transition::Resolved => (
@@ -197,6 +205,7 @@ impl Event {
                             crate::engine::RemovalReason::Withdrawn => "withdrawn",
                             crate::engine::RemovalReason::Replaced => "replaced",
                             crate::engine::RemovalReason::PeerDown => "peer down",
+                            crate::engine::RemovalReason::Revalidated => "RPKI data changed",
                         })
                 ),
             ),

@@ -53,6 +53,9 @@ pub struct Metrics {
     feed_last_message: GaugeVec,
     feed_peers: IntGaugeVec,
     tracked_routes: IntGauge,
+    rpki_vrps: IntGauge,
+    rpki_loads: IntCounterVec,
+    rpki_last_load: Gauge,
     /// 1 when the last configuration (re)load succeeded.
     pub config_reload_successful: IntGauge,
     /// Time of the last successful configuration load.
@@ -204,6 +207,33 @@ impl Metrics {
         for res in MRT_FILE_RESULTS {
             mrt_files.with_label_values(&[res]);
         }
+        let rpki_vrps = register(
+            &r,
+            IntGauge::with_opts(opts(
+                "routewatch_rpki_vrps",
+                "Validated ROA payloads loaded (0: RPKI validation off or no file loaded).",
+            ))?,
+        );
+        let rpki_loads = register(
+            &r,
+            IntCounterVec::new(
+                opts(
+                    "routewatch_rpki_loads_total",
+                    "Loads of the VRP file, by result.",
+                ),
+                &["result"],
+            )?,
+        );
+        for res in ["ok", "error"] {
+            rpki_loads.with_label_values(&[res]);
+        }
+        let rpki_last_load = register(
+            &r,
+            Gauge::with_opts(opts(
+                "routewatch_rpki_last_load_success_timestamp_seconds",
+                "Time of the last successful load of the VRP file (0 = never).",
+            ))?,
+        );
         let synced = vec![PrefixStats::default(); prefixes.prefixes().len()];
         Ok(Metrics {
             registry: r,
@@ -216,6 +246,9 @@ impl Metrics {
             feed_last_message,
             feed_peers,
             tracked_routes,
+            rpki_vrps,
+            rpki_loads,
+            rpki_last_load,
             config_reload_successful,
             config_reload_timestamp,
         })
@@ -239,6 +272,19 @@ impl Metrics {
         self.feed_peers
             .with_label_values(&[feed])
             .set(engine.peers_with_routes_in(feed) as i64);
+    }
+
+    /// Records a load of the VRP file: `Some(n)` loaded `n` VRPs, `None` failed (the previous
+    /// set stays in use).
+    pub fn record_rpki_load(&self, loaded: Option<usize>, now: f64) {
+        match loaded {
+            Some(n) => {
+                self.rpki_loads.with_label_values(&["ok"]).inc();
+                self.rpki_vrps.set(n as i64);
+                self.rpki_last_load.set(now);
+            }
+            None => self.rpki_loads.with_label_values(&["error"]).inc(),
+        }
     }
 
     /// Registers the event store's metrics.

@@ -31,6 +31,8 @@ pub struct RowValues {
     pub anomalies_active: [i64; KINDS],
     /// Anomalies opened per kind.
     pub anomalies_opened: [u64; KINDS],
+    /// Routes per RPKI state.
+    pub rpki_routes: [i64; 4],
 }
 
 /// Rows of per-prefix series and the map from registered prefix to row.
@@ -140,6 +142,9 @@ impl PrefixTable {
                 v.last_change = t;
             }
         }
+        for i in 0..4 {
+            v.rpki_routes[i] += new.rpki_routes[i] as i64 - old.rpki_routes[i] as i64;
+        }
         for k in 0..KINDS {
             v.anomalies_active[k] +=
                 new.anomalies_active[k] as i64 - old.anomalies_active[k] as i64;
@@ -166,6 +171,21 @@ impl PrefixTable {
                     4 => writeln!(out, "{name}{{{labels}}} {}", v.path_changes),
                     _ => writeln!(out, "{name}{{{labels}}} {}", v.last_change),
                 };
+            }
+        }
+        let name = "routewatch_prefix_rpki_routes";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Routes of the prefix and its more-specifics by RPKI state (0 without VRPs).\n# TYPE {name} gauge"
+        );
+        for (labels, v) in self.labels.iter().zip(&self.values) {
+            for (i, state) in crate::rpki::RovState::ALL.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{labels},state=\"{}\"}} {}",
+                    state.as_str(),
+                    v.rpki_routes[i]
+                );
             }
         }
         for (name, help, ty, opened) in [
@@ -279,7 +299,7 @@ mod tests {
         ));
         assert_eq!(
             text.lines().filter(|l| !l.starts_with('#')).count(),
-            2 * (6 + 2 * KINDS)
+            2 * (6 + 4 + 2 * KINDS)
         );
     }
 

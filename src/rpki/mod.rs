@@ -44,15 +44,19 @@
 //! # Data structure
 //!
 //! One prefix-trie `PrefixMap` per family keyed by VRP prefix; each value is a span into one
-//! flat, sorted `Vec` of (ASN, maxLength) pairs, so a prefix with several VRPs costs one trie
-//! entry and the set is two allocations plus the tries. A validation walks only the VRP prefixes
-//! that cover the route, from the most specific up, with repeated `get_lpm` calls (each one
-//! returns the most specific stored prefix covering the query; the next query is that prefix
-//! shortened by one bit). Measured against the two alternatives with
-//! `cargo bench --bench rpki_validate` on a synthetic 500,000-VRP set (see that file):
-//! prefix-trie's `cover()` iterator (which allocates a small `Vec` per trie node holding
-//! covering prefixes) and probing `get()` at every length from the route's down to 0 (25 probes
-//! for a /24, 49 for a /48) were both slower; the figures are in the bench's header.
+//! flat `Vec` of (ASN, maxLength) pairs sorted by ASN, so a prefix with several VRPs costs one
+//! trie entry and one binary search. A validation walks only the VRP prefixes that cover the
+//! route, most specific first, with repeated `get_lpm` calls: each returns the most specific
+//! stored prefix covering the query, and the next query is that prefix shortened by one bit.
+//!
+//! Measured with `cargo bench --bench rpki_validate` (synthetic 500,000-VRP set, 100,000 routes
+//! per iteration, a quarter each valid / invalid origin / invalid length / not found; the
+//! project's shared 2-core VM, medians): **15.9 M validations/s for IPv4 (63 ns) and 9.7 M/s
+//! for IPv6 (103 ns)**. The two alternatives, measured once in the same bench and then removed:
+//! prefix-trie's `cover_values()` iterator (which collects the covering entries of each trie
+//! node into a `Vec`) did 5.1 M/s (IPv4) and 4.2 M/s (IPv6); probing `get()` at every length
+//! from the route's down to 0 (25 probes for a /24, 49 for a /48) did 5.5 M/s and 1.8 M/s.
+//! Loading the same 500,000 VRPs from rpki-client JSON takes about 150 ms.
 
 use std::fmt;
 use std::fs;
@@ -371,13 +375,14 @@ impl Walk {
             // AS0 is never a valid origin and an AS0 VRP must never validate anything.
             return false;
         }
-        for e in vrps {
-            if e.asn == origin {
-                if len <= e.max_length {
-                    return true;
-                }
-                self.origin_matched = true;
+        // A prefix's VRPs are sorted by (ASN, maxLength): binary search, so a prefix with
+        // thousands of VRPs costs no more than a few comparisons.
+        let from = vrps.partition_point(|e| e.asn < origin);
+        for e in vrps[from..].iter().take_while(|e| e.asn == origin) {
+            if len <= e.max_length {
+                return true;
             }
+            self.origin_matched = true;
         }
         false
     }
@@ -471,24 +476,6 @@ impl VrpSet {
         match prefix {
             IpNet::V4(p) => walk_lpm(&self.v4, &self.entries, &p.trunc(), origin),
             IpNet::V6(p) => walk_lpm(&self.v6, &self.entries, &p.trunc(), origin),
-        }
-    }
-
-    /// TEMP bench variant: prefix-trie `cover_values`.
-    #[doc(hidden)]
-    pub fn validate_cover(&self, prefix: &IpNet, origin: Option<u32>) -> RovState {
-        match prefix {
-            IpNet::V4(p) => walk_cover(&self.v4, &self.entries, &p.trunc(), origin),
-            IpNet::V6(p) => walk_cover(&self.v6, &self.entries, &p.trunc(), origin),
-        }
-    }
-
-    /// TEMP bench variant: `get` at every length.
-    #[doc(hidden)]
-    pub fn validate_lengths(&self, prefix: &IpNet, origin: Option<u32>) -> RovState {
-        match prefix {
-            IpNet::V4(p) => walk_lengths(&self.v4, &self.entries, &p.trunc(), origin),
-            IpNet::V6(p) => walk_lengths(&self.v6, &self.entries, &p.trunc(), origin),
         }
     }
 
@@ -591,41 +578,6 @@ fn walk_lpm<P: Prefix>(
                 span = s;
             }
             None => break,
-        }
-    }
-    walk.finish()
-}
-
-fn walk_cover<P: Prefix>(
-    map: &PrefixMap<P, Span>,
-    entries: &[Entry],
-    prefix: &P,
-    origin: Option<u32>,
-) -> RovState {
-    let len = prefix.prefix_len();
-    let mut walk = Walk::default();
-    for span in map.cover_values(prefix) {
-        if walk.visit(slice(entries, span), len, origin) {
-            return RovState::Valid;
-        }
-    }
-    walk.finish()
-}
-
-fn walk_lengths<P: Prefix>(
-    map: &PrefixMap<P, Span>,
-    entries: &[Entry],
-    prefix: &P,
-    origin: Option<u32>,
-) -> RovState {
-    let len = prefix.prefix_len();
-    let repr = prefix.repr();
-    let mut walk = Walk::default();
-    for l in (0..=len).rev() {
-        if let Some(span) = map.get(&P::from_repr_len(repr, l)) {
-            if walk.visit(slice(entries, span), len, origin) {
-                return RovState::Valid;
-            }
         }
     }
     walk.finish()
