@@ -7,10 +7,11 @@
 //! of valid, invalid-origin, invalid-length and not-found routes.
 //!
 //! On the project's shared 2-core VM (`-- --warm-up-time 1 --measurement-time 5`, medians):
-//! IPv4 15.9 M validations/s (63 ns), IPv6 9.7 M/s (103 ns); loading the 500,000 VRPs from
-//! rpki-client JSON 152 ms. The walk with repeated `get_lpm` was chosen over prefix-trie's
-//! `cover_values()` iterator (5.1 M/s IPv4, 4.2 M/s IPv6) and over probing `get()` at every
-//! prefix length (5.5 M/s, 1.8 M/s), measured here once and then removed (`src/rpki/mod.rs`).
+//! IPv4 14-16 M validations/s (63-70 ns), IPv6 9.7-10 M/s (100-103 ns); loading the 500,000
+//! VRPs from rpki-client JSON 147-152 ms. The walk with repeated `get_lpm` was chosen over
+//! prefix-trie's `cover_values()` iterator (5.1 M/s IPv4, 4.2 M/s IPv6) and over probing `get()`
+//! at every prefix length (5.5 M/s, 1.8 M/s), measured here once and then removed (see
+//! `src/rpki/mod.rs`).
 
 // Benchmark set-up on constant inputs; criterion's macros generate undocumented items.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 
 use crate::cli::{Command, Format};
 use crate::config::Config;
-use crate::engine::{AnomalyEvent, Engine, Transition};
+use crate::engine::{AnomalyEvent, Engine};
 use crate::error::Error;
 use crate::events::Event;
 use crate::http::{self, AppState, Query, Readiness, StatusBody};
@@ -142,7 +142,7 @@ impl Pipeline {
         match &mut self.history {
             // With a history (replay) the transitions go to the report; the daemon logs them.
             Some(h) => h.extend(anomalies),
-            None => anomalies.iter().for_each(log_event),
+            None => events.iter().for_each(log_event),
         }
         if let Some(all) = &mut self.all_events {
             all.extend(events.iter().cloned());
@@ -210,32 +210,38 @@ impl Pipeline {
     }
 }
 
-fn log_event(ev: &AnomalyEvent) {
-    let asn = ev.asn.map_or(0, |a| a as i64);
-    let path = ev.example_path.as_deref().unwrap_or("");
-    match ev.transition {
-        Transition::Opened => warn!(
-            kind = ev.kind.as_str(),
-            severity = ev.severity,
-            location = %ev.location,
-            prefix = %ev.prefix,
-            announced = %ev.announced,
-            asn,
-            peers = ev.peers,
-            peer = %ev.peer,
-            path,
-            "anomaly opened"
-        ),
-        Transition::Resolved => info!(
-            kind = ev.kind.as_str(),
-            location = %ev.location,
-            prefix = %ev.prefix,
-            announced = %ev.announced,
-            asn,
-            peer = %ev.peer,
-            reason = ?ev.reason,
-            "anomaly resolved"
-        ),
+/// One structured log event per history event (fields, not a formatted string): warnings and
+/// worse at WARN, the rest at INFO.
+fn log_event(ev: &Event) {
+    let (peer, peer_asn) = ev
+        .peer
+        .as_ref()
+        .map_or(("", 0), |p| (p.source.as_str(), p.asn));
+    let peer_address = ev.peer.as_ref().map_or("", |p| p.address.as_str());
+    macro_rules! emit {
+        ($level:ident) => {
+            $level!(
+                event = ev.kind.as_str(),
+                anomaly = ev.anomaly.as_deref().unwrap_or(""),
+                severity = ev.severity.as_str(),
+                location = %ev.location,
+                prefix = %ev.prefix,
+                announced = %ev.announced,
+                origin = ev.origin.unwrap_or(0),
+                peer,
+                peer_address,
+                peer_asn,
+                path = ev.as_path.as_deref().unwrap_or(""),
+                previous_path = ev.previous_path.as_deref().unwrap_or(""),
+                "{}",
+                ev.description
+            )
+        };
+    }
+    if ev.severity >= crate::events::Severity::Warning {
+        emit!(warn);
+    } else {
+        emit!(info);
     }
 }
 
@@ -429,11 +435,15 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     // blocking thread and the engine re-validates every held route with the new set (so the
     // order relative to the MRT baseline does not matter).
     let (vrp_tx, mut vrp_rx) = mpsc::channel::<Option<Arc<crate::rpki::VrpSet>>>(1);
+    // SIGHUP reloads the VRP file now (it never stops the daemon).
+    let hup = Arc::new(tokio::sync::Notify::new());
+    let hup_task = tokio::spawn(forward_sighup(hup.clone(), shutdown_rx.clone()));
     let rpki_task = config.rpki.vrp_file.clone().map(|file| {
         tokio::spawn(rpki_task(
             file,
             config.rpki.reload_interval_seconds,
             vrp_tx,
+            hup.clone(),
             shutdown_rx.clone(),
         ))
     });
@@ -511,6 +521,7 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     if let Some(t) = rpki_task {
         let _ = t.await;
     }
+    let _ = hup_task.await;
     // A feed blocked in a read (a FIFO, a hung mount) must not hold up the exit.
     if tokio::time::timeout(Duration::from_secs(5), feeds)
         .await
@@ -538,17 +549,19 @@ async fn rpki_task(
     file: PathBuf,
     interval_seconds: u64,
     tx: mpsc::Sender<Option<Arc<crate::rpki::VrpSet>>>,
+    hup: Arc<tokio::sync::Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut vrp_file = crate::rpki::VrpFile::new(file);
     let mut first = true;
     let mut tick = tokio::time::interval(Duration::from_secs(interval_seconds));
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            _ = hup.notified() => true,
             _ = stopped(&mut shutdown) => return,
-        }
-        if !first && !vrp_file.changed().unwrap_or(true) {
+        };
+        if !first && !forced && !vrp_file.changed().unwrap_or(true) {
             continue;
         }
         first = false;
@@ -575,6 +588,31 @@ async fn rpki_task(
         if tx.send(msg).await.is_err() {
             return;
         }
+    }
+}
+
+/// Turns SIGHUP into a notification (for the VRP reload) instead of the default termination.
+async fn forward_sighup(hup: Arc<tokio::sync::Notify>, mut shutdown: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut sighup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = sighup.recv() => {
+                    info!("SIGHUP: reloading the VRP file (if configured)");
+                    hup.notify_one();
+                }
+                _ = stopped(&mut shutdown) => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = hup;
+        stopped(&mut shutdown).await;
     }
 }
 

@@ -377,6 +377,9 @@ fn restarted_daemon_does_not_reprocess_remembered_watched_files() {
     // and port.
     let mut second = setup.start("second.log");
     second.wait_ready();
+    // The event history survived the restart.
+    let kept = all_events(&mut second, "kind=origin_mismatch&location=google-dns");
+    assert_eq!(kept.len(), 2, "{kept:?}");
     let ready_at = Instant::now();
     let ok = [("result", "ok")];
     let m = second.scrape();
@@ -562,4 +565,85 @@ fn run_exits_1_naming_the_address_when_the_port_is_taken() {
     );
     // The listener that holds the port was not disturbed.
     assert_eq!(taken.local_addr().unwrap(), addr);
+}
+
+#[test]
+fn sighup_reloads_the_vrp_file_and_revalidates_every_route() {
+    let setup = Setup::new(&[fixture(DEMO_RIB)], false);
+    let vrps = setup.dir.path().join("vrps.json");
+    // First: a ROA for something else: Google's routes are not found.
+    std::fs::write(&vrps, r#"{"roas": [{"asn": "AS64511", "prefix": "192.0.2.0/24", "maxLength": 24, "ta": "test"}]}"#).unwrap();
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let (head, locations) = text.split_once("[[location]]").unwrap();
+    std::fs::write(
+        &setup.config,
+        format!(
+            "{head}[rpki]\nvrp-file = {}\nreload-interval-seconds = 3600\n\n[[location]]{locations}",
+            toml_path(&vrps)
+        ),
+    )
+    .unwrap();
+    let mut daemon = setup.start("rpki.log");
+    daemon.wait_ready();
+    let google = [
+        ("location", "google-dns"),
+        ("prefix", "8.8.8.0/24"),
+        ("state", "not_found"),
+    ];
+    daemon.poll("Google's routes not found", Duration::from_secs(20), |d| {
+        let m = d.scrape();
+        match m.value("routewatch_prefix_rpki_routes", &google) {
+            v if (v - 33.0).abs() < 0.5 => Ok(()),
+            v => Err(format!("not_found = {v}")),
+        }
+    });
+    // Now authorise AS15169 and signal: the set is reloaded and every route re-validated.
+    std::fs::write(
+        &vrps,
+        r#"{"roas": [{"asn": "AS15169", "prefix": "8.8.8.0/24", "maxLength": 24, "ta": "test"}]}"#,
+    )
+    .unwrap();
+    let pid = daemon.child.id().to_string();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let valid = [
+        ("location", "google-dns"),
+        ("prefix", "8.8.8.0/24"),
+        ("state", "valid"),
+    ];
+    let m = daemon.poll(
+        "Google's routes valid after SIGHUP",
+        Duration::from_secs(20),
+        |d| {
+            let m = d.scrape();
+            match m.value("routewatch_prefix_rpki_routes", &valid) {
+                v if (v - 33.0).abs() < 0.5 => Ok(m),
+                v => Err(format!("valid = {v}")),
+            }
+        },
+    );
+    assert_eq!(m.value("routewatch_prefix_rpki_routes", &google), 0.0);
+    assert_eq!(
+        m.value("routewatch_rpki_loads_total", &[("result", "ok")]),
+        2.0
+    );
+    assert_eq!(m.value("routewatch_rpki_vrps", &[]), 1.0);
+    // A broken file on the next SIGHUP: counted, the previous set stays.
+    std::fs::write(&vrps, "not json").unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    let m = daemon.poll("the failed load counted", Duration::from_secs(20), |d| {
+        let m = d.scrape();
+        match m.value("routewatch_rpki_loads_total", &[("result", "error")]) {
+            v if (v - 1.0).abs() < 0.5 => Ok(m),
+            v => Err(format!("errors = {v}")),
+        }
+    });
+    assert_eq!(m.value("routewatch_prefix_rpki_routes", &valid), 33.0);
+    daemon.terminate_cleanly();
 }
