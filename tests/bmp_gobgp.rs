@@ -583,6 +583,40 @@ fn gobgp_router_exports_bmp_through_announce_hijack_withdraw_ipv6_peer_down_and_
     assert_eq!(open.len(), 1, "{anomalies}");
     assert_eq!(open[0]["kind"], "withdrawn", "{anomalies}");
 
+    // The event history of the IPv4 prefix, oldest first (ids ascend): announce, hijack,
+    // withdraw. (The store commits within its flush interval.)
+    let kinds = rw.poll("the IPv4 prefix's events stored", WAIT, |d| {
+        let page = d
+            .get_ok(&format!("/api/v1/events?prefix={V4}&limit=100"))
+            .json();
+        let mut events = page["events"].as_array().cloned().unwrap_or_default();
+        events.reverse();
+        let kinds: Vec<String> = events
+            .iter()
+            .map(|e| match e["anomaly"].as_str() {
+                Some(a) => format!("{}:{a}", e["kind"].as_str().unwrap()),
+                None => e["kind"].as_str().unwrap().to_string(),
+            })
+            .collect();
+        if kinds.iter().any(|k| k == "prefix_withdrawn") {
+            Ok(kinds)
+        } else {
+            Err(format!("{kinds:?}"))
+        }
+    });
+    assert_eq!(
+        kinds,
+        [
+            "prefix_announced",
+            "anomaly_opened:origin_mismatch",
+            "origin_change",
+            "path_change",
+            "anomaly_resolved:origin_mismatch",
+            "anomaly_opened:withdrawn",
+            "prefix_withdrawn",
+        ]
+    );
+
     // 4. IPv6 (MP_REACH_NLRI).
     peer.announce(V6, ORIGIN, "2001:db8::1", "ipv6");
     let m = rw.wait_scrape("2001:db8:100::/48 visible", WAIT, |m| {

@@ -287,3 +287,147 @@ impl Event {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn peer() -> Arc<PeerKey> {
+        Arc::new(PeerKey {
+            source: "bmp/192.0.2.1:17001/adj-in-pre".into(),
+            address: "198.51.100.1".parse().unwrap(),
+            asn: 64500,
+        })
+    }
+
+    fn anomaly(kind: AnomalyKind, transition: Transition) -> AnomalyEvent {
+        AnomalyEvent {
+            time: 10.0,
+            transition,
+            kind,
+            severity: kind.severity(),
+            location: "l".into(),
+            prefix: "203.0.113.0/24".parse().unwrap(),
+            announced: "203.0.113.0/25".parse().unwrap(),
+            asn: Some(666),
+            peers: 1,
+            peer: peer().to_string(),
+            peer_key: peer(),
+            example_path: Some("64500 666".into()),
+            reason: (transition == Transition::Resolved)
+                .then_some(crate::engine::RemovalReason::Withdrawn),
+            rpki: None,
+        }
+    }
+
+    fn route(kind: RouteEventKind) -> RouteEvent {
+        RouteEvent {
+            time: 10.0,
+            kind,
+            location: "l".into(),
+            prefix: "203.0.113.0/24".parse().unwrap(),
+            announced: "203.0.113.0/24".parse().unwrap(),
+            peer: peer(),
+            origin: Some(64496),
+            path: Some("64500 64496".into()),
+            previous_path: Some("64500 174 64496".into()),
+        }
+    }
+
+    #[test]
+    fn every_kind_gets_its_severity_and_a_description() {
+        let cases = [
+            (
+                anomaly(AnomalyKind::OriginMismatch, Transition::Opened),
+                EventKind::AnomalyOpened,
+                Severity::Critical,
+            ),
+            (
+                anomaly(AnomalyKind::SubprefixHijack, Transition::Opened),
+                EventKind::AnomalyOpened,
+                Severity::Critical,
+            ),
+            (
+                anomaly(AnomalyKind::RpkiInvalid, Transition::Opened),
+                EventKind::AnomalyOpened,
+                Severity::Error,
+            ),
+            (
+                anomaly(AnomalyKind::Withdrawn, Transition::Opened),
+                EventKind::AnomalyOpened,
+                Severity::Error,
+            ),
+            (
+                anomaly(AnomalyKind::VisibilityLost, Transition::Opened),
+                EventKind::AnomalyOpened,
+                Severity::Warning,
+            ),
+            (
+                anomaly(AnomalyKind::Moas, Transition::Opened),
+                EventKind::AnomalyOpened,
+                Severity::Warning,
+            ),
+            (
+                anomaly(AnomalyKind::UnexpectedUpstream, Transition::Opened),
+                EventKind::AnomalyOpened,
+                Severity::Warning,
+            ),
+            (
+                anomaly(AnomalyKind::OriginMismatch, Transition::Resolved),
+                EventKind::AnomalyResolved,
+                Severity::Information,
+            ),
+        ];
+        for (a, kind, severity) in cases {
+            let e = Event::from_anomaly(&a, 20.0);
+            assert_eq!((e.kind, e.severity), (kind, severity), "{:?}", a.kind);
+            assert_eq!(e.anomaly.as_deref(), Some(a.kind.as_str()));
+            assert_eq!((e.time, e.received, e.origin), (10.0, 20.0, Some(666)));
+            let p = e.peer.unwrap();
+            assert_eq!(
+                (p.feed.as_str(), p.address.as_str(), p.asn),
+                ("bmp", "198.51.100.1", 64500)
+            );
+            assert!(
+                e.description.starts_with(a.kind.as_str()),
+                "{}",
+                e.description
+            );
+        }
+        let routes = [
+            (
+                RouteEventKind::PrefixAnnounced,
+                EventKind::PrefixAnnounced,
+                Severity::Information,
+            ),
+            (
+                RouteEventKind::PrefixWithdrawn,
+                EventKind::PrefixWithdrawn,
+                Severity::Error,
+            ),
+            (
+                RouteEventKind::PathChange,
+                EventKind::PathChange,
+                Severity::Information,
+            ),
+            (
+                RouteEventKind::OriginChange,
+                EventKind::OriginChange,
+                Severity::Warning,
+            ),
+        ];
+        for (rk, kind, severity) in routes {
+            let e = Event::from_route(&route(rk), 20.0);
+            assert_eq!((e.kind, e.severity), (kind, severity));
+            assert_eq!(e.previous_path.as_deref(), Some("64500 174 64496"));
+            assert!(!e.description.is_empty());
+        }
+        // Names round-trip.
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(Severity::parse("critical"), Some(Severity::Critical));
+        assert!(Severity::Warning < Severity::Error);
+    }
+}
