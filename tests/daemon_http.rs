@@ -335,6 +335,39 @@ fn daemon_serves_metrics_and_api_processes_a_watched_file_and_stops_on_sigterm()
     assert!(hijacks[0]["id"].as_i64() > hijacks[1]["id"].as_i64());
     let changes = all_events(&mut daemon, "kind=origin_change");
     assert_eq!(changes.len(), 6, "{changes:?}");
+    // The exact sequence for Google's prefixes after the RIB, oldest first.
+    let mut google = all_events(&mut daemon, "location=google-dns&since=1400824801");
+    google.reverse();
+    let sequence: Vec<String> = google
+        .iter()
+        .map(|e| match e["anomaly"].as_str() {
+            Some(a) => format!(
+                "{} {} {a}",
+                e["announced"].as_str().unwrap(),
+                e["kind"].as_str().unwrap()
+            ),
+            None => format!(
+                "{} {}",
+                e["announced"].as_str().unwrap(),
+                e["kind"].as_str().unwrap()
+            ),
+        })
+        .collect();
+    assert_eq!(
+        sequence,
+        [
+            "8.8.8.0/24 anomaly_opened origin_mismatch",
+            "8.8.8.0/24 anomaly_opened moas",
+            "8.8.8.0/24 origin_change",
+            "8.8.8.0/24 path_change",
+            "8.8.8.0/25 anomaly_opened subprefix_hijack",
+            "8.8.8.0/25 anomaly_resolved subprefix_hijack",
+            "8.8.8.0/24 anomaly_resolved origin_mismatch",
+            "8.8.8.0/24 anomaly_resolved moas",
+            "8.8.8.0/24 origin_change",
+            "8.8.8.0/24 path_change",
+        ]
+    );
     let bad = daemon.get("/api/v1/events?severity=loud");
     assert_eq!(bad.status, 400);
     assert_eq!(bad.json()["parameter"], "severity");
