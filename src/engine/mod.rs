@@ -541,6 +541,22 @@ impl Engine {
         path: &Arc<AsPath>,
         ts: f64,
     ) {
+        self.route_anomalies(r, q, exact, peer, path, ts, None);
+    }
+
+    /// Carries (`removal: None`) or takes back (`Some(reason)`) the anomalies of one route:
+    /// the per-route kinds, RPKI, and the prefix's MOAS state.
+    #[allow(clippy::too_many_arguments)]
+    fn route_anomalies(
+        &mut self,
+        r: PrefixId,
+        q: IpNet,
+        exact: bool,
+        peer: PeerIdx,
+        path: &Arc<AsPath>,
+        ts: f64,
+        removal: Option<RemovalReason>,
+    ) {
         let reg = self.registry.prefix(r);
         let loc = self.registry.location_of(r);
         let found = anomaly::classify_route(loc, reg, &q, Self::match_kind(exact), path);
@@ -551,10 +567,16 @@ impl Engine {
                 announced: q,
                 asn,
             };
-            self.carrier_added(key, peer, path, ts);
+            match removal {
+                None => self.carrier_added(key, peer, path, ts),
+                Some(reason) => self.carrier_removed(key, peer, ts, reason),
+            }
         }
-        self.rpki_contribution(r, q, peer, path, ts, None);
-        self.update_moas(r, q, exact, peer, Some(path), ts, RemovalReason::Replaced);
+        self.rpki_contribution(r, q, peer, path, ts, removal);
+        match removal {
+            None => self.update_moas(r, q, exact, peer, Some(path), ts, RemovalReason::Replaced),
+            Some(reason) => self.update_moas(r, q, exact, peer, None, ts, reason),
+        }
     }
 
     /// Counts a route under its RPKI state and carries `rpki_invalid` for an invalid one
@@ -627,20 +649,7 @@ impl Engine {
         ts: f64,
         reason: RemovalReason,
     ) {
-        let reg = self.registry.prefix(r);
-        let loc = self.registry.location_of(r);
-        let found = anomaly::classify_route(loc, reg, &q, Self::match_kind(exact), path);
-        for (kind, asn) in found.iter() {
-            let key = AnomalyKey {
-                kind,
-                registered: r,
-                announced: q,
-                asn,
-            };
-            self.carrier_removed(key, peer, ts, reason);
-        }
-        self.rpki_contribution(r, q, peer, path, ts, Some(reason));
-        self.update_moas(r, q, exact, peer, None, ts, reason);
+        self.route_anomalies(r, q, exact, peer, path, ts, Some(reason));
     }
 
     fn min_peers(&self, r: PrefixId) -> u32 {
