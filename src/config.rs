@@ -44,6 +44,21 @@ pub const DEFAULT_EVENTS_FLUSH_INTERVAL_MS: u64 = 1000;
 pub const DEFAULT_EVENTS_RETENTION_DAYS: u64 = 30;
 /// Default cap on stored events (the oldest beyond it are deleted).
 pub const DEFAULT_EVENTS_MAX_ROWS: u64 = 1_000_000;
+/// Default of `[dns] enabled`: off, so that a fresh install sends no queries to Team Cymru (they
+/// reveal the ASNs and routers being watched) and an offline box does not wait on timeouts.
+pub const DEFAULT_DNS_ENABLED: bool = false;
+/// Default DNS timeout: the longest a caller waits, and the timeout of each query attempt.
+pub const DEFAULT_DNS_TIMEOUT_MS: u64 = 2000;
+/// Default DNS query attempts per lookup.
+pub const DEFAULT_DNS_ATTEMPTS: u32 = 2;
+/// Default cap on DNS queries in flight.
+pub const DEFAULT_DNS_MAX_IN_FLIGHT: usize = 8;
+/// Default cap on cached DNS names (the oldest beyond it are evicted).
+pub const DEFAULT_DNS_CACHE_ENTRIES: usize = 100_000;
+/// Default time a negative DNS answer (NXDOMAIN, no data, failure, timeout) is cached.
+pub const DEFAULT_DNS_NEGATIVE_TTL_SECONDS: u64 = 300;
+/// Default cap on the time a DNS name is cached (its record TTL otherwise).
+pub const DEFAULT_DNS_MAX_TTL_SECONDS: u64 = 86_400;
 
 /// A configuration error with its position in the source.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +118,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Event store settings.
     pub events: EventsConfig,
+    /// DNS enrichment (AS names, router names); see [`crate::resolver`].
+    pub dns: DnsConfig,
     /// Registered locations, in file order (main file first, then includes).
     pub locations: Vec<Location>,
 }
@@ -195,6 +212,44 @@ impl Default for EventsConfig {
     }
 }
 
+/// `[dns]`: DNS enrichment — AS names through Team Cymru (`AS<n>.asn.cymru.com` TXT) and
+/// reverse DNS of router addresses. Off unless `enabled = true`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// Whether names are looked up at all.
+    pub enabled: bool,
+    /// Name servers (`address:port`, or an address for port 53); `None`: those of
+    /// `/etc/resolv.conf`.
+    pub servers: Option<Vec<SocketAddr>>,
+    /// Longest wait of a caller, and the timeout of each query attempt, milliseconds.
+    pub timeout_ms: u64,
+    /// Query attempts per lookup.
+    pub attempts: u32,
+    /// Most queries outstanding at once.
+    pub max_in_flight: usize,
+    /// Most cached names; the oldest beyond it are evicted.
+    pub cache_entries: usize,
+    /// How long a negative answer (NXDOMAIN, no data, failure, timeout) is cached, seconds.
+    pub negative_ttl_seconds: u64,
+    /// Longest time a name is cached (caps its record TTL), seconds.
+    pub max_ttl_seconds: u64,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            enabled: DEFAULT_DNS_ENABLED,
+            servers: None,
+            timeout_ms: DEFAULT_DNS_TIMEOUT_MS,
+            attempts: DEFAULT_DNS_ATTEMPTS,
+            max_in_flight: DEFAULT_DNS_MAX_IN_FLIGHT,
+            cache_entries: DEFAULT_DNS_CACHE_ENTRIES,
+            negative_ttl_seconds: DEFAULT_DNS_NEGATIVE_TTL_SECONDS,
+            max_ttl_seconds: DEFAULT_DNS_MAX_TTL_SECONDS,
+        }
+    }
+}
+
 // ---- raw (as written) structures -------------------------------------------------------------
 
 #[derive(Deserialize)]
@@ -216,6 +271,8 @@ struct RawFile {
     rpki: Option<RawRpki>,
     #[serde(default)]
     events: Option<RawEvents>,
+    #[serde(default)]
+    dns: Option<RawDns>,
     #[serde(default)]
     location: Vec<RawLocation>,
 }
@@ -276,6 +333,19 @@ struct RawEvents {
     flush_interval_ms: Option<Spanned<i64>>,
     retention_days: Option<Spanned<i64>>,
     max_rows: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawDns {
+    enabled: Option<bool>,
+    servers: Option<Spanned<Vec<Spanned<String>>>>,
+    timeout_ms: Option<Spanned<i64>>,
+    attempts: Option<Spanned<i64>>,
+    max_in_flight: Option<Spanned<i64>>,
+    cache_entries: Option<Spanned<i64>>,
+    negative_ttl_seconds: Option<Spanned<i64>>,
+    max_ttl_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -425,6 +495,13 @@ impl Config {
             .transpose()?
             .unwrap_or_default();
 
+        let dns = raw
+            .dns
+            .as_ref()
+            .map(|d| convert_dns(&main, d))
+            .transpose()?
+            .unwrap_or_default();
+
         let state_dir = raw.state_dir.as_ref().map_or_else(
             || PathBuf::from(DEFAULT_STATE_DIR),
             |s| resolve(s.get_ref()),
@@ -490,6 +567,7 @@ impl Config {
             rpki,
             state_dir,
             events,
+            dns,
             locations,
         })
     }
@@ -529,6 +607,63 @@ fn convert_events(src: &Source, raw: &RawEvents) -> Result<EventsConfig, ConfigE
         events.max_rows = positive(src, v, "events.max-rows", 1, 1_000_000_000)?;
     }
     Ok(events)
+}
+
+fn convert_dns(src: &Source, raw: &RawDns) -> Result<DnsConfig, ConfigError> {
+    let mut dns = DnsConfig::default();
+    if let Some(e) = raw.enabled {
+        dns.enabled = e;
+    }
+    if let Some(list) = &raw.servers {
+        if list.get_ref().is_empty() {
+            return Err(src.invalid(
+                &list.span(),
+                "dns.servers",
+                "at least one server is required (remove the key to use /etc/resolv.conf)",
+            ));
+        }
+        let mut servers = Vec::with_capacity(list.get_ref().len());
+        for s in list.get_ref() {
+            let text = s.get_ref().trim();
+            let addr = text
+                .parse::<SocketAddr>()
+                .or_else(|_| {
+                    text.parse::<std::net::IpAddr>()
+                        .map(|ip| SocketAddr::new(ip, 53))
+                })
+                .map_err(|_| {
+                    src.invalid(
+                        &s.span(),
+                        "dns.servers",
+                        format!("'{text}' is not an address or address:port"),
+                    )
+                })?;
+            if addr.port() == 0 {
+                return Err(src.invalid(&s.span(), "dns.servers", "port 0 is not a server port"));
+            }
+            servers.push(addr);
+        }
+        dns.servers = Some(servers);
+    }
+    if let Some(v) = &raw.timeout_ms {
+        dns.timeout_ms = positive(src, v, "dns.timeout-ms", 10, 60_000)?;
+    }
+    if let Some(v) = &raw.attempts {
+        dns.attempts = positive(src, v, "dns.attempts", 1, 10)? as u32;
+    }
+    if let Some(v) = &raw.max_in_flight {
+        dns.max_in_flight = positive(src, v, "dns.max-in-flight", 1, 1024)? as usize;
+    }
+    if let Some(v) = &raw.cache_entries {
+        dns.cache_entries = positive(src, v, "dns.cache-entries", 1, 10_000_000)? as usize;
+    }
+    if let Some(v) = &raw.negative_ttl_seconds {
+        dns.negative_ttl_seconds = positive(src, v, "dns.negative-ttl-seconds", 1, 86_400)?;
+    }
+    if let Some(v) = &raw.max_ttl_seconds {
+        dns.max_ttl_seconds = positive(src, v, "dns.max-ttl-seconds", 1, 7 * 86_400)?;
+    }
+    Ok(dns)
 }
 
 fn convert_bmp(src: &Source, raw: &RawBmp) -> Result<BmpConfig, ConfigError> {

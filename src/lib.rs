@@ -33,5 +33,7 @@ pub mod metrics;
 pub mod model;
 pub mod registry;
 pub mod report;
+pub mod resolver;
 pub mod rpki;
 pub mod service;
+pub mod systemd;

@@ -464,9 +464,12 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     let mut engine_shutdown = shutdown_rx.clone();
     let mut bmp_open = config.bmp.is_some();
     let mut store_tick = tokio::time::interval(Duration::from_secs(2));
+    let heartbeat = Arc::new(crate::systemd::Heartbeat::default());
+    let engine_heartbeat = heartbeat.clone();
     let engine = tokio::spawn(async move {
         let mut feeds_open = true;
         loop {
+            engine_heartbeat.beat();
             tokio::select! {
                 msg = feed_rx.recv(), if feeds_open => match msg {
                     Some(FeedMessage::Batch(b)) => pipeline.ingest(mrt::FEED, b),
@@ -511,7 +514,16 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
         }
     });
 
+    // Registry loaded, HTTP (and BMP) listeners bound, tasks running: tell systemd.
+    crate::systemd::ready(&format!(
+        "{} locations, {} prefixes",
+        registry.locations().len(),
+        registry.prefixes().len()
+    ));
+    let watchdog = tokio::spawn(crate::systemd::watchdog(heartbeat, shutdown_rx.clone()));
+
     wait_for_signal().await;
+    crate::systemd::stopping();
     info!("shutting down");
     let _ = shutdown_tx.send(true);
     let _ = server.await;
@@ -522,6 +534,7 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
         let _ = t.await;
     }
     let _ = hup_task.await;
+    let _ = watchdog.await;
     // A feed blocked in a read (a FIFO, a hung mount) must not hold up the exit.
     if tokio::time::timeout(Duration::from_secs(5), feeds)
         .await
@@ -602,8 +615,11 @@ async fn forward_sighup(hup: Arc<tokio::sync::Notify>, mut shutdown: watch::Rece
         loop {
             tokio::select! {
                 _ = sighup.recv() => {
+                    // Only the VRP file is reloaded on SIGHUP so far; the registry is not.
+                    crate::systemd::reloading();
                     info!("SIGHUP: reloading the VRP file (if configured)");
                     hup.notify_one();
+                    crate::systemd::ready("reloaded");
                 }
                 _ = stopped(&mut shutdown) => return,
             }
