@@ -381,19 +381,10 @@ pub fn tlv_string(v: &[u8]) -> String {
 /// Iterates type-length-value records with 2-byte type and 2-byte length (RFC 7854 §4.4):
 /// `(type, value)`; an error ends the iteration.
 pub fn tlvs(data: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8]), WireError>> + '_ {
-    let mut c = Cursor::new(data);
-    let mut failed = false;
-    std::iter::from_fn(move || {
-        if failed || c.remaining() == 0 {
-            return None;
-        }
-        let r = (|| {
-            let ty = c.u16("TLV type")?;
-            let len = c.u16("TLV length")? as usize;
-            Ok((ty, c.take(len, "TLV value")?))
-        })();
-        failed = r.is_err();
-        Some(r)
+    crate::ingest::mrt::wire::records(data, |c| {
+        let ty = c.u16("TLV type")?;
+        let len = c.u16("TLV length")? as usize;
+        Ok((ty, c.take(len, "TLV value")?))
     })
 }
 

@@ -356,26 +356,38 @@ const ATTR_MP_REACH: u8 = 14;
 const ATTR_MP_UNREACH: u8 = 15;
 const ATTR_AS4_PATH: u8 = 17;
 
-/// Iterates path attributes: (type code, value).
-pub fn attributes(data: &[u8]) -> impl Iterator<Item = Result<(u8, &[u8]), WireError>> + '_ {
+/// Iterates the records `read` takes off `data` one after another until the data ends; the first
+/// error is returned and ends the iteration (the rest cannot be framed).
+pub fn records<'a, T>(
+    data: &'a [u8],
+    mut read: impl FnMut(&mut Cursor<'a>) -> Result<T, WireError> + 'a,
+) -> impl Iterator<Item = Result<T, WireError>> + 'a
+where
+    T: 'a,
+{
     let mut c = Cursor::new(data);
     let mut failed = false;
     std::iter::from_fn(move || {
         if failed || c.remaining() == 0 {
             return None;
         }
-        let r = (|| {
-            let flags = c.u8("attribute flags")?;
-            let code = c.u8("attribute type")?;
-            let len = if flags & 0x10 != 0 {
-                c.u16("attribute length")? as usize
-            } else {
-                c.u8("attribute length")? as usize
-            };
-            Ok((code, c.take(len, "attribute value")?))
-        })();
+        let r = read(&mut c);
         failed = r.is_err();
         Some(r)
+    })
+}
+
+/// Iterates path attributes: (type code, value).
+pub fn attributes(data: &[u8]) -> impl Iterator<Item = Result<(u8, &[u8]), WireError>> + '_ {
+    records(data, |c| {
+        let flags = c.u8("attribute flags")?;
+        let code = c.u8("attribute type")?;
+        let len = if flags & 0x10 != 0 {
+            c.u16("attribute length")? as usize
+        } else {
+            c.u8("attribute length")? as usize
+        };
+        Ok((code, c.take(len, "attribute value")?))
     })
 }
 
@@ -390,22 +402,13 @@ pub const AS_CONFED_SET: u8 = 4;
 
 /// Iterates the segments of an AS_PATH value with 4-byte ASNs: (segment type, ASN bytes).
 pub fn as_path_segments(value: &[u8]) -> impl Iterator<Item = Result<(u8, &[u8]), WireError>> + '_ {
-    let mut c = Cursor::new(value);
-    let mut failed = false;
-    std::iter::from_fn(move || {
-        if failed || c.remaining() == 0 {
-            return None;
+    records(value, |c| {
+        let ty = c.u8("segment type")?;
+        if !(AS_SET..=AS_CONFED_SET).contains(&ty) {
+            return Err(WireError::Invalid("AS_PATH segment type"));
         }
-        let r = (|| {
-            let ty = c.u8("segment type")?;
-            if !(AS_SET..=AS_CONFED_SET).contains(&ty) {
-                return Err(WireError::Invalid("AS_PATH segment type"));
-            }
-            let n = c.u8("segment length")? as usize;
-            Ok((ty, c.take(n * 4, "segment")?))
-        })();
-        failed = r.is_err();
-        Some(r)
+        let n = c.u8("segment length")? as usize;
+        Ok((ty, c.take(n * 4, "segment")?))
     })
 }
 
