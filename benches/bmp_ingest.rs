@@ -167,7 +167,14 @@ impl Drop for Daemon {
 }
 
 fn run(sessions: u32, prefixes: u32, registry: u32, dir: &std::path::Path) {
-    let (http, bmp_port) = (free_port(), free_port());
+    let http = free_port();
+    // The kernel may offer the just-released port again: the two listeners need two ports.
+    let bmp_port = loop {
+        let p = free_port();
+        if p != http {
+            break p;
+        }
+    };
     // `registry` registered /24s spread evenly over the table, each registered with the origin
     // the stream announces it from (one location per origin), so no anomaly is tracked and the
     // memory measured is route state.

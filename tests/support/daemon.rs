@@ -321,13 +321,25 @@ pub fn promtool_check(path: &Path) {
 
 // ---- the daemon ------------------------------------------------------------------------------
 
-/// A free port on 127.0.0.1 (bound, read, released).
+/// A free port on 127.0.0.1 (bound, read, released), never one this test process handed out
+/// before: the kernel may offer a just-released port again, and two listeners of one daemon
+/// (HTTP and BMP) must not get the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// `path` as a TOML basic string.
