@@ -3,21 +3,14 @@
 //! naming file:line:col and the key, unknown keys, the shipped `config/routewatch.toml`
 //! documenting the defaults, and the mapping to `resolver::EnricherSettings`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use routewatch::config::{Config, DnsConfig};
+mod support;
+
+use routewatch::config::DnsConfig;
 use routewatch::resolver::{Enricher, EnricherSettings};
-
-const LOCATION: &str = "\n[[location]]\nname = \"a\"\norigin-asns = [64496]\n\
-                        prefixes = [\"203.0.113.0/24\"]\n";
-
-fn load(dir: &Path, text: &str) -> (PathBuf, Result<Config, String>) {
-    let path = dir.join("routewatch.toml");
-    std::fs::write(&path, format!("{text}{LOCATION}")).unwrap();
-    let r = Config::load(&path).map_err(|e| e.to_string());
-    (path, r)
-}
+use support::load_config as load;
 
 #[test]
 fn defaults_when_absent() {

@@ -2,20 +2,13 @@
 //! The `[events]` section: defaults, every key, range errors naming file:line:col and the key,
 //! unknown keys, and the shipped `config/routewatch.toml` documenting the defaults.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use routewatch::config::{Config, EventsConfig};
+mod support;
+
+use routewatch::config::EventsConfig;
 use routewatch::events::store::StoreSettings;
-
-const LOCATION: &str = "\n[[location]]\nname = \"a\"\norigin-asns = [64496]\n\
-                        prefixes = [\"203.0.113.0/24\"]\n";
-
-fn load(dir: &Path, text: &str) -> (PathBuf, Result<Config, String>) {
-    let path = dir.join("routewatch.toml");
-    std::fs::write(&path, format!("{text}{LOCATION}")).unwrap();
-    let r = Config::load(&path).map_err(|e| e.to_string());
-    (path, r)
-}
+use support::load_config as load;
 
 #[test]
 fn defaults_when_absent() {

@@ -989,11 +989,6 @@ impl Engine {
         self.tracked_routes
     }
 
-    /// Distinct AS paths held.
-    pub fn distinct_paths(&self) -> usize {
-        self.paths.len()
-    }
-
     /// Peers currently holding at least one matched route.
     pub fn peers_with_routes(&self) -> usize {
         self.peer_routes.iter().filter(|&&n| n > 0).count()

@@ -247,6 +247,7 @@ impl PathTable {
     }
 
     /// Distinct paths held.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.index.len()
     }

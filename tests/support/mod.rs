@@ -97,3 +97,18 @@ pub fn demo_scenario() -> Vec<BgpElem> {
         announce(t + 630.0, he, "1.0.0.0/24", &[6939, 15169]),
     ]
 }
+
+/// A one-location `[[location]]` table appended to the config texts of section tests.
+pub const ONE_LOCATION: &str = "\n[[location]]\nname = \"a\"\norigin-asns = [64496]\n\
+                                prefixes = [\"203.0.113.0/24\"]\n";
+
+/// Writes `text` plus [`ONE_LOCATION`] as `routewatch.toml` in `dir` and loads it.
+pub fn load_config(
+    dir: &Path,
+    text: &str,
+) -> (PathBuf, Result<routewatch::config::Config, String>) {
+    let path = dir.join("routewatch.toml");
+    std::fs::write(&path, format!("{text}{ONE_LOCATION}")).unwrap();
+    let r = routewatch::config::Config::load(&path).map_err(|e| e.to_string());
+    (path, r)
+}
