@@ -125,14 +125,14 @@ pub struct Config {
 }
 
 /// `[http]`
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpConfig {
     /// Address of the one HTTP listener (`/metrics`, `/live`, `/ready`, `/api/v1/...`).
     pub listen: SocketAddr,
 }
 
 /// `[mrt]`
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MrtConfig {
     /// MRT files processed once at start (RIB dumps first, then updates in the given order).
     pub files: Vec<PathBuf>,
@@ -143,7 +143,7 @@ pub struct MrtConfig {
 }
 
 /// `[rpki]`
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RpkiConfig {
     /// JSON file of validated ROA payloads (Routinator `json`/`jsonext`, rpki-client `json`);
     /// `None`: no RPKI validation.
@@ -156,7 +156,7 @@ pub struct RpkiConfig {
 pub const DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS: u64 = 60;
 
 /// `[bmp]`
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BmpConfig {
     /// Listen address.
     pub listen: SocketAddr,
@@ -182,7 +182,7 @@ pub struct BmpRouter {
 }
 
 /// `[metrics]`
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MetricsConfig {
     /// Registered prefixes beyond this many share one aggregated series per location.
     pub max_prefix_series: usize,

@@ -18,7 +18,8 @@
 //!    registry only.
 //! 6. [`http`] serves `/metrics`, `/live`, `/ready` and the JSON API; [`report`] prints the
 //!    one-shot replay report; [`service`] wires it all into the `run` daemon and the `replay`
-//!    command.
+//!    command; [`reload`] swaps in a new configuration (SIGHUP, `POST /-/reload`) without losing
+//!    route state.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -32,6 +33,7 @@ pub mod log;
 pub mod metrics;
 pub mod model;
 pub mod registry;
+pub mod reload;
 pub mod report;
 pub mod resolver;
 pub mod rpki;

@@ -25,7 +25,7 @@ use crate::http::{self, AppState, Query, Readiness, StatusBody};
 use crate::ingest::bmp;
 use crate::ingest::mrt::{self, Batch, FileReport};
 use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::registry::{Registry, SharedRegistry};
 use crate::report::ReplayReport;
 
 /// Name of the file in the state directory that remembers processed watched MRT files.
@@ -117,7 +117,7 @@ impl Pipeline {
     pub fn ingest(&mut self, feed: &str, batch: Batch) {
         self.metrics.record_batch(feed, &batch);
         for update in &batch.updates {
-            self.engine.apply(update);
+            self.engine.apply_matched(update, batch.generation);
         }
         self.after_updates(feed);
     }
@@ -160,6 +160,19 @@ impl Pipeline {
             info!(routes = removed, "BMP peer down: routes withdrawn");
         }
         self.after_updates(bmp::FEED);
+    }
+
+    /// Moves to a new registry (configuration reload): route state is kept, the per-prefix
+    /// series follow the new registry, and the transitions go out like any others.
+    pub fn reload(
+        &mut self,
+        registry: Arc<Registry>,
+        max_prefix_series: usize,
+    ) -> crate::engine::ReloadSummary {
+        let summary = self.engine.reload(registry.clone(), now());
+        self.metrics.set_registry(&registry, max_prefix_series);
+        self.after_updates(mrt::FEED);
+        summary
     }
 
     /// Metrics and events after a change made directly on the engine (VRP reload).
@@ -245,7 +258,8 @@ fn log_event(ev: &Event) {
     }
 }
 
-fn now() -> f64 {
+/// Wall-clock time, seconds since the epoch.
+pub fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -346,6 +360,10 @@ pub fn run(config_path: &Path) -> Result<(), Error> {
 
 async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error> {
     let mut pipeline = Pipeline::new(registry.clone(), config.metrics.max_prefix_series, false)?;
+    // The registry the feeds match with; a configuration reload replaces it.
+    let shared = SharedRegistry::new(registry.clone());
+    let (reload_tx, reload_rx) = mpsc::channel::<crate::reload::ReloadRequest>(4);
+    let (swap_tx, mut swap_rx) = mpsc::channel::<crate::reload::Swap>(1);
     let (feed_tx, mut feed_rx) = mpsc::channel::<FeedMessage>(8);
     // BMP session outputs: bounded, so a slow engine slows the routers' TCP reads.
     let (bmp_tx, mut bmp_rx) = mpsc::channel::<bmp::Output>(64);
@@ -379,7 +397,7 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
         readiness.bmp = Some(board.clone());
         let ctx = bmp::listener::ListenerContext {
             config: Arc::new(bmp_config.clone()),
-            registry: registry.clone(),
+            registry: shared.clone(),
             metrics: pipeline.metrics.enable_bmp(&named)?,
             board,
             outputs: bmp_tx,
@@ -417,15 +435,19 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
         metrics: pipeline_registry(&pipeline),
         ready: ready.clone(),
         queries: query_tx,
+        reloads: reload_tx.clone(),
     });
     if let Some(s) = &store {
         app = app.merge(crate::events::api::events_router(s.reader()));
     }
     let mut http_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stopped(&mut http_shutdown).await })
-            .await;
+        let r = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stopped(&mut http_shutdown).await })
+        .await;
         if let Err(e) = r {
             error!(error = %e, "HTTP server failed");
         }
@@ -437,7 +459,20 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     let (vrp_tx, mut vrp_rx) = mpsc::channel::<Option<Arc<crate::rpki::VrpSet>>>(1);
     // SIGHUP reloads the VRP file now (it never stops the daemon).
     let hup = Arc::new(tokio::sync::Notify::new());
-    let hup_task = tokio::spawn(forward_sighup(hup.clone(), shutdown_rx.clone()));
+    let hup_task = tokio::spawn(forward_sighup(
+        hup.clone(),
+        reload_tx.clone(),
+        shutdown_rx.clone(),
+    ));
+    drop(reload_tx);
+    let reloader = tokio::spawn(crate::reload::reload_task(
+        config.path.clone(),
+        Arc::new(config.clone()),
+        reload_rx,
+        swap_tx,
+        shared.clone(),
+        pipeline.metrics.reload_metrics(),
+    ));
     let rpki_task = config.rpki.vrp_file.clone().map(|file| {
         tokio::spawn(rpki_task(
             file,
@@ -452,15 +487,13 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     // Feeds: the configured files first (the baseline), then the watched directory.
     let feeds = tokio::spawn(feed_task(
         config.clone(),
-        registry.clone(),
+        shared.clone(),
         feed_tx,
         shutdown_rx.clone(),
     ));
 
     // The engine task: the only owner of route state.
     let engine_ready = ready.clone();
-    let registered = registry.prefixes().len();
-    let locations = registry.locations().len();
     let mut engine_shutdown = shutdown_rx.clone();
     let mut bmp_open = config.bmp.is_some();
     let mut store_tick = tokio::time::interval(Duration::from_secs(2));
@@ -505,8 +538,12 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
                     Some(None) => pipeline.metrics.record_rpki_load(None, now()),
                     None => vrps_open = false,
                 },
+                swap = swap_rx.recv() => if let Some(swap) = swap {
+                    let summary = pipeline.reload(swap.registry, swap.max_prefix_series);
+                    let _ = swap.reply.send(summary);
+                },
                 q = query_rx.recv() => match q {
-                    Some(q) => answer(&pipeline, q, &engine_ready, registered, locations),
+                    Some(q) => answer(&pipeline, q, &engine_ready),
                     None => break,
                 },
                 _ = stopped(&mut engine_shutdown) => break,
@@ -534,6 +571,7 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
         let _ = t.await;
     }
     let _ = hup_task.await;
+    reloader.abort();
     let _ = watchdog.await;
     // A feed blocked in a read (a FIFO, a hung mount) must not hold up the exit.
     if tokio::time::timeout(Duration::from_secs(5), feeds)
@@ -604,8 +642,13 @@ async fn rpki_task(
     }
 }
 
-/// Turns SIGHUP into a notification (for the VRP reload) instead of the default termination.
-async fn forward_sighup(hup: Arc<tokio::sync::Notify>, mut shutdown: watch::Receiver<bool>) {
+/// Turns SIGHUP into a configuration reload and a VRP file reload (instead of the default
+/// termination).
+async fn forward_sighup(
+    hup: Arc<tokio::sync::Notify>,
+    reloads: mpsc::Sender<crate::reload::ReloadRequest>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -615,11 +658,14 @@ async fn forward_sighup(hup: Arc<tokio::sync::Notify>, mut shutdown: watch::Rece
         loop {
             tokio::select! {
                 _ = sighup.recv() => {
-                    // Only the VRP file is reloaded on SIGHUP so far; the registry is not.
-                    crate::systemd::reloading();
-                    info!("SIGHUP: reloading the VRP file (if configured)");
+                    info!("SIGHUP: reloading the configuration and the VRP file (if configured)");
                     hup.notify_one();
-                    crate::systemd::ready("reloaded");
+                    let req = crate::reload::ReloadRequest {
+                        trigger: crate::reload::Trigger::Signal,
+                        reply: None,
+                    };
+                    // A reload already queued covers this one.
+                    let _ = reloads.try_send(req);
                 }
                 _ = stopped(&mut shutdown) => return,
             }
@@ -627,7 +673,7 @@ async fn forward_sighup(hup: Arc<tokio::sync::Notify>, mut shutdown: watch::Rece
     }
     #[cfg(not(unix))]
     {
-        let _ = hup;
+        let _ = (hup, reloads);
         stopped(&mut shutdown).await;
     }
 }
@@ -641,7 +687,8 @@ fn pipeline_registry(p: &Pipeline) -> crate::metrics::Exporter {
     p.metrics.exporter()
 }
 
-fn answer(p: &Pipeline, q: Query, ready: &Readiness, registered: usize, locations: usize) {
+fn answer(p: &Pipeline, q: Query, ready: &Readiness) {
+    let registry = p.engine.registry();
     match q {
         Query::Prefixes(tx) => {
             let _ = tx.send(p.engine.prefix_summaries());
@@ -653,8 +700,8 @@ fn answer(p: &Pipeline, q: Query, ready: &Readiness, registered: usize, location
             let _ = tx.send(StatusBody {
                 version: env!("CARGO_PKG_VERSION"),
                 ready: ready.is_ready(),
-                locations,
-                registered_prefixes: registered,
+                locations: registry.locations().len(),
+                registered_prefixes: registry.prefixes().len(),
                 tracked_routes: p.engine.tracked_routes(),
                 peers: p.engine.peers_with_routes(),
                 mrt_files_processed: p.files_processed,
@@ -706,6 +753,8 @@ async fn process_file(
     registry: Arc<Registry>,
     tx: mpsc::Sender<FeedMessage>,
 ) -> FileOutcome {
+    // The registry in force when the file starts; a reload meanwhile is caught up with by the
+    // engine (it matches batches of an older registry again).
     let joined = tokio::task::spawn_blocking(move || {
         let mut open = true;
         let r = mrt::read_file(&path, &registry, |b| {
@@ -732,7 +781,7 @@ async fn process_file(
 /// Processes one file unless shutdown comes first; `None` means stop feeding.
 async fn process_or_stop(
     path: PathBuf,
-    registry: &Arc<Registry>,
+    registry: &SharedRegistry,
     tx: &mpsc::Sender<FeedMessage>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<FileOutcome> {
@@ -740,7 +789,7 @@ async fn process_or_stop(
         return None;
     }
     tokio::select! {
-        o = process_file(path, registry.clone(), tx.clone()) => {
+        o = process_file(path, registry.current(), tx.clone()) => {
             (o != FileOutcome::EngineGone).then_some(o)
         }
         _ = stopped(shutdown) => None,
@@ -749,7 +798,7 @@ async fn process_or_stop(
 
 async fn feed_task(
     config: Config,
-    registry: Arc<Registry>,
+    registry: SharedRegistry,
     tx: mpsc::Sender<FeedMessage>,
     mut shutdown: watch::Receiver<bool>,
 ) {

@@ -15,6 +15,7 @@
 //! offending ASN) opens when `min-peers` peers carry it and resolves when none does.
 
 pub mod anomaly;
+mod reload;
 mod state;
 mod vecmap;
 
@@ -24,6 +25,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 pub use anomaly::{AnomalyKey, AnomalyKind};
+pub use reload::ReloadSummary;
 pub use state::FxMap;
 use state::{Announced, PathId, PathTable, PrefixState, RouteSlot};
 use vecmap::VecMap;
@@ -106,6 +108,10 @@ pub enum RemovalReason {
     PeerDown,
     /// New RPKI data no longer finds the route invalid.
     Revalidated,
+    /// A configuration reload removed the registered prefix.
+    Unregistered,
+    /// A configuration reload changed the policy, which no longer finds the anomaly.
+    Reconfigured,
 }
 
 /// An anomaly transition, self-contained (names resolved) for reports, logs and storage.
@@ -322,7 +328,23 @@ impl Engine {
         self.registry.prefix(r).prefix == *q
     }
 
-    /// Applies one matched route update.
+    /// Applies an update that a feed matched against the registry of `generation`
+    /// ([`Registry::generation`]): one matched against another registry (a feed that read it
+    /// before a reload took effect) is matched again, and dropped when its prefix is no longer
+    /// registered.
+    pub fn apply_matched(&mut self, update: &RouteUpdate, generation: u64) {
+        if generation == self.registry.generation() {
+            return self.apply(update);
+        }
+        if let Some(matched) = self.registry.lookup(&update.prefix) {
+            self.apply(&RouteUpdate {
+                matched,
+                ..update.clone()
+            });
+        }
+    }
+
+    /// Applies one route update matched against this engine's registry.
     pub fn apply(&mut self, update: &RouteUpdate) {
         let peer = self.peer_idx(&update.peer);
         let r = update.matched.prefix;

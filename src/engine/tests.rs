@@ -578,3 +578,342 @@ fn rpki_invalid_routes_open_rpki_invalid_and_reloads_revalidate() {
     ));
     assert_eq!(h.engine.stats(0).rpki_routes, [0, 0, 0, 0]);
 }
+
+// ---- registry reload ----
+
+/// A registry with the test location changed by `edit`, plus `extra` locations.
+fn edited(edit: impl FnOnce(&mut Location), extra: Vec<Location>) -> Arc<Registry> {
+    let mut loc = registry(1).locations()[0].clone();
+    edit(&mut loc);
+    let mut all = vec![loc];
+    all.extend(extra);
+    Arc::new(Registry::new(all).unwrap())
+}
+
+/// (transition, kind, announced, asn, reason) of the events since the last call.
+fn reload_events(h: &mut Harness) -> Vec<(Transition, AnomalyKind, String, Option<RemovalReason>)> {
+    h.engine
+        .drain_events()
+        .into_iter()
+        .map(|e| (e.transition, e.kind, e.announced.to_string(), e.reason))
+        .collect()
+}
+
+#[test]
+fn reload_with_the_same_registry_changes_nothing() {
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.announce(2, "203.0.113.0/24", &[174, 64500, 64496]);
+    h.announce(1, "2001:db8:100::/48", &[3356, 64500, 64666]);
+    h.withdraw(2, "203.0.113.0/24");
+    h.announce(2, "203.0.113.0/24", &[174, 64500, 64496]);
+    assert_eq!(h.events().len(), 1);
+    h.engine.drain_route_events();
+    let (before_prefixes, before_anomalies) = (h.engine.prefix_summaries(), h.engine.anomalies());
+    let stats_before: Vec<PrefixStats> = (0..2).map(|r| h.engine.stats(r).clone()).collect();
+
+    let summary = h.engine.reload(registry(1), 5000.0);
+    assert_eq!(
+        summary,
+        ReloadSummary {
+            prefixes_kept: 2,
+            routes_kept: 3,
+            ..Default::default()
+        }
+    );
+    assert!(h.events().is_empty());
+    assert!(h.engine.drain_route_events().is_empty());
+    assert_eq!(h.engine.prefix_summaries(), before_prefixes);
+    assert_eq!(h.engine.anomalies(), before_anomalies);
+    for r in 0..2 {
+        assert_eq!(h.engine.stats(r), &stats_before[r as usize]);
+    }
+    assert_eq!(h.engine.tracked_routes(), 3);
+    assert_eq!(h.engine.take_dirty().len(), 2);
+    // Updates keep working on the new registry.
+    h.withdraw(1, "2001:db8:100::/48");
+    assert_eq!(
+        reload_events(&mut h),
+        vec![
+            (
+                Resolved,
+                AnomalyKind::OriginMismatch,
+                "2001:db8:100::/48".into(),
+                Some(RemovalReason::Withdrawn)
+            ),
+            (
+                Opened,
+                AnomalyKind::Withdrawn,
+                "2001:db8:100::/48".into(),
+                None
+            )
+        ]
+    );
+}
+
+#[test]
+fn reload_resolves_anomalies_of_removed_prefixes_as_unregistered() {
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.announce(1, "2001:db8:100::/48", &[3356, 64500, 64666]);
+    h.events();
+    let new = edited(|l| l.prefixes.retain(|p| p.addr().is_ipv4()), vec![]);
+    let summary = h.engine.reload(new, 5000.0);
+    assert_eq!(
+        (
+            summary.prefixes_kept,
+            summary.prefixes_removed,
+            summary.routes_dropped
+        ),
+        (1, 1, 1)
+    );
+    let events = h.engine.drain_events();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(
+        (e.transition, e.kind, e.reason, e.time, e.prefix.to_string()),
+        (
+            Resolved,
+            AnomalyKind::OriginMismatch,
+            Some(RemovalReason::Unregistered),
+            5000.0,
+            "2001:db8:100::/48".to_string()
+        )
+    );
+    assert_eq!(e.location, "contoso-seattle");
+    assert!(h.engine.anomalies().is_empty());
+    assert_eq!(h.engine.tracked_routes(), 1);
+    assert_eq!(h.engine.prefix_summaries().len(), 1);
+    assert_eq!(h.engine.stats(0).visibility, 1);
+    assert_eq!(h.active(0, AnomalyKind::OriginMismatch), 0);
+}
+
+#[test]
+fn reload_with_a_new_policy_resolves_and_opens() {
+    let mut h = Harness::new(1);
+    h.announce(1, "2001:db8:100::/48", &[3356, 64500, 64666]);
+    h.announce(2, "203.0.113.0/24", &[3356, 64501, 64496]);
+    assert_eq!(h.events().len(), 2); // origin mismatch, unexpected upstream
+    let upstream_opened_at = h
+        .engine
+        .anomalies()
+        .iter()
+        .find(|a| a.kind == AnomalyKind::UnexpectedUpstream)
+        .unwrap()
+        .opened_at;
+    // AS64666 becomes an expected origin; AS64501 stays unexpected; min-peers 2 does not close
+    // what is open.
+    let new = edited(
+        |l| {
+            l.origin_asns.push(64666);
+            l.min_peers = 2;
+        },
+        vec![],
+    );
+    h.engine.reload(new, 5000.0);
+    assert_eq!(
+        reload_events(&mut h),
+        vec![(
+            Resolved,
+            AnomalyKind::OriginMismatch,
+            "2001:db8:100::/48".into(),
+            Some(RemovalReason::Reconfigured)
+        )]
+    );
+    let left = h.engine.anomalies();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].kind, AnomalyKind::UnexpectedUpstream);
+    assert!(left[0].open);
+    assert_eq!(left[0].opened_at, upstream_opened_at);
+    assert_eq!(h.active(0, AnomalyKind::UnexpectedUpstream), 1);
+    assert_eq!(
+        h.engine.stats(0).anomalies_opened[AnomalyKind::UnexpectedUpstream.index()],
+        1
+    );
+
+    // Another expected upstream: AS64501 is still unexpected (the same instance stays open), and
+    // the IPv6 route's upstream AS64500 is now unexpected too.
+    let new = edited(
+        |l| {
+            l.origin_asns.push(64666);
+            l.provider_asns = vec![64502];
+        },
+        vec![],
+    );
+    h.engine.reload(new, 6000.0);
+    assert_eq!(
+        reload_events(&mut h),
+        vec![(
+            Opened,
+            AnomalyKind::UnexpectedUpstream,
+            "2001:db8:100::/48".into(),
+            None
+        )]
+    );
+    // A policy that now flags held routes opens them at the reload's time.
+    let new = edited(|l| l.origin_asns = vec![64497], vec![]);
+    h.engine.reload(new, 7000.0);
+    let events = h.engine.drain_events();
+    let opened: Vec<_> = events
+        .iter()
+        .filter(|e| e.transition == Opened)
+        .map(|e| (e.kind, e.announced.to_string(), e.time))
+        .collect();
+    assert!(opened.contains(&(AnomalyKind::OriginMismatch, "203.0.113.0/24".into(), 7000.0)));
+    assert!(opened.contains(&(
+        AnomalyKind::OriginMismatch,
+        "2001:db8:100::/48".into(),
+        7000.0
+    )));
+    assert_eq!(h.active(0, AnomalyKind::OriginMismatch), 1);
+    assert_eq!(
+        h.engine.stats(0).anomalies_opened[AnomalyKind::OriginMismatch.index()],
+        1
+    );
+}
+
+#[test]
+fn reload_evaluates_a_newly_registered_prefix_against_held_routes() {
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    // A more-specific of the expected origin beyond max-length 24.
+    h.announce(1, "203.0.113.128/25", &[3356, 64500, 64496]);
+    h.announce(2, "203.0.113.128/25", &[174, 64500, 64496]);
+    assert_eq!(
+        h.events(),
+        vec![(
+            Opened,
+            AnomalyKind::UnexpectedMoreSpecific,
+            "203.0.113.128/25".into(),
+            Some(64496)
+        )]
+    );
+    let mut other = registry(1).locations()[0].clone();
+    other.name = "fabrikam".into();
+    other.prefixes = vec!["203.0.113.128/25".parse().unwrap()];
+    other.origin_asns = vec![64999];
+    other.provider_asns = vec![];
+    other.max_length = None;
+    let summary = h.engine.reload(edited(|_| {}, vec![other]), 5000.0);
+    assert_eq!((summary.prefixes_added, summary.routes_kept), (1, 3));
+    let events = reload_events(&mut h);
+    assert_eq!(
+        events,
+        vec![
+            (
+                Resolved,
+                AnomalyKind::UnexpectedMoreSpecific,
+                "203.0.113.128/25".into(),
+                Some(RemovalReason::Reconfigured)
+            ),
+            (
+                Opened,
+                AnomalyKind::OriginMismatch,
+                "203.0.113.128/25".into(),
+                None
+            ),
+        ]
+    );
+    let new = h
+        .engine
+        .registry()
+        .find(&"203.0.113.128/25".parse().unwrap())
+        .unwrap();
+    let s = h.engine.prefix_summary(new);
+    assert_eq!(
+        (s.location.as_str(), s.visibility, s.origins.clone()),
+        ("fabrikam", 2, vec![64496])
+    );
+    assert_eq!(
+        s.announcements, 0,
+        "held routes are not counted as new announcements"
+    );
+    assert!(h.engine.prefix_summary(0).more_specifics.is_empty());
+    assert_eq!(h.engine.tracked_routes(), 3);
+}
+
+#[test]
+fn updates_matched_against_an_older_registry_are_matched_again() {
+    let mut h = Harness::new(1);
+    let old = h.engine.registry().clone();
+    let new = edited(|l| l.prefixes.retain(|p| p.addr().is_ipv6()), vec![]);
+    h.engine.reload(new, 10.0);
+    // The IPv6 prefix had id 1 in the old registry and has id 0 now.
+    for (prefix, path) in [
+        ("2001:db8:100::/48", [1, 64496]),
+        ("203.0.113.0/24", [1, 64496]),
+    ] {
+        let prefix: IpNet = prefix.parse().unwrap();
+        let update = RouteUpdate {
+            timestamp: 20.0,
+            peer: peer(1),
+            prefix,
+            path_id: 0,
+            matched: old.lookup(&prefix).unwrap(),
+            change: RouteChange::Announce(Arc::new(AsPath::from_sequence(&path))),
+        };
+        h.engine.apply_matched(&update, old.generation());
+    }
+    assert_eq!(h.engine.tracked_routes(), 1);
+    assert_eq!(h.engine.stats(0).visibility, 1);
+    assert_eq!(
+        h.engine.prefix_summary(0).prefix.to_string(),
+        "2001:db8:100::/48"
+    );
+}
+
+#[test]
+fn reload_carries_visibility_anomalies_under_the_new_thresholds() {
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.withdraw(1, "203.0.113.0/24");
+    h.announce(1, "2001:db8:100::/48", &[3356, 64500, 64496]);
+    assert_eq!(
+        h.events(),
+        vec![(
+            Opened,
+            AnomalyKind::Withdrawn,
+            "203.0.113.0/24".into(),
+            None
+        )]
+    );
+    // Same thresholds: withdrawn stays open, nothing else happens.
+    h.engine.reload(registry(1), 100.0);
+    assert!(h.events().is_empty());
+    assert_eq!(h.active(0, AnomalyKind::Withdrawn), 1);
+    // min-visibility 3 with one peer on the IPv6 prefix: visibility_lost opens there; the
+    // unseen IPv4 prefix stays withdrawn (not visibility-lost: it is simply not seen).
+    h.engine
+        .reload(edited(|l| l.min_visibility = 3, vec![]), 200.0);
+    assert_eq!(
+        h.events(),
+        vec![(
+            Opened,
+            AnomalyKind::VisibilityLost,
+            "2001:db8:100::/48".into(),
+            None
+        )]
+    );
+    // Back to no threshold: it resolves as reconfigured.
+    h.engine.reload(registry(1), 300.0);
+    assert_eq!(
+        reload_events(&mut h),
+        vec![(
+            Resolved,
+            AnomalyKind::VisibilityLost,
+            "2001:db8:100::/48".into(),
+            Some(RemovalReason::Reconfigured)
+        )]
+    );
+    // The IPv4 prefix comes back: withdrawn resolves as usual.
+    h.announce(2, "203.0.113.0/24", &[174, 64500, 64496]);
+    assert_eq!(
+        h.events(),
+        vec![(
+            Resolved,
+            AnomalyKind::Withdrawn,
+            "203.0.113.0/24".into(),
+            None
+        )]
+    );
+}

@@ -194,20 +194,28 @@ impl Event {
             Transition::Resolved => (
                 EventKind::AnomalyResolved,
                 Severity::Information,
-                format!(
-                    "{} resolved: {}{asn} inside {} of location {} is no longer carried by any peer ({})",
-                    a.kind,
-                    a.announced,
-                    a.prefix,
-                    a.location,
-                    a.reason
-                        .map_or("gone", |r| match r {
-                            crate::engine::RemovalReason::Withdrawn => "withdrawn",
-                            crate::engine::RemovalReason::Replaced => "replaced",
-                            crate::engine::RemovalReason::PeerDown => "peer down",
-                            crate::engine::RemovalReason::Revalidated => "RPKI data changed",
-                        })
-                ),
+                {
+                    use crate::engine::RemovalReason as R;
+                    let why = match a.reason {
+                        Some(R::Unregistered) => {
+                            "is no longer flagged: its prefix was removed from the configuration (unregistered)"
+                        }
+                        Some(R::Reconfigured) => {
+                            "is no longer flagged by the reloaded configuration (reconfigured)"
+                        }
+                        Some(R::Withdrawn) => "is no longer carried by any peer (withdrawn)",
+                        Some(R::Replaced) => "is no longer carried by any peer (replaced)",
+                        Some(R::PeerDown) => "is no longer carried by any peer (peer down)",
+                        Some(R::Revalidated) => {
+                            "is no longer carried by any peer (RPKI data changed)"
+                        }
+                        None => "is no longer carried by any peer (gone)",
+                    };
+                    format!(
+                        "{} resolved: {}{asn} inside {} of location {} {why}",
+                        a.kind, a.announced, a.prefix, a.location
+                    )
+                },
             ),
         };
         Event {

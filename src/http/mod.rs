@@ -78,6 +78,8 @@ pub struct AppState {
     pub ready: Arc<Readiness>,
     /// The engine task's query channel.
     pub queries: mpsc::Sender<Query>,
+    /// Configuration reload requests (`POST /-/reload`).
+    pub reloads: mpsc::Sender<crate::reload::ReloadRequest>,
 }
 
 /// The router with every endpoint.
@@ -89,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/prefixes", get(prefixes))
         .route("/api/v1/anomalies", get(anomalies))
         .route("/api/v1/status", get(status))
+        .route("/-/reload", axum::routing::post(reload))
         .with_state(state)
 }
 
@@ -140,6 +143,42 @@ fn unavailable() -> Response {
         Json(serde_json::json!({"error": "engine is shutting down"})),
     )
         .into_response()
+}
+
+/// `POST /-/reload`: from loopback only (the configuration is the operator's, and a reload is
+/// not free); answers when the reload is done, 200 with what it did, or 400 with the error
+/// (the previous configuration stays in force).
+async fn reload(
+    State(s): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+) -> Response {
+    if !peer.ip().is_loopback() && !is_mapped_loopback(peer.ip()) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(serde_json::json!({"error": "POST /-/reload is accepted from loopback only"})),
+        )
+            .into_response();
+    }
+    let (tx, rx) = oneshot::channel();
+    let req = crate::reload::ReloadRequest {
+        trigger: crate::reload::Trigger::Http,
+        reply: Some(tx),
+    };
+    if s.reloads.send(req).await.is_err() {
+        return unavailable();
+    }
+    match rx.await {
+        Ok(outcome) if outcome.ok => Json(outcome).into_response(),
+        Ok(outcome) => (StatusCode::BAD_REQUEST, Json(outcome)).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+fn is_mapped_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        std::net::IpAddr::V4(_) => false,
+    }
 }
 
 async fn prefixes(State(s): State<AppState>) -> Response {

@@ -51,6 +51,7 @@ pub struct Metrics {
     parse_errors: IntCounterVec,
     mrt_files: IntCounterVec,
     feed_last_message: GaugeVec,
+    feed_last_received: GaugeVec,
     feed_peers: IntGaugeVec,
     tracked_routes: IntGauge,
     rpki_vrps: IntGauge,
@@ -60,6 +61,10 @@ pub struct Metrics {
     pub config_reload_successful: IntGauge,
     /// Time of the last successful configuration load.
     pub config_reload_timestamp: Gauge,
+    config_reloads: IntCounterVec,
+    config_restart_required: IntGauge,
+    registered: IntGaugeVec,
+    folded: IntGauge,
 }
 
 fn register<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: M) -> M {
@@ -81,6 +86,14 @@ impl Metrics {
         max_prefix_series: usize,
     ) -> Result<Metrics, prometheus::Error> {
         let r = Registry::new();
+        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds,
+        // process_start_time_seconds, ... (read from /proc at scrape time).
+        #[cfg(target_os = "linux")]
+        if let Err(e) = r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )) {
+            tracing::error!(error = %e, "process metrics registration failed");
+        }
         let build = register(
             &r,
             IntGaugeVec::new(
@@ -154,6 +167,16 @@ impl Metrics {
                 &["result"],
             )?,
         );
+        let feed_last_received = register(
+            &r,
+            GaugeVec::new(
+                opts(
+                    "routewatch_feed_last_received_timestamp_seconds",
+                    "Wall-clock time routewatch last received route entries from the feed (0 = never).",
+                ),
+                &["feed"],
+            )?,
+        );
         let feed_last_message = register(
             &r,
             GaugeVec::new(
@@ -195,10 +218,31 @@ impl Metrics {
                 "Time of the last successful configuration load.",
             ))?,
         );
+        let config_reloads = register(
+            &r,
+            IntCounterVec::new(
+                opts(
+                    "routewatch_config_reloads_total",
+                    "Configuration reloads (SIGHUP, POST /-/reload), by result.",
+                ),
+                &["result"],
+            )?,
+        );
+        for res in ["success", "failure"] {
+            config_reloads.with_label_values(&[res]);
+        }
+        let config_restart_required = register(
+            &r,
+            IntGauge::with_opts(opts(
+                "routewatch_config_restart_required",
+                "1 when the configuration file changes keys that only a restart applies.",
+            ))?,
+        );
         for feed in FEEDS {
             routes_processed.with_label_values(&[feed]);
             routes_matched.with_label_values(&[feed]);
             feed_last_message.with_label_values(&[feed]);
+            feed_last_received.with_label_values(&[feed]);
             feed_peers.with_label_values(&[feed]);
             for e in PARSE_ERROR_LABELS {
                 parse_errors.with_label_values(&[feed, e]);
@@ -244,6 +288,7 @@ impl Metrics {
             parse_errors,
             mrt_files,
             feed_last_message,
+            feed_last_received,
             feed_peers,
             tracked_routes,
             rpki_vrps,
@@ -251,7 +296,37 @@ impl Metrics {
             rpki_last_load,
             config_reload_successful,
             config_reload_timestamp,
+            config_reloads,
+            config_restart_required,
+            registered,
+            folded: folded_gauge,
         })
+    }
+
+    /// The metrics a configuration reload sets (shared handles).
+    pub fn reload_metrics(&self) -> crate::reload::ReloadMetrics {
+        crate::reload::ReloadMetrics {
+            successful: self.config_reload_successful.clone(),
+            timestamp: self.config_reload_timestamp.clone(),
+            total: self.config_reloads.clone(),
+            restart_required: self.config_restart_required.clone(),
+        }
+    }
+
+    /// Moves the per-prefix series to `prefixes` (a configuration reload): the series of
+    /// removed prefixes go, new prefixes get theirs. The values are filled in by the next
+    /// [`Metrics::sync`] of every prefix (the engine marks them all dirty on a reload).
+    pub fn set_registry(&mut self, prefixes: &PrefixRegistry, max_prefix_series: usize) {
+        let table = PrefixTable::new(prefixes, max_prefix_series);
+        self.folded.set(table.folded() as i64);
+        let (v4, v6) = prefixes.count_by_family();
+        self.registered.with_label_values(&["ipv4"]).set(v4 as i64);
+        self.registered.with_label_values(&["ipv6"]).set(v6 as i64);
+        self.synced = vec![PrefixStats::default(); prefixes.prefixes().len()];
+        *self
+            .prefixes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = table;
     }
 
     /// Mirrors the engine's statistics of `dirty` prefixes, and the engine-wide gauges.
@@ -304,6 +379,7 @@ impl Metrics {
         self.routes_processed.with_label_values(&[feed]);
         self.routes_matched.with_label_values(&[feed]);
         self.feed_last_message.with_label_values(&[feed]);
+        self.feed_last_received.with_label_values(&[feed]);
         self.feed_peers.with_label_values(&[feed]);
         for e in crate::ingest::bmp::metrics::error_labels() {
             self.parse_errors.with_label_values(&[feed, e]);
@@ -323,6 +399,11 @@ impl Metrics {
             self.parse_errors
                 .with_label_values(&[feed, label])
                 .inc_by(*n);
+        }
+        if batch.processed > 0 {
+            self.feed_last_received
+                .with_label_values(&[feed])
+                .set(crate::service::now());
         }
         if let Some(t) = batch.last_timestamp {
             let g = self.feed_last_message.with_label_values(&[feed]);

@@ -10,6 +10,8 @@ mod trie;
 pub use trie::PrefixTrie;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -133,6 +135,41 @@ pub struct Registry {
     locations: Vec<Location>,
     prefixes: Vec<RegisteredPrefix>,
     trie: PrefixTrie<PrefixId>,
+    generation: u64,
+}
+
+/// Source of [`Registry::generation`] numbers: every registry built in this process gets its own.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// The registry currently in force, shared by the feeds (which match with it) and replaced as a
+/// whole on a configuration reload. Readers take a cheap `Arc` clone and keep using the registry
+/// they got for the unit of work at hand (a file, a chunk of a BMP stream); the engine notices
+/// from [`Registry::generation`] that a batch was matched against another registry and matches
+/// it again.
+#[derive(Debug, Clone)]
+pub struct SharedRegistry(Arc<RwLock<Arc<Registry>>>);
+
+impl SharedRegistry {
+    /// A handle holding `registry`.
+    pub fn new(registry: Arc<Registry>) -> SharedRegistry {
+        SharedRegistry(Arc::new(RwLock::new(registry)))
+    }
+
+    /// The registry in force now.
+    pub fn current(&self) -> Arc<Registry> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `registry` in force for every later [`SharedRegistry::current`].
+    pub fn replace(&self, registry: Arc<Registry>) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = registry;
+    }
 }
 
 impl std::fmt::Debug for Registry {
@@ -194,7 +231,21 @@ impl Registry {
             locations,
             prefixes,
             trie,
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
         })
+    }
+
+    /// Identifies this registry among all built by the process (a reload builds a new one).
+    /// Matches ([`PrefixId`]s) are only meaningful for the registry that produced them.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The id of exactly `prefix`, when it is registered.
+    pub fn find(&self, prefix: &IpNet) -> Option<PrefixId> {
+        self.lookup(prefix)
+            .filter(|m| m.kind == MatchKind::Exact)
+            .map(|m| m.prefix)
     }
 
     /// Matches an announced prefix: the most specific registered prefix covering it, if any.

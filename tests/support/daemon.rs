@@ -59,13 +59,18 @@ fn invalid(msg: impl Into<String>) -> std::io::Error {
 
 /// `GET path` on 127.0.0.1:`port` with `Connection: close`, read to the end.
 pub fn http_get(port: u16, path: &str) -> std::io::Result<HttpResponse> {
+    http_request(port, "GET", path)
+}
+
+/// `METHOD path` (no body) on 127.0.0.1:`port` with `Connection: close`, read to the end.
+pub fn http_request(port: u16, method: &str, path: &str) -> std::io::Result<HttpResponse> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     stream.flush()?;
     let mut raw = Vec::new();

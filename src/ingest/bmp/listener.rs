@@ -24,7 +24,7 @@ use super::metrics::BmpMetrics;
 use super::session::{Output, PeerState, RouterSession, SessionState};
 use super::FrameReader;
 use crate::config::BmpConfig;
-use crate::registry::Registry;
+use crate::registry::SharedRegistry;
 
 /// A router as shown by `/api/v1/status`.
 #[derive(Debug, Clone, Serialize)]
@@ -201,8 +201,8 @@ fn status_of(session: &RouterSession, since: f64) -> RouterStatus {
 pub struct ListenerContext {
     /// `[bmp]` settings.
     pub config: Arc<BmpConfig>,
-    /// The registry routes are matched against.
-    pub registry: Arc<Registry>,
+    /// The registry routes are matched against (the one in force at each read).
+    pub registry: SharedRegistry,
     /// BMP metrics.
     pub metrics: BmpMetrics,
     /// Connected routers.
@@ -292,7 +292,7 @@ async fn session(mut stream: TcpStream, remote: SocketAddr, id: u64, mut ctx: Li
         };
         let t = now();
         let mut out = Output::default();
-        let registry = ctx.registry.clone();
+        let registry = ctx.registry.current();
         let framed = frames.feed(&buf[..n], |frame| {
             session.handle_frame(frame, &registry, t, &mut out)
         });

@@ -55,6 +55,7 @@ pub struct BmpMetrics {
     peers_up: IntGaugeVec,
     messages: IntCounterVec,
     received_bytes: IntCounterVec,
+    last_message: prometheus::GaugeVec,
     rejected: IntCounterVec,
     closed: IntCounterVec,
     /// Live sessions per `router` label: a label's series go only with its last session (a
@@ -107,6 +108,16 @@ impl BmpMetrics {
                     &["router"],
                 )?,
             ),
+            last_message: add(
+                r,
+                prometheus::GaugeVec::new(
+                    Opts::new(
+                        "routewatch_bmp_last_message_timestamp_seconds",
+                        "When the router's last BMP message arrived (wall clock; 0 = none yet).",
+                    ),
+                    &["router"],
+                )?,
+            ),
             rejected: add(
                 r,
                 IntCounterVec::new(
@@ -145,6 +156,7 @@ impl BmpMetrics {
         self.session_up.with_label_values(&[router]);
         self.peers_up.with_label_values(&[router]);
         self.received_bytes.with_label_values(&[router]);
+        self.last_message.with_label_values(&[router]);
         for t in MessageType::ALL {
             self.messages.with_label_values(&[router, t.label()]);
         }
@@ -202,6 +214,12 @@ impl BmpMetrics {
         self.peers_up
             .with_label_values(&[router])
             .set(peers_up as i64);
+        if messages.iter().any(|&(_, n)| n > 0) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            self.last_message.with_label_values(&[router]).set(now);
+        }
     }
 
     /// The session's label changed (the Initiation's sysName arrived): series move to `new`.
@@ -231,6 +249,7 @@ impl BmpMetrics {
         let _ = self.session_up.remove_label_values(&[router]);
         let _ = self.peers_up.remove_label_values(&[router]);
         let _ = self.received_bytes.remove_label_values(&[router]);
+        let _ = self.last_message.remove_label_values(&[router]);
         for t in MessageType::ALL {
             let _ = self.messages.remove_label_values(&[router, t.label()]);
         }

@@ -401,13 +401,13 @@ impl Output {
         for ev in &self.peer_down {
             let upto = ev.after.min(self.batch.updates.len());
             for u in self.batch.updates.get(next..upto).unwrap_or(&[]) {
-                engine.apply(u);
+                engine.apply_matched(u, self.batch.generation);
             }
             next = next.max(upto);
             removed += engine.peer_down(&ev.key, ev.timestamp);
         }
         for u in self.batch.updates.get(next..).unwrap_or(&[]) {
-            engine.apply(u);
+            engine.apply_matched(u, self.batch.generation);
         }
         removed
     }
@@ -958,6 +958,7 @@ impl RouterSession {
                         Err(_) => RouteChange::Withdraw,
                     }
                 };
+                out.batch.generation = registry.generation();
                 out.batch.updates.push(RouteUpdate {
                     timestamp: ts,
                     peer: key.clone(),

@@ -93,6 +93,8 @@ pub struct Batch {
     pub errors: BTreeMap<&'static str, u64>,
     /// BGP time of the newest route read.
     pub last_timestamp: Option<f64>,
+    /// [`Registry::generation`] of the registry `updates` were matched against (0: none yet).
+    pub generation: u64,
 }
 
 /// Outcome of reading one file.
@@ -341,6 +343,7 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
     /// Queues one matched route.
     fn push(&mut self, update: RouteUpdate) {
         self.report.matched += 1;
+        self.batch.generation = self.registry.generation();
         self.batch.updates.push(update);
         if self.batch.updates.len() >= BATCH_SIZE
             && !(self.on_batch)(std::mem::take(&mut self.batch))

@@ -1,0 +1,238 @@
+//! Configuration reload of the daemon (SIGHUP, `POST /-/reload`).
+//!
+//! One reload at a time, on its own task: the configuration is read and validated, and the new
+//! registry (with its trie) built, on a blocking thread while the engine keeps running; only the
+//! swap itself ([`crate::engine::Engine::reload`]) runs on the engine task. On failure nothing
+//! changes: the error (with file, line and key) is logged and returned, and
+//! `routewatch_config_last_reload_successful` drops to 0 until a reload succeeds.
+//!
+//! What a reload applies: the locations (prefixes, origins, upstreams, thresholds; from the main
+//! file and its includes) and `[metrics] max-prefix-series`. Everything else is read at start
+//! only; a reload that finds it changed applies the rest, reports the keys in
+//! `restart_required` (response, log, `routewatch_config_restart_required`), and the running
+//! values stay in force until a restart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::engine::ReloadSummary;
+use crate::registry::{Registry, SharedRegistry};
+
+/// What started a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// SIGHUP (`systemctl reload`).
+    Signal,
+    /// `POST /-/reload`.
+    Http,
+}
+
+/// A request for a reload; the outcome goes to `reply` when given.
+#[derive(Debug)]
+pub struct ReloadRequest {
+    /// What asked.
+    pub trigger: Trigger,
+    /// Where the outcome goes.
+    pub reply: Option<oneshot::Sender<ReloadOutcome>>,
+}
+
+/// The outcome of one reload, as `POST /-/reload` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReloadOutcome {
+    /// Whether the new configuration is in force.
+    pub ok: bool,
+    /// Why not (the configuration error: file, line, column, key and message).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Keys that changed in the file but only take effect after a restart.
+    pub restart_required: Vec<&'static str>,
+    /// Locations now in force.
+    pub locations: usize,
+    /// Registered prefixes now in force.
+    pub prefixes: usize,
+    /// What the engine did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<ReloadSummary>,
+}
+
+/// The engine side of a reload: swap to `registry`, with `max_prefix_series`, and answer.
+#[derive(Debug)]
+pub struct Swap {
+    /// The new registry.
+    pub registry: Arc<Registry>,
+    /// `[metrics] max-prefix-series` of the new configuration.
+    pub max_prefix_series: usize,
+    /// The engine's answer.
+    pub reply: oneshot::Sender<ReloadSummary>,
+}
+
+/// The metrics a reload sets.
+#[derive(Clone)]
+pub struct ReloadMetrics {
+    /// `routewatch_config_last_reload_successful`.
+    pub successful: prometheus::IntGauge,
+    /// `routewatch_config_last_reload_success_timestamp_seconds`.
+    pub timestamp: prometheus::Gauge,
+    /// `routewatch_config_reloads_total{result}`.
+    pub total: prometheus::IntCounterVec,
+    /// `routewatch_config_restart_required`.
+    pub restart_required: prometheus::IntGauge,
+}
+
+/// The keys whose values differ between the running configuration and `new` and that only a
+/// restart applies, by their names in the file.
+pub fn restart_required(running: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    let mut check = |changed: bool, key: &'static str| {
+        if changed {
+            keys.push(key);
+        }
+    };
+    check(running.http.listen != new.http.listen, "http.listen");
+    check(running.state_dir != new.state_dir, "state-dir");
+    check(running.mrt.files != new.mrt.files, "mrt.files");
+    check(running.mrt.watch_dir != new.mrt.watch_dir, "mrt.watch-dir");
+    check(
+        running.mrt.watch_interval_seconds != new.mrt.watch_interval_seconds,
+        "mrt.watch-interval-seconds",
+    );
+    match (&running.bmp, &new.bmp) {
+        (Some(a), Some(b)) => {
+            check(a.listen != b.listen, "bmp.listen");
+            check(a.allow != b.allow, "bmp.allow");
+            check(a.max_sessions != b.max_sessions, "bmp.max-sessions");
+            check(
+                a.max_frame_bytes != b.max_frame_bytes,
+                "bmp.max-frame-bytes",
+            );
+            check(
+                a.initial_table_timeout_seconds != b.initial_table_timeout_seconds,
+                "bmp.initial-table-timeout-seconds",
+            );
+            check(a.routers != b.routers, "bmp.router");
+        }
+        (a, b) => check(a.is_some() != b.is_some(), "bmp"),
+    }
+    check(running.rpki.vrp_file != new.rpki.vrp_file, "rpki.vrp-file");
+    check(
+        running.rpki.reload_interval_seconds != new.rpki.reload_interval_seconds,
+        "rpki.reload-interval-seconds",
+    );
+    check(running.events != new.events, "events");
+    check(running.dns != new.dns, "dns");
+    keys
+}
+
+/// Reads and checks the configuration at `path` and builds its registry (blocking).
+fn load(path: &std::path::Path) -> Result<(Config, Arc<Registry>), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let registry = config
+        .registry()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((config, Arc::new(registry)))
+}
+
+/// Serves reload requests until the channel closes: `running` is the configuration the process
+/// started with (what the restart-only keys are compared with).
+pub async fn reload_task(
+    path: PathBuf,
+    running: Arc<Config>,
+    mut requests: mpsc::Receiver<ReloadRequest>,
+    swaps: mpsc::Sender<Swap>,
+    shared: SharedRegistry,
+    metrics: ReloadMetrics,
+) {
+    while let Some(req) = requests.recv().await {
+        crate::systemd::reloading();
+        info!(trigger = ?req.trigger, file = %path.display(), "reloading the configuration");
+        let outcome = reload_once(&path, &running, &swaps, &shared, &metrics).await;
+        let current = shared.current();
+        crate::systemd::ready(&format!(
+            "{} locations, {} prefixes",
+            current.locations().len(),
+            current.prefixes().len()
+        ));
+        if let Some(reply) = req.reply {
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+async fn reload_once(
+    path: &std::path::Path,
+    running: &Config,
+    swaps: &mpsc::Sender<Swap>,
+    shared: &SharedRegistry,
+    metrics: &ReloadMetrics,
+) -> ReloadOutcome {
+    let p = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || load(&p))
+        .await
+        .unwrap_or_else(|e| Err(format!("the reload thread failed: {e}")));
+    let failed = |error: String| {
+        error!(error = %error, "configuration reload failed; the previous configuration stays in force");
+        metrics.successful.set(0);
+        metrics.total.with_label_values(&["failure"]).inc();
+        let current = shared.current();
+        ReloadOutcome {
+            ok: false,
+            error: Some(error),
+            restart_required: Vec::new(),
+            locations: current.locations().len(),
+            prefixes: current.prefixes().len(),
+            summary: None,
+        }
+    };
+    let (config, registry) = match loaded {
+        Ok(x) => x,
+        Err(e) => return failed(e),
+    };
+    let restart = restart_required(running, &config);
+    let (tx, rx) = oneshot::channel();
+    let swap = Swap {
+        registry: registry.clone(),
+        max_prefix_series: config.metrics.max_prefix_series,
+        reply: tx,
+    };
+    if swaps.send(swap).await.is_err() {
+        return failed("the engine is shutting down".into());
+    }
+    let Ok(summary) = rx.await else {
+        return failed("the engine is shutting down".into());
+    };
+    // Feeds match with the new registry from their next file / read on; what they matched with
+    // the old one meanwhile is matched again by the engine.
+    shared.replace(registry.clone());
+    metrics.successful.set(1);
+    metrics.timestamp.set(crate::service::now());
+    metrics.total.with_label_values(&["success"]).inc();
+    metrics.restart_required.set(i64::from(!restart.is_empty()));
+    info!(
+        locations = registry.locations().len(),
+        prefixes = registry.prefixes().len(),
+        added = summary.prefixes_added,
+        removed = summary.prefixes_removed,
+        routes_kept = summary.routes_kept,
+        routes_dropped = summary.routes_dropped,
+        anomalies_opened = summary.anomalies_opened,
+        anomalies_resolved = summary.anomalies_resolved,
+        "configuration reloaded"
+    );
+    if !restart.is_empty() {
+        warn!(keys = %restart.join(", "), "configuration keys changed that only take effect after a restart; their running values stay in force");
+    }
+    ReloadOutcome {
+        ok: true,
+        error: None,
+        restart_required: restart,
+        locations: registry.locations().len(),
+        prefixes: registry.prefixes().len(),
+        summary: Some(summary),
+    }
+}

@@ -1,0 +1,327 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Configuration reload of the real daemon: SIGHUP with a valid configuration (a location
+//! removed, a prefix replaced by a covering one), SIGHUP with an invalid one, and
+//! `POST /-/reload` with an invalid and then a valid configuration that also changes a
+//! restart-only key. After each, the metrics, the JSON API and the event history are checked, and
+//! that no route state of the prefixes that stay was lost.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::daemon::{free_port, http_request, toml_path, Daemon, Exposition, POLL};
+use support::{fixture, DEMO_RIB};
+
+/// The daemon settings part of the configuration.
+fn head(state_dir: &Path, port: u16) -> String {
+    format!(
+        "state-dir = {}\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[mrt]\nfiles = [{}]\n\n",
+        toml_path(state_dir),
+        toml_path(&fixture(DEMO_RIB))
+    )
+}
+
+const GOOGLE: &str = r#"
+[[location]]
+name = "google-dns"
+provider = "Google"
+origin-asns = [15169]
+prefixes = ["8.8.8.0/24", "8.8.4.0/24"]
+"#;
+
+const CERNET: &str = r#"
+[[location]]
+name = "cernet-beijing"
+origin-asns = [24151]
+prefixes = ["1.2.4.0/24"]
+"#;
+
+/// After the reload: cernet-beijing is gone, and 8.8.8.0/24 is no longer registered itself but
+/// covered by a new location's 8.8.8.0/23 (more-specifics up to /24 allowed).
+const RELOADED: &str = r#"
+[[location]]
+name = "google-dns"
+provider = "Google"
+origin-asns = [15169]
+prefixes = ["8.8.4.0/24"]
+
+[[location]]
+name = "google-8-8-8"
+origin-asns = [15169]
+prefixes = ["8.8.8.0/23"]
+max-length = 24
+"#;
+
+fn prefixes(d: &mut Daemon) -> Vec<Value> {
+    d.get_ok("/api/v1/prefixes").json()["prefixes"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn prefix(list: &[Value], p: &str) -> Value {
+    list.iter()
+        .find(|v| v["prefix"] == p)
+        .unwrap_or_else(|| panic!("{p} not in {list:?}"))
+        .clone()
+}
+
+fn tracked(d: &mut Daemon) -> u64 {
+    d.get_ok("/api/v1/status").json()["tracked_routes"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Routes held for a registered prefix: its own and its more-specifics'.
+fn routes_of(v: &Value) -> u64 {
+    v["visibility"].as_u64().unwrap()
+        + v["more_specifics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["peers"].as_u64().unwrap())
+            .sum::<u64>()
+}
+
+fn sighup(d: &Daemon) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for `routewatch_config_reloads_total{result}` to reach `n`, then scrapes again (a
+/// scrape reads the families one after the other, so the one that saw the counter move may
+/// have read the other reload metrics just before the reload set them).
+fn wait_reloads(d: &mut Daemon, result: &str, n: f64) -> Exposition {
+    d.wait_metric("routewatch_config_reloads_total", &[("result", result)], n);
+    d.scrape()
+}
+
+fn post_reload(d: &mut Daemon) -> (u16, Value) {
+    d.assert_running();
+    let r = http_request(d.port, "POST", "/-/reload").unwrap();
+    let status = r.status;
+    (status, r.json())
+}
+
+fn write(path: &Path, text: &str) {
+    // Written aside and renamed, as an editor or configuration management would.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    state_dir: PathBuf,
+    port: u16,
+}
+
+#[test]
+fn reload_keeps_route_state_and_reports_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup {
+        config: dir.path().join("routewatch.toml"),
+        state_dir: dir.path().join("state"),
+        port: free_port(),
+        dir,
+    };
+    let base = head(&s.state_dir, s.port);
+    write(&s.config, &format!("{base}{GOOGLE}{CERNET}"));
+    let mut d = Daemon::start(&s.config, &s.dir.path().join("daemon.log"), s.port);
+    d.wait_ready();
+
+    // Before: the RIB gives 8.8.8.0/24 and 8.8.4.0/24 their peers; 1.2.4.0/24 has an open
+    // origin mismatch.
+    let before = prefixes(&mut d);
+    let google_8 = prefix(&before, "8.8.8.0/24");
+    let google_4 = prefix(&before, "8.8.4.0/24");
+    let cernet = prefix(&before, "1.2.4.0/24");
+    assert!(google_8["visibility"].as_u64().unwrap() > 10);
+    assert!(routes_of(&cernet) > 0);
+    let tracked_before = tracked(&mut d);
+    let m = d.scrape();
+    let cernet_labels = [
+        ("kind", "origin_mismatch"),
+        ("location", "cernet-beijing"),
+        ("prefix", "1.2.4.0/24"),
+    ];
+    assert_eq!(m.value("routewatch_anomalies_active", &cernet_labels), 1.0);
+    assert_eq!(
+        m.value("routewatch_config_last_reload_successful", &[]),
+        1.0
+    );
+    assert_eq!(
+        m.value("routewatch_registered_prefixes", &[("afi", "ipv4")]),
+        3.0
+    );
+
+    // 1. SIGHUP with a valid configuration.
+    write(&s.config, &format!("{base}{RELOADED}"));
+    sighup(&d);
+    let m = wait_reloads(&mut d, "success", 1.0);
+    assert_eq!(
+        m.value("routewatch_config_last_reload_successful", &[]),
+        1.0
+    );
+    assert_eq!(m.value("routewatch_config_restart_required", &[]), 0.0);
+    assert_eq!(
+        m.value("routewatch_registered_prefixes", &[("afi", "ipv4")]),
+        2.0
+    );
+    // Removed prefixes' series are gone; the new prefix has its own.
+    assert!(m.with_label("location", "cernet-beijing").is_empty());
+    assert!(m.with_label("prefix", "8.8.8.0/24").is_empty());
+    let vis = |m: &Exposition, loc: &str, p: &str| {
+        m.value(
+            "routewatch_prefix_visibility_peers",
+            &[("location", loc), ("prefix", p)],
+        )
+    };
+    assert_eq!(
+        vis(&m, "google-dns", "8.8.4.0/24"),
+        google_4["visibility"].as_f64().unwrap()
+    );
+    assert_eq!(vis(&m, "google-8-8-8", "8.8.8.0/23"), 0.0);
+
+    // Route state: 8.8.4.0/24 as it was, 8.8.8.0/24's routes now the /23's more-specific,
+    // cernet's routes dropped and nothing else.
+    let after = prefixes(&mut d);
+    assert_eq!(after.len(), 2);
+    let kept = prefix(&after, "8.8.4.0/24");
+    for key in [
+        "visibility",
+        "origins",
+        "announcements",
+        "withdrawals",
+        "sample_paths",
+    ] {
+        assert_eq!(kept[key], google_4[key], "{key}");
+    }
+    let covering = prefix(&after, "8.8.8.0/23");
+    assert_eq!(covering["location"], "google-8-8-8");
+    assert_eq!(
+        covering["more_specifics"],
+        serde_json::json!([{
+            "prefix": "8.8.8.0/24",
+            "peers": google_8["visibility"],
+            "origins": [15169],
+        }])
+    );
+    assert_eq!(covering["anomalies"], serde_json::json!([]));
+    assert_eq!(
+        tracked(&mut d),
+        tracked_before - routes_of(&cernet),
+        "only the unregistered prefix's routes are dropped"
+    );
+    let anomalies = d.get_ok("/api/v1/anomalies").json();
+    assert_eq!(anomalies["anomalies"], serde_json::json!([]));
+
+    // The event history says why cernet's anomaly ended.
+    // (1.2.4.0/24 also had a MOAS open: both end.)
+    let ev = poll_events(
+        &mut d,
+        "/api/v1/events?kind=anomaly_resolved&prefix=1.2.4.0/24",
+    );
+    let mut kinds: Vec<&str> = ev.iter().map(|e| e["anomaly"].as_str().unwrap()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["moas", "origin_mismatch"], "{ev:?}");
+    for e in &ev {
+        assert_eq!(e["location"], "cernet-beijing");
+        let text = e["description"].as_str().unwrap();
+        assert!(text.contains("unregistered"), "{text}");
+    }
+
+    // 2. SIGHUP with an invalid configuration: nothing changes, the gauge says so, the log
+    // names file, line and key.
+    let broken = format!("{base}{RELOADED}\n[[location]]\nname = \"bad\"\norigin-asns = [15169]\nprefixes = [\"10.0.0.0/33\"]\n");
+    write(&s.config, &broken);
+    let bad_line = broken
+        .lines()
+        .position(|l| l.contains("10.0.0.0/33"))
+        .unwrap()
+        + 1;
+    sighup(&d);
+    let m = wait_reloads(&mut d, "failure", 1.0);
+    assert_eq!(
+        m.value("routewatch_config_last_reload_successful", &[]),
+        0.0
+    );
+    assert_eq!(
+        m.value("routewatch_registered_prefixes", &[("afi", "ipv4")]),
+        2.0
+    );
+    let where_ = format!("{}:{bad_line}:", s.config.display());
+    wait_log(&mut d, &where_);
+    assert!(d.log().contains("prefixes"), "{}", d.log());
+    assert_eq!(prefixes(&mut d), after, "a failed reload changes nothing");
+
+    // 3. POST /-/reload: the same error comes back in the answer.
+    let (status, body) = post_reload(&mut d);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["ok"], false);
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains(&where_), "{error}");
+    assert!(error.contains("prefixes"), "{error}");
+    wait_reloads(&mut d, "failure", 2.0);
+
+    // 4. Fixed, with a restart-only key changed: applied, the key reported, the listener
+    // stays where it is.
+    let other_port = free_port();
+    write(
+        &s.config,
+        &format!("{}{RELOADED}{CERNET}", head(&s.state_dir, other_port)),
+    );
+    let (status, body) = post_reload(&mut d);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ok"], true);
+    assert_eq!(body["restart_required"], serde_json::json!(["http.listen"]));
+    assert_eq!(body["prefixes"], 3);
+    assert_eq!(body["summary"]["prefixes_added"], 1);
+    let m = d.scrape();
+    assert_eq!(
+        m.value("routewatch_config_last_reload_successful", &[]),
+        1.0
+    );
+    assert_eq!(m.value("routewatch_config_restart_required", &[]), 1.0);
+    assert_eq!(
+        m.value("routewatch_config_reloads_total", &[("result", "success")]),
+        2.0
+    );
+    assert!(d.log().contains("http.listen"), "{}", d.log());
+    // cernet-beijing is registered again: its routes arrive with the next data, not before.
+    let again = prefixes(&mut d);
+    assert_eq!(prefix(&again, "1.2.4.0/24")["visibility"], 0);
+    assert_eq!(
+        prefix(&again, "8.8.4.0/24")["visibility"],
+        google_4["visibility"]
+    );
+
+    d.terminate_cleanly();
+}
+
+fn poll_events(d: &mut Daemon, path: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = d.get_ok(path).json();
+        let events = body["events"].as_array().cloned().unwrap_or_default();
+        if !events.is_empty() || Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn wait_log(d: &mut Daemon, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.log().contains(needle) {
+        d.assert_running();
+        assert!(Instant::now() < deadline, "no {needle:?} in\n{}", d.log());
+        std::thread::sleep(POLL);
+    }
+}
