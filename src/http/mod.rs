@@ -78,6 +78,8 @@ pub struct AppState {
     pub ready: Arc<Readiness>,
     /// The engine task's query channel.
     pub queries: mpsc::Sender<Query>,
+    /// DNS names for the answers, read from its cache only (disabled: no names).
+    pub dns: crate::resolver::Enricher,
 }
 
 /// The router with every endpoint.
@@ -142,26 +144,27 @@ fn unavailable() -> Response {
         .into_response()
 }
 
+// Names are added here, from the DNS cache (never waiting), after the engine answered.
+
 async fn prefixes(State(s): State<AppState>) -> Response {
-    ask(
-        &s,
-        Query::Prefixes,
-        |v| serde_json::json!({ "prefixes": v }),
-    )
+    ask(&s, Query::Prefixes, |mut v| {
+        crate::enrich::name_prefixes(&s.dns, &mut v);
+        serde_json::json!({ "prefixes": v })
+    })
     .await
 }
 
 async fn anomalies(State(s): State<AppState>) -> Response {
-    ask(
-        &s,
-        Query::Anomalies,
-        |v| serde_json::json!({ "anomalies": v }),
-    )
+    ask(&s, Query::Anomalies, |mut v| {
+        crate::enrich::name_anomalies(&s.dns, &mut v);
+        serde_json::json!({ "anomalies": v })
+    })
     .await
 }
 
 async fn status(State(s): State<AppState>) -> Response {
-    ask(&s, Query::Status, |v| {
+    ask(&s, Query::Status, |mut v: StatusBody| {
+        crate::enrich::name_routers(&s.dns, &mut v.routers);
         serde_json::to_value(v).unwrap_or_default()
     })
     .await
