@@ -19,12 +19,14 @@
 //! 6. [`http`] serves `/metrics`, `/live`, `/ready` and the JSON API; [`report`] prints the
 //!    one-shot replay report; [`service`] wires it all into the `run` daemon and the `replay`
 //!    command; [`reload`] swaps in a new configuration (SIGHUP, `POST /-/reload`) without losing
-//!    route state.
+//!    route state; [`enrich`] adds DNS names ([`resolver`]) to the daemon's events and API
+//!    answers.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod enrich;
 pub mod error;
 pub mod events;
 pub mod http;

@@ -321,6 +321,13 @@ impl Enricher {
         self.inner.is_some()
     }
 
+    /// The longest an async lookup keeps its caller waiting (zero when disabled).
+    pub fn timeout(&self) -> Duration {
+        self.inner
+            .as_ref()
+            .map_or(Duration::ZERO, |i| i.settings.timeout)
+    }
+
     /// The holder name of `asn` (`GOOGLE, US`), from the cache or the Team Cymru DNS interface.
     ///
     /// Returns within the configured timeout: `None` when the AS has no name, the answer is

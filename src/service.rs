@@ -364,6 +364,8 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     let shared = SharedRegistry::new(registry.clone());
     let (reload_tx, reload_rx) = mpsc::channel::<crate::reload::ReloadRequest>(4);
     let (swap_tx, mut swap_rx) = mpsc::channel::<crate::reload::Swap>(1);
+    // DNS names ([dns], off by default) for events and API answers; never awaited by the engine.
+    let dns = crate::enrich::start(&config.dns, &pipeline.metrics);
     let (feed_tx, mut feed_rx) = mpsc::channel::<FeedMessage>(8);
     // BMP session outputs: bounded, so a slow engine slows the routers' TCP reads.
     let (bmp_tx, mut bmp_rx) = mpsc::channel::<bmp::Output>(64);
@@ -402,6 +404,7 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
             board,
             outputs: bmp_tx,
             shutdown: shutdown_rx.clone(),
+            dns: dns.clone(),
         };
         info!(address = %bmp_listener.local_addr().map_or(bmp_config.listen, |a| a), "BMP listening");
         bmp_task = Some(tokio::spawn(bmp::listener::serve(bmp_listener, ctx)));
@@ -410,7 +413,8 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     }
     let ready = Arc::new(readiness);
 
-    // The event store: written off the engine task by its own thread.
+    // The event store: written off the engine task by its own thread; events are named on the way.
+    let mut event_naming = None;
     let store = if config.events.enabled {
         let settings = crate::events::store::StoreSettings::from_config(&config.events);
         let store = crate::events::store::EventStore::open_in(&config.state_dir, settings)
@@ -419,9 +423,11 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
                 source: std::io::Error::other(e.to_string()),
             })?;
         let writer = store.writer();
-        pipeline.set_event_sink(move |events| {
+        let (sink, naming) = crate::enrich::event_sink(dns.clone(), move |events| {
             writer.send(events);
         });
+        pipeline.set_event_sink(sink);
+        event_naming = naming;
         Some(store)
     } else {
         None
@@ -436,6 +442,7 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
         ready: ready.clone(),
         queries: query_tx,
         reloads: reload_tx.clone(),
+        dns,
     });
     if let Some(s) = &store {
         app = app.merge(crate::events::api::events_router(s.reader()));
@@ -581,6 +588,10 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
         warn!("a feed did not stop within 5 s; exiting without it");
     }
     let _ = engine.await;
+    // The engine's last events get through the naming task before the store closes.
+    if let Some(naming) = event_naming {
+        naming.finish().await;
+    }
     if let Some(store) = store {
         // The last batch is committed before exit.
         let closed = tokio::task::spawn_blocking(move || store.close(Duration::from_secs(5))).await;

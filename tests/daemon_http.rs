@@ -15,7 +15,7 @@ use support::daemon::{
     free_port, http_get, promtool_check, toml_path, Daemon, Exposition, EXIT_TIMEOUT, POLL,
     READY_TIMEOUT,
 };
-use support::{fixture, repo, DEMO_RIB, DEMO_UPDATES};
+use support::{demo_locations, fixture, DEMO_RIB, DEMO_UPDATES};
 
 /// Name the watched updates file gets in the watch directory.
 const WATCHED_NAME: &str = "demo-hijack.updates.mrt";
@@ -42,15 +42,6 @@ fn the_exposition_parser_reads_labels_escapes_and_special_values() {
     assert!(Exposition::parse("x{a=1} 1\n").is_err());
     assert!(Exposition::parse("x{a=\"1\" 1\n").is_err());
     assert!(Exposition::parse("x one\n").is_err());
-}
-
-/// The `[[location]]` tables of `config/demo.toml`.
-fn demo_locations() -> String {
-    let text = std::fs::read_to_string(repo("config/demo.toml")).unwrap();
-    let start = text
-        .find("[[location]]")
-        .expect("config/demo.toml registers locations");
-    text[start..].to_string()
 }
 
 /// A daemon configuration in a temporary directory.

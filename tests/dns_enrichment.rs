@@ -4,45 +4,21 @@
 //! interface, reverse DNS, the cache (hits, NXDOMAIN and failures cached negatively, TTL expiry,
 //! size bound), timeouts, the concurrency bound, and answers that are malformed.
 //!
-//! The server is a small hand-written UDP responder: it parses the question (name, type) and
-//! answers from a fixed table, counting queries per name and the most answered concurrently.
+//! The server (`tests/support/dns.rs`) is a small hand-written UDP responder answering from the
+//! table below, counting queries per name and the most answered concurrently.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use routewatch::resolver::{Enricher, EnricherSettings};
-use tokio::net::UdpSocket;
-
-const TYPE_PTR: u16 = 12;
-const TYPE_TXT: u16 = 16;
-const RCODE_SERVFAIL: u8 = 2;
-const RCODE_NXDOMAIN: u8 = 3;
-
-/// How the test server answers one name.
-enum Answer {
-    /// NOERROR with these TXT records (each a list of character-strings) and TTL.
-    Txt(Vec<Vec<&'static [u8]>>, u32),
-    /// NOERROR with one TXT record built at run time, after a delay.
-    SlowTxt(String, Duration),
-    /// NOERROR with one PTR record.
-    Ptr(&'static str, u32),
-    /// NOERROR without records (no data).
-    Empty,
-    /// An error response code.
-    Rcode(u8),
-    /// No response at all.
-    Silent,
-}
+use support::dns::*;
 
 /// The table of the test zone: `name` is lower case without the trailing dot.
 fn answer_for(name: &str, qtype: u16) -> Answer {
-    let asn = name
-        .strip_prefix("as")
-        .and_then(|n| n.strip_suffix(".asn.cymru.com"))
-        .and_then(|n| n.parse::<u32>().ok());
+    let asn = cymru_asn(name);
     match (asn, qtype) {
         (Some(15169), TYPE_TXT) => Answer::Txt(
             vec![vec![b"15169 | US | arin | 2000-03-30 | GOOGLE, US"]],
@@ -87,194 +63,9 @@ fn answer_for(name: &str, qtype: u16) -> Answer {
     }
 }
 
-#[derive(Default)]
-struct ServerStats {
-    per_name: Mutex<HashMap<String, usize>>,
-    total: AtomicUsize,
-    current: AtomicUsize,
-    max_concurrent: AtomicUsize,
-}
-
-struct TestDns {
-    addr: SocketAddr,
-    stats: Arc<ServerStats>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TestDns {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl TestDns {
-    async fn start() -> TestDns {
-        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        let addr = sock.local_addr().unwrap();
-        let stats = Arc::new(ServerStats::default());
-        let st = Arc::clone(&stats);
-        let task = tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            loop {
-                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                    continue;
-                };
-                let Some(q) = parse_query(&buf[..n]) else {
-                    continue;
-                };
-                st.total.fetch_add(1, Ordering::SeqCst);
-                *st.per_name
-                    .lock()
-                    .unwrap()
-                    .entry(q.name.clone())
-                    .or_default() += 1;
-                let now = st.current.fetch_add(1, Ordering::SeqCst) + 1;
-                st.max_concurrent.fetch_max(now, Ordering::SeqCst);
-                let (sock, st) = (Arc::clone(&sock), Arc::clone(&st));
-                tokio::spawn(async move {
-                    let reply = match answer_for(&q.name, q.qtype) {
-                        Answer::Silent => None,
-                        Answer::SlowTxt(text, delay) => {
-                            tokio::time::sleep(delay).await;
-                            Some(response(&q, 0, &txt_records(&[vec![text.as_bytes()]], 60)))
-                        }
-                        Answer::Txt(records, ttl) => {
-                            Some(response(&q, 0, &txt_records(&records, ttl)))
-                        }
-                        Answer::Ptr(target, ttl) => {
-                            Some(response(&q, 0, &[ptr_record(target, ttl)]))
-                        }
-                        Answer::Empty => Some(response(&q, 0, &[])),
-                        Answer::Rcode(rcode) => Some(response(&q, rcode, &[])),
-                    };
-                    // A silent name stays "in flight" at the server: it never answers.
-                    if let Some(reply) = reply {
-                        st.current.fetch_sub(1, Ordering::SeqCst);
-                        let _ = sock.send_to(&reply, from).await;
-                    }
-                });
-            }
-        });
-        TestDns { addr, stats, task }
-    }
-
-    fn queries(&self, name: &str) -> usize {
-        self.stats
-            .per_name
-            .lock()
-            .unwrap()
-            .get(name)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn total(&self) -> usize {
-        self.stats.total.load(Ordering::SeqCst)
-    }
-
-    /// Settings pointing at this server, with a short timeout and a single attempt.
-    fn settings(&self) -> EnricherSettings {
-        EnricherSettings {
-            enabled: true,
-            servers: Some(vec![self.addr]),
-            timeout: Duration::from_millis(400),
-            attempts: 1,
-            ..EnricherSettings::default()
-        }
-    }
-}
-
-struct Query {
-    id: [u8; 2],
-    rd: bool,
-    /// The question section as received (echoed in the response).
-    question: Vec<u8>,
-    /// Lower case, without the trailing dot.
-    name: String,
-    qtype: u16,
-}
-
-fn parse_query(b: &[u8]) -> Option<Query> {
-    if b.len() < 12 || b[2] & 0x80 != 0 || u16::from_be_bytes([b[4], b[5]]) == 0 {
-        return None;
-    }
-    let mut i = 12;
-    let mut labels = Vec::new();
-    loop {
-        let len = *b.get(i)? as usize;
-        i += 1;
-        if len == 0 {
-            break;
-        }
-        if len > 63 {
-            return None; // no compression in questions
-        }
-        labels.push(String::from_utf8_lossy(b.get(i..i + len)?).to_ascii_lowercase());
-        i += len;
-    }
-    let qtype = u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]);
-    b.get(i + 3)?;
-    Some(Query {
-        id: [b[0], b[1]],
-        rd: b[2] & 0x01 != 0,
-        question: b[12..i + 4].to_vec(),
-        name: labels.join("."),
-        qtype,
-    })
-}
-
-/// One answer record: owner is the question name (compression pointer to offset 12).
-fn record(rtype: u16, ttl: u32, rdata: &[u8]) -> Vec<u8> {
-    let mut r = vec![0xC0, 0x0C];
-    r.extend_from_slice(&rtype.to_be_bytes());
-    r.extend_from_slice(&1u16.to_be_bytes()); // IN
-    r.extend_from_slice(&ttl.to_be_bytes());
-    r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    r.extend_from_slice(rdata);
-    r
-}
-
-fn txt_records(records: &[Vec<&[u8]>], ttl: u32) -> Vec<Vec<u8>> {
-    records
-        .iter()
-        .map(|strings| {
-            let mut rdata = Vec::new();
-            for s in strings {
-                rdata.push(s.len() as u8);
-                rdata.extend_from_slice(s);
-            }
-            record(TYPE_TXT, ttl, &rdata)
-        })
-        .collect()
-}
-
-fn ptr_record(target: &str, ttl: u32) -> Vec<u8> {
-    let mut rdata = Vec::new();
-    for label in target.split('.') {
-        rdata.push(label.len() as u8);
-        rdata.extend_from_slice(label.as_bytes());
-    }
-    rdata.push(0);
-    record(TYPE_PTR, ttl, &rdata)
-}
-
-fn response(q: &Query, rcode: u8, answers: &[Vec<u8>]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(512);
-    m.extend_from_slice(&q.id);
-    m.push(0x80 | u8::from(q.rd)); // QR, opcode 0, RD echoed
-    m.push(0x80 | rcode); // RA
-    m.extend_from_slice(&1u16.to_be_bytes());
-    m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
-    m.extend_from_slice(&[0, 0, 0, 0]);
-    m.extend_from_slice(&q.question);
-    for a in answers {
-        m.extend_from_slice(a);
-    }
-    m
-}
-
-fn cymru(asn: u32) -> String {
-    format!("as{asn}.asn.cymru.com")
+/// The test server with this file's zone.
+async fn start() -> TestDns {
+    TestDns::start(answer_for).await
 }
 
 /// Polls `f` until it is true or `within` passes.
@@ -291,7 +82,7 @@ async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolves_as_and_router_names_and_serves_repeats_from_the_cache() {
-    let dns = TestDns::start().await;
+    let dns = start().await;
     let e = Enricher::new(dns.settings()).unwrap();
     assert!(e.is_enabled());
 
@@ -348,7 +139,7 @@ async fn resolves_as_and_router_names_and_serves_repeats_from_the_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nxdomain_and_failures_are_cached_negatively_until_the_negative_ttl() {
-    let dns = TestDns::start().await;
+    let dns = start().await;
     let e = Enricher::new(EnricherSettings {
         negative_ttl: Duration::from_secs(1),
         ..dns.settings()
@@ -384,7 +175,7 @@ async fn nxdomain_and_failures_are_cached_negatively_until_the_negative_ttl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_server_costs_the_caller_at_most_the_timeout() {
-    let dns = TestDns::start().await;
+    let dns = start().await;
     let timeout = Duration::from_millis(300);
     let e = Enricher::new(EnricherSettings {
         timeout,
@@ -448,7 +239,7 @@ async fn a_silent_server_costs_the_caller_at_most_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_in_flight_never_exceed_the_bound() {
-    let dns = TestDns::start().await;
+    let dns = start().await;
     let e = Enricher::new(EnricherSettings {
         max_in_flight: 4,
         ..dns.settings()
@@ -482,7 +273,7 @@ async fn queries_in_flight_never_exceed_the_bound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_odd_answers_are_handled() {
-    let dns = TestDns::start().await;
+    let dns = start().await;
     let e = Enricher::new(dns.settings()).unwrap();
     assert_eq!(e.as_name(3).await, None, "not UTF-8, missing fields");
     assert_eq!(e.cached_as_name(3), Some(None), "cached negatively");
@@ -504,7 +295,7 @@ async fn malformed_and_odd_answers_are_handled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_expire_after_their_ttl_capped_by_max_ttl() {
-    let dns = TestDns::start().await;
+    let dns = start().await;
     let e = Enricher::new(EnricherSettings {
         min_ttl: Duration::ZERO,
         max_ttl: Duration::from_secs(1),
@@ -525,7 +316,7 @@ async fn names_expire_after_their_ttl_capped_by_max_ttl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_is_bounded_and_evicts_the_oldest() {
-    let dns = TestDns::start().await;
+    let dns = start().await;
     let e = Enricher::new(EnricherSettings {
         cache_entries: 2,
         ..dns.settings()
@@ -543,7 +334,7 @@ async fn the_cache_is_bounded_and_evicts_the_oldest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabled_sends_nothing() {
-    let dns = TestDns::start().await;
+    let dns = start().await;
     let e = Enricher::new(EnricherSettings {
         enabled: false,
         ..dns.settings()
@@ -562,7 +353,7 @@ async fn disabled_sends_nothing() {
 fn usable_from_a_thread_outside_the_runtime() {
     // The engine runs on its own thread: it reads the cache and prefetches without a runtime.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let dns = rt.block_on(TestDns::start());
+    let dns = rt.block_on(start());
     let e = Enricher::with_runtime(dns.settings(), rt.handle().clone()).unwrap();
     let e2 = e.clone();
     std::thread::spawn(move || {

@@ -19,6 +19,7 @@ mod reload;
 mod state;
 mod vecmap;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -206,6 +207,9 @@ pub struct AnomalySummary {
     pub announced: IpNet,
     /// Offending ASN.
     pub asn: Option<u32>,
+    /// The holder name of `asn` (DNS enrichment; filled in by the API from the name cache).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_name: Option<String>,
     /// Open (reached min-peers) or still held below it.
     pub open: bool,
     /// Peers carrying it now.
@@ -229,6 +233,9 @@ pub struct AnnouncedSummary {
     pub peers: u32,
     /// Distinct single-AS origins.
     pub origins: Vec<u32>,
+    /// Holder names of `origins` known so far (DNS enrichment; filled in by the API).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub origin_names: BTreeMap<u32, String>,
 }
 
 /// Everything known about one registered prefix, for the API and the replay report.
@@ -242,6 +249,9 @@ pub struct PrefixSummary {
     pub visibility: u32,
     /// Origins seen for exactly the prefix.
     pub origins: Vec<u32>,
+    /// Holder names of `origins` known so far (DNS enrichment; filled in by the API).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub origin_names: BTreeMap<u32, String>,
     /// Up to three distinct AS paths for exactly the prefix.
     pub sample_paths: Vec<String>,
     /// More-specifics currently announced.
@@ -1051,6 +1061,7 @@ impl Engine {
             prefix: self.registry.prefix(key.registered).prefix,
             announced: key.announced,
             asn: key.asn,
+            as_name: None,
             open: st.open,
             peers,
             first_seen: st.first_seen,
@@ -1093,6 +1104,7 @@ impl Engine {
                 prefix: *q,
                 peers: a.peers,
                 origins: a.origin_list(),
+                origin_names: BTreeMap::new(),
             })
             .collect();
         more_specifics.sort_by_key(|m| m.prefix);
@@ -1106,6 +1118,7 @@ impl Engine {
             prefix: reg.prefix,
             visibility: st.stats.visibility,
             origins: st.exact.origin_list(),
+            origin_names: BTreeMap::new(),
             sample_paths,
             more_specifics,
             announcements: st.stats.announcements,

@@ -132,8 +132,14 @@ pub struct Event {
     pub announced: IpNet,
     /// The peer whose update caused it.
     pub peer: Option<EventPeer>,
+    /// The holder name of the peer's AS (DNS enrichment, `[dns]`), when known in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_as_name: Option<String>,
     /// Origin AS (the offending AS for anomalies).
     pub origin: Option<u32>,
+    /// The holder name of the origin AS (DNS enrichment, `[dns]`), when known in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_as_name: Option<String>,
     /// AS path.
     pub as_path: Option<String>,
     /// Previous AS path (path and origin changes).
@@ -229,7 +235,9 @@ impl Event {
             prefix: a.prefix,
             announced: a.announced,
             peer: Some(event_peer(&a.peer_key)),
+            peer_as_name: None,
             origin: a.asn,
+            origin_as_name: None,
             as_path: a.example_path.clone(),
             previous_path: None,
             description,
@@ -288,7 +296,9 @@ impl Event {
             prefix: r.prefix,
             announced: r.announced,
             peer: Some(event_peer(&r.peer)),
+            peer_as_name: None,
             origin: r.origin,
+            origin_as_name: None,
             as_path: r.path.clone(),
             previous_path: r.previous_path.clone(),
             description,

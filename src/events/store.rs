@@ -79,6 +79,9 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_location ON events(location);
     CREATE INDEX events_prefix ON events(prefix);
     CREATE INDEX events_severity ON events(severity);",
+    // v2: AS holder names from DNS enrichment (NULL when unknown, and in rows written before).
+    "ALTER TABLE events ADD COLUMN peer_as_name TEXT;
+    ALTER TABLE events ADD COLUMN origin_as_name TEXT;",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`).
@@ -1193,8 +1196,9 @@ fn insert(conn: &mut Connection, events: &VecDeque<Event>) -> rusqlite::Result<(
         let mut stmt = tx.prepare_cached(
             "INSERT INTO events (time, received, kind, anomaly, severity, location, prefix, \
              announced, peer_feed, peer_source, peer_address, peer_asn, origin, as_path, \
-             previous_path, description) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             previous_path, description, peer_as_name, origin_as_name) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+             ?17, ?18)",
         )?;
         for e in events {
             let peer = e.peer.as_ref();
@@ -1215,6 +1219,8 @@ fn insert(conn: &mut Connection, events: &VecDeque<Event>) -> rusqlite::Result<(
                 e.as_path,
                 e.previous_path,
                 e.description,
+                e.peer_as_name,
+                e.origin_as_name,
             ])?;
         }
     }
@@ -1246,7 +1252,7 @@ impl std::fmt::Debug for EventReader {
 
 const COLUMNS: &str = "id, time, received, kind, anomaly, severity, location, prefix, announced, \
                        peer_feed, peer_source, peer_address, peer_asn, origin, as_path, \
-                       previous_path, description";
+                       previous_path, description, peer_as_name, origin_as_name";
 
 impl EventReader {
     /// A reader of the database at `path` (opened lazily, read-only).
@@ -1439,7 +1445,9 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> Result<Event, RowError> {
         prefix: net(7)?,
         announced: net(8)?,
         peer,
+        peer_as_name: row.get(17)?,
         origin: asn(row.get(13)?)?,
+        origin_as_name: row.get(18)?,
         as_path: row.get(14)?,
         previous_path: row.get(15)?,
         description: row.get(16)?,

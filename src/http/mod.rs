@@ -80,6 +80,8 @@ pub struct AppState {
     pub queries: mpsc::Sender<Query>,
     /// Configuration reload requests (`POST /-/reload`).
     pub reloads: mpsc::Sender<crate::reload::ReloadRequest>,
+    /// DNS names for the answers, read from its cache only (disabled: no names).
+    pub dns: crate::resolver::Enricher,
 }
 
 /// The router with every endpoint.
@@ -180,27 +182,27 @@ fn is_mapped_loopback(ip: std::net::IpAddr) -> bool {
         std::net::IpAddr::V4(_) => false,
     }
 }
+// Names are added here, from the DNS cache (never waiting), after the engine answered.
 
 async fn prefixes(State(s): State<AppState>) -> Response {
-    ask(
-        &s,
-        Query::Prefixes,
-        |v| serde_json::json!({ "prefixes": v }),
-    )
+    ask(&s, Query::Prefixes, |mut v| {
+        crate::enrich::name_prefixes(&s.dns, &mut v);
+        serde_json::json!({ "prefixes": v })
+    })
     .await
 }
 
 async fn anomalies(State(s): State<AppState>) -> Response {
-    ask(
-        &s,
-        Query::Anomalies,
-        |v| serde_json::json!({ "anomalies": v }),
-    )
+    ask(&s, Query::Anomalies, |mut v| {
+        crate::enrich::name_anomalies(&s.dns, &mut v);
+        serde_json::json!({ "anomalies": v })
+    })
     .await
 }
 
 async fn status(State(s): State<AppState>) -> Response {
-    ask(&s, Query::Status, |v| {
+    ask(&s, Query::Status, |mut v: StatusBody| {
+        crate::enrich::name_routers(&s.dns, &mut v.routers);
         serde_json::to_value(v).unwrap_or_default()
     })
     .await

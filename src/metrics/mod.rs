@@ -13,6 +13,7 @@
 //! The per-prefix families live in a compact [`prefix_table::PrefixTable`] rendered directly as
 //! text; the few feed and process metrics use the `prometheus` crate.
 
+pub mod dns;
 pub mod prefix_table;
 
 use std::sync::{Arc, RwLock};
@@ -369,6 +370,19 @@ impl Metrics {
         crate::events::metrics::EventStoreMetrics::new(&self.registry)
     }
 
+    /// Registers the DNS enricher's metrics (read from its counters at each scrape); nothing when
+    /// it is disabled.
+    pub fn enable_dns(
+        &self,
+        enricher: &crate::resolver::Enricher,
+    ) -> Result<(), prometheus::Error> {
+        if !enricher.is_enabled() {
+            return Ok(());
+        }
+        self.registry
+            .register(Box::new(dns::DnsMetrics::new(enricher.clone())?))
+    }
+
     /// Registers the BMP feed's metrics (and pre-initialises its feed series); `named_routers`
     /// are the configured router names, whose series exist from the start.
     pub fn enable_bmp(
@@ -498,5 +512,44 @@ mod tests {
             r#"routewatch_anomalies_active{kind="moas",location="l",prefix="10.0.0.0/24"} 0"#
         ));
         assert!(text.contains(r#"routewatch_build_info{version=""#));
+    }
+
+    #[test]
+    fn dns_metrics_only_when_dns_is_enabled() {
+        let m = Metrics::new(&registry(), 10).unwrap();
+        m.enable_dns(&crate::resolver::Enricher::disabled())
+            .unwrap();
+        assert!(!m.render().contains("routewatch_dns_"));
+        // Enabled (built on a runtime; nothing is looked up): every series from the start.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dns = crate::resolver::Enricher::with_runtime(
+            crate::resolver::EnricherSettings {
+                enabled: true,
+                servers: Some(vec!["127.0.0.1:53".parse().unwrap()]),
+                ..crate::resolver::EnricherSettings::default()
+            },
+            rt.handle().clone(),
+        )
+        .unwrap();
+        m.enable_dns(&dns).unwrap();
+        let text = m.render();
+        for line in [
+            "routewatch_dns_queries_total 0",
+            r#"routewatch_dns_lookups_total{result="timeout"} 0"#,
+            r#"routewatch_dns_cache_requests_total{result="miss"} 0"#,
+            "routewatch_dns_lookups_dropped_total 0",
+            "routewatch_dns_cache_entries 0",
+            "routewatch_dns_lookups_pending 0",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        // Read at scrape time: a cache miss shows up without any sync call.
+        assert_eq!(dns.cached_as_name(15169), None);
+        assert!(m
+            .render()
+            .contains(r#"routewatch_dns_cache_requests_total{result="miss"} 1"#));
     }
 }

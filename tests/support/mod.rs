@@ -10,6 +10,7 @@ use bgpkit_parser::models::{AsPath, ElemType, NetworkPrefix};
 use bgpkit_parser::BgpElem;
 
 pub mod daemon;
+pub mod dns;
 
 /// Path of a file under `fixtures/`.
 pub fn fixture(rel: &str) -> PathBuf {
@@ -67,6 +68,15 @@ pub fn encode_updates(elems: &[BgpElem]) -> Vec<u8> {
         enc.process_elem(e);
     }
     enc.export_bytes().unwrap().to_vec()
+}
+
+/// The `[[location]]` tables of `config/demo.toml`.
+pub fn demo_locations() -> String {
+    let text = std::fs::read_to_string(repo("config/demo.toml")).unwrap();
+    let start = text
+        .find("[[location]]")
+        .expect("config/demo.toml registers locations");
+    text[start..].to_string()
 }
 
 /// Time of the bundled RouteViews RIB (route-views2, 2014-05-23 06:00:00 UTC).

@@ -29,7 +29,9 @@ fn event(n: u32) -> Event {
             address: "192.0.2.1".into(),
             asn: 64500,
         }),
+        peer_as_name: Some("EXAMPLE-TRANSIT, US".into()),
         origin: Some(64496),
+        origin_as_name: Some("CONTOSO, US".into()),
         as_path: Some("64500 64496".into()),
         previous_path: Some("64500 64501 64496".into()),
         description: format!("event {n}"),
@@ -103,7 +105,9 @@ fn every_field_round_trips() {
         kind: EventKind::PrefixWithdrawn,
         severity: Severity::Error,
         peer: None,
+        peer_as_name: None,
         origin: None,
+        origin_as_name: None,
         as_path: None,
         previous_path: None,
         ..event(2)
@@ -539,6 +543,65 @@ fn migrates_an_empty_file_and_reopens_with_the_data() {
     s.writer().send(vec![event(0)]);
     assert_eq!(s.writer().flush(T).unwrap(), 1);
     assert!(nested.join(EVENTS_FILE).exists());
+}
+
+#[test]
+fn a_version_1_database_is_migrated_keeping_its_rows_without_names() {
+    // A database as the previous build left it: schema v1 with one row written by its INSERT.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(EVENTS_FILE);
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO events (time, received, kind, anomaly, severity, location, prefix, \
+             announced, peer_feed, peer_source, peer_address, peer_asn, origin, as_path, \
+             previous_path, description) VALUES (1400824860.0, ?1, 'anomaly_opened', \
+             'origin_mismatch', 3, 'google-dns', '8.8.8.0/24', '8.8.8.0/24', 'mrt', 'mrt', \
+             '12.0.1.63', 7018, 64666, '7018 64666', NULL, 'old row')",
+            [unix_now()],
+        )
+        .unwrap();
+    }
+    assert_eq!(SCHEMA_VERSION, 2);
+    let store = EventStore::open(&path, settings()).unwrap();
+    assert_eq!(user_version(&path), SCHEMA_VERSION);
+    assert_eq!(store.counters().rows(), 1);
+    store.writer().send(vec![event(1)]);
+    assert_eq!(store.writer().flush(T).unwrap(), 1);
+    let got = all(&store.reader(), EventQuery::default());
+    assert_eq!(descriptions(&got), ["event 1", "old row"]);
+    // The old row: every v1 field back, no names.
+    let old = &got[1];
+    assert_eq!(
+        (old.kind, old.severity, old.origin, old.as_path.as_deref()),
+        (
+            EventKind::AnomalyOpened,
+            Severity::Critical,
+            Some(64666),
+            Some("7018 64666")
+        )
+    );
+    assert_eq!(old.peer.as_ref().map(|p| p.asn), Some(7018));
+    assert_eq!(
+        (old.peer_as_name.as_deref(), old.origin_as_name.as_deref()),
+        (None, None)
+    );
+    // The new row: names stored and read back.
+    assert_eq!(
+        (
+            got[0].peer_as_name.as_deref(),
+            got[0].origin_as_name.as_deref()
+        ),
+        (Some("EXAMPLE-TRANSIT, US"), Some("CONTOSO, US"))
+    );
+    assert!(got[0].id > old.id);
+    assert_eq!(store.close(T).unwrap(), 1, "events written by this store");
+    // Re-opened: already current, nothing re-run.
+    let store = EventStore::open(&path, settings()).unwrap();
+    assert_eq!(store.counters().rows(), 2);
+    assert_eq!(user_version(&path), SCHEMA_VERSION);
 }
 
 #[test]

@@ -37,6 +37,13 @@ pub struct RouterStatus {
     pub sys_name: Option<String>,
     /// sysDescr from the Initiation.
     pub sys_descr: Option<String>,
+    /// The reverse-DNS name of the router's address, for routers without a configured name
+    /// (DNS enrichment; filled in by the API from the name cache).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+    /// Whether `[[bmp.router]]` names it (then no reverse-DNS name is looked up).
+    #[serde(skip)]
+    pub configured: bool,
     /// `up`, `terminated` or `down` (a configured router not connected).
     pub state: &'static str,
     /// When the session started (or ended, for `down`), seconds since the epoch.
@@ -110,6 +117,8 @@ impl RouterBoard {
                         remote: SocketAddr::new(r.address, 0),
                         sys_name: None,
                         sys_descr: None,
+                        dns_name: None,
+                        configured: true,
                         state: "down",
                         since: *since,
                         initial_tables_complete: false,
@@ -161,6 +170,8 @@ fn status_of(session: &RouterSession, since: f64) -> RouterStatus {
         remote: session.remote(),
         sys_name: session.sys_name().map(String::from),
         sys_descr: session.sys_descr().map(String::from),
+        dns_name: None,
+        configured: session.configured_name().is_some(),
         state: match session.state() {
             SessionState::Open => "up",
             SessionState::Terminated => "terminated",
@@ -211,6 +222,9 @@ pub struct ListenerContext {
     pub outputs: mpsc::Sender<Output>,
     /// Set to true on shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// Reverse DNS of routers without a configured name (looked up in the background when
+    /// they connect; the API reads the cache).
+    pub dns: crate::resolver::Enricher,
 }
 
 /// Accepts BMP sessions until shutdown.
@@ -263,6 +277,9 @@ async fn session(mut stream: TcpStream, remote: SocketAddr, id: u64, mut ctx: Li
         .find(|r| r.address == remote.ip())
         .map(|r| r.name.clone());
     let keep_series = configured.is_some();
+    if configured.is_none() {
+        ctx.dns.prefetch_router_names([remote.ip()]);
+    }
     let mut session = RouterSession::new(remote, configured);
     let mut frames = FrameReader::new(ctx.config.max_frame_bytes);
     let started = now();
