@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -122,6 +123,9 @@ pub struct Config {
     pub dns: DnsConfig,
     /// Registered locations, in file order (main file first, then includes).
     pub locations: Vec<Location>,
+    /// The registry built from `locations` when they were validated (building it again costs
+    /// seconds with a million prefixes).
+    validated: Arc<Registry>,
 }
 
 /// `[http]`
@@ -536,9 +540,10 @@ impl Config {
         }
 
         // The registry applies the cross-location rules; map its errors to spans.
-        if let Err(err) = Registry::new(locations.clone()) {
-            return Err(registry_error_to_config(&sources, &spans, err));
-        }
+        let validated = match Registry::new(locations.clone()) {
+            Ok(r) => Arc::new(r),
+            Err(err) => return Err(registry_error_to_config(&sources, &spans, err)),
+        };
 
         let bmp = raw
             .bmp
@@ -569,7 +574,13 @@ impl Config {
             events,
             dns,
             locations,
+            validated,
         })
+    }
+
+    /// The registry of `locations`, built once when the configuration was loaded.
+    pub fn shared_registry(&self) -> Arc<Registry> {
+        self.validated.clone()
     }
 
     /// Builds the registry from the validated locations.

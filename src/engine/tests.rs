@@ -279,10 +279,10 @@ fn min_peers_holds_an_anomaly_until_enough_peers_carry_it() {
 #[test]
 fn as_set_origin() {
     let mut h = Harness::new(1);
-    let path = AsPath {
-        asns: vec![3356, 64500].into(),
-        origin: Origin::Set(vec![64496, 64511].into()),
-    };
+    let path = AsPath::new(
+        vec![3356, 64500].into(),
+        Origin::Set(vec![64496, 64511].into()),
+    );
     h.update(1, "203.0.113.0/24", RouteChange::Announce(Arc::new(path)));
     assert_eq!(
         h.events(),

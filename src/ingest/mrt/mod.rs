@@ -95,6 +95,16 @@ pub struct Batch {
     pub last_timestamp: Option<f64>,
 }
 
+impl Batch {
+    /// An empty batch with room for [`BATCH_SIZE`] updates (grown once, not doubled up to it).
+    fn sized() -> Batch {
+        Batch {
+            updates: Vec::with_capacity(BATCH_SIZE),
+            ..Batch::default()
+        }
+    }
+}
+
 /// Outcome of reading one file.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FileReport {
@@ -229,10 +239,7 @@ where
         Some(set) if !set.is_empty() => Origin::Set(set.into()),
         _ => asns.last().map_or(Origin::Unknown, |&o| Origin::Asn(o)),
     };
-    AsPath {
-        asns: asns.into(),
-        origin,
-    }
+    AsPath::new(asns.into(), origin)
 }
 
 /// Converts bgpkit-parser's AS path into the engine's form.
@@ -279,7 +286,11 @@ struct Sink<'a, F> {
     /// bgpkit-parser: routes of one BGP message share one AS path; convert it once.
     last_bgpkit_path: Option<(Arc<bgpkit_parser::models::AsPath>, Arc<AsPath>)>,
     /// Prefilter: TABLE_DUMP_V2 paths by their raw bytes (a peer's path repeats across prefixes).
-    wire_paths: FxMap<Box<[u8]>, Arc<AsPath>>,
+    wire_paths: FxMap<RawPath, Arc<AsPath>>,
+    /// Prefilter: the last raw path of each PEER_INDEX_TABLE position and its path. Adjacent
+    /// prefixes often share an origin, so a peer's path is often the one of its previous entry:
+    /// compared in place, without hashing or probing `wire_paths` (a large, cache-cold table).
+    last_wire_path: Vec<(Vec<u8>, Arc<AsPath>)>,
     /// bgpkit-parser 0.23 drops the path identifiers of RFC 8050 RIB entries, so two paths of one
     /// peer would replace each other. In a RIB dump all entries of a prefix are consecutive and a
     /// peer appears once per prefix unless it uses ADD-PATH: number its repeats 0, 1, 2, ...
@@ -287,8 +298,62 @@ struct Sink<'a, F> {
     rib_run_peers: Vec<((IpAddr, u32), u32)>,
 }
 
-/// Bound on [`Sink::wire_paths`]; cleared when reached.
-const WIRE_PATH_CACHE: usize = 200_000;
+/// The raw bytes of an AS_PATH attribute as a map key: short ones (up to nine 4-byte ASNs in
+/// one segment) inline, so a lookup compares bytes in the table itself instead of following a
+/// pointer per probe.
+#[derive(Debug)]
+enum RawPath {
+    Inline(u8, [u8; RAW_INLINE]),
+    Heap(Box<[u8]>),
+}
+
+const RAW_INLINE: usize = 38;
+
+impl RawPath {
+    fn new(raw: &[u8]) -> RawPath {
+        if raw.len() <= RAW_INLINE {
+            let mut b = [0u8; RAW_INLINE];
+            b[..raw.len()].copy_from_slice(raw);
+            RawPath::Inline(raw.len() as u8, b)
+        } else {
+            RawPath::Heap(raw.into())
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            RawPath::Inline(n, b) => &b[..usize::from(*n)],
+            RawPath::Heap(b) => b,
+        }
+    }
+}
+
+// Hash and equality are those of the bytes, as `Borrow<[u8]>` requires.
+impl std::hash::Hash for RawPath {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes().hash(state);
+    }
+}
+
+impl PartialEq for RawPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for RawPath {}
+
+impl std::borrow::Borrow<[u8]> for RawPath {
+    fn borrow(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
+/// Bound on [`Sink::wire_paths`]; cleared when reached. A full RIB has a few hundred thousand
+/// distinct raw paths per file; a cache smaller than that is cleared over and over, and every
+/// path is converted and interned again (the paths themselves are shared with the engine, so an
+/// entry costs about 60 bytes beyond them).
+const WIRE_PATH_CACHE: usize = 1 << 20;
 
 impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
     fn error(&mut self, label: &'static str, detail: &dyn std::fmt::Display) {
@@ -343,7 +408,7 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
         self.report.matched += 1;
         self.batch.updates.push(update);
         if self.batch.updates.len() >= BATCH_SIZE
-            && !(self.on_batch)(std::mem::take(&mut self.batch))
+            && !(self.on_batch)(std::mem::replace(&mut self.batch, Batch::sized()))
         {
             self.stopped = true;
         }
@@ -424,31 +489,33 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
         matched: Match,
         peers: &[(wire::IndexedPeer, Arc<PeerKey>)],
     ) -> Result<(), wire::WireError> {
-        // Validate every entry first, so a bad one leaves nothing half-queued.
+        // Validate every entry first, so a bad one leaves nothing half-queued. The same pass
+        // looks each raw path up without using the result: the lookups of one record are
+        // independent, so the processor overlaps their cache misses here, and the lookups
+        // that count (below, interleaved with building the updates) find the lines cached.
+        let mut touched = 0usize;
         for entry in rib.entries() {
             let entry = entry?;
             if usize::from(entry.peer_index) >= peers.len() {
                 return Err(wire::WireError::Invalid("peer index"));
             }
-            wire::td2_as_path(entry.attributes)?;
+            if let Some(raw) = wire::td2_as_path(entry.attributes)? {
+                let last = self.last_wire_path.get(usize::from(entry.peer_index));
+                if last.is_none_or(|(bytes, _)| bytes.as_slice() != raw) {
+                    if let Some(path) = self.wire_paths.get(raw) {
+                        touched = touched.wrapping_add(path.intern_hint() as usize);
+                    }
+                }
+            }
         }
+        std::hint::black_box(touched);
         for entry in rib.entries().map_while(Result::ok) {
             let (p, peer) = &peers[usize::from(entry.peer_index)];
             let ts = f64::from(entry.originated);
             self.processed(1, ts);
             let path = match wire::td2_as_path(entry.attributes).ok().flatten() {
                 None => self.empty_path.clone(),
-                Some(raw) => match self.wire_paths.get(raw) {
-                    Some(path) => path.clone(),
-                    None => {
-                        if self.wire_paths.len() >= WIRE_PATH_CACHE {
-                            self.wire_paths.clear();
-                        }
-                        let path = Arc::new(path_from_wire(raw));
-                        self.wire_paths.insert(raw.into(), path.clone());
-                        path
-                    }
-                },
+                Some(raw) => self.wire_path(usize::from(entry.peer_index), raw),
             };
             // Path ids of a RIB are numbered as for the reference decoder (which cannot see
             // them), so both decoders key a peer's paths alike.
@@ -463,6 +530,35 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
             });
         }
         Ok(())
+    }
+
+    /// The path of raw AS_PATH bytes `raw` of the entry of peer position `peer`.
+    fn wire_path(&mut self, peer: usize, raw: &[u8]) -> Arc<AsPath> {
+        if let Some((bytes, path)) = self.last_wire_path.get(peer) {
+            if bytes.as_slice() == raw {
+                return path.clone();
+            }
+        }
+        let path = match self.wire_paths.get(raw) {
+            Some(path) => path.clone(),
+            None => {
+                if self.wire_paths.len() >= WIRE_PATH_CACHE {
+                    self.wire_paths.clear();
+                }
+                let path = Arc::new(path_from_wire(raw));
+                self.wire_paths.insert(RawPath::new(raw), path.clone());
+                path
+            }
+        };
+        if self.last_wire_path.len() <= peer {
+            self.last_wire_path
+                .resize_with(peer + 1, || (Vec::new(), self.empty_path.clone()));
+        }
+        let (bytes, last) = &mut self.last_wire_path[peer];
+        bytes.clear();
+        bytes.extend_from_slice(raw);
+        *last = path.clone();
+        path
     }
 
     fn finish(mut self) -> FileReport {
@@ -507,7 +603,7 @@ pub fn read_file_with(
         registry,
         kind,
         on_batch,
-        batch: Batch::default(),
+        batch: Batch::sized(),
         report: FileReport {
             path: path.to_path_buf(),
             ..FileReport::default()
@@ -518,6 +614,7 @@ pub fn read_file_with(
         empty_path: Arc::new(AsPath::from_sequence(&[])),
         last_bgpkit_path: None,
         wire_paths: FxMap::default(),
+        last_wire_path: Vec::new(),
         rib_run: None,
         rib_run_peers: Vec::new(),
     };
