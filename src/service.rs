@@ -126,7 +126,12 @@ impl Pipeline {
 
     /// Applies one batch from `feed`.
     pub fn ingest(&mut self, feed: &str, batch: Batch) {
-        self.metrics.record_batch(feed, &batch);
+        self.ingest_ref(feed, &batch);
+    }
+
+    /// [`Pipeline::ingest`] of a batch the caller keeps (to recycle it).
+    pub fn ingest_ref(&mut self, feed: &str, batch: &Batch) {
+        self.metrics.record_batch(feed, batch);
         self.engine.apply_batch(&batch.updates);
         self.after_updates(feed);
     }
@@ -318,6 +323,7 @@ pub fn replay_report(
     let registry = load_registry(&config)?;
     let mut pipeline = Pipeline::new(registry.clone(), config.metrics.max_prefix_series, full)?;
     pipeline.log_events = false;
+    pipeline.engine.set_route_events(full);
     if let Some(file) = &config.rpki.vrp_file {
         let (vrps, report) = crate::rpki::VrpFile::new(file)
             .load()
@@ -336,21 +342,31 @@ pub fn replay_report(
     for (path, _kind) in ordered {
         // The file is read and matched on a thread of its own while this one applies the
         // batches (in order, through a short bounded queue), as the daemon does: decoding and
-        // the engine use both cores.
+        // the engine use both cores. Applied batches go back to the reader, which empties and
+        // refills them: the updates' references are dropped on the thread that took them and
+        // the buffers are reused instead of freed across threads.
         let report = std::thread::scope(|scope| -> Result<FileReport, Error> {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(REPLAY_QUEUE);
+            let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Batch>(REPLAY_QUEUE + 2);
             let (path, registry) = (&path, &*registry);
             let reader = std::thread::Builder::new()
                 .name("mrt-read".into())
                 .spawn_scoped(scope, move || {
-                    mrt::read_file_with(path, registry, decoder, |b| tx.send(b).is_ok())
+                    mrt::read_file_recycling(
+                        path,
+                        registry,
+                        decoder,
+                        |b| tx.send(b).is_ok(),
+                        &back_rx,
+                    )
                 })
                 .map_err(|source| Error::Io {
                     context: "starting the MRT reader thread".into(),
                     source,
                 })?;
             for batch in rx {
-                pipeline.ingest(mrt::FEED, batch);
+                pipeline.ingest_ref(mrt::FEED, &batch);
+                let _ = back_tx.try_send(batch);
             }
             Ok(reader
                 .join()

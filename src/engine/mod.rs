@@ -308,6 +308,8 @@ pub struct Engine {
     last_path_event: Vec<f64>,
     /// Updates left in the current run of [`Engine::apply_batch`] (room for new slots).
     route_room: usize,
+    /// Whether route events are recorded ([`Engine::set_route_events`]).
+    record_route_events: bool,
     dirty: Vec<PrefixId>,
 }
 
@@ -332,8 +334,16 @@ impl Engine {
             route_events: Vec::new(),
             last_path_event: vec![f64::NEG_INFINITY; prefix_count],
             route_room: 0,
+            record_route_events: true,
             dirty: Vec::new(),
         }
+    }
+
+    /// Whether route events are recorded for [`Engine::drain_route_events`] (the default);
+    /// off when nobody reads them (a replay without a report), which saves building a
+    /// self-contained record with its strings for every registered prefix's first route.
+    pub fn set_route_events(&mut self, on: bool) {
+        self.record_route_events = on;
     }
 
     /// The registry the engine evaluates against.
@@ -898,6 +908,9 @@ impl Engine {
         previous: Option<&AsPath>,
         ts: f64,
     ) {
+        if !self.record_route_events {
+            return;
+        }
         self.route_events.push(RouteEvent {
             time: ts,
             kind,

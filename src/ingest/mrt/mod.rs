@@ -21,6 +21,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 use bgpkit_parser::models::{AsPathSegment, ElemType};
@@ -296,6 +297,8 @@ struct Sink<'a, F> {
     /// peer appears once per prefix unless it uses ADD-PATH: number its repeats 0, 1, 2, ...
     rib_run: Option<IpNet>,
     rib_run_peers: Vec<((IpAddr, u32), u32)>,
+    /// Batches handed back by the consumer, emptied and refilled ([`read_file_recycling`]).
+    recycled: Option<&'a Receiver<Batch>>,
 }
 
 /// The raw bytes of an AS_PATH attribute as a map key: short ones (up to nine 4-byte ASNs in
@@ -403,14 +406,29 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
         }
     }
 
+    /// An empty batch: a recycled one if the consumer handed one back.
+    fn next_batch(&self) -> Batch {
+        match self.recycled.and_then(|r| r.try_recv().ok()) {
+            Some(mut b) => {
+                b.updates.clear();
+                Batch {
+                    updates: b.updates,
+                    ..Batch::default()
+                }
+            }
+            None => Batch::sized(),
+        }
+    }
+
     /// Queues one matched route.
     fn push(&mut self, update: RouteUpdate) {
         self.report.matched += 1;
         self.batch.updates.push(update);
-        if self.batch.updates.len() >= BATCH_SIZE
-            && !(self.on_batch)(std::mem::replace(&mut self.batch, Batch::sized()))
-        {
-            self.stopped = true;
+        if self.batch.updates.len() >= BATCH_SIZE {
+            let next = self.next_batch();
+            if !(self.on_batch)(std::mem::replace(&mut self.batch, next)) {
+                self.stopped = true;
+            }
         }
     }
 
@@ -596,6 +614,29 @@ pub fn read_file_with(
     decoder: Decoder,
     on_batch: impl FnMut(Batch) -> bool,
 ) -> Result<FileReport, MrtError> {
+    read_file_inner(path, registry, decoder, on_batch, None)
+}
+
+/// [`read_file_with`] for a consumer on another thread that hands applied batches back through
+/// `recycled`: they are emptied here (the updates' references are dropped on the thread that
+/// took them) and refilled instead of allocating a new batch each time.
+pub fn read_file_recycling(
+    path: &Path,
+    registry: &Registry,
+    decoder: Decoder,
+    on_batch: impl FnMut(Batch) -> bool,
+    recycled: &Receiver<Batch>,
+) -> Result<FileReport, MrtError> {
+    read_file_inner(path, registry, decoder, on_batch, Some(recycled))
+}
+
+fn read_file_inner(
+    path: &Path,
+    registry: &Registry,
+    decoder: Decoder,
+    on_batch: impl FnMut(Batch) -> bool,
+    recycled: Option<&Receiver<Batch>>,
+) -> Result<FileReport, MrtError> {
     let mut reader = open(path)?;
     let kind = peek_kind(&mut reader);
     let mut sink = Sink {
@@ -617,6 +658,7 @@ pub fn read_file_with(
         last_wire_path: Vec::new(),
         rib_run: None,
         rib_run_peers: Vec::new(),
+        recycled,
     };
     match decoder {
         Decoder::Bgpkit => sink.bgpkit_stream(reader),
