@@ -28,6 +28,7 @@ use bgpkit_parser::models::{AsPathSegment, ElemType};
 use bgpkit_parser::{BgpkitParser, ParserError};
 use ipnet::IpNet;
 use serde::Serialize;
+use smallvec::SmallVec;
 use tracing::warn;
 
 use crate::engine::FxMap;
@@ -352,6 +353,9 @@ impl std::borrow::Borrow<[u8]> for RawPath {
     }
 }
 
+/// A RIB entry's peer position, originated time and raw AS_PATH (if any).
+type RibEntryPath<'a> = (u16, u32, Option<&'a [u8]>);
+
 /// Bound on [`Sink::wire_paths`]; cleared when reached. A full RIB has a few hundred thousand
 /// distinct raw paths per file; a cache smaller than that is cleared over and over, and every
 /// path is converted and interned again (the paths themselves are shared with the engine, so an
@@ -512,12 +516,15 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
         // independent, so the processor overlaps their cache misses here, and the lookups
         // that count (below, interleaved with building the updates) find the lines cached.
         let mut touched = 0usize;
+        // (peer position, originated time, raw AS_PATH) of each entry, kept from this pass.
+        let mut found: SmallVec<[RibEntryPath<'_>; 32]> = SmallVec::new();
         for entry in rib.entries() {
             let entry = entry?;
             if usize::from(entry.peer_index) >= peers.len() {
                 return Err(wire::WireError::Invalid("peer index"));
             }
-            if let Some(raw) = wire::td2_as_path(entry.attributes)? {
+            let raw = wire::td2_as_path(entry.attributes)?;
+            if let Some(raw) = raw {
                 let last = self.last_wire_path.get(usize::from(entry.peer_index));
                 if last.is_none_or(|(bytes, _)| bytes.as_slice() != raw) {
                     if let Some(path) = self.wire_paths.get(raw) {
@@ -525,15 +532,16 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
                     }
                 }
             }
+            found.push((entry.peer_index, entry.originated, raw));
         }
         std::hint::black_box(touched);
-        for entry in rib.entries().map_while(Result::ok) {
-            let (p, peer) = &peers[usize::from(entry.peer_index)];
-            let ts = f64::from(entry.originated);
+        for (peer_index, originated, raw) in found {
+            let (p, peer) = &peers[usize::from(peer_index)];
+            let ts = f64::from(originated);
             self.processed(1, ts);
-            let path = match wire::td2_as_path(entry.attributes).ok().flatten() {
+            let path = match raw {
                 None => self.empty_path.clone(),
-                Some(raw) => self.wire_path(usize::from(entry.peer_index), raw),
+                Some(raw) => self.wire_path(usize::from(peer_index), raw),
             };
             // Path ids of a RIB are numbered as for the reference decoder (which cannot see
             // them), so both decoders key a peer's paths alike.
