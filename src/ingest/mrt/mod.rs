@@ -358,9 +358,9 @@ type RibEntryPath<'a> = (u16, u32, Option<&'a [u8]>);
 
 /// Bound on [`Sink::wire_paths`]; cleared when reached. A full RIB has a few hundred thousand
 /// distinct raw paths per file; a cache smaller than that is cleared over and over, and every
-/// path is converted and interned again (the paths themselves are shared with the engine, so an
-/// entry costs about 60 bytes beyond them).
-const WIRE_PATH_CACHE: usize = 1 << 20;
+/// path is converted and interned again. 7/8 of 2^20: the table never grows past 2^20 buckets
+/// of 49 bytes (about 51 MB; the paths themselves are shared with the engine).
+const WIRE_PATH_CACHE: usize = 7 << 17;
 
 impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
     fn error(&mut self, label: &'static str, detail: &dyn std::fmt::Display) {
