@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -122,6 +123,9 @@ pub struct Config {
     pub dns: DnsConfig,
     /// Registered locations, in file order (main file first, then includes).
     pub locations: Vec<Location>,
+    /// The registry built from `locations` when they were validated (building it again costs
+    /// seconds with a million prefixes).
+    validated: Arc<Registry>,
 }
 
 /// `[http]`
@@ -435,11 +439,90 @@ impl Source {
     }
 }
 
+/// Main files at least this large (a registry of hundreds of thousands of prefixes) are
+/// parsed in two halves on two threads when [`parse_split`] can do so safely.
+const SPLIT_PARSE_BYTES: usize = 4 << 20;
+
+/// Table headers a main file may have besides `[[location]]` for [`parse_split`].
+const SPLIT_HEADERS: [&str; 9] = [
+    "[http]",
+    "[mrt]",
+    "[bmp]",
+    "[[bmp.router]]",
+    "[rpki]",
+    "[events]",
+    "[dns]",
+    "[metrics]",
+    "[[location]]",
+];
+
+/// Parses the main file, in two halves on two threads when it is large (the TOML parse of a
+/// million-prefix registry takes about a second on one core); any doubt or error falls back to
+/// the one-piece parse, which reports errors as before.
+fn parse_main(main: &Source) -> Result<RawFile, ConfigError> {
+    if main.text.len() >= SPLIT_PARSE_BYTES {
+        if let Some(raw) = parse_split(&main.text) {
+            return Ok(raw);
+        }
+    }
+    main.parse()
+}
+
+/// The split parse: the text is cut before a `[[location]]` header in its second half; the
+/// first part is parsed as the main file, the second as locations only, with the first part's
+/// bytes blanked (newlines kept) so its spans are offsets in the whole file. It is used only
+/// when that cannot change the result: no multi-line strings, every table header is one of
+/// [`SPLIT_HEADERS`], no line defines a `location` key (a static array, a `[location]` table),
+/// and both halves parse.
+fn parse_split(text: &str) -> Option<RawFile> {
+    if text.contains("\"\"\"") || text.contains("'''") {
+        return None;
+    }
+    for line in text.lines() {
+        let l = line.trim_start();
+        if l.starts_with('[') {
+            let header = l.split('#').next().unwrap_or_default().trim_end();
+            if !SPLIT_HEADERS.contains(&header) {
+                return None;
+            }
+        } else if ["location", "\"location", "'location"]
+            .iter()
+            .any(|k| l.starts_with(k))
+        {
+            return None;
+        }
+    }
+    let mut from = text.len() / 2;
+    let split = loop {
+        let at = from + text.get(from..)?.find("\n[[location]]")? + 1;
+        let line = text[at..].lines().next().unwrap_or_default();
+        if line.split('#').next().unwrap_or_default().trim_end() == "[[location]]" {
+            break at;
+        }
+        from = at;
+    };
+    let mut second = String::with_capacity(text.len());
+    second.extend(
+        text.as_bytes()[..split]
+            .iter()
+            .map(|&b| if b == b'\n' { '\n' } else { ' ' }),
+    );
+    second.push_str(&text[split..]);
+    let (first, rest) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| toml::from_str::<RawFile>(&text[..split]));
+        let rest = toml::from_str::<RawInclude>(&second);
+        (first.join(), rest)
+    });
+    let mut raw = first.ok()?.ok()?;
+    raw.location.extend(rest.ok()?.location);
+    Some(raw)
+}
+
 impl Config {
     /// Reads, parses and validates the configuration at `path` and its included files.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let main = Source::read(path)?;
-        let raw: RawFile = main.parse()?;
+        let raw: RawFile = parse_main(&main)?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
@@ -536,9 +619,10 @@ impl Config {
         }
 
         // The registry applies the cross-location rules; map its errors to spans.
-        if let Err(err) = Registry::new(locations.clone()) {
-            return Err(registry_error_to_config(&sources, &spans, err));
-        }
+        let validated = match Registry::new(locations.clone()) {
+            Ok(r) => Arc::new(r),
+            Err(err) => return Err(registry_error_to_config(&sources, &spans, err)),
+        };
 
         let bmp = raw
             .bmp
@@ -569,7 +653,13 @@ impl Config {
             events,
             dns,
             locations,
+            validated,
         })
+    }
+
+    /// The registry of `locations`, built once when the configuration was loaded.
+    pub fn shared_registry(&self) -> Arc<Registry> {
+        self.validated.clone()
     }
 
     /// Builds the registry from the validated locations.
@@ -898,5 +988,63 @@ fn registry_error_to_config(
                 format!("{max_length} is shorter than the registered prefix {prefix}"),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(locations: usize) -> String {
+        let mut t = String::from("state-dir = \"/tmp/x\"\n\n[metrics]\nmax-prefix-series = 5\n");
+        for i in 0..locations {
+            t.push_str(&format!(
+                "\n[[location]] # site {i}\nname = \"l{i}\"\norigin-asns = [{}]\nprefixes = [\"10.{}.{}.0/24\"]\n",
+                64496 + i,
+                i / 256,
+                i % 256
+            ));
+        }
+        t
+    }
+
+    fn names(raw: &RawFile) -> Vec<(String, std::ops::Range<usize>)> {
+        raw.location
+            .iter()
+            .map(|l| (l.name.get_ref().clone(), l.prefixes.span()))
+            .collect()
+    }
+
+    #[test]
+    fn split_parse_gives_the_one_piece_result() {
+        let text = doc(40);
+        let whole: RawFile = toml::from_str(&text).unwrap();
+        let split = parse_split(&text).expect("splittable");
+        assert_eq!(names(&split), names(&whole), "same locations, same spans");
+        assert_eq!(split.location.len(), 40);
+        assert_eq!(
+            split
+                .metrics
+                .unwrap()
+                .max_prefix_series
+                .unwrap()
+                .into_inner(),
+            5
+        );
+    }
+
+    #[test]
+    fn split_parse_declines_what_it_cannot_prove_equal() {
+        for extra in [
+            "location = []\n",
+            "[location.x]\n",
+            "s = \"\"\"\n[[location]]\n\"\"\"\n",
+        ] {
+            let text = format!("{extra}{}", doc(10));
+            assert!(parse_split(&text).is_none(), "{extra:?}");
+        }
+        // A second half that is not only locations.
+        let text = format!("{}\n[http]\nlisten = \"127.0.0.1:1\"\n", doc(10));
+        assert!(parse_split(&text).is_none());
     }
 }

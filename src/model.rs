@@ -5,7 +5,9 @@
 //! and unrelated routes never cost an allocation.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -44,24 +46,73 @@ pub enum Origin {
 }
 
 /// An AS path reduced to what the detectors need, compared as a whole for path changes
-/// (prepending counts as a change).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// (prepending counts as a change). Equality and hashing cover `asns` and `origin` only.
+#[derive(Debug, Clone)]
 pub struct AsPath {
     /// AS_SEQUENCE members in order (an AS_SET that is not last is kept as its sorted members;
     /// confederation segments are left out, as RFC 5065 excludes them from the path).
     pub asns: Box<[u32]>,
     /// The origin.
     pub origin: Origin,
+    /// The id the engine's path table last gave this allocation (see [`AsPath::intern_hint`]).
+    hint: InternHint,
+}
+
+/// Where a path table found a path last time; only a hint, checked before use.
+#[derive(Debug)]
+struct InternHint(AtomicU32);
+
+impl Clone for InternHint {
+    fn clone(&self) -> Self {
+        InternHint(AtomicU32::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+impl PartialEq for AsPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.asns == other.asns && self.origin == other.origin
+    }
+}
+
+impl Eq for AsPath {}
+
+impl Hash for AsPath {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.asns.hash(state);
+        self.origin.hash(state);
+    }
 }
 
 impl AsPath {
+    /// A path from its parts.
+    pub fn new(asns: Box<[u32]>, origin: Origin) -> AsPath {
+        AsPath {
+            asns,
+            origin,
+            hint: InternHint(AtomicU32::new(u32::MAX)),
+        }
+    }
+
     /// A plain AS_SEQUENCE path; the last AS is the origin.
     pub fn from_sequence(asns: &[u32]) -> AsPath {
         let origin = asns.last().map_or(Origin::Unknown, |&o| Origin::Asn(o));
-        AsPath {
-            asns: asns.into(),
-            origin,
-        }
+        AsPath::new(asns.into(), origin)
+    }
+
+    /// The id a path table recorded with [`AsPath::set_intern_hint`] (`u32::MAX`: none). Feeds
+    /// hand the same `Arc` for a path they saw before, so the engine finds its interned id here
+    /// instead of hashing the path and probing a table of hundreds of thousands of paths; it
+    /// checks that the id still holds this very allocation, so a stale hint (another engine,
+    /// a freed id) only costs the slow path.
+    #[inline]
+    pub fn intern_hint(&self) -> u32 {
+        self.hint.0.load(Ordering::Relaxed)
+    }
+
+    /// Records the id a path table gave this path.
+    #[inline]
+    pub fn set_intern_hint(&self, id: u32) {
+        self.hint.0.store(id, Ordering::Relaxed);
     }
 
     /// The origin ASN when it is a single AS.

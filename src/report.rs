@@ -20,6 +20,25 @@ pub struct ReplayReport {
     /// Every event (anomaly transitions, first/last peer, path and origin changes) in BGP-time
     /// order, in the event store's and `/api/v1/events`' shape.
     pub history: Vec<crate::events::Event>,
+    /// Engine memory by part at the end of the replay (bytes requested from the allocator).
+    pub memory: crate::engine::EngineMemory,
+    /// Peak resident set size of the process at the end of the replay (Linux `VmHWM`), if
+    /// known.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Peak resident set size of this process (`VmHWM` of `/proc/self/status`), on Linux.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 /// Formats a UNIX time (seconds) as RFC 3339 UTC, to the second.

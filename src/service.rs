@@ -42,7 +42,14 @@ pub fn execute(command: Command) -> Result<(), Error> {
             decoder,
             files,
         } => {
-            let report = replay_with(&config, &files, metrics_out.as_deref(), decoder)?;
+            // `--format none` prints nothing: the per-prefix summaries and the event history are
+            // not built at all (a million-prefix registry's report costs seconds and gigabytes).
+            let wanted = if format == Format::None {
+                ReportContent::FilesOnly
+            } else {
+                ReportContent::Full
+            };
+            let report = replay_report(&config, &files, metrics_out.as_deref(), decoder, wanted)?;
             let text = match format {
                 Format::Table => report.to_table(),
                 Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
@@ -87,6 +94,9 @@ pub struct Pipeline {
     history: Option<Vec<AnomalyEvent>>,
     /// Every event (anomaly and route events), kept for the replay report.
     all_events: Option<Vec<Event>>,
+    /// Whether events without a history are logged (the daemon); a replay without a report
+    /// drops them.
+    log_events: bool,
     /// Where the daemon sends events (the event store), if anywhere.
     event_sink: Option<Box<dyn FnMut(Vec<Event>) + Send>>,
     files_processed: u64,
@@ -108,6 +118,7 @@ impl Pipeline {
             metrics,
             history: keep_history.then(Vec::new),
             all_events: keep_history.then(Vec::new),
+            log_events: true,
             event_sink: None,
             files_processed: 0,
         })
@@ -115,10 +126,13 @@ impl Pipeline {
 
     /// Applies one batch from `feed`.
     pub fn ingest(&mut self, feed: &str, batch: Batch) {
-        self.metrics.record_batch(feed, &batch);
-        for update in &batch.updates {
-            self.engine.apply_matched(update, batch.generation);
-        }
+        self.ingest_ref(feed, &batch);
+    }
+
+    /// [`Pipeline::ingest`] of a batch the caller keeps (to recycle it).
+    pub fn ingest_ref(&mut self, feed: &str, batch: &Batch) {
+        self.metrics.record_batch(feed, batch);
+        self.engine.apply_batch(&batch.updates, batch.generation);
         self.after_updates(feed);
     }
 
@@ -130,6 +144,9 @@ impl Pipeline {
         let routes = self.engine.drain_route_events();
         if anomalies.is_empty() && routes.is_empty() {
             return;
+        }
+        if self.history.is_none() && self.event_sink.is_none() && !self.log_events {
+            return; // nobody reads them (replay without a report)
         }
         let received = now();
         let mut events: Vec<Event> = anomalies
@@ -266,14 +283,8 @@ pub fn now() -> f64 {
 }
 
 fn load_registry(config: &Config) -> Result<Arc<Registry>, Error> {
-    // Config::load already validated the registry; a failure here cannot happen, but is reported
-    // as a configuration error rather than a panic.
-    config.registry().map(Arc::new).map_err(|e| {
-        Error::Config(crate::config::ConfigError::Read {
-            file: config.path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })
-    })
+    // Config::load built and validated the registry.
+    Ok(config.shared_registry())
 }
 
 /// `routewatch replay` with the default decoder; see [`replay_with`].
@@ -285,6 +296,18 @@ pub fn replay(
     replay_with(config_path, files, metrics_out, mrt::Decoder::default())
 }
 
+/// Batches queued between a replay's reader thread and the engine.
+const REPLAY_QUEUE: usize = 4;
+
+/// What a replay report holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportContent {
+    /// Files, per-prefix summaries, anomaly transitions and the event history.
+    Full,
+    /// Only the per-file counts (`--format none`): no summary or event is built or kept.
+    FilesOnly,
+}
+
 /// `routewatch replay`: RIB dumps first, then updates; returns the report.
 pub fn replay_with(
     config_path: &Path,
@@ -292,9 +315,29 @@ pub fn replay_with(
     metrics_out: Option<&Path>,
     decoder: mrt::Decoder,
 ) -> Result<ReplayReport, Error> {
+    replay_report(
+        config_path,
+        files,
+        metrics_out,
+        decoder,
+        ReportContent::Full,
+    )
+}
+
+/// [`replay_with`], building only the parts of the report in `content`.
+pub fn replay_report(
+    config_path: &Path,
+    files: &[PathBuf],
+    metrics_out: Option<&Path>,
+    decoder: mrt::Decoder,
+    content: ReportContent,
+) -> Result<ReplayReport, Error> {
+    let full = content == ReportContent::Full;
     let config = Config::load(config_path)?;
     let registry = load_registry(&config)?;
-    let mut pipeline = Pipeline::new(registry.clone(), config.metrics.max_prefix_series, true)?;
+    let mut pipeline = Pipeline::new(registry.clone(), config.metrics.max_prefix_series, full)?;
+    pipeline.log_events = false;
+    pipeline.engine.set_route_events(full);
     if let Some(file) = &config.rpki.vrp_file {
         let (vrps, report) = crate::rpki::VrpFile::new(file)
             .load()
@@ -311,9 +354,37 @@ pub fn replay_with(
     let ordered = mrt::order_for_replay(files)?;
     let mut reports = Vec::with_capacity(ordered.len());
     for (path, _kind) in ordered {
-        let report = mrt::read_file_with(&path, &registry, decoder, |b| {
-            pipeline.ingest(mrt::FEED, b);
-            true
+        // The file is read and matched on a thread of its own while this one applies the
+        // batches (in order, through a short bounded queue), as the daemon does: decoding and
+        // the engine use both cores. Applied batches go back to the reader, which empties and
+        // refills them: the updates' references are dropped on the thread that took them and
+        // the buffers are reused instead of freed across threads.
+        let report = std::thread::scope(|scope| -> Result<FileReport, Error> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(REPLAY_QUEUE);
+            let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Batch>(REPLAY_QUEUE + 2);
+            let (path, registry) = (&path, &*registry);
+            let reader = std::thread::Builder::new()
+                .name("mrt-read".into())
+                .spawn_scoped(scope, move || {
+                    mrt::read_file_recycling(
+                        path,
+                        registry,
+                        decoder,
+                        |b| tx.send(b).is_ok(),
+                        &back_rx,
+                    )
+                })
+                .map_err(|source| Error::Io {
+                    context: "starting the MRT reader thread".into(),
+                    source,
+                })?;
+            for batch in rx {
+                pipeline.ingest_ref(mrt::FEED, &batch);
+                let _ = back_tx.try_send(batch);
+            }
+            Ok(reader
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?)
         })?;
         pipeline.file_done(&report);
         reports.push(report);
@@ -324,11 +395,33 @@ pub fn replay_with(
             source,
         })?;
     }
+    let memory = pipeline.engine.memory();
+    let peak_rss_bytes = crate::report::peak_rss_bytes();
+    info!(
+        tracked_routes = memory.tracked_routes,
+        distinct_paths = memory.distinct_paths,
+        route_slots = memory.route_slots,
+        route_containers = memory.route_containers,
+        route_state_bytes_per_route = format_args!("{:.2}", memory.route_state_per_route()),
+        paths = memory.paths,
+        prefix_stats = memory.prefix_stats,
+        anomalies = memory.anomalies,
+        engine_total = memory.total(),
+        peak_rss = peak_rss_bytes.unwrap_or(0),
+        "engine memory (bytes)"
+    );
+    let prefixes = if full {
+        pipeline.engine.prefix_summaries()
+    } else {
+        Vec::new()
+    };
     Ok(ReplayReport {
         files: reports,
-        prefixes: pipeline.engine.prefix_summaries(),
+        prefixes,
         events: pipeline.take_history(),
         history: pipeline.take_all_events(),
+        memory,
+        peak_rss_bytes,
     })
 }
 

@@ -235,10 +235,10 @@ mod tests {
                 (AnomalyKind::UnexpectedUpstream, Some(174))
             ]
         );
-        let set = AsPath {
-            asns: vec![3356, 64500].into(),
-            origin: Origin::Set(vec![64496, 64497].into()),
-        };
+        let set = AsPath::new(
+            vec![3356, 64500].into(),
+            Origin::Set(vec![64496, 64497].into()),
+        );
         assert_eq!(
             classify("203.0.113.0/24", MatchKind::Exact, &set),
             vec![(AnomalyKind::AsSetOrigin, None)]

@@ -27,8 +27,8 @@ use serde::Serialize;
 
 pub use anomaly::{AnomalyKey, AnomalyKind};
 pub use reload::ReloadSummary;
-pub use state::FxMap;
-use state::{Announced, PathId, PathTable, PrefixState, RouteSlot};
+use state::{map_bytes, Announced, PathId, PathTable, PrefixState, RouteSlot};
+pub use state::{FxMap, PrefixCounters};
 use vecmap::VecMap;
 
 use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
@@ -63,16 +63,6 @@ pub struct PrefixStats {
     /// Routes of the prefix and its more-specifics per RPKI state (index = position in
     /// [`RovState::ALL`]); all 0 while no VRPs are loaded.
     pub rpki_routes: [u32; 4],
-}
-
-impl PrefixStats {
-    /// Records a change at BGP time `ts`. RIB entries carry their originated times, which are not
-    /// in order: the latest one wins.
-    fn touch(&mut self, ts: f64) {
-        if self.last_change.is_none_or(|t| ts > t) {
-            self.last_change = Some(ts);
-        }
-    }
 }
 
 /// One anomaly instance.
@@ -164,6 +154,9 @@ pub enum RouteEventKind {
     /// A peer's route changed origin AS.
     OriginChange,
 }
+
+/// Entries of [`Engine`]'s recent-peer cache.
+const RECENT_PEERS: usize = 64;
 
 /// Path-change events per registered prefix are at most one per this many seconds.
 pub const PATH_CHANGE_EVENT_INTERVAL: f64 = 60.0;
@@ -268,11 +261,56 @@ pub struct PrefixSummary {
     pub anomalies: Vec<AnomalySummary>,
 }
 
+/// Engine memory by part, in bytes requested from the allocator ([`Engine::memory`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EngineMemory {
+    /// Routes held.
+    pub tracked_routes: u64,
+    /// Distinct AS paths interned.
+    pub distinct_paths: u64,
+    /// Route slots (12 bytes per route) and per-announced-prefix origin lists that spilled to
+    /// the heap.
+    pub route_slots: usize,
+    /// The containers holding the slots: one inline per registered prefix, plus the
+    /// more-specific maps.
+    pub route_containers: usize,
+    /// The interned AS path table and the paths.
+    pub paths: usize,
+    /// Per-registered-prefix counters and bookkeeping (besides the route containers).
+    pub prefix_stats: usize,
+    /// Anomaly instance maps.
+    pub anomalies: usize,
+}
+
+impl EngineMemory {
+    /// Route state: the slots and the containers holding them.
+    pub fn route_state(&self) -> usize {
+        self.route_slots + self.route_containers
+    }
+
+    /// Route state per tracked route (0 without routes).
+    pub fn route_state_per_route(&self) -> f64 {
+        if self.tracked_routes == 0 {
+            0.0
+        } else {
+            self.route_state() as f64 / self.tracked_routes as f64
+        }
+    }
+
+    /// Everything counted.
+    pub fn total(&self) -> usize {
+        self.route_state() + self.paths + self.prefix_stats + self.anomalies
+    }
+}
+
 /// The route-state engine. See the module documentation.
 pub struct Engine {
     registry: Arc<Registry>,
     peers: Vec<Arc<PeerKey>>,
     peer_index: FxMap<Arc<PeerKey>, PeerIdx>,
+    /// Recently seen peer keys by address (feeds hand the same `Arc` for every route of a
+    /// peer): most routes find their peer without hashing the key.
+    recent_peers: Vec<Option<(Arc<PeerKey>, PeerIdx)>>,
     /// Routes held per peer (to report peers with routes, and to skip empty peer-down scans).
     peer_routes: Vec<u64>,
     prefixes: Vec<PrefixState>,
@@ -284,6 +322,10 @@ pub struct Engine {
     route_events: Vec<RouteEvent>,
     /// BGP time of the last path-change event per registered prefix (rate limit).
     last_path_event: Vec<f64>,
+    /// Updates left in the current run of [`Engine::apply_batch`] (room for new slots).
+    route_room: usize,
+    /// Whether route events are recorded ([`Engine::set_route_events`]).
+    record_route_events: bool,
     dirty: Vec<PrefixId>,
 }
 
@@ -298,6 +340,7 @@ impl Engine {
             registry,
             peers: Vec::new(),
             peer_index: FxMap::default(),
+            recent_peers: vec![None; RECENT_PEERS],
             peer_routes: Vec::new(),
             prefixes,
             paths: PathTable::default(),
@@ -306,8 +349,17 @@ impl Engine {
             events: Vec::new(),
             route_events: Vec::new(),
             last_path_event: vec![f64::NEG_INFINITY; prefix_count],
+            route_room: 0,
+            record_route_events: true,
             dirty: Vec::new(),
         }
+    }
+
+    /// Whether route events are recorded for [`Engine::drain_route_events`] (the default);
+    /// off when nobody reads them (a replay without a report), which saves building a
+    /// self-contained record with its strings for every registered prefix's first route.
+    pub fn set_route_events(&mut self, on: bool) {
+        self.record_route_events = on;
     }
 
     /// The registry the engine evaluates against.
@@ -316,13 +368,23 @@ impl Engine {
     }
 
     fn peer_idx(&mut self, peer: &Arc<PeerKey>) -> PeerIdx {
-        if let Some(&i) = self.peer_index.get(peer) {
-            return i;
+        let slot = (Arc::as_ptr(peer).addr() >> 4) % RECENT_PEERS;
+        if let Some((p, i)) = &self.recent_peers[slot] {
+            if Arc::ptr_eq(p, peer) {
+                return *i;
+            }
         }
-        let i = self.peers.len() as PeerIdx;
-        self.peers.push(peer.clone());
-        self.peer_routes.push(0);
-        self.peer_index.insert(peer.clone(), i);
+        let i = match self.peer_index.get(peer) {
+            Some(&i) => i,
+            None => {
+                let i = self.peers.len() as PeerIdx;
+                self.peers.push(peer.clone());
+                self.peer_routes.push(0);
+                self.peer_index.insert(peer.clone(), i);
+                i
+            }
+        };
+        self.recent_peers[slot] = Some((peer.clone(), i));
         i
     }
 
@@ -352,6 +414,70 @@ impl Engine {
                 ..update.clone()
             });
         }
+    }
+
+    /// Applies matched route updates in order (the same as [`Engine::apply`] on each).
+    ///
+    /// Before each group of updates, the path-table entries and AS paths they will use are read
+    /// once without using the values: those reads are independent, so the processor overlaps
+    /// their cache misses (with hundreds of thousands of paths, each is a miss), and `apply`
+    /// then finds them cached instead of waiting for one miss after another.
+    ///
+    /// Consecutive updates for one announced prefix (a RIB lists every peer's route for a
+    /// prefix together) are applied as a run: a new route's slot vector grows by the run's
+    /// length at once and is trimmed to size after it.
+    ///
+    /// `generation` is that of the registry the feed matched them against: a batch of another
+    /// registry (read before a reload took effect) goes through [`Engine::apply_matched`].
+    pub fn apply_batch(&mut self, updates: &[RouteUpdate], generation: u64) {
+        if generation != self.registry.generation() {
+            for u in updates {
+                self.apply_matched(u, generation);
+            }
+            return;
+        }
+        const GROUP: usize = 256;
+        let mut read_to = 0;
+        let mut i = 0;
+        while i < updates.len() {
+            let (r, q) = (updates[i].matched.prefix, updates[i].prefix);
+            let run = updates[i..]
+                .iter()
+                .take_while(|u| u.matched.prefix == r && u.prefix == q)
+                .count();
+            if i + run > read_to {
+                let end = (i + run).max(read_to + GROUP).min(updates.len());
+                self.read_ahead(&updates[read_to..end]);
+                read_to = end;
+            }
+            self.route_room = run;
+            for u in &updates[i..i + run] {
+                self.apply(u);
+                self.route_room = self.route_room.saturating_sub(1);
+            }
+            self.route_room = 0;
+            let exact = updates[i].matched.kind == MatchKind::Exact;
+            let st = &mut self.prefixes[r as usize];
+            if exact {
+                st.exact.trim();
+            } else if let Some(a) = st.more_specifics.as_mut().and_then(|m| m.get_mut(&q)) {
+                a.trim();
+            }
+            i += run;
+        }
+    }
+
+    /// Reads the path-table entries and AS paths `updates` will use, without using the values.
+    fn read_ahead(&self, updates: &[RouteUpdate]) {
+        let mut touched = 0u64;
+        for u in updates {
+            if let RouteChange::Announce(path) = &u.change {
+                touched = touched
+                    .wrapping_add(self.paths.touch(path.intern_hint()))
+                    .wrapping_add(u64::from(path.asns.last().copied().unwrap_or(0)));
+            }
+        }
+        std::hint::black_box(touched);
     }
 
     /// Applies one route update matched against this engine's registry.
@@ -429,6 +555,7 @@ impl Engine {
                     None => {
                         let before = self.prefixes[r as usize].stats.visibility;
                         let id = self.paths.intern(path);
+                        let room = self.route_room;
                         let a = self.prefixes[r as usize].announced_mut(q, exact);
                         a.insert(
                             RouteSlot {
@@ -437,6 +564,7 @@ impl Engine {
                                 path: id,
                             },
                             path.origin_asn(),
+                            room,
                         );
                         self.refresh_exact_stats(r, exact);
                         self.tracked_routes += 1;
@@ -627,11 +755,9 @@ impl Engine {
         };
         let state = vrps.validate_path(&q, path);
         let i = RovState::ALL.iter().position(|s| *s == state).unwrap_or(0);
-        let counts = &mut self.prefixes[r as usize].stats.rpki_routes;
-        match removal {
-            None => counts[i] += 1,
-            Some(_) => counts[i] = counts[i].saturating_sub(1),
-        }
+        self.prefixes[r as usize]
+            .stats
+            .rpki_route(i, removal.is_none());
         if state.is_invalid() {
             let key = AnomalyKey {
                 kind: AnomalyKind::RpkiInvalid,
@@ -823,6 +949,9 @@ impl Engine {
         previous: Option<&AsPath>,
         ts: f64,
     ) {
+        if !self.record_route_events {
+            return;
+        }
         self.route_events.push(RouteEvent {
             time: ts,
             kind,
@@ -967,9 +1096,9 @@ impl Engine {
             ts,
             None,
         );
-        let stats = &mut self.prefixes[key.registered as usize].stats;
-        stats.anomalies_active[key.kind.index()] += 1;
-        stats.anomalies_opened[key.kind.index()] += 1;
+        self.prefixes[key.registered as usize]
+            .stats
+            .anomaly_opened(key.kind.index());
         self.mark_dirty(key.registered);
         self.events.push(ev);
     }
@@ -991,8 +1120,9 @@ impl Engine {
             ts,
             Some(reason),
         );
-        let stats = &mut self.prefixes[key.registered as usize].stats;
-        stats.anomalies_active[key.kind.index()] -= 1;
+        self.prefixes[key.registered as usize]
+            .stats
+            .anomaly_resolved(key.kind.index());
         self.mark_dirty(key.registered);
         self.events.push(ev);
     }
@@ -1012,8 +1142,42 @@ impl Engine {
     }
 
     /// Statistics of one registered prefix.
-    pub fn stats(&self, r: PrefixId) -> &PrefixStats {
+    pub fn stats(&self, r: PrefixId) -> PrefixStats {
+        self.prefixes[r as usize].stats.to_stats()
+    }
+
+    /// The compact counters of one registered prefix (what [`Engine::stats`] expands).
+    pub fn counters(&self, r: PrefixId) -> &PrefixCounters {
         &self.prefixes[r as usize].stats
+    }
+
+    /// Bytes of engine state by part, as requested from the allocator (size-class rounding
+    /// and allocator metadata not included). O(prefixes + paths): for reports, not per batch.
+    pub fn memory(&self) -> EngineMemory {
+        use std::mem::size_of;
+        let mut m = EngineMemory {
+            tracked_routes: self.tracked_routes,
+            distinct_paths: self.paths.distinct() as u64,
+            ..EngineMemory::default()
+        };
+        for st in &self.prefixes {
+            m.route_slots += st.exact.heap_bytes();
+            m.route_containers += size_of::<Announced>();
+            if let Some(ms) = &st.more_specifics {
+                m.route_containers += size_of::<FxMap<IpNet, Announced>>()
+                    + map_bytes::<IpNet, Announced>(ms.capacity());
+                m.route_slots += ms.values().map(Announced::heap_bytes).sum::<usize>();
+            }
+            if let Some(an) = &st.anomalies {
+                m.anomalies += size_of::<FxMap<AnomalyKey, AnomalyState>>()
+                    + map_bytes::<AnomalyKey, AnomalyState>(an.capacity());
+            }
+            m.prefix_stats += size_of::<PrefixState>() - size_of::<Announced>();
+            m.prefix_stats += st.stats.heap_bytes();
+        }
+        m.prefix_stats += self.last_path_event.capacity() * size_of::<f64>();
+        m.paths = self.paths.heap_bytes();
+        m
     }
 
     /// Number of (peer, announced prefix, path id) routes held.
@@ -1124,7 +1288,7 @@ impl Engine {
             announcements: st.stats.announcements,
             withdrawals: st.stats.withdrawals,
             path_changes: st.stats.path_changes,
-            last_change: st.stats.last_change,
+            last_change: st.stats.last_change(),
             anomalies,
         }
     }

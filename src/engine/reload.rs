@@ -106,20 +106,12 @@ impl Engine {
                 Some(&or) => {
                     summary.prefixes_kept += 1;
                     kept[or as usize] = true;
-                    let old = &self.prefixes[or as usize].stats;
-                    new.announcements = old.announcements;
-                    new.withdrawals = old.withdrawals;
-                    new.path_changes = old.path_changes;
-                    new.last_change = old.last_change;
-                    new.anomalies_opened = old.anomalies_opened;
+                    new.carry_history(&self.prefixes[or as usize].stats);
                     next.last_path_event[nr] = self.last_path_event[or as usize];
                 }
                 None => {
                     summary.prefixes_added += 1;
-                    new.announcements = 0;
-                    new.withdrawals = 0;
-                    new.path_changes = 0;
-                    new.anomalies_opened = [0; super::KINDS];
+                    new.clear_history();
                     next.last_path_event[nr] = ts - PATH_CHANGE_EVENT_INTERVAL;
                 }
             }
@@ -174,11 +166,11 @@ impl Engine {
                 .filter(|(_, a)| a.open)
                 .map(|(k, _)| k.kind.index())
                 .collect();
-            let active = &mut next.prefixes[nr].stats.anomalies_active;
-            *active = [0; super::KINDS];
+            let mut active = [0; super::KINDS];
             for i in counts {
                 active[i] += 1;
             }
+            next.prefixes[nr].stats.set_active(active);
         }
 
         // 4. Transitions: resolutions first (against the old registry's names), then openings.
@@ -221,7 +213,9 @@ impl Engine {
                 None => continue,
             };
             let ev = next.event(k, Transition::Opened, peers, peer, path.as_ref(), ts, None);
-            next.prefixes[k.registered as usize].stats.anomalies_opened[k.kind.index()] += 1;
+            next.prefixes[k.registered as usize]
+                .stats
+                .count_opened(k.kind.index());
             events.push(ev);
             summary.anomalies_opened += 1;
         }

@@ -2,9 +2,11 @@
 //!
 //! Sized for full tables (a million registered prefixes seen by tens of peers): a route is a
 //! 12-byte [`RouteSlot`] (peer, ADD-PATH id, interned path), the routes of an announced prefix
-//! sit in one exactly-sized vector, the registered prefix's own routes are inline in its state
-//! (no map lookup on the common path), and AS paths are interned once in a [`PathTable`] with
-//! reference counts, so a path shared by many prefixes is stored once.
+//! sit in one exactly-sized boxed slice, the registered prefix's own routes are inline in its
+//! state (no map lookup on the common path), and AS paths are interned once in a [`PathTable`]
+//! with reference counts, so a path shared by many prefixes is stored once. A prefix's counters
+//! keep the ones every prefix uses inline and the per-anomaly-kind and RPKI arrays (zero for
+//! almost every prefix) in a box allocated on first use ([`PrefixCounters`]).
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -14,12 +16,22 @@ use ipnet::IpNet;
 use rustc_hash::FxHasher;
 use smallvec::SmallVec;
 
-use super::{AnomalyKey, AnomalyState, PeerIdx, PrefixStats};
+use super::{AnomalyKey, AnomalyState, PeerIdx, PrefixStats, KINDS};
 use crate::model::AsPath;
 
 /// A fast, non-cryptographic hash map for keys that are not attacker-chosen in a way that
 /// matters here (dense ids, prefixes and paths from already-matched routes).
 pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Approximate heap bytes of a hash map with `capacity` (hashbrown: buckets are a power of two
+/// at most 7/8 full, one control byte per bucket next to each entry).
+pub fn map_bytes<K, V>(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = (capacity * 8 / 7).next_power_of_two();
+    buckets * (std::mem::size_of::<(K, V)>() + 1)
+}
 
 /// Index of an interned AS path.
 pub type PathId = u32;
@@ -38,7 +50,8 @@ pub struct RouteSlot {
 /// The routes of one announced prefix (a registered prefix itself, or a more-specific).
 #[derive(Debug, Default)]
 pub struct Announced {
-    /// Current routes, grown one slot at a time (no spare capacity).
+    /// Current routes, exactly sized between updates (a run of new routes for the prefix in one
+    /// batch is given its room at once, see [`Announced::insert`]).
     pub routes: Vec<RouteSlot>,
     /// Distinct peers among `routes` (routes differ from peers only with ADD-PATH).
     pub peers: u32,
@@ -55,12 +68,18 @@ impl Announced {
             .position(|s| s.peer == peer && s.path_id == path_id)
     }
 
-    /// Adds a route (the caller checked it is new); keeps `peers` and `origins` in step.
-    pub fn insert(&mut self, slot: RouteSlot, origin: Option<u32>) {
+    /// Adds a route (the caller checked it is new); keeps `peers` and `origins` in step. When
+    /// full, the vector grows by `room` slots (at least one): the updates still to come for
+    /// this prefix in the batch, so a RIB's routes for one prefix take one allocation instead
+    /// of one reallocation per peer. The caller trims the spare room afterwards
+    /// ([`Announced::trim`]).
+    pub fn insert(&mut self, slot: RouteSlot, origin: Option<u32>, room: usize) {
         if !self.routes.iter().any(|s| s.peer == slot.peer) {
             self.peers += 1;
         }
-        self.routes.reserve_exact(1);
+        if self.routes.len() == self.routes.capacity() {
+            self.routes.reserve_exact(room.max(1));
+        }
         self.routes.push(slot);
         if let Some(o) = origin {
             self.add_origin(o);
@@ -70,11 +89,9 @@ impl Announced {
     /// Removes the route at `i`.
     pub fn remove(&mut self, i: usize, origin: Option<u32>) -> RouteSlot {
         let slot = self.routes.swap_remove(i);
+        self.trim();
         if !self.routes.iter().any(|s| s.peer == slot.peer) {
             self.peers -= 1;
-        }
-        if self.routes.len() * 2 < self.routes.capacity() {
-            self.routes.shrink_to_fit();
         }
         if let Some(o) = origin {
             self.remove_origin(o);
@@ -111,13 +128,169 @@ impl Announced {
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
     }
+
+    /// Gives back spare room (no spare slot is kept between batches).
+    pub fn trim(&mut self) {
+        if self.routes.capacity() > self.routes.len() {
+            self.routes.shrink_to_fit();
+        }
+    }
+
+    /// Heap bytes of the routes (the slots; the struct itself is counted by its owner).
+    pub fn heap_bytes(&self) -> usize {
+        self.routes.capacity() * std::mem::size_of::<RouteSlot>()
+            + if self.origins.spilled() {
+                self.origins.capacity() * std::mem::size_of::<(u32, u32)>()
+            } else {
+                0
+            }
+    }
+}
+
+/// The counters of one registered prefix, compact: what every prefix needs inline, the per-kind
+/// anomaly and per-state RPKI arrays (about 130 bytes, zero for almost every prefix) boxed on
+/// first use. [`PrefixCounters::to_stats`] gives the full [`PrefixStats`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrefixCounters {
+    /// Peers with a route for exactly the registered prefix.
+    pub visibility: u32,
+    /// Distinct single-AS origins over the routes for exactly the registered prefix.
+    pub origins: u32,
+    /// Announcements received for the prefix or its more-specifics.
+    pub announcements: u64,
+    /// Withdrawals received for the prefix or its more-specifics.
+    pub withdrawals: u64,
+    /// Path changes.
+    pub path_changes: u64,
+    /// BGP time of the last change (NaN: none yet; an `Option<f64>` would take 16 bytes).
+    last_change: f64,
+    rare: Option<Box<RareCounters>>,
+}
+
+/// The counters that stay zero unless anomalies open or VRPs are loaded.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct RareCounters {
+    anomalies_active: [u32; KINDS],
+    anomalies_opened: [u64; KINDS],
+    rpki_routes: [u32; 4],
+}
+
+impl PrefixCounters {
+    /// Counters with no change yet.
+    pub fn new() -> Self {
+        PrefixCounters {
+            last_change: f64::NAN,
+            ..Default::default()
+        }
+    }
+
+    /// BGP time of the last change.
+    pub fn last_change(&self) -> Option<f64> {
+        (!self.last_change.is_nan()).then_some(self.last_change)
+    }
+
+    /// Records a change at BGP time `ts`. RIB entries carry their originated times, which are
+    /// not in order: the latest one wins.
+    pub fn touch(&mut self, ts: f64) {
+        if self.last_change.is_nan() || ts > self.last_change {
+            self.last_change = ts;
+        }
+    }
+
+    fn rare_mut(&mut self) -> &mut RareCounters {
+        self.rare.get_or_insert_with(Default::default)
+    }
+
+    /// Counts an anomaly instance of kind index `k` opening.
+    pub fn anomaly_opened(&mut self, k: usize) {
+        let rare = self.rare_mut();
+        rare.anomalies_active[k] += 1;
+        rare.anomalies_opened[k] += 1;
+    }
+
+    /// Counts an anomaly instance of kind index `k` resolving.
+    pub fn anomaly_resolved(&mut self, k: usize) {
+        let rare = self.rare_mut();
+        rare.anomalies_active[k] = rare.anomalies_active[k].saturating_sub(1);
+    }
+
+    /// Takes over the history of `old` (a configuration reload keeping the prefix): the
+    /// announcement, withdrawal, path-change and opened-anomaly counters and the last change.
+    pub fn carry_history(&mut self, old: &PrefixCounters) {
+        self.announcements = old.announcements;
+        self.withdrawals = old.withdrawals;
+        self.path_changes = old.path_changes;
+        self.last_change = old.last_change;
+        let opened = old.rare.as_ref().map(|r| r.anomalies_opened);
+        match opened {
+            Some(o) => self.rare_mut().anomalies_opened = o,
+            None => {
+                if let Some(r) = &mut self.rare {
+                    r.anomalies_opened = [0; KINDS];
+                }
+            }
+        }
+    }
+
+    /// Forgets the history (a newly registered prefix whose held routes were re-inserted: they
+    /// are not announcements it received).
+    pub fn clear_history(&mut self) {
+        self.carry_history(&PrefixCounters {
+            last_change: self.last_change,
+            ..PrefixCounters::new()
+        });
+    }
+
+    /// Sets the active anomaly instances per kind index.
+    pub fn set_active(&mut self, active: [u32; KINDS]) {
+        if active != [0; KINDS] || self.rare.is_some() {
+            self.rare_mut().anomalies_active = active;
+        }
+    }
+
+    /// Counts an anomaly instance of kind index `k` as opened (not as active).
+    pub fn count_opened(&mut self, k: usize) {
+        self.rare_mut().anomalies_opened[k] += 1;
+    }
+
+    /// Counts one route more (`add`) or fewer in RPKI state index `i`.
+    pub fn rpki_route(&mut self, i: usize, add: bool) {
+        if add {
+            self.rare_mut().rpki_routes[i] += 1;
+        } else if let Some(rare) = &mut self.rare {
+            rare.rpki_routes[i] = rare.rpki_routes[i].saturating_sub(1);
+        }
+    }
+
+    /// The full statistics.
+    pub fn to_stats(&self) -> PrefixStats {
+        let rare = self.rare.as_deref();
+        PrefixStats {
+            visibility: self.visibility,
+            origins: self.origins,
+            announcements: self.announcements,
+            withdrawals: self.withdrawals,
+            path_changes: self.path_changes,
+            last_change: self.last_change(),
+            anomalies_active: rare.map_or([0; KINDS], |r| r.anomalies_active),
+            anomalies_opened: rare.map_or([0; KINDS], |r| r.anomalies_opened),
+            rpki_routes: rare.map_or([0; 4], |r| r.rpki_routes),
+        }
+    }
+
+    /// Heap bytes (the boxed rare counters).
+    pub fn heap_bytes(&self) -> usize {
+        self.rare
+            .as_ref()
+            .map_or(0, |_| std::mem::size_of::<RareCounters>())
+    }
 }
 
 /// Everything the engine holds for one registered prefix.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PrefixState {
     /// Statistics (what the metrics mirror).
-    pub stats: PrefixStats,
+    pub stats: PrefixCounters,
     /// Routes for exactly the registered prefix.
     pub exact: Announced,
     /// Routes for more-specifics, allocated on first use.
@@ -126,6 +299,18 @@ pub struct PrefixState {
     pub anomalies: Option<Box<FxMap<AnomalyKey, AnomalyState>>>,
     /// Whether the prefix is in the engine's dirty list.
     pub dirty: bool,
+}
+
+impl Default for PrefixState {
+    fn default() -> Self {
+        PrefixState {
+            stats: PrefixCounters::new(),
+            exact: Announced::default(),
+            more_specifics: None,
+            anomalies: None,
+            dirty: false,
+        }
+    }
 }
 
 impl PrefixState {
@@ -200,29 +385,45 @@ impl PrefixState {
 /// Interned AS paths with reference counts (one per route holding the path).
 #[derive(Debug, Default)]
 pub struct PathTable {
-    paths: Vec<Arc<AsPath>>,
-    refs: Vec<u32>,
+    /// Path and reference count per id (together: one cache line per lookup).
+    entries: Vec<(Arc<AsPath>, u32)>,
     index: FxMap<Arc<AsPath>, PathId>,
     free: Vec<PathId>,
 }
 
 impl PathTable {
     /// The id of `path`, interning it; counts one more reference.
+    ///
+    /// Feeds hand the same `Arc` for a path they have seen before, so the id recorded in the
+    /// path ([`AsPath::intern_hint`]) usually finds it without hashing the path or probing
+    /// `index` (hundreds of thousands of paths: cache misses on every route). The hint is
+    /// trusted only if that id holds this very allocation with live references.
     pub fn intern(&mut self, path: &Arc<AsPath>) -> PathId {
+        let hint = path.intern_hint();
+        if let Some((p, refs)) = self.entries.get_mut(hint as usize) {
+            if *refs > 0 && Arc::ptr_eq(p, path) {
+                *refs += 1;
+                return hint;
+            }
+        }
+        let id = self.intern_slow(path);
+        path.set_intern_hint(id);
+        id
+    }
+
+    fn intern_slow(&mut self, path: &Arc<AsPath>) -> PathId {
         if let Some(&id) = self.index.get(path) {
-            self.refs[id as usize] += 1;
+            self.entries[id as usize].1 += 1;
             return id;
         }
         let id = match self.free.pop() {
             Some(id) => {
-                self.paths[id as usize] = path.clone();
-                self.refs[id as usize] = 1;
+                self.entries[id as usize] = (path.clone(), 1);
                 id
             }
             None => {
-                self.paths.push(path.clone());
-                self.refs.push(1);
-                (self.paths.len() - 1) as PathId
+                self.entries.push((path.clone(), 1));
+                (self.entries.len() - 1) as PathId
             }
         };
         self.index.insert(path.clone(), id);
@@ -231,25 +432,64 @@ impl PathTable {
 
     /// Drops one reference; the path is forgotten with its last reference.
     pub fn release(&mut self, id: PathId) {
-        let r = &mut self.refs[id as usize];
+        let (path, r) = &mut self.entries[id as usize];
         *r -= 1;
         if *r == 0 {
-            let path = self.paths[id as usize].clone();
+            let path = path.clone();
             self.index.remove(&path);
             self.free.push(id);
         }
     }
 
+    /// Reads the entry of `id` (if any) and returns a number derived from it, for
+    /// [`super::Engine::apply_batch`]'s read-ahead.
+    #[inline]
+    pub fn touch(&self, id: PathId) -> u64 {
+        self.entries.get(id as usize).map_or(0, |(p, refs)| {
+            u64::from(*refs) ^ Arc::as_ptr(p).addr() as u64
+        })
+    }
+
     /// The path of `id`.
     #[inline]
     pub fn get(&self, id: PathId) -> &Arc<AsPath> {
-        &self.paths[id as usize]
+        &self.entries[id as usize].0
+    }
+
+    /// Distinct paths held.
+    pub fn distinct(&self) -> usize {
+        self.index.len()
     }
 
     /// Distinct paths held.
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.index.len()
+    }
+
+    /// Bytes of the table and of the paths it holds (the `Arc` allocations, their ASN arrays),
+    /// as requested from the allocator.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let table = self.entries.capacity() * size_of::<(Arc<AsPath>, u32)>()
+            + self.free.capacity() * size_of::<PathId>()
+            + map_bytes::<Arc<AsPath>, PathId>(self.index.capacity());
+        let paths: usize = self
+            .entries
+            .iter()
+            .filter(|(_, r)| *r > 0)
+            .map(|(p, _)| {
+                // ArcInner: two counters and the value.
+                2 * size_of::<usize>()
+                    + size_of::<AsPath>()
+                    + std::mem::size_of_val::<[u32]>(&p.asns)
+                    + match &p.origin {
+                        crate::model::Origin::Set(s) => std::mem::size_of_val::<[u32]>(s),
+                        _ => 0,
+                    }
+            })
+            .sum();
+        table + paths
     }
 }
 
@@ -287,6 +527,7 @@ mod tests {
                 path: 0,
             },
             Some(10),
+            0,
         );
         a.insert(
             RouteSlot {
@@ -295,6 +536,7 @@ mod tests {
                 path: 1,
             },
             Some(11),
+            0,
         );
         a.insert(
             RouteSlot {
@@ -303,6 +545,7 @@ mod tests {
                 path: 0,
             },
             Some(10),
+            0,
         );
         assert_eq!((a.peers, a.origin_list()), (2, vec![10, 11]));
         assert_eq!(a.routes.capacity(), 3, "no spare capacity");

@@ -279,10 +279,10 @@ fn min_peers_holds_an_anomaly_until_enough_peers_carry_it() {
 #[test]
 fn as_set_origin() {
     let mut h = Harness::new(1);
-    let path = AsPath {
-        asns: vec![3356, 64500].into(),
-        origin: Origin::Set(vec![64496, 64511].into()),
-    };
+    let path = AsPath::new(
+        vec![3356, 64500].into(),
+        Origin::Set(vec![64496, 64511].into()),
+    );
     h.update(1, "203.0.113.0/24", RouteChange::Announce(Arc::new(path)));
     assert_eq!(
         h.events(),
@@ -610,7 +610,7 @@ fn reload_with_the_same_registry_changes_nothing() {
     assert_eq!(h.events().len(), 1);
     h.engine.drain_route_events();
     let (before_prefixes, before_anomalies) = (h.engine.prefix_summaries(), h.engine.anomalies());
-    let stats_before: Vec<PrefixStats> = (0..2).map(|r| h.engine.stats(r).clone()).collect();
+    let stats_before: Vec<PrefixStats> = (0..2).map(|r| h.engine.stats(r)).collect();
 
     let summary = h.engine.reload(registry(1), 5000.0);
     assert_eq!(
@@ -626,7 +626,7 @@ fn reload_with_the_same_registry_changes_nothing() {
     assert_eq!(h.engine.prefix_summaries(), before_prefixes);
     assert_eq!(h.engine.anomalies(), before_anomalies);
     for r in 0..2 {
-        assert_eq!(h.engine.stats(r), &stats_before[r as usize]);
+        assert_eq!(h.engine.stats(r), stats_before[r as usize]);
     }
     assert_eq!(h.engine.tracked_routes(), 3);
     assert_eq!(h.engine.take_dirty().len(), 2);

@@ -22,7 +22,7 @@ use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::engine::{Engine, PrefixStats};
+use crate::engine::{Engine, PrefixCounters};
 use crate::ingest::mrt::Batch;
 use crate::registry::{PrefixId, Registry as PrefixRegistry};
 use prefix_table::PrefixTable;
@@ -46,7 +46,9 @@ pub const FEEDS: [&str; 1] = [crate::ingest::mrt::FEED];
 pub struct Metrics {
     registry: Registry,
     prefixes: Arc<RwLock<PrefixTable>>,
-    synced: Vec<PrefixStats>,
+    /// The engine's counters as last mirrored (compact: the per-kind arrays are boxed only for
+    /// prefixes that have anomalies or RPKI counts).
+    synced: Vec<PrefixCounters>,
     routes_processed: IntCounterVec,
     routes_matched: IntCounterVec,
     parse_errors: IntCounterVec,
@@ -279,7 +281,7 @@ impl Metrics {
                 "Time of the last successful load of the VRP file (0 = never).",
             ))?,
         );
-        let synced = vec![PrefixStats::default(); prefixes.prefixes().len()];
+        let synced = vec![PrefixCounters::new(); prefixes.prefixes().len()];
         Ok(Metrics {
             registry: r,
             prefixes: Arc::new(RwLock::new(table)),
@@ -323,7 +325,7 @@ impl Metrics {
         let (v4, v6) = prefixes.count_by_family();
         self.registered.with_label_values(&["ipv4"]).set(v4 as i64);
         self.registered.with_label_values(&["ipv6"]).set(v6 as i64);
-        self.synced = vec![PrefixStats::default(); prefixes.prefixes().len()];
+        self.synced = vec![PrefixCounters::new(); prefixes.prefixes().len()];
         *self
             .prefixes
             .write()
@@ -339,9 +341,12 @@ impl Metrics {
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             for &r in dirty {
-                let new = engine.stats(r);
-                table.apply(r, &self.synced[r as usize], new);
-                self.synced[r as usize] = new.clone();
+                let new = engine.counters(r);
+                let old = &mut self.synced[r as usize];
+                if new != old {
+                    table.apply(r, &old.to_stats(), &new.to_stats());
+                    old.clone_from(new);
+                }
             }
         }
         self.tracked_routes.set(engine.tracked_routes() as i64);

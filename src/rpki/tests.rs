@@ -140,10 +140,7 @@ fn no_single_origin_is_invalid_when_covered() {
     check(&s, "2001:db8:1::/48", None, RovState::InvalidOrigin);
     check(&s, "192.0.3.0/24", None, RovState::NotFound);
     // Through the AS path: AS_SET origin and empty path have no single origin.
-    let set_path = AsPath {
-        asns: vec![64510].into(),
-        origin: Origin::Set(vec![64496, 64497].into()),
-    };
+    let set_path = AsPath::new(vec![64510].into(), Origin::Set(vec![64496, 64497].into()));
     assert_eq!(
         s.validate_path(&net("192.0.2.0/24"), &set_path),
         RovState::InvalidOrigin

@@ -21,12 +21,14 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 use bgpkit_parser::models::{AsPathSegment, ElemType};
 use bgpkit_parser::{BgpkitParser, ParserError};
 use ipnet::IpNet;
 use serde::Serialize;
+use smallvec::SmallVec;
 use tracing::warn;
 
 use crate::engine::FxMap;
@@ -95,6 +97,16 @@ pub struct Batch {
     pub last_timestamp: Option<f64>,
     /// [`Registry::generation`] of the registry `updates` were matched against (0: none yet).
     pub generation: u64,
+}
+
+impl Batch {
+    /// An empty batch with room for [`BATCH_SIZE`] updates (grown once, not doubled up to it).
+    fn sized() -> Batch {
+        Batch {
+            updates: Vec::with_capacity(BATCH_SIZE),
+            ..Batch::default()
+        }
+    }
 }
 
 /// Outcome of reading one file.
@@ -231,10 +243,7 @@ where
         Some(set) if !set.is_empty() => Origin::Set(set.into()),
         _ => asns.last().map_or(Origin::Unknown, |&o| Origin::Asn(o)),
     };
-    AsPath {
-        asns: asns.into(),
-        origin,
-    }
+    AsPath::new(asns.into(), origin)
 }
 
 /// Converts bgpkit-parser's AS path into the engine's form.
@@ -281,16 +290,79 @@ struct Sink<'a, F> {
     /// bgpkit-parser: routes of one BGP message share one AS path; convert it once.
     last_bgpkit_path: Option<(Arc<bgpkit_parser::models::AsPath>, Arc<AsPath>)>,
     /// Prefilter: TABLE_DUMP_V2 paths by their raw bytes (a peer's path repeats across prefixes).
-    wire_paths: FxMap<Box<[u8]>, Arc<AsPath>>,
+    wire_paths: FxMap<RawPath, Arc<AsPath>>,
+    /// Prefilter: the last raw path of each PEER_INDEX_TABLE position and its path. Adjacent
+    /// prefixes often share an origin, so a peer's path is often the one of its previous entry:
+    /// compared in place, without hashing or probing `wire_paths` (a large, cache-cold table).
+    last_wire_path: Vec<(Vec<u8>, Arc<AsPath>)>,
     /// bgpkit-parser 0.23 drops the path identifiers of RFC 8050 RIB entries, so two paths of one
     /// peer would replace each other. In a RIB dump all entries of a prefix are consecutive and a
     /// peer appears once per prefix unless it uses ADD-PATH: number its repeats 0, 1, 2, ...
     rib_run: Option<IpNet>,
     rib_run_peers: Vec<((IpAddr, u32), u32)>,
+    /// Batches handed back by the consumer, emptied and refilled ([`read_file_recycling`]).
+    recycled: Option<&'a Receiver<Batch>>,
 }
 
-/// Bound on [`Sink::wire_paths`]; cleared when reached.
-const WIRE_PATH_CACHE: usize = 200_000;
+/// The raw bytes of an AS_PATH attribute as a map key: short ones (up to nine 4-byte ASNs in
+/// one segment) inline, so a lookup compares bytes in the table itself instead of following a
+/// pointer per probe.
+#[derive(Debug)]
+enum RawPath {
+    Inline(u8, [u8; RAW_INLINE]),
+    Heap(Box<[u8]>),
+}
+
+const RAW_INLINE: usize = 38;
+
+impl RawPath {
+    fn new(raw: &[u8]) -> RawPath {
+        if raw.len() <= RAW_INLINE {
+            let mut b = [0u8; RAW_INLINE];
+            b[..raw.len()].copy_from_slice(raw);
+            RawPath::Inline(raw.len() as u8, b)
+        } else {
+            RawPath::Heap(raw.into())
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            RawPath::Inline(n, b) => &b[..usize::from(*n)],
+            RawPath::Heap(b) => b,
+        }
+    }
+}
+
+// Hash and equality are those of the bytes, as `Borrow<[u8]>` requires.
+impl std::hash::Hash for RawPath {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes().hash(state);
+    }
+}
+
+impl PartialEq for RawPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for RawPath {}
+
+impl std::borrow::Borrow<[u8]> for RawPath {
+    fn borrow(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
+/// A RIB entry's peer position, originated time and raw AS_PATH (if any).
+type RibEntryPath<'a> = (u16, u32, Option<&'a [u8]>);
+
+/// Bound on [`Sink::wire_paths`]; cleared when reached. A full RIB has a few hundred thousand
+/// distinct raw paths per file; a cache smaller than that is cleared over and over, and every
+/// path is converted and interned again. 7/8 of 2^20: the table never grows past 2^20 buckets
+/// of 49 bytes (about 51 MB; the paths themselves are shared with the engine).
+const WIRE_PATH_CACHE: usize = 7 << 17;
 
 impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
     fn error(&mut self, label: &'static str, detail: &dyn std::fmt::Display) {
@@ -340,15 +412,30 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
         }
     }
 
+    /// An empty batch: a recycled one if the consumer handed one back.
+    fn next_batch(&self) -> Batch {
+        match self.recycled.and_then(|r| r.try_recv().ok()) {
+            Some(mut b) => {
+                b.updates.clear();
+                Batch {
+                    updates: b.updates,
+                    ..Batch::default()
+                }
+            }
+            None => Batch::sized(),
+        }
+    }
+
     /// Queues one matched route.
     fn push(&mut self, update: RouteUpdate) {
         self.report.matched += 1;
         self.batch.generation = self.registry.generation();
         self.batch.updates.push(update);
-        if self.batch.updates.len() >= BATCH_SIZE
-            && !(self.on_batch)(std::mem::take(&mut self.batch))
-        {
-            self.stopped = true;
+        if self.batch.updates.len() >= BATCH_SIZE {
+            let next = self.next_batch();
+            if !(self.on_batch)(std::mem::replace(&mut self.batch, next)) {
+                self.stopped = true;
+            }
         }
     }
 
@@ -427,31 +514,37 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
         matched: Match,
         peers: &[(wire::IndexedPeer, Arc<PeerKey>)],
     ) -> Result<(), wire::WireError> {
-        // Validate every entry first, so a bad one leaves nothing half-queued.
+        // Validate every entry first, so a bad one leaves nothing half-queued. The same pass
+        // looks each raw path up without using the result: the lookups of one record are
+        // independent, so the processor overlaps their cache misses here, and the lookups
+        // that count (below, interleaved with building the updates) find the lines cached.
+        let mut touched = 0usize;
+        // (peer position, originated time, raw AS_PATH) of each entry, kept from this pass.
+        let mut found: SmallVec<[RibEntryPath<'_>; 32]> = SmallVec::new();
         for entry in rib.entries() {
             let entry = entry?;
             if usize::from(entry.peer_index) >= peers.len() {
                 return Err(wire::WireError::Invalid("peer index"));
             }
-            wire::td2_as_path(entry.attributes)?;
-        }
-        for entry in rib.entries().map_while(Result::ok) {
-            let (p, peer) = &peers[usize::from(entry.peer_index)];
-            let ts = f64::from(entry.originated);
-            self.processed(1, ts);
-            let path = match wire::td2_as_path(entry.attributes).ok().flatten() {
-                None => self.empty_path.clone(),
-                Some(raw) => match self.wire_paths.get(raw) {
-                    Some(path) => path.clone(),
-                    None => {
-                        if self.wire_paths.len() >= WIRE_PATH_CACHE {
-                            self.wire_paths.clear();
-                        }
-                        let path = Arc::new(path_from_wire(raw));
-                        self.wire_paths.insert(raw.into(), path.clone());
-                        path
+            let raw = wire::td2_as_path(entry.attributes)?;
+            if let Some(raw) = raw {
+                let last = self.last_wire_path.get(usize::from(entry.peer_index));
+                if last.is_none_or(|(bytes, _)| bytes.as_slice() != raw) {
+                    if let Some(path) = self.wire_paths.get(raw) {
+                        touched = touched.wrapping_add(path.intern_hint() as usize);
                     }
-                },
+                }
+            }
+            found.push((entry.peer_index, entry.originated, raw));
+        }
+        std::hint::black_box(touched);
+        for (peer_index, originated, raw) in found {
+            let (p, peer) = &peers[usize::from(peer_index)];
+            let ts = f64::from(originated);
+            self.processed(1, ts);
+            let path = match raw {
+                None => self.empty_path.clone(),
+                Some(raw) => self.wire_path(usize::from(peer_index), raw),
             };
             // Path ids of a RIB are numbered as for the reference decoder (which cannot see
             // them), so both decoders key a peer's paths alike.
@@ -466,6 +559,35 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
             });
         }
         Ok(())
+    }
+
+    /// The path of raw AS_PATH bytes `raw` of the entry of peer position `peer`.
+    fn wire_path(&mut self, peer: usize, raw: &[u8]) -> Arc<AsPath> {
+        if let Some((bytes, path)) = self.last_wire_path.get(peer) {
+            if bytes.as_slice() == raw {
+                return path.clone();
+            }
+        }
+        let path = match self.wire_paths.get(raw) {
+            Some(path) => path.clone(),
+            None => {
+                if self.wire_paths.len() >= WIRE_PATH_CACHE {
+                    self.wire_paths.clear();
+                }
+                let path = Arc::new(path_from_wire(raw));
+                self.wire_paths.insert(RawPath::new(raw), path.clone());
+                path
+            }
+        };
+        if self.last_wire_path.len() <= peer {
+            self.last_wire_path
+                .resize_with(peer + 1, || (Vec::new(), self.empty_path.clone()));
+        }
+        let (bytes, last) = &mut self.last_wire_path[peer];
+        bytes.clear();
+        bytes.extend_from_slice(raw);
+        *last = path.clone();
+        path
     }
 
     fn finish(mut self) -> FileReport {
@@ -503,6 +625,29 @@ pub fn read_file_with(
     decoder: Decoder,
     on_batch: impl FnMut(Batch) -> bool,
 ) -> Result<FileReport, MrtError> {
+    read_file_inner(path, registry, decoder, on_batch, None)
+}
+
+/// [`read_file_with`] for a consumer on another thread that hands applied batches back through
+/// `recycled`: they are emptied here (the updates' references are dropped on the thread that
+/// took them) and refilled instead of allocating a new batch each time.
+pub fn read_file_recycling(
+    path: &Path,
+    registry: &Registry,
+    decoder: Decoder,
+    on_batch: impl FnMut(Batch) -> bool,
+    recycled: &Receiver<Batch>,
+) -> Result<FileReport, MrtError> {
+    read_file_inner(path, registry, decoder, on_batch, Some(recycled))
+}
+
+fn read_file_inner(
+    path: &Path,
+    registry: &Registry,
+    decoder: Decoder,
+    on_batch: impl FnMut(Batch) -> bool,
+    recycled: Option<&Receiver<Batch>>,
+) -> Result<FileReport, MrtError> {
     let mut reader = open(path)?;
     let kind = peek_kind(&mut reader);
     let mut sink = Sink {
@@ -510,7 +655,7 @@ pub fn read_file_with(
         registry,
         kind,
         on_batch,
-        batch: Batch::default(),
+        batch: Batch::sized(),
         report: FileReport {
             path: path.to_path_buf(),
             ..FileReport::default()
@@ -521,8 +666,10 @@ pub fn read_file_with(
         empty_path: Arc::new(AsPath::from_sequence(&[])),
         last_bgpkit_path: None,
         wire_paths: FxMap::default(),
+        last_wire_path: Vec::new(),
         rib_run: None,
         rib_run_peers: Vec::new(),
+        recycled,
     };
     match decoder {
         Decoder::Bgpkit => sink.bgpkit_stream(reader),
