@@ -81,7 +81,7 @@ fn apply_all(engine: &mut Engine, metrics: &mut Metrics, updates: &[RouteUpdate]
             engine.apply(u);
         }
         let dirty = engine.take_dirty();
-        metrics.sync(engine, &dirty, "bench");
+        metrics.sync(engine, &dirty, "bench", None);
         black_box(engine.drain_events());
     }
 }

@@ -131,15 +131,15 @@ impl Pipeline {
 
     /// [`Pipeline::ingest`] of a batch the caller keeps (to recycle it).
     pub fn ingest_ref(&mut self, feed: &str, batch: &Batch) {
-        self.metrics.record_batch(feed, batch);
         self.engine.apply_batch(&batch.updates, batch.generation);
-        self.after_updates(feed);
+        self.after_updates(feed, Some(batch));
     }
 
-    /// Metrics sync and events after a batch from `feed`.
-    fn after_updates(&mut self, feed: &str) {
+    /// Metrics sync (with the batch's counts, in one step: a scrape sees a batch counted and
+    /// applied, or neither) and events after a batch from `feed`.
+    fn after_updates(&mut self, feed: &str, batch: Option<&Batch>) {
         let dirty = self.engine.take_dirty();
-        self.metrics.sync(&self.engine, &dirty, feed);
+        self.metrics.sync(&self.engine, &dirty, feed, batch);
         let anomalies = self.engine.drain_events();
         let routes = self.engine.drain_route_events();
         if anomalies.is_empty() && routes.is_empty() {
@@ -171,12 +171,11 @@ impl Pipeline {
 
     /// Applies what a BMP session produced (routes and peer-downs, in stream order).
     pub fn ingest_bmp(&mut self, out: bmp::Output) {
-        self.metrics.record_batch(bmp::FEED, &out.batch);
         let removed = out.apply(&mut self.engine);
         if removed > 0 {
             info!(routes = removed, "BMP peer down: routes withdrawn");
         }
-        self.after_updates(bmp::FEED);
+        self.after_updates(bmp::FEED, Some(&out.batch));
     }
 
     /// Moves to a new registry (configuration reload): route state is kept, the per-prefix
@@ -188,13 +187,13 @@ impl Pipeline {
     ) -> crate::engine::ReloadSummary {
         let summary = self.engine.reload(registry.clone(), now());
         self.metrics.set_registry(&registry, max_prefix_series);
-        self.after_updates(mrt::FEED);
+        self.after_updates(mrt::FEED, None);
         summary
     }
 
     /// Metrics and events after a change made directly on the engine (VRP reload).
     pub fn resync(&mut self) {
-        self.after_updates(mrt::FEED);
+        self.after_updates(mrt::FEED, None);
     }
 
     /// Sends every future event to `sink` (the daemon's event store).

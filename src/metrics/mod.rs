@@ -333,20 +333,24 @@ impl Metrics {
     }
 
     /// Mirrors the engine's statistics of `dirty` prefixes, and the engine-wide gauges.
-    pub fn sync(&mut self, engine: &Engine, dirty: &[PrefixId], feed: &str) {
-        if !dirty.is_empty() {
-            // One short write lock per batch; a scrape holds the read lock while it renders.
-            let mut table = self
-                .prefixes
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for &r in dirty {
-                let new = engine.counters(r);
-                let old = &mut self.synced[r as usize];
-                if new != old {
-                    table.apply(r, &old.to_stats(), &new.to_stats());
-                    old.clone_from(new);
-                }
+    /// With `batch`, also counts what the feed read for it ([`Metrics::record_batch`]).
+    ///
+    /// All of it happens under the per-prefix table's write lock, and a scrape renders
+    /// everything under its read lock: a scrape sees a batch counted and applied, or neither.
+    pub fn sync(&mut self, engine: &Engine, dirty: &[PrefixId], feed: &str, batch: Option<&Batch>) {
+        let mut table = self
+            .prefixes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(b) = batch {
+            self.record_batch(feed, b);
+        }
+        for &r in dirty {
+            let new = engine.counters(r);
+            let old = &mut self.synced[r as usize];
+            if new != old {
+                table.apply(r, &old.to_stats(), &new.to_stats());
+                old.clone_from(new);
             }
         }
         self.tracked_routes.set(engine.tracked_routes() as i64);
@@ -460,16 +464,23 @@ pub struct Exporter {
 
 impl Exporter {
     /// The text exposition format: the process and feed metrics, then the per-prefix families.
+    ///
+    ///
+    /// Rendered under the per-prefix table's read lock, which the engine's [`Metrics::sync`]
+    /// holds for writing while it counts a batch and applies it to the table: the feed counters
+    /// and the per-prefix series of one scrape agree (without it a scrape could show a route's
+    /// visibility but not the route counted as matched).
     pub fn render(&self) -> String {
+        let table = self
+            .prefixes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
             tracing::error!(error = %e, "metrics encoding failed");
         }
         let mut out = String::from_utf8(buf).unwrap_or_default();
-        self.prefixes
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .render(&mut out);
+        table.render(&mut out);
         out
     }
 }
