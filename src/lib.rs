@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod enrich;

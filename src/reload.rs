@@ -210,7 +210,7 @@ async fn reload_once(
     // the old one meanwhile is matched again by the engine.
     shared.replace(registry.clone());
     metrics.successful.set(1);
-    metrics.timestamp.set(crate::service::now());
+    metrics.timestamp.set(crate::clock::unix_now());
     metrics.total.with_label_values(&["success"]).inc();
     metrics.restart_required.set(i64::from(!restart.is_empty()));
     info!(

@@ -11,12 +11,13 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::cli::{Command, Format};
+use crate::clock::unix_now;
 use crate::config::Config;
 use crate::engine::{AnomalyEvent, Engine};
 use crate::error::Error;
@@ -112,7 +113,7 @@ impl Pipeline {
     ) -> Result<Self, Error> {
         let metrics = Metrics::new(&registry, max_prefix_series)?;
         metrics.config_reload_successful.set(1);
-        metrics.config_reload_timestamp.set(now());
+        metrics.config_reload_timestamp.set(unix_now());
         Ok(Pipeline {
             engine: Engine::new(registry),
             metrics,
@@ -148,7 +149,7 @@ impl Pipeline {
         if self.history.is_none() && self.event_sink.is_none() && !self.log_events {
             return; // nobody reads them (replay without a report)
         }
-        let received = now();
+        let received = unix_now();
         let mut events: Vec<Event> = anomalies
             .iter()
             .map(|a| Event::from_anomaly(a, received))
@@ -185,7 +186,7 @@ impl Pipeline {
         registry: Arc<Registry>,
         max_prefix_series: usize,
     ) -> crate::engine::ReloadSummary {
-        let summary = self.engine.reload(registry.clone(), now());
+        let summary = self.engine.reload(registry.clone(), unix_now());
         self.metrics.set_registry(&registry, max_prefix_series);
         self.after_updates(mrt::FEED, None);
         summary
@@ -274,13 +275,6 @@ fn log_event(ev: &Event) {
     }
 }
 
-/// Wall-clock time, seconds since the epoch.
-pub fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 fn load_registry(config: &Config) -> Result<Arc<Registry>, Error> {
     // Config::load built and validated the registry.
     Ok(config.shared_registry())
@@ -347,7 +341,7 @@ pub fn replay_report(
         info!(file = %file.display(), vrps = report.loaded, skipped = report.skipped_total(), "VRPs loaded");
         pipeline
             .metrics
-            .record_rpki_load(Some(report.loaded), now());
+            .record_rpki_load(Some(report.loaded), unix_now());
         pipeline.engine.set_vrps(Some(Arc::new(vrps)), 0.0);
     }
     let ordered = mrt::order_for_replay(files)?;
@@ -629,12 +623,12 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
                 v = vrp_rx.recv(), if vrps_open => match v {
                     Some(Some(vrps)) => {
                         let n = vrps.len();
-                        pipeline.engine.set_vrps(Some(vrps), now());
-                        pipeline.metrics.record_rpki_load(Some(n), now());
+                        pipeline.engine.set_vrps(Some(vrps), unix_now());
+                        pipeline.metrics.record_rpki_load(Some(n), unix_now());
                         pipeline.resync();
                         info!(vrps = n, "VRPs loaded; routes revalidated");
                     }
-                    Some(None) => pipeline.metrics.record_rpki_load(None, now()),
+                    Some(None) => pipeline.metrics.record_rpki_load(None, unix_now()),
                     None => vrps_open = false,
                 },
                 swap = swap_rx.recv() => if let Some(swap) = swap {

@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -115,25 +115,15 @@ fn write(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-struct Setup {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    state_dir: PathBuf,
-    port: u16,
-}
-
 #[test]
 fn reload_keeps_route_state_and_reports_failures() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Setup {
-        config: dir.path().join("routewatch.toml"),
-        state_dir: dir.path().join("state"),
-        port: free_port(),
-        dir,
-    };
-    let base = head(&s.state_dir, s.port);
-    write(&s.config, &format!("{base}{GOOGLE}{CERNET}"));
-    let mut d = Daemon::start(&s.config, &s.dir.path().join("daemon.log"), s.port);
+    let config = dir.path().join("routewatch.toml");
+    let state_dir = dir.path().join("state");
+    let port = free_port();
+    let base = head(&state_dir, port);
+    write(&config, &format!("{base}{GOOGLE}{CERNET}"));
+    let mut d = Daemon::start(&config, &dir.path().join("daemon.log"), port);
     d.wait_ready();
 
     // Before: the RIB gives 8.8.8.0/24 and 8.8.4.0/24 their peers; 1.2.4.0/24 has an open
@@ -162,7 +152,7 @@ fn reload_keeps_route_state_and_reports_failures() {
     );
 
     // 1. SIGHUP with a valid configuration.
-    write(&s.config, &format!("{base}{RELOADED}"));
+    write(&config, &format!("{base}{RELOADED}"));
     sighup(&d);
     let m = wait_reloads(&mut d, "success", 1.0);
     assert_eq!(
@@ -240,7 +230,7 @@ fn reload_keeps_route_state_and_reports_failures() {
     // 2. SIGHUP with an invalid configuration: nothing changes, the gauge says so, the log
     // names file, line and key.
     let broken = format!("{base}{RELOADED}\n[[location]]\nname = \"bad\"\norigin-asns = [15169]\nprefixes = [\"10.0.0.0/33\"]\n");
-    write(&s.config, &broken);
+    write(&config, &broken);
     let bad_line = broken
         .lines()
         .position(|l| l.contains("10.0.0.0/33"))
@@ -256,7 +246,7 @@ fn reload_keeps_route_state_and_reports_failures() {
         m.value("routewatch_registered_prefixes", &[("afi", "ipv4")]),
         2.0
     );
-    let where_ = format!("{}:{bad_line}:", s.config.display());
+    let where_ = format!("{}:{bad_line}:", config.display());
     wait_log(&mut d, &where_);
     assert!(d.log().contains("prefixes"), "{}", d.log());
     assert_eq!(prefixes(&mut d), after, "a failed reload changes nothing");
@@ -274,8 +264,8 @@ fn reload_keeps_route_state_and_reports_failures() {
     // stays where it is.
     let other_port = free_port();
     write(
-        &s.config,
-        &format!("{}{RELOADED}{CERNET}", head(&s.state_dir, other_port)),
+        &config,
+        &format!("{}{RELOADED}{CERNET}", head(&state_dir, other_port)),
     );
     let (status, body) = post_reload(&mut d);
     assert_eq!(status, 200, "{body}");

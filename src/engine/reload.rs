@@ -93,17 +93,11 @@ impl Engine {
         next.route_events.clear();
 
         // 2. Per-prefix history of the prefixes that stay.
-        let old_ids: HashMap<IpNet, PrefixId> = self
-            .registry
-            .prefixes()
-            .iter()
-            .map(|p| (p.prefix, p.id))
-            .collect();
         let mut kept = vec![false; self.prefixes.len()];
         for (nr, p) in registry.prefixes().iter().enumerate() {
             let new = &mut next.prefixes[nr].stats;
-            match old_ids.get(&p.prefix) {
-                Some(&or) => {
+            match self.registry.find(&p.prefix) {
+                Some(or) => {
                     summary.prefixes_kept += 1;
                     kept[or as usize] = true;
                     new.carry_history(&self.prefixes[or as usize].stats);
@@ -161,14 +155,9 @@ impl Engine {
                     opened.push(*k);
                 }
             }
-            let counts: Vec<usize> = map
-                .iter()
-                .filter(|(_, a)| a.open)
-                .map(|(k, _)| k.kind.index())
-                .collect();
             let mut active = [0; super::KINDS];
-            for i in counts {
-                active[i] += 1;
+            for (k, _) in map.iter().filter(|(_, a)| a.open) {
+                active[k.kind.index()] += 1;
             }
             next.prefixes[nr].stats.set_active(active);
         }
@@ -181,6 +170,7 @@ impl Engine {
             .map(|(_, (k, a))| (*k, *a))
             .collect();
         resolved.sort_by_key(|(k, _)| *k);
+        summary.anomalies_resolved = resolved.len();
         for (k, a) in resolved {
             let reason = if kept[k.registered as usize] {
                 RemovalReason::Reconfigured
@@ -198,20 +188,17 @@ impl Engine {
                 Some(reason),
             ));
         }
-        summary.anomalies_resolved = events.len();
         opened.sort();
         for k in opened {
-            let a = &next.prefixes[k.registered as usize]
+            let Some(a) = next.prefixes[k.registered as usize]
                 .anomalies
                 .as_ref()
-                .and_then(|m| m.get(&k));
-            let (peer, path, peers) = match a {
-                Some(a) => {
-                    let (peer, path) = example(a);
-                    (peer, path, next.anomaly_peers(&k, a))
-                }
-                None => continue,
+                .and_then(|m| m.get(&k))
+            else {
+                continue;
             };
+            let (peer, path) = example(a);
+            let peers = next.anomaly_summary(&k, a).peers;
             let ev = next.event(k, Transition::Opened, peers, peer, path.as_ref(), ts, None);
             next.prefixes[k.registered as usize]
                 .stats
@@ -290,11 +277,6 @@ impl Engine {
                 );
             }
         }
-    }
-
-    /// Peers carrying an anomaly, as its summary counts them.
-    fn anomaly_peers(&self, k: &AnomalyKey, a: &AnomalyState) -> u32 {
-        self.anomaly_summary(k, a).peers
     }
 }
 

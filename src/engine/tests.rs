@@ -663,9 +663,11 @@ fn reload_resolves_anomalies_of_removed_prefixes_as_unregistered() {
         (
             summary.prefixes_kept,
             summary.prefixes_removed,
-            summary.routes_dropped
+            summary.routes_dropped,
+            summary.anomalies_resolved,
+            summary.anomalies_opened
         ),
-        (1, 1, 1)
+        (1, 1, 1, 1, 0)
     );
     let events = h.engine.drain_events();
     assert_eq!(events.len(), 1);

@@ -29,7 +29,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use crate::clock::unix_now;
 
 use ipnet::IpNet;
 use rusqlite::types::Value;
@@ -1078,12 +1080,6 @@ fn deleted(counters: &StoreCounters, rows: &mut u64, n: u64) {
         counters.rows.store(*rows, Ordering::Relaxed);
         debug!(rows = n, "event retention deleted old events");
     }
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Opens the database for writing: directory, pragmas, migrations; returns the row count.

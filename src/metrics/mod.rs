@@ -333,7 +333,8 @@ impl Metrics {
     }
 
     /// Mirrors the engine's statistics of `dirty` prefixes, and the engine-wide gauges.
-    /// With `batch`, also counts what the feed read for it ([`Metrics::record_batch`]).
+    /// With `batch`, also counts what the feed read for it (routes processed and matched,
+    /// parse errors, last message).
     ///
     /// All of it happens under the per-prefix table's write lock, and a scrape renders
     /// everything under its read lock: a scrape sees a batch counted and applied, or neither.
@@ -411,7 +412,7 @@ impl Metrics {
     }
 
     /// Counts what a feed read for one batch.
-    pub fn record_batch(&self, feed: &str, batch: &Batch) {
+    fn record_batch(&self, feed: &str, batch: &Batch) {
         self.routes_processed
             .with_label_values(&[feed])
             .inc_by(batch.processed);
@@ -426,7 +427,7 @@ impl Metrics {
         if batch.processed > 0 {
             self.feed_last_received
                 .with_label_values(&[feed])
-                .set(crate::service::now());
+                .set(crate::clock::unix_now());
         }
         if let Some(t) = batch.last_timestamp {
             let g = self.feed_last_message.with_label_values(&[feed]);

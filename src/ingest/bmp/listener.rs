@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use crate::clock::unix_now;
 
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
@@ -95,7 +97,7 @@ pub struct RouterBoard {
 impl RouterBoard {
     /// A board that lists `configured` routers even while they are not connected.
     pub fn new(configured: &[crate::config::BmpRouter]) -> RouterBoard {
-        let started = now();
+        let started = unix_now();
         RouterBoard {
             configured: Mutex::new(configured.iter().map(|r| (r.clone(), started)).collect()),
             ..RouterBoard::default()
@@ -151,17 +153,11 @@ impl RouterBoard {
         if let Ok(mut configured) = self.configured.lock() {
             for (r, since) in configured.iter_mut() {
                 if r.address == remote.ip() {
-                    *since = now();
+                    *since = unix_now();
                 }
             }
         }
     }
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn status_of(session: &RouterSession, since: f64) -> RouterStatus {
@@ -282,7 +278,7 @@ async fn session(mut stream: TcpStream, remote: SocketAddr, id: u64, mut ctx: Li
     }
     let mut session = RouterSession::new(remote, configured);
     let mut frames = FrameReader::new(ctx.config.max_frame_bytes);
-    let started = now();
+    let started = unix_now();
     let connected = Instant::now();
     let timeout = Duration::from_secs(ctx.config.initial_table_timeout_seconds);
     let mut pending = true;
@@ -307,7 +303,7 @@ async fn session(mut stream: TcpStream, remote: SocketAddr, id: u64, mut ctx: Li
                 break "read_error";
             }
         };
-        let t = now();
+        let t = unix_now();
         let mut out = Output::default();
         let registry = ctx.registry.current();
         let framed = frames.feed(&buf[..n], |frame| {
@@ -353,7 +349,7 @@ async fn session(mut stream: TcpStream, remote: SocketAddr, id: u64, mut ctx: Li
     };
     // Whatever ended the session, every route of every peer of this router goes.
     let mut out = Output::default();
-    session.close(now(), &mut out);
+    session.close(unix_now(), &mut out);
     if !out.is_empty() {
         let _ = ctx.outputs.send(out).await;
     }

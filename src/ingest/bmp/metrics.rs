@@ -215,10 +215,9 @@ impl BmpMetrics {
             .with_label_values(&[router])
             .set(peers_up as i64);
         if messages.iter().any(|&(_, n)| n > 0) {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64());
-            self.last_message.with_label_values(&[router]).set(now);
+            self.last_message
+                .with_label_values(&[router])
+                .set(crate::clock::unix_now());
         }
     }
 
