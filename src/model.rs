@@ -56,6 +56,9 @@ pub struct AsPath {
     pub origin: Origin,
     /// The id the engine's path table last gave this allocation (see [`AsPath::intern_hint`]).
     hint: InternHint,
+    /// [`AsPath::upstream`], found once when the path is made: the detectors ask for it on
+    /// every route, and reading it here spares a visit to `asns` (another allocation).
+    upstream: Option<u32>,
 }
 
 /// Where a path table found a path last time; only a hint, checked before use.
@@ -86,10 +89,15 @@ impl Hash for AsPath {
 impl AsPath {
     /// A path from its parts.
     pub fn new(asns: Box<[u32]>, origin: Origin) -> AsPath {
+        let upstream = match origin {
+            Origin::Asn(o) => asns.iter().rev().copied().find(|&a| a != o),
+            _ => None,
+        };
         AsPath {
             asns,
             origin,
             hint: InternHint(AtomicU32::new(u32::MAX)),
+            upstream,
         }
     }
 
@@ -126,9 +134,9 @@ impl AsPath {
 
     /// The AS adjacent to the origin (prepending of the origin skipped); `None` when the path is
     /// only the origin (a direct peer) or the origin is not a single AS.
+    #[inline]
     pub fn upstream(&self) -> Option<u32> {
-        let origin = self.origin_asn()?;
-        self.asns.iter().rev().copied().find(|&a| a != origin)
+        self.upstream
     }
 }
 

@@ -408,14 +408,26 @@ pub fn replay_report(
     } else {
         Vec::new()
     };
-    Ok(ReplayReport {
+    let report = ReplayReport {
         files: reports,
         prefixes,
         events: pipeline.take_history(),
         history: pipeline.take_all_events(),
         memory,
         peak_rss_bytes,
-    })
+    };
+    drop_in_background((pipeline, config, registry));
+    Ok(report)
+}
+
+/// Drops `value` on a thread of its own: the route state of a large replay (millions of routes,
+/// hundreds of thousands of paths) takes a noticeable time to free, and the report does not
+/// have to wait for it (a process that exits meanwhile leaves the freeing to the OS).
+fn drop_in_background<T: Send + 'static>(value: T) {
+    // Without a thread, the closure, and `value` with it, is dropped right here.
+    let _ = std::thread::Builder::new()
+        .name("replay-drop".into())
+        .spawn(move || drop(value));
 }
 
 /// Messages from the feeds to the engine task.

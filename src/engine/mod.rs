@@ -472,9 +472,7 @@ impl Engine {
         let mut touched = 0u64;
         for u in updates {
             if let RouteChange::Announce(path) = &u.change {
-                touched = touched
-                    .wrapping_add(self.paths.touch(path.intern_hint()))
-                    .wrapping_add(u64::from(path.asns.last().copied().unwrap_or(0)));
+                touched = touched.wrapping_add(self.paths.touch(path.intern_hint()));
             }
         }
         std::hint::black_box(touched);

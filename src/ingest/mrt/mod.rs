@@ -355,8 +355,9 @@ impl std::borrow::Borrow<[u8]> for RawPath {
     }
 }
 
-/// A RIB entry's peer position, originated time and raw AS_PATH (if any).
-type RibEntryPath<'a> = (u16, u32, Option<&'a [u8]>);
+/// A RIB entry's peer position, originated time, raw AS_PATH (if any) and its path when already
+/// known.
+type RibEntryPath<'a> = (u16, u32, Option<&'a [u8]>, Option<Arc<AsPath>>);
 
 /// Bound on [`Sink::wire_paths`]; cleared when reached. A full RIB has a few hundred thousand
 /// distinct raw paths per file; a cache smaller than that is cleared over and over, and every
@@ -515,11 +516,10 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
         peers: &[(wire::IndexedPeer, Arc<PeerKey>)],
     ) -> Result<(), wire::WireError> {
         // Validate every entry first, so a bad one leaves nothing half-queued. The same pass
-        // looks each raw path up without using the result: the lookups of one record are
-        // independent, so the processor overlaps their cache misses here, and the lookups
-        // that count (below, interleaved with building the updates) find the lines cached.
-        let mut touched = 0usize;
-        // (peer position, originated time, raw AS_PATH) of each entry, kept from this pass.
+        // resolves each raw path it can (the peer's previous path, then the path cache): the
+        // lookups of one record are independent, so the processor overlaps their cache misses,
+        // and each entry's path is looked up once. A path seen for the first time is converted
+        // in the second pass, where an earlier entry of the record may already have added it.
         let mut found: SmallVec<[RibEntryPath<'_>; 32]> = SmallVec::new();
         for entry in rib.entries() {
             let entry = entry?;
@@ -527,24 +527,21 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
                 return Err(wire::WireError::Invalid("peer index"));
             }
             let raw = wire::td2_as_path(entry.attributes)?;
-            if let Some(raw) = raw {
-                let last = self.last_wire_path.get(usize::from(entry.peer_index));
-                if last.is_none_or(|(bytes, _)| bytes.as_slice() != raw) {
-                    if let Some(path) = self.wire_paths.get(raw) {
-                        touched = touched.wrapping_add(path.intern_hint() as usize);
-                    }
-                }
-            }
-            found.push((entry.peer_index, entry.originated, raw));
+            let known =
+                raw.and_then(|raw| self.known_wire_path(usize::from(entry.peer_index), raw));
+            found.push((entry.peer_index, entry.originated, raw, known));
         }
-        std::hint::black_box(touched);
-        for (peer_index, originated, raw) in found {
+        for (peer_index, originated, raw, known) in found {
             let (p, peer) = &peers[usize::from(peer_index)];
             let ts = f64::from(originated);
             self.processed(1, ts);
-            let path = match raw {
-                None => self.empty_path.clone(),
-                Some(raw) => self.wire_path(usize::from(peer_index), raw),
+            let path = match (raw, known) {
+                (None, _) => self.empty_path.clone(),
+                (Some(raw), Some(path)) => {
+                    self.remember_wire_path(usize::from(peer_index), raw, &path);
+                    path
+                }
+                (Some(raw), None) => self.wire_path(usize::from(peer_index), raw),
             };
             // Path ids of a RIB are numbered as for the reference decoder (which cannot see
             // them), so both decoders key a peer's paths alike.
@@ -561,15 +558,34 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
         Ok(())
     }
 
-    /// The path of raw AS_PATH bytes `raw` of the entry of peer position `peer`.
-    fn wire_path(&mut self, peer: usize, raw: &[u8]) -> Arc<AsPath> {
-        if let Some((bytes, path)) = self.last_wire_path.get(peer) {
-            if bytes.as_slice() == raw {
-                return path.clone();
-            }
+    /// The path of raw AS_PATH bytes `raw` if peer position `peer` had it last or the path
+    /// cache holds it.
+    fn known_wire_path(&self, peer: usize, raw: &[u8]) -> Option<Arc<AsPath>> {
+        match self.last_wire_path.get(peer) {
+            Some((bytes, path)) if bytes.as_slice() == raw => Some(path.clone()),
+            _ => self.wire_paths.get(raw).cloned(),
         }
-        let path = match self.wire_paths.get(raw) {
-            Some(path) => path.clone(),
+    }
+
+    /// Records `path` (of raw bytes `raw`) as the last path of peer position `peer`.
+    fn remember_wire_path(&mut self, peer: usize, raw: &[u8], path: &Arc<AsPath>) {
+        if self.last_wire_path.len() <= peer {
+            self.last_wire_path
+                .resize_with(peer + 1, || (Vec::new(), self.empty_path.clone()));
+        }
+        let (bytes, last) = &mut self.last_wire_path[peer];
+        if !Arc::ptr_eq(last, path) {
+            bytes.clear();
+            bytes.extend_from_slice(raw);
+            *last = path.clone();
+        }
+    }
+
+    /// The path of raw AS_PATH bytes `raw` of the entry of peer position `peer`: the peer's
+    /// last path, the cached one, or converted and cached now.
+    fn wire_path(&mut self, peer: usize, raw: &[u8]) -> Arc<AsPath> {
+        let path = match self.known_wire_path(peer, raw) {
+            Some(path) => path,
             None => {
                 if self.wire_paths.len() >= WIRE_PATH_CACHE {
                     self.wire_paths.clear();
@@ -579,14 +595,7 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
                 path
             }
         };
-        if self.last_wire_path.len() <= peer {
-            self.last_wire_path
-                .resize_with(peer + 1, || (Vec::new(), self.empty_path.clone()));
-        }
-        let (bytes, last) = &mut self.last_wire_path[peer];
-        bytes.clear();
-        bytes.extend_from_slice(raw);
-        *last = path.clone();
+        self.remember_wire_path(peer, raw, &path);
         path
     }
 
