@@ -292,7 +292,7 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn loc(name: &str, prefixes: &[&str], origins: &[u32]) -> Location {
