@@ -141,11 +141,25 @@ pub mod types {
     pub const BGP4MP_ET: u16 = 17;
 }
 
-/// Reads MRT records one at a time into a reused buffer.
+/// Reads MRT records one at a time: in place in the reader's buffer when a record lies whole in
+/// it (almost always: records are small, buffers large), else copied into a reused buffer.
 pub struct RecordReader<R> {
     inner: R,
     body: Vec<u8>,
     header_bytes: [u8; 12],
+    /// Bytes of the record last returned in place, consumed before reading the next one.
+    pending: usize,
+}
+
+impl RecordHeader {
+    fn parse(h: &[u8; 12]) -> RecordHeader {
+        RecordHeader {
+            timestamp: u32::from_be_bytes([h[0], h[1], h[2], h[3]]),
+            mrt_type: u16::from_be_bytes([h[4], h[5]]),
+            subtype: u16::from_be_bytes([h[6], h[7]]),
+            length: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+        }
+    }
 }
 
 /// A failure to read the next record.
@@ -166,11 +180,46 @@ impl<R: BufRead> RecordReader<R> {
             inner,
             body: Vec::with_capacity(64 * 1024),
             header_bytes: [0; 12],
+            pending: 0,
         }
+    }
+
+    /// The length of the record at the start of the reader's buffer, if the whole record is in
+    /// it (and within [`MAX_RECORD_LEN`]).
+    fn buffered_record_len(&mut self) -> Option<usize> {
+        let buf = loop {
+            match self.inner.fill_buf() {
+                Ok(buf) => break buf,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The copying path meets the error again and reports it.
+                Err(_) => return None,
+            }
+        };
+        let header: &[u8; 12] = buf.get(..12)?.try_into().ok()?;
+        let length = RecordHeader::parse(header).length;
+        let total = 12 + length as usize;
+        (length <= MAX_RECORD_LEN && buf.len() >= total).then_some(total)
     }
 
     /// The next record; `Ok(None)` at a clean end of stream.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, ReadError> {
+        if self.pending > 0 {
+            self.inner.consume(std::mem::take(&mut self.pending));
+        }
+        if let Some(total) = self.buffered_record_len() {
+            // Returned in place; consumed on the next call.
+            self.pending = total;
+            let buf = &self.inner.fill_buf().map_err(ReadError::Truncated)?[..total];
+            let (raw_header, body) = buf.split_at(12);
+            let raw_header: &[u8; 12] = raw_header
+                .try_into()
+                .map_err(|_| ReadError::Truncated(io::Error::other("short buffer")))?;
+            return Ok(Some(Record {
+                header: RecordHeader::parse(raw_header),
+                raw_header,
+                body,
+            }));
+        }
         let mut got = 0;
         while got < 12 {
             match self.inner.read(&mut self.header_bytes[got..]) {
@@ -186,13 +235,7 @@ impl<R: BufRead> RecordReader<R> {
                 Err(e) => return Err(ReadError::Truncated(e)),
             }
         }
-        let h = &self.header_bytes;
-        let header = RecordHeader {
-            timestamp: u32::from_be_bytes([h[0], h[1], h[2], h[3]]),
-            mrt_type: u16::from_be_bytes([h[4], h[5]]),
-            subtype: u16::from_be_bytes([h[6], h[7]]),
-            length: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
-        };
+        let header = RecordHeader::parse(&self.header_bytes);
         if header.length > MAX_RECORD_LEN {
             return Err(ReadError::Oversized(header.length));
         }

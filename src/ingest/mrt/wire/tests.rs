@@ -260,3 +260,58 @@ fn record_reader_checks_length_before_allocating() {
     let mut r = RecordReader::new(&[][..]);
     assert!(r.next_record().unwrap().is_none());
 }
+
+#[test]
+fn record_reader_gives_the_same_records_in_place_and_across_buffer_ends() {
+    // Records of 0 to 299 body bytes; read from one buffer holding everything (every record
+    // returned in place) and through buffers of a few bytes (records straddle buffer ends and
+    // are copied), then truncated in the last record.
+    let mut stream = Vec::new();
+    let mut want = Vec::new();
+    for i in 0u32..300 {
+        let body: Vec<u8> = (0..i).map(|b| (b * 31 + i) as u8).collect();
+        stream.extend_from_slice(&i.to_be_bytes());
+        stream.extend_from_slice(&[0, 13, 0, 2]);
+        stream.extend_from_slice(&i.to_be_bytes());
+        stream.extend_from_slice(&body);
+        want.push((i, body));
+    }
+    let read_all = |r: &mut dyn std::io::BufRead| {
+        let mut r = RecordReader::new(r);
+        let mut got = Vec::new();
+        let end = loop {
+            match r.next_record() {
+                Ok(Some(rec)) => {
+                    assert_eq!(rec.raw_header[..4], rec.header.timestamp.to_be_bytes());
+                    got.push((rec.header.timestamp, rec.body.to_vec()));
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        (got, end)
+    };
+    for capacity in [usize::MAX, 1, 5, 12, 13, 64, 1000] {
+        let mut whole = &stream[..];
+        let (got, end) = if capacity == usize::MAX {
+            read_all(&mut whole)
+        } else {
+            read_all(&mut std::io::BufReader::with_capacity(
+                capacity,
+                &stream[..],
+            ))
+        };
+        assert!(end.is_none(), "capacity {capacity}: {end:?}");
+        assert!(got == want, "capacity {capacity}");
+        let cut = &stream[..stream.len() - 1];
+        let (got, end) = read_all(&mut std::io::BufReader::with_capacity(
+            capacity.min(4096),
+            cut,
+        ));
+        assert_eq!(got.len(), 299, "capacity {capacity}, truncated");
+        assert!(
+            matches!(end, Some(ReadError::Truncated(_))),
+            "capacity {capacity}"
+        );
+    }
+}
