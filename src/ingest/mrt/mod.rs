@@ -39,7 +39,7 @@ pub mod path_cache;
 pub mod threaded;
 pub mod wire;
 
-use path_cache::WirePathCache;
+use path_cache::{Handle, WirePathCache};
 use wire::{ReadError, RecordReader};
 
 /// How MRT records are decoded; both give the same routes.
@@ -295,14 +295,10 @@ struct Sink<'a, F> {
     /// Prefilter: TABLE_DUMP_V2 paths by their raw bytes (a peer's path repeats across
     /// prefixes); handles instead of `Arc`s cost no reference count.
     wire_paths: WirePathCache,
-    /// Times `wire_paths` was emptied (handles from before are stale).
-    wire_path_generation: u64,
-    /// Paths `wire_paths` holds before it is emptied ([`WIRE_PATH_CACHE`]; tests make it small).
-    wire_path_cap: usize,
     /// Prefilter: the last raw path of each PEER_INDEX_TABLE position and its path. Adjacent
     /// prefixes often share an origin, so a peer's path is often the one of its previous entry:
     /// compared in place, without hashing or probing `wire_paths` (a large, cache-cold table).
-    last_wire_path: Vec<(Vec<u8>, u32)>,
+    last_wire_path: Vec<(Vec<u8>, Option<Handle>)>,
     /// bgpkit-parser 0.23 drops the path identifiers of RFC 8050 RIB entries, so two paths of one
     /// peer would replace each other. In a RIB dump all entries of a prefix are consecutive and a
     /// peer appears once per prefix unless it uses ADD-PATH: number its repeats 0, 1, 2, ...
@@ -316,19 +312,16 @@ struct Sink<'a, F> {
 
 /// A RIB entry's peer position, originated time, raw AS_PATH (if any) and its path's handle
 /// when already known.
-type RibEntryPath<'a> = (u16, u32, Option<&'a [u8]>, Option<u32>);
+type RibEntryPath<'a> = (u16, u32, Option<&'a [u8]>, Option<Handle>);
 
 /// A PEER_INDEX_TABLE entry with its interned key and the key's dense number.
 type IndexedPeerKey = (wire::IndexedPeer, Arc<PeerKey>, u32);
-
-/// No path handle (`Sink::last_wire_path` of a peer with none yet, or after the cache cleared).
-const NO_PATH: u32 = u32::MAX;
 
 /// Bound on [`Sink::wire_paths`]; cleared when reached. A full RIB has a few hundred thousand
 /// distinct raw paths per file; a cache smaller than that is cleared over and over, and every
 /// path is converted and interned again. 7/8 of 2^20: the table never grows past 2^20 buckets
 /// of 5 bytes (the raw bytes are in an arena, bounded by [`WIRE_PATH_CACHE_BYTES`]; the paths
-/// themselves are shared with the engine).
+/// themselves are shared with the engine). Tests pass a smaller bound to `read_file_inner`.
 const WIRE_PATH_CACHE: usize = 7 << 17;
 
 /// Bound on the raw bytes [`Sink::wire_paths`] holds (long paths: 64 MiB is about 3 million
@@ -504,7 +497,6 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
                 raw.and_then(|raw| self.known_wire_path(usize::from(entry.peer_index), raw));
             found.push((entry.peer_index, entry.originated, raw, known));
         }
-        let generation = self.wire_path_generation;
         for (peer_index, originated, raw, known) in found {
             let (_, peer, number) = &peers[usize::from(peer_index)];
             let ts = f64::from(originated);
@@ -512,15 +504,16 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
             let path = match raw {
                 None => self.empty_path.clone(),
                 Some(raw) => {
-                    // A handle from the first pass holds unless an entry before this one
-                    // filled the cache, which was then cleared.
-                    let known = known.filter(|_| self.wire_path_generation == generation);
-                    let handle = match known {
-                        Some(h) => h,
-                        None => self.wire_path(usize::from(peer_index), raw),
+                    let peer = usize::from(peer_index);
+                    // A handle from the first pass resolves unless an entry before this one
+                    // found the cache full, which emptied it.
+                    let resolved = known.and_then(|h| Some((h, self.wire_paths.path(h)?.clone())));
+                    let (handle, path) = match resolved {
+                        Some(found) => found,
+                        None => self.wire_path(peer, raw),
                     };
-                    self.remember_wire_path(usize::from(peer_index), raw, handle);
-                    self.wire_paths.path(handle).clone()
+                    self.remember_wire_path(peer, raw, handle);
+                    path
                 }
             };
             // Path ids of a RIB are numbered as for the reference decoder (which cannot see
@@ -538,46 +531,43 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
         Ok(())
     }
 
-    /// The handle (position in `wire_path_list`) of raw AS_PATH bytes `raw` if peer position
-    /// `peer` had them last or the path cache holds them.
-    fn known_wire_path(&self, peer: usize, raw: &[u8]) -> Option<u32> {
+    /// The handle of raw AS_PATH bytes `raw` if peer position `peer` had them last (and the
+    /// cache was not emptied since) or the path cache holds them.
+    fn known_wire_path(&self, peer: usize, raw: &[u8]) -> Option<Handle> {
         match self.last_wire_path.get(peer) {
-            Some((bytes, handle)) if *handle != NO_PATH && bytes.as_slice() == raw => Some(*handle),
+            Some((bytes, Some(handle)))
+                if self.wire_paths.holds(*handle) && bytes.as_slice() == raw =>
+            {
+                Some(*handle)
+            }
             _ => self.wire_paths.get(raw),
         }
     }
 
-    /// Records path `handle` (of raw bytes `raw`) as the last path of peer position `peer`.
-    fn remember_wire_path(&mut self, peer: usize, raw: &[u8], handle: u32) {
+    /// Records `handle` (of raw bytes `raw`) as the last path of peer position `peer`.
+    fn remember_wire_path(&mut self, peer: usize, raw: &[u8], handle: Handle) {
         if self.last_wire_path.len() <= peer {
             self.last_wire_path
-                .resize_with(peer + 1, || (Vec::new(), NO_PATH));
+                .resize_with(peer + 1, || (Vec::new(), None));
         }
         let (bytes, last) = &mut self.last_wire_path[peer];
-        if *last != handle {
+        if *last != Some(handle) {
             bytes.clear();
             bytes.extend_from_slice(raw);
-            *last = handle;
+            *last = Some(handle);
         }
     }
 
-    /// The handle of raw AS_PATH bytes `raw` of the entry of peer position `peer`: the peer's
-    /// last path, the cached one, or converted and cached now (the cache is emptied first
-    /// when full, which makes every earlier handle stale: `wire_path_generation` counts that).
-    fn wire_path(&mut self, peer: usize, raw: &[u8]) -> u32 {
+    /// The handle and path of raw AS_PATH bytes `raw` of the entry of peer position `peer`:
+    /// the peer's last path, the cached one, or converted and cached now.
+    fn wire_path(&mut self, peer: usize, raw: &[u8]) -> (Handle, Arc<AsPath>) {
         if let Some(handle) = self.known_wire_path(peer, raw) {
-            return handle;
+            if let Some(path) = self.wire_paths.path(handle) {
+                return (handle, path.clone());
+            }
         }
-        if self.wire_paths.len() >= self.wire_path_cap
-            || self.wire_paths.byte_len() >= WIRE_PATH_CACHE_BYTES
-        {
-            self.wire_paths.clear();
-            self.last_wire_path
-                .iter_mut()
-                .for_each(|(_, handle)| *handle = NO_PATH);
-            self.wire_path_generation += 1;
-        }
-        self.wire_paths.insert(raw, Arc::new(path_from_wire(raw)))
+        let path = Arc::new(path_from_wire(raw));
+        (self.wire_paths.insert(raw, path.clone()), path)
     }
 
     fn finish(mut self) -> FileReport {
@@ -663,9 +653,7 @@ fn read_file_inner(
         peers: FxMap::default(),
         empty_path: Arc::new(AsPath::from_sequence(&[])),
         last_bgpkit_path: None,
-        wire_paths: WirePathCache::default(),
-        wire_path_generation: 0,
-        wire_path_cap,
+        wire_paths: WirePathCache::new(wire_path_cap, WIRE_PATH_CACHE_BYTES),
         last_wire_path: Vec::new(),
         rib_run: None,
         rib_run_counts: Vec::new(),

@@ -195,7 +195,7 @@ impl<R: BufRead> RecordReader<R> {
                 Err(_) => return None,
             }
         };
-        let header: &[u8; 12] = buf.get(..12)?.try_into().ok()?;
+        let (header, _) = buf.split_first_chunk::<12>()?;
         let length = RecordHeader::parse(header).length;
         let total = 12 + length as usize;
         (length <= MAX_RECORD_LEN && buf.len() >= total).then_some(total)
@@ -210,10 +210,10 @@ impl<R: BufRead> RecordReader<R> {
             // Returned in place; consumed on the next call.
             self.pending = total;
             let buf = &self.inner.fill_buf().map_err(ReadError::Truncated)?[..total];
-            let (raw_header, body) = buf.split_at(12);
-            let raw_header: &[u8; 12] = raw_header
-                .try_into()
-                .map_err(|_| ReadError::Truncated(io::Error::other("short buffer")))?;
+            // `total` is at least 12, so the split cannot fail.
+            let (raw_header, body) = buf
+                .split_first_chunk::<12>()
+                .ok_or_else(|| ReadError::Truncated(io::Error::other("short record buffer")))?;
             return Ok(Some(Record {
                 header: RecordHeader::parse(raw_header),
                 raw_header,
