@@ -457,6 +457,8 @@ pub fn run(config_path: &Path) -> Result<(), Error> {
 }
 
 async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error> {
+    // First of all, so that no signal sent once the daemon is up finds the default action.
+    let signals = Signals::install();
     let mut pipeline = Pipeline::new(registry.clone(), config.metrics.max_prefix_series, false)?;
     // The registry the feeds match with; a configuration reload replaces it.
     let shared = SharedRegistry::new(registry.clone());
@@ -565,6 +567,8 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     // SIGHUP reloads the VRP file now (it never stops the daemon).
     let hup = Arc::new(tokio::sync::Notify::new());
     let hup_task = tokio::spawn(forward_sighup(
+        #[cfg(unix)]
+        signals.hangup,
         hup.clone(),
         reload_tx.clone(),
         shutdown_rx.clone(),
@@ -664,7 +668,13 @@ async fn run_async(config: Config, registry: Arc<Registry>) -> Result<(), Error>
     ));
     let watchdog = tokio::spawn(crate::systemd::watchdog(heartbeat, shutdown_rx.clone()));
 
-    wait_for_signal().await;
+    wait_for_signal(
+        #[cfg(unix)]
+        signals.terminate,
+        #[cfg(unix)]
+        signals.interrupt,
+    )
+    .await;
     crate::systemd::stopping();
     info!("shutting down");
     let _ = shutdown_tx.send(true);
@@ -751,17 +761,54 @@ async fn rpki_task(
     }
 }
 
+/// The daemon's signal handlers, installed before READY=1 is sent: a SIGHUP or SIGTERM that
+/// arrives as soon as systemd (or a script) sees the daemon ready is never lost to a handler
+/// that a task has not yet installed (or, where the parent ignores SIGHUP, silently dropped).
+struct Signals {
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Installs the handlers (needs the runtime); one that cannot be installed is logged.
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let install = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    warn!(signal = name, error = %e, "cannot install a signal handler");
+                    None
+                }
+            };
+            Signals {
+                hangup: install(SignalKind::hangup(), "SIGHUP"),
+                terminate: install(SignalKind::terminate(), "SIGTERM"),
+                interrupt: install(SignalKind::interrupt(), "SIGINT"),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+}
+
 /// Turns SIGHUP into a configuration reload and a VRP file reload (instead of the default
 /// termination).
 async fn forward_sighup(
+    #[cfg(unix)] sighup: Option<tokio::signal::unix::Signal>,
     hup: Arc<tokio::sync::Notify>,
     reloads: mpsc::Sender<crate::reload::ReloadRequest>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut sighup) = signal(SignalKind::hangup()) else {
+        let Some(mut sighup) = sighup else {
+            stopped(&mut shutdown).await;
             return;
         };
         loop {
@@ -820,19 +867,22 @@ fn answer(p: &Pipeline, q: Query, ready: &Readiness) {
     }
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGTERM or SIGINT (Ctrl-C where the handlers could not be installed).
+async fn wait_for_signal(
+    #[cfg(unix)] terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)] interrupt: Option<tokio::signal::unix::Signal>,
+) {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
+        match (terminate, interrupt) {
+            (Some(mut term), Some(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}
                     _ = int.recv() => {}
                 }
+            }
+            (Some(mut term), None) => {
+                term.recv().await;
             }
             _ => {
                 let _ = tokio::signal::ctrl_c().await;
