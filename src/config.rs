@@ -358,7 +358,7 @@ struct RawMetrics {
     max_prefix_series: Option<Spanned<i64>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawLocation {
     name: Spanned<String>,
@@ -440,8 +440,13 @@ impl Source {
 }
 
 /// Main files at least this large (a registry of hundreds of thousands of prefixes) are
-/// parsed in two halves on two threads when [`parse_split`] can do so safely.
+/// parsed in pieces on two threads when [`parse_split`] can do so safely.
 const SPLIT_PARSE_BYTES: usize = 4 << 20;
+
+/// About how large each piece of a split parse is: the TOML parser holds every token and event
+/// of the text it parses (about 10 bytes per byte of a registry), so pieces keep that transient
+/// memory to a few megabytes instead of hundreds.
+const SPLIT_PIECE_BYTES: usize = 1 << 20;
 
 /// Table headers a main file may have besides `[[location]]` for [`parse_split`].
 const SPLIT_HEADERS: [&str; 9] = [
@@ -456,25 +461,48 @@ const SPLIT_HEADERS: [&str; 9] = [
     "[[location]]",
 ];
 
-/// Parses the main file, in two halves on two threads when it is large (the TOML parse of a
-/// million-prefix registry takes about a second on one core); any doubt or error falls back to
-/// the one-piece parse, which reports errors as before.
+/// Parses the main file, in pieces on two threads when it is large (the TOML parse of a
+/// million-prefix registry takes about a second on one core and, in one piece, several hundred
+/// megabytes); any doubt or error falls back to the one-piece parse, which reports errors as
+/// before.
 fn parse_main(main: &Source) -> Result<RawFile, ConfigError> {
     if main.text.len() >= SPLIT_PARSE_BYTES {
-        if let Some(raw) = parse_split(&main.text) {
+        if let Some(raw) = parse_split(&main.text, SPLIT_PIECE_BYTES) {
             return Ok(raw);
         }
     }
     main.parse()
 }
 
-/// The split parse: the text is cut before a `[[location]]` header in its second half; the
-/// first part is parsed as the main file, the second as locations only, with the first part's
-/// bytes blanked (newlines kept) so its spans are offsets in the whole file. It is used only
-/// when that cannot change the result: no multi-line strings, every table header is one of
-/// [`SPLIT_HEADERS`], no line defines a `location` key (a static array, a `[location]` table),
-/// and both halves parse.
-fn parse_split(text: &str) -> Option<RawFile> {
+/// Where the pieces of a split parse start: 0, then `[[location]]` header lines about `piece`
+/// bytes apart.
+fn piece_starts(text: &str, piece: usize) -> Vec<usize> {
+    let mut starts = vec![0];
+    let mut from = piece.min(text.len());
+    while let Some(found) = text.get(from..).and_then(|t| t.find("\n[[location]]")) {
+        let at = from + found + 1;
+        let line = text[at..].lines().next().unwrap_or_default();
+        if line.split('#').next().unwrap_or_default().trim_end() == "[[location]]" {
+            starts.push(at);
+            from = at + piece;
+        } else {
+            from = at;
+        }
+        if from >= text.len() {
+            break;
+        }
+    }
+    starts
+}
+
+/// The split parse: the text is cut before `[[location]]` headers into pieces of about `piece`
+/// bytes; the first piece is parsed as the main file, the others as locations only (on two
+/// threads), and their spans are moved by the piece's offset so that they are offsets in the
+/// whole file. A piece after the first starts at an array-of-tables header, so each of its keys
+/// belongs to one of its own locations and parsing it alone cannot change the result. It is used
+/// only when: no multi-line strings, every table header is one of [`SPLIT_HEADERS`], no line
+/// defines a `location` key (a static array, a `[location]` table), and every piece parses.
+fn parse_split(text: &str, piece: usize) -> Option<RawFile> {
     if text.contains("\"\"\"") || text.contains("'''") {
         return None;
     }
@@ -492,30 +520,78 @@ fn parse_split(text: &str) -> Option<RawFile> {
             return None;
         }
     }
-    let mut from = text.len() / 2;
-    let split = loop {
-        let at = from + text.get(from..)?.find("\n[[location]]")? + 1;
-        let line = text[at..].lines().next().unwrap_or_default();
-        if line.split('#').next().unwrap_or_default().trim_end() == "[[location]]" {
-            break at;
+    let starts = piece_starts(text, piece);
+    if starts.len() < 2 {
+        return None;
+    }
+    let range = |i: usize| starts[i]..starts.get(i + 1).copied().unwrap_or(text.len());
+    // Pieces 1.. go to whichever thread is free; each result keeps its piece number.
+    let next = std::sync::atomic::AtomicUsize::new(1);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= starts.len() {
+                return done;
+            }
+            let r = range(i);
+            let parsed = toml::from_str::<RawInclude>(&text[r.clone()]).ok();
+            let failed = parsed.is_none();
+            done.push((i, parsed.map(|p| shift_locations(p.location, r.start))));
+            if failed {
+                // The whole file is parsed again in one piece, which reports the error.
+                next.store(starts.len(), std::sync::atomic::Ordering::Relaxed);
+                return done;
+            }
         }
-        from = at;
     };
-    let mut second = String::with_capacity(text.len());
-    second.extend(
-        text.as_bytes()[..split]
-            .iter()
-            .map(|&b| if b == b'\n' { '\n' } else { ' ' }),
-    );
-    second.push_str(&text[split..]);
-    let (first, rest) = std::thread::scope(|scope| {
-        let first = scope.spawn(|| toml::from_str::<RawFile>(&text[..split]));
-        let rest = toml::from_str::<RawInclude>(&second);
-        (first.join(), rest)
-    });
-    let mut raw = first.ok()?.ok()?;
-    raw.location.extend(rest.ok()?.location);
+    let (first, mut rest) = std::thread::scope(|scope| {
+        let helper = scope.spawn(work);
+        let first = toml::from_str::<RawFile>(&text[range(0)]).ok();
+        let mut rest = work();
+        rest.extend(helper.join().ok()?);
+        Some((first, rest))
+    })?;
+    let mut raw = first?;
+    if rest.len() != starts.len() - 1 {
+        return None;
+    }
+    rest.sort_unstable_by_key(|(i, _)| *i);
+    for (_, locations) in rest {
+        raw.location.extend(locations?);
+    }
     Some(raw)
+}
+
+/// `locations` parsed from a piece of text that starts at byte `by` of the file, with their
+/// spans made offsets in the file.
+fn shift_locations(locations: Vec<RawLocation>, by: usize) -> Vec<RawLocation> {
+    fn at<T>(v: Spanned<T>, by: usize) -> Spanned<T> {
+        let span = v.span();
+        Spanned::new(span.start + by..span.end + by, v.into_inner())
+    }
+    fn all<T>(v: Vec<Spanned<T>>, by: usize) -> Vec<Spanned<T>> {
+        v.into_iter().map(|x| at(x, by)).collect()
+    }
+    fn list<T>(v: Spanned<Vec<Spanned<T>>>, by: usize) -> Spanned<Vec<Spanned<T>>> {
+        let span = v.span();
+        Spanned::new(span.start + by..span.end + by, all(v.into_inner(), by))
+    }
+    locations
+        .into_iter()
+        .map(|l| RawLocation {
+            name: at(l.name, by),
+            provider: l.provider,
+            provider_asns: all(l.provider_asns, by),
+            region: l.region,
+            origin_asns: list(l.origin_asns, by),
+            prefixes: list(l.prefixes, by),
+            max_length: l.max_length.map(|v| at(v, by)),
+            max_length_v6: l.max_length_v6.map(|v| at(v, by)),
+            min_peers: l.min_peers.map(|v| at(v, by)),
+            min_visibility: l.min_visibility.map(|v| at(v, by)),
+        })
+        .collect()
 }
 
 impl Config {
@@ -1004,33 +1080,47 @@ mod tests {
                 i / 256,
                 i % 256
             ));
+            if i % 3 == 0 {
+                // Every optional key, so that every span is compared.
+                t.push_str(&format!(
+                    "provider = \"p{i}\"\nprovider-asns = [64511, {}]\nregion = \"r\"\nmax-length = 24\nmax-length-v6 = 48\nmin-peers = 2\nmin-visibility = {i}\n",
+                    65000 + i
+                ));
+            }
         }
         t
-    }
-
-    fn names(raw: &RawFile) -> Vec<(String, std::ops::Range<usize>)> {
-        raw.location
-            .iter()
-            .map(|l| (l.name.get_ref().clone(), l.prefixes.span()))
-            .collect()
     }
 
     #[test]
     fn split_parse_gives_the_one_piece_result() {
         let text = doc(40);
         let whole: RawFile = toml::from_str(&text).unwrap();
-        let split = parse_split(&text).expect("splittable");
-        assert_eq!(names(&split), names(&whole), "same locations, same spans");
-        assert_eq!(split.location.len(), 40);
-        assert_eq!(
-            split
-                .metrics
-                .unwrap()
-                .max_prefix_series
-                .unwrap()
-                .into_inner(),
-            5
-        );
+        // From pieces of one location each to a piece as large as the file.
+        for piece in [1, 60, 200, 1000, text.len()] {
+            let split = parse_split(&text, piece);
+            if piece >= text.len() {
+                assert!(split.is_none(), "one piece: nothing to split");
+                continue;
+            }
+            let split = split.expect("splittable");
+            assert_eq!(split.location.len(), 40);
+            // Debug output holds every value and every span.
+            assert_eq!(
+                format!("{:?}", split.location),
+                format!("{:?}", whole.location),
+                "pieces of {piece} bytes: same locations, same spans"
+            );
+            assert_eq!(
+                split
+                    .metrics
+                    .unwrap()
+                    .max_prefix_series
+                    .unwrap()
+                    .into_inner(),
+                5
+            );
+        }
+        assert_eq!(piece_starts(&text, 1).len(), 41, "a piece per location");
     }
 
     #[test]
@@ -1041,10 +1131,13 @@ mod tests {
             "s = \"\"\"\n[[location]]\n\"\"\"\n",
         ] {
             let text = format!("{extra}{}", doc(10));
-            assert!(parse_split(&text).is_none(), "{extra:?}");
+            assert!(parse_split(&text, 100).is_none(), "{extra:?}");
         }
         // A second half that is not only locations.
         let text = format!("{}\n[http]\nlisten = \"127.0.0.1:1\"\n", doc(10));
-        assert!(parse_split(&text).is_none());
+        assert!(parse_split(&text, 100).is_none());
+        // A piece that does not parse.
+        let text = format!("{}\n[[location]]\nname = \n", doc(10));
+        assert!(parse_split(&text, 100).is_none());
     }
 }

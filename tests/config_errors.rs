@@ -394,3 +394,71 @@ fn demo_config_is_valid() {
         )
     );
 }
+
+/// A registry large enough to be parsed in pieces on two threads (over 4 MB): `locations`
+/// locations of 8 prefixes each (10.x.y.0/24 and 172.16.x.y/32 style, all distinct), then
+/// `tail` appended; returns the text and the number of its lines before `tail`.
+fn large_registry(locations: usize, tail: &str) -> (String, usize) {
+    let mut t = String::from("state-dir = \"/tmp/x\"\n\n[metrics]\nmax-prefix-series = 5\n");
+    for i in 0..locations {
+        t.push_str(&format!(
+            "\n[[location]] # site {i}\nname = \"site-{i}\"\norigin-asns = [{}]\nprefixes = [",
+            64496 + i % 1000
+        ));
+        for k in 0..8 {
+            let n = i * 8 + k;
+            t.push_str(&format!(
+                "{}\"{}.{}.{}.0/24\"",
+                if k == 0 { "" } else { ", " },
+                10 + n / 65536,
+                (n / 256) % 256,
+                n % 256
+            ));
+        }
+        t.push_str("]\n");
+    }
+    let lines = t.lines().count();
+    t.push_str(tail);
+    (t, lines)
+}
+
+#[test]
+fn a_large_registry_parsed_in_pieces_reports_errors_at_their_line() {
+    // An invalid prefix in the last location, in the last piece.
+    let (text, lines) = large_registry(
+        40_000,
+        "\n[[location]]\nname = \"last\"\norigin-asns = [64500]\nprefixes = [\"192.0.2.1/24\"]\n",
+    );
+    assert!(text.len() > 4 << 20, "{} bytes: not split", text.len());
+    expect_error(
+        &text,
+        lines + 5,
+        "\"192.0.2.1/24\"",
+        "location[40000].prefixes: '192.0.2.1/24' has host bits set beyond /24 (did you mean 192.0.2.0/24?)",
+    );
+    // A prefix registered near the start and again at the end: a registry error, mapped back
+    // through the spans of a later piece.
+    let (text, lines) = large_registry(
+        40_000,
+        "\n[[location]]\nname = \"again\"\norigin-asns = [64500]\nprefixes = [\"192.0.2.0/24\", \"10.1.0.0/24\"]\n",
+    );
+    expect_error(
+        &text,
+        lines + 5,
+        "\"10.1.0.0/24\"",
+        "location[40000].prefixes: 10.1.0.0/24 is already registered by location[32]",
+    );
+    // The same registry without the error is valid, with every location.
+    let (text, _) = large_registry(40_000, "");
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "routewatch.toml", &text);
+    let out = check_config(&path);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "{}: OK: 40000 locations, 320000 prefixes (320000 IPv4, 0 IPv6)\n",
+            path.display()
+        )
+    );
+}
