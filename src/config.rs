@@ -121,10 +121,9 @@ pub struct Config {
     pub events: EventsConfig,
     /// DNS enrichment (AS names, router names); see [`crate::resolver`].
     pub dns: DnsConfig,
-    /// Registered locations, in file order (main file first, then includes).
-    pub locations: Vec<Location>,
-    /// The registry built from `locations` when they were validated (building it again costs
-    /// seconds with a million prefixes).
+    /// The registry of the locations (main file first, then includes), built when they were
+    /// validated (building it again costs seconds with a million prefixes); it owns them, so a
+    /// copy of the configuration does not copy a million prefixes.
     validated: Arc<Registry>,
 }
 
@@ -695,7 +694,7 @@ impl Config {
         }
 
         // The registry applies the cross-location rules; map its errors to spans.
-        let validated = match Registry::new(locations.clone()) {
+        let validated = match Registry::new(locations) {
             Ok(r) => Arc::new(r),
             Err(err) => return Err(registry_error_to_config(&sources, &spans, err)),
         };
@@ -728,7 +727,6 @@ impl Config {
             state_dir,
             events,
             dns,
-            locations,
             validated,
         })
     }
@@ -738,9 +736,14 @@ impl Config {
         self.validated.clone()
     }
 
-    /// Builds the registry from the validated locations.
+    /// The registered locations, in file order (main file first, then includes).
+    pub fn locations(&self) -> &[Location] {
+        self.validated.locations()
+    }
+
+    /// Builds a registry of its own from the validated locations.
     pub fn registry(&self) -> Result<Registry, RegistryError> {
-        Registry::new(self.locations.clone())
+        Registry::new(self.locations().to_vec())
     }
 }
 

@@ -132,10 +132,9 @@ pub fn restart_required(running: &Config, new: &Config) -> Vec<&'static str> {
 /// Reads and checks the configuration at `path` and builds its registry (blocking).
 fn load(path: &std::path::Path) -> Result<(Config, Arc<Registry>), String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
-    let registry = config
-        .registry()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok((config, Arc::new(registry)))
+    // Config::load built and validated the registry.
+    let registry = config.shared_registry();
+    Ok((config, registry))
 }
 
 /// Serves reload requests until the channel closes: `running` is the configuration the process

@@ -70,12 +70,8 @@ pub fn execute(command: Command) -> Result<(), Error> {
 
 fn check_config(path: &Path) -> Result<(), Error> {
     let config = Config::load(path)?;
-    let registry = config
-        .registry()
-        .map_err(|e| crate::config::ConfigError::Read {
-            file: path.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+    // Config::load built and validated the registry.
+    let registry = config.shared_registry();
     let (v4, v6) = registry.count_by_family();
     println!(
         "{}: OK: {} locations, {} prefixes ({v4} IPv4, {v6} IPv6)",

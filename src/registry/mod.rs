@@ -193,7 +193,7 @@ impl Registry {
             names.insert(&loc.name, i);
         }
         let mut trie = PrefixTrie::new();
-        let mut prefixes = Vec::new();
+        let mut prefixes = Vec::with_capacity(locations.iter().map(|l| l.prefixes.len()).sum());
         for (li, loc) in locations.iter().enumerate() {
             for (pi, &prefix) in loc.prefixes.iter().enumerate() {
                 let configured = match prefix {
