@@ -27,7 +27,7 @@ use serde::Serialize;
 
 pub use anomaly::{AnomalyKey, AnomalyKind};
 pub use reload::ReloadSummary;
-use state::{map_bytes, Announced, PathId, PathTable, PrefixState, RouteSlot};
+use state::{map_bytes, Announced, PathId, PathTable, PrefixState, RouteKeys, RouteSlot};
 pub use state::{FxMap, PrefixCounters};
 use vecmap::VecMap;
 
@@ -268,7 +268,7 @@ pub struct EngineMemory {
     pub tracked_routes: u64,
     /// Distinct AS paths interned.
     pub distinct_paths: u64,
-    /// Route slots (12 bytes per route) and per-announced-prefix origin lists that spilled to
+    /// Route slots (8 bytes per route, plus the ADD-PATH pairs of their keys) and per-announced-prefix origin lists that spilled to
     /// the heap.
     pub route_slots: usize,
     /// The containers holding the slots: one inline per registered prefix, plus the
@@ -313,6 +313,8 @@ pub struct Engine {
     recent_peers: Vec<Option<(Arc<PeerKey>, PeerIdx)>>,
     /// Routes held per peer (to report peers with routes, and to skip empty peer-down scans).
     peer_routes: Vec<u64>,
+    /// The (peer, ADD-PATH id) pairs of the route slots.
+    route_keys: RouteKeys,
     prefixes: Vec<PrefixState>,
     paths: PathTable,
     /// Validated ROA payloads, when loaded.
@@ -342,6 +344,7 @@ impl Engine {
             peer_index: FxMap::default(),
             recent_peers: vec![None; RECENT_PEERS],
             peer_routes: Vec::new(),
+            route_keys: RouteKeys::default(),
             prefixes,
             paths: PathTable::default(),
             vrps: None,
@@ -490,8 +493,9 @@ impl Engine {
             RouteChange::Announce(path) => {
                 let st = &mut self.prefixes[r as usize];
                 st.stats.announcements += 1;
+                let key = self.route_keys.key(peer, update.path_id);
                 let a = st.announced_mut(q, exact);
-                match a.find(peer, update.path_id) {
+                match a.find(key) {
                     Some(i) => {
                         let old = a.routes[i].path;
                         if **self.paths.get(old) == **path {
@@ -556,13 +560,10 @@ impl Engine {
                         let room = self.route_room;
                         let a = self.prefixes[r as usize].announced_mut(q, exact);
                         a.insert(
-                            RouteSlot {
-                                peer,
-                                path_id: update.path_id,
-                                path: id,
-                            },
+                            RouteSlot { key, path: id },
                             path.origin_asn(),
                             room,
+                            &self.route_keys,
                         );
                         self.refresh_exact_stats(r, exact);
                         self.tracked_routes += 1;
@@ -583,12 +584,16 @@ impl Engine {
                 }) else {
                     return;
                 };
-                let Some(i) = a.find(peer, update.path_id) else {
+                let Some(i) = self
+                    .route_keys
+                    .get(peer, update.path_id)
+                    .and_then(|key| a.find(key))
+                else {
                     return;
                 };
                 let old = a.routes[i].path;
                 let old_path = self.paths.get(old).clone();
-                a.remove(i, old_path.origin_asn());
+                a.remove(i, old_path.origin_asn(), &self.route_keys);
                 self.remove_route_effects(
                     r,
                     q,
@@ -640,11 +645,12 @@ impl Engine {
         let mut removed: Vec<(PrefixId, IpNet, bool, PathId)> = Vec::new();
         for (r, st) in self.prefixes.iter_mut().enumerate() {
             let registered = self.registry.prefix(r as PrefixId).prefix;
+            let keys = &self.route_keys;
             let mut take = |q: IpNet, exact: bool, a: &mut Announced| {
-                while let Some(i) = a.routes.iter().position(|s| s.peer == idx) {
+                while let Some(i) = a.routes.iter().position(|s| keys.peer(s.key) == idx) {
                     let slot = a.routes[i];
                     let origin = self.paths.get(slot.path).origin_asn();
-                    a.remove(i, origin);
+                    a.remove(i, origin, keys);
                     removed.push((r as PrefixId, q, exact, slot.path));
                 }
             };
@@ -778,7 +784,12 @@ impl Engine {
             let registered = self.registry.prefix(r as PrefixId).prefix;
             for (q, a) in st.all_announced() {
                 let q = q.copied().unwrap_or(registered);
-                routes.extend(a.routes.iter().map(|s| (r as PrefixId, q, s.peer, s.path)));
+                let keys = &self.route_keys;
+                routes.extend(
+                    a.routes
+                        .iter()
+                        .map(|s| (r as PrefixId, q, keys.peer(s.key), s.path)),
+                );
             }
         }
         for &(r, q, peer, path) in &routes {
@@ -1156,6 +1167,8 @@ impl Engine {
         let mut m = EngineMemory {
             tracked_routes: self.tracked_routes,
             distinct_paths: self.paths.distinct() as u64,
+            // The ADD-PATH pairs belong to the route slots' keys.
+            route_slots: self.route_keys.heap_bytes(),
             ..EngineMemory::default()
         };
         for st in &self.prefixes {

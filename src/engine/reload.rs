@@ -79,9 +79,9 @@ impl Engine {
                     summary.routes_kept += 1;
                     next.apply(&RouteUpdate {
                         timestamp: ts,
-                        peer: self.peers[slot.peer as usize].clone(),
+                        peer: self.peers[self.route_keys.peer(slot.key) as usize].clone(),
                         prefix: q,
-                        path_id: slot.path_id,
+                        path_id: self.route_keys.path_id(slot.key),
                         matched,
                         change: RouteChange::Announce(self.paths.get(slot.path).clone()),
                     });
@@ -261,7 +261,10 @@ impl Engine {
                 };
                 let example = old.and_then(|a| a.example.clone()).or_else(|| {
                     let slot = self.prefixes[r as usize].exact.routes.first()?;
-                    Some((slot.peer, self.paths.get(slot.path).clone()))
+                    Some((
+                        self.route_keys.peer(slot.key),
+                        self.paths.get(slot.path).clone(),
+                    ))
                 });
                 // Marked open by the caller (as a new opening, unless it was open before).
                 self.prefixes[r as usize].anomalies_mut().insert(

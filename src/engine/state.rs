@@ -1,7 +1,8 @@
 //! Compact route storage: what the engine keeps per route, per announced prefix and per AS path.
 //!
-//! Sized for full tables (a million registered prefixes seen by tens of peers): a route is a
-//! 12-byte [`RouteSlot`] (peer, ADD-PATH id, interned path), the routes of an announced prefix
+//! Sized for full tables (a million registered prefixes seen by tens of peers): a route is an
+//! 8-byte [`RouteSlot`] (its source: the peer, or the peer and ADD-PATH id through
+//! [`RouteKeys`]; and its interned path), the routes of an announced prefix
 //! sit in one exactly-sized boxed slice, the registered prefix's own routes are inline in its
 //! state (no map lookup on the common path), and AS paths are interned once in a [`PathTable`]
 //! with reference counts, so a path shared by many prefixes is stored once. A prefix's counters
@@ -36,13 +37,80 @@ pub fn map_bytes<K, V>(capacity: usize) -> usize {
 /// Index of an interned AS path.
 pub type PathId = u32;
 
-/// One route: a peer's path (per ADD-PATH id) for one announced prefix.
+/// Where a route comes from: the peer's index for a route without an ADD-PATH path identifier
+/// (path id 0, almost every route), or, with the top bit set, the number [`RouteKeys`] gave a
+/// (peer, path id) pair.
+pub type RouteKey = u32;
+
+/// The bit that marks a [`RouteKey`] of a (peer, ADD-PATH id) pair.
+const PAIR_KEY: u32 = 1 << 31;
+
+/// The (peer, ADD-PATH path id) pairs with a [`RouteKey`] of their own, so that a route slot
+/// holds one 4-byte key instead of a peer and a path id. Pairs are kept once seen (a peer uses
+/// a handful of path ids, so they are few).
+#[derive(Debug, Default)]
+pub struct RouteKeys {
+    pairs: Vec<(PeerIdx, u32)>,
+    index: FxMap<(PeerIdx, u32), u32>,
+}
+
+impl RouteKeys {
+    /// The key of the routes of `peer` with `path_id`, numbering the pair if it is new.
+    #[inline]
+    pub fn key(&mut self, peer: PeerIdx, path_id: u32) -> RouteKey {
+        debug_assert!(peer < PAIR_KEY, "peer index {peer} overlaps the pair bit");
+        if path_id == 0 {
+            return peer;
+        }
+        let pairs = &mut self.pairs;
+        let next = pairs.len() as u32;
+        let n = *self.index.entry((peer, path_id)).or_insert_with(|| {
+            pairs.push((peer, path_id));
+            next
+        });
+        n | PAIR_KEY
+    }
+
+    /// The key of `peer` with `path_id`, if that pair was ever seen.
+    #[inline]
+    pub fn get(&self, peer: PeerIdx, path_id: u32) -> Option<RouteKey> {
+        if path_id == 0 {
+            return Some(peer);
+        }
+        self.index.get(&(peer, path_id)).map(|n| n | PAIR_KEY)
+    }
+
+    /// The peer of `key`.
+    #[inline]
+    pub fn peer(&self, key: RouteKey) -> PeerIdx {
+        if key & PAIR_KEY == 0 {
+            key
+        } else {
+            self.pairs[(key & !PAIR_KEY) as usize].0
+        }
+    }
+
+    /// The ADD-PATH path id of `key` (0 without).
+    pub fn path_id(&self, key: RouteKey) -> u32 {
+        if key & PAIR_KEY == 0 {
+            0
+        } else {
+            self.pairs[(key & !PAIR_KEY) as usize].1
+        }
+    }
+
+    /// Heap bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.pairs.capacity() * std::mem::size_of::<(PeerIdx, u32)>()
+            + map_bytes::<(PeerIdx, u32), u32>(self.index.capacity())
+    }
+}
+
+/// One route: a source's path for one announced prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteSlot {
-    /// The peer.
-    pub peer: PeerIdx,
-    /// ADD-PATH path identifier (0 without ADD-PATH).
-    pub path_id: u32,
+    /// The peer and ADD-PATH id ([`RouteKeys`]).
+    pub key: RouteKey,
     /// The interned AS path.
     pub path: PathId,
 }
@@ -60,12 +128,15 @@ pub struct Announced {
 }
 
 impl Announced {
-    /// Position of the route of (`peer`, `path_id`).
+    /// Position of the route of `key`.
     #[inline]
-    pub fn find(&self, peer: PeerIdx, path_id: u32) -> Option<usize> {
-        self.routes
-            .iter()
-            .position(|s| s.peer == peer && s.path_id == path_id)
+    pub fn find(&self, key: RouteKey) -> Option<usize> {
+        self.routes.iter().position(|s| s.key == key)
+    }
+
+    /// Whether a route of `peer` is held (under any ADD-PATH id).
+    fn has_peer(&self, peer: PeerIdx, keys: &RouteKeys) -> bool {
+        self.routes.iter().any(|s| keys.peer(s.key) == peer)
     }
 
     /// Adds a route (the caller checked it is new); keeps `peers` and `origins` in step. When
@@ -73,8 +144,8 @@ impl Announced {
     /// this prefix in the batch, so a RIB's routes for one prefix take one allocation instead
     /// of one reallocation per peer. The caller trims the spare room afterwards
     /// ([`Announced::trim`]).
-    pub fn insert(&mut self, slot: RouteSlot, origin: Option<u32>, room: usize) {
-        if !self.routes.iter().any(|s| s.peer == slot.peer) {
+    pub fn insert(&mut self, slot: RouteSlot, origin: Option<u32>, room: usize, keys: &RouteKeys) {
+        if !self.has_peer(keys.peer(slot.key), keys) {
             self.peers += 1;
         }
         if self.routes.len() == self.routes.capacity() {
@@ -87,10 +158,10 @@ impl Announced {
     }
 
     /// Removes the route at `i`.
-    pub fn remove(&mut self, i: usize, origin: Option<u32>) -> RouteSlot {
+    pub fn remove(&mut self, i: usize, origin: Option<u32>, keys: &RouteKeys) -> RouteSlot {
         let slot = self.routes.swap_remove(i);
         self.trim();
-        if !self.routes.iter().any(|s| s.peer == slot.peer) {
+        if !self.has_peer(keys.peer(slot.key), keys) {
             self.peers -= 1;
         }
         if let Some(o) = origin {
@@ -519,42 +590,45 @@ mod tests {
 
     #[test]
     fn announced_counts_peers_and_origins() {
+        let mut keys = RouteKeys::default();
         let mut a = Announced::default();
+        let (k1, k1_add, k2) = (keys.key(1, 0), keys.key(1, 1), keys.key(2, 0));
+        a.insert(RouteSlot { key: k1, path: 0 }, Some(10), 0, &keys);
         a.insert(
             RouteSlot {
-                peer: 1,
-                path_id: 0,
-                path: 0,
-            },
-            Some(10),
-            0,
-        );
-        a.insert(
-            RouteSlot {
-                peer: 1,
-                path_id: 1,
+                key: k1_add,
                 path: 1,
             },
             Some(11),
             0,
+            &keys,
         );
-        a.insert(
-            RouteSlot {
-                peer: 2,
-                path_id: 0,
-                path: 0,
-            },
-            Some(10),
-            0,
-        );
+        a.insert(RouteSlot { key: k2, path: 0 }, Some(10), 0, &keys);
         assert_eq!((a.peers, a.origin_list()), (2, vec![10, 11]));
         assert_eq!(a.routes.capacity(), 3, "no spare capacity");
-        let i = a.find(1, 1).unwrap();
-        a.remove(i, Some(11));
+        let i = a.find(keys.get(1, 1).unwrap()).unwrap();
+        a.remove(i, Some(11), &keys);
         assert_eq!((a.peers, a.origin_list()), (2, vec![10]));
-        let i = a.find(1, 0).unwrap();
-        a.remove(i, Some(10));
+        let i = a.find(keys.get(1, 0).unwrap()).unwrap();
+        a.remove(i, Some(10), &keys);
         assert_eq!((a.peers, a.origin_list()), (1, vec![10]));
-        assert_eq!(std::mem::size_of::<RouteSlot>(), 12);
+        assert_eq!(std::mem::size_of::<RouteSlot>(), 8);
+    }
+
+    #[test]
+    fn route_keys_are_the_peer_without_add_path_and_numbered_pairs_with_it() {
+        let mut keys = RouteKeys::default();
+        assert_eq!(keys.key(7, 0), 7, "no ADD-PATH id: the peer index itself");
+        assert_eq!(keys.get(7, 0), Some(7));
+        assert_eq!(keys.get(7, 3), None, "a pair never seen");
+        let a = keys.key(7, 3);
+        let b = keys.key(8, 3);
+        let c = keys.key(7, 4);
+        assert_eq!(keys.key(7, 3), a, "the same pair, the same key");
+        assert!(a != b && a != c && b != c && a != 7 && b != 8);
+        for (k, peer, id) in [(a, 7, 3), (b, 8, 3), (c, 7, 4), (7, 7, 0)] {
+            assert_eq!((keys.peer(k), keys.path_id(k)), (peer, id));
+            assert_eq!(keys.get(peer, id), Some(k));
+        }
     }
 }

@@ -365,6 +365,27 @@ fn add_path_routes_of_one_peer_count_once_for_visibility() {
     let s = h.engine.stats(0);
     assert_eq!((s.visibility, s.origins), (1, 2));
     assert_eq!(h.engine.tracked_routes(), 2);
+    // Withdrawals name the path id: one never announced changes nothing, path id 2 takes the
+    // second origin away and leaves path id 1.
+    for id in [3, 2] {
+        h.engine.apply(&RouteUpdate {
+            timestamp: 2.0,
+            peer: peer(1),
+            prefix,
+            path_id: id,
+            matched,
+            change: RouteChange::Withdraw,
+        });
+    }
+    let s = h.engine.stats(0);
+    assert_eq!((s.visibility, s.origins), (1, 1));
+    assert_eq!(h.engine.tracked_routes(), 1);
+    // The peer going down takes its ADD-PATH route too.
+    assert_eq!(h.engine.peer_down(&peer(1), 3.0), 1);
+    assert_eq!(
+        (h.engine.stats(0).visibility, h.engine.tracked_routes()),
+        (0, 0)
+    );
 }
 
 #[test]
