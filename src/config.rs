@@ -473,6 +473,11 @@ fn parse_main(main: &Source) -> Result<RawFile, ConfigError> {
     main.parse()
 }
 
+/// A table header line without its comment and trailing blanks.
+fn table_header(line: &str) -> &str {
+    line.split('#').next().unwrap_or_default().trim_end()
+}
+
 /// Where the pieces of a split parse start: 0, then `[[location]]` header lines about `piece`
 /// bytes apart.
 fn piece_starts(text: &str, piece: usize) -> Vec<usize> {
@@ -480,8 +485,7 @@ fn piece_starts(text: &str, piece: usize) -> Vec<usize> {
     let mut from = piece.min(text.len());
     while let Some(found) = text.get(from..).and_then(|t| t.find("\n[[location]]")) {
         let at = from + found + 1;
-        let line = text[at..].lines().next().unwrap_or_default();
-        if line.split('#').next().unwrap_or_default().trim_end() == "[[location]]" {
+        if table_header(text[at..].lines().next().unwrap_or_default()) == "[[location]]" {
             starts.push(at);
             from = at + piece;
         } else {
@@ -508,8 +512,7 @@ fn parse_split(text: &str, piece: usize) -> Option<RawFile> {
     for line in text.lines() {
         let l = line.trim_start();
         if l.starts_with('[') {
-            let header = l.split('#').next().unwrap_or_default().trim_end();
-            if !SPLIT_HEADERS.contains(&header) {
+            if !SPLIT_HEADERS.contains(&table_header(l)) {
                 return None;
             }
         } else if ["location", "\"location", "'location"]
@@ -552,9 +555,7 @@ fn parse_split(text: &str, piece: usize) -> Option<RawFile> {
         Some((first, rest))
     })?;
     let mut raw = first?;
-    if rest.len() != starts.len() - 1 {
-        return None;
-    }
+    // A piece that failed left its `None` (and stopped the others).
     rest.sort_unstable_by_key(|(i, _)| *i);
     for (_, locations) in rest {
         raw.location.extend(locations?);
@@ -734,16 +735,6 @@ impl Config {
     /// The registry of `locations`, built once when the configuration was loaded.
     pub fn shared_registry(&self) -> Arc<Registry> {
         self.validated.clone()
-    }
-
-    /// The registered locations, in file order (main file first, then includes).
-    pub fn locations(&self) -> &[Location] {
-        self.validated.locations()
-    }
-
-    /// Builds a registry of its own from the validated locations.
-    pub fn registry(&self) -> Result<Registry, RegistryError> {
-        Registry::new(self.locations().to_vec())
     }
 }
 

@@ -26,7 +26,6 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use routewatch::engine::Engine;
@@ -778,7 +777,7 @@ struct Offline {
 /// Decodes the capture as the listener does, through the library, with the daemon's registry.
 fn decode_offline(config: &Path, bytes: &[u8]) -> Offline {
     let config = routewatch::config::Config::load(config).unwrap();
-    let registry = Arc::new(config.registry().unwrap());
+    let registry = config.shared_registry();
     let max_frame = config.bmp.as_ref().unwrap().max_frame_bytes;
     let mut engine = Engine::new(registry.clone());
     let mut frames = FrameReader::new(max_frame);

@@ -268,8 +268,8 @@ pub struct EngineMemory {
     pub tracked_routes: u64,
     /// Distinct AS paths interned.
     pub distinct_paths: u64,
-    /// Route slots (8 bytes per route, plus the ADD-PATH pairs of their keys) and per-announced-prefix origin lists that spilled to
-    /// the heap.
+    /// Route slots (8 bytes per route, plus the ADD-PATH pairs of their keys) and
+    /// per-announced-prefix origin lists that spilled to the heap.
     pub route_slots: usize,
     /// The containers holding the slots: one inline per registered prefix, plus the
     /// more-specific maps.

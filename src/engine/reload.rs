@@ -77,11 +77,12 @@ impl Engine {
                 };
                 for slot in &a.routes {
                     summary.routes_kept += 1;
+                    let (peer, path_id) = self.route_keys.pair(slot.key);
                     next.apply(&RouteUpdate {
                         timestamp: ts,
-                        peer: self.peers[self.route_keys.peer(slot.key) as usize].clone(),
+                        peer: self.peers[peer as usize].clone(),
                         prefix: q,
-                        path_id: self.route_keys.path_id(slot.key),
+                        path_id,
                         matched,
                         change: RouteChange::Announce(self.paths.get(slot.path).clone()),
                     });

@@ -80,23 +80,20 @@ impl RouteKeys {
         self.index.get(&(peer, path_id)).map(|n| n | PAIR_KEY)
     }
 
-    /// The peer of `key`.
+    /// The (peer, ADD-PATH path id) of `key` (path id 0 without ADD-PATH).
     #[inline]
-    pub fn peer(&self, key: RouteKey) -> PeerIdx {
+    pub fn pair(&self, key: RouteKey) -> (PeerIdx, u32) {
         if key & PAIR_KEY == 0 {
-            key
+            (key, 0)
         } else {
-            self.pairs[(key & !PAIR_KEY) as usize].0
+            self.pairs[(key & !PAIR_KEY) as usize]
         }
     }
 
-    /// The ADD-PATH path id of `key` (0 without).
-    pub fn path_id(&self, key: RouteKey) -> u32 {
-        if key & PAIR_KEY == 0 {
-            0
-        } else {
-            self.pairs[(key & !PAIR_KEY) as usize].1
-        }
+    /// The peer of `key`.
+    #[inline]
+    pub fn peer(&self, key: RouteKey) -> PeerIdx {
+        self.pair(key).0
     }
 
     /// Heap bytes.
@@ -627,7 +624,8 @@ mod tests {
         assert_eq!(keys.key(7, 3), a, "the same pair, the same key");
         assert!(a != b && a != c && b != c && a != 7 && b != 8);
         for (k, peer, id) in [(a, 7, 3), (b, 8, 3), (c, 7, 4), (7, 7, 0)] {
-            assert_eq!((keys.peer(k), keys.path_id(k)), (peer, id));
+            assert_eq!(keys.pair(k), (peer, id));
+            assert_eq!(keys.peer(k), peer);
             assert_eq!(keys.get(peer, id), Some(k));
         }
     }
