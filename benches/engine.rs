@@ -17,7 +17,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use ipnet::{IpNet, Ipv4Net};
 use routewatch::engine::Engine;
 use routewatch::metrics::Metrics;
-use routewatch::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
+use routewatch::model::{AsPath, Feed, PeerKey, RouteChange, RouteSource, RouteUpdate};
 use routewatch::registry::{Location, Registry};
 
 const PREFIXES: u32 = 10_000;
@@ -51,7 +51,7 @@ fn updates(reg: &Registry, variant: u32) -> Vec<RouteUpdate> {
     let peers: Vec<Arc<PeerKey>> = (0..PEERS)
         .map(|p| {
             Arc::new(PeerKey {
-                source: "bench".into(),
+                source: Arc::new(RouteSource::new(Feed::Mrt)),
                 address: IpAddr::V4(Ipv4Addr::from(0xC000_0200 + p)),
                 asn: 65_000 + p,
             })
@@ -81,7 +81,7 @@ fn apply_all(engine: &mut Engine, metrics: &mut Metrics, updates: &[RouteUpdate]
             engine.apply(u);
         }
         let dirty = engine.take_dirty();
-        metrics.sync(engine, &dirty, "bench", None);
+        metrics.sync(engine, &dirty, None);
         black_box(engine.drain_events());
     }
 }

@@ -1,8 +1,13 @@
-//! Command-line interface.
+//! Command-line interface: the clap definitions and [`execute`], which runs one command.
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::replay::{ReplayOptions, ReportContent};
 
 /// routewatch: BGP route telemetry for registered customer prefixes.
 #[derive(Debug, Parser)]
@@ -58,4 +63,58 @@ pub enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+}
+
+/// Runs one CLI command.
+pub fn execute(command: Command) -> Result<(), Error> {
+    match command {
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Replay {
+            config,
+            format,
+            metrics_out,
+            decoder,
+            files,
+        } => {
+            // `--format none` prints nothing: the per-prefix summaries and the event history are
+            // not built at all (a million-prefix registry's report costs seconds and gigabytes).
+            let content = if format == Format::None {
+                ReportContent::FilesOnly
+            } else {
+                ReportContent::Full
+            };
+            let options = ReplayOptions::new(config, &files)
+                .metrics_out(metrics_out.as_deref())
+                .decoder(decoder)
+                .content(content);
+            let report = crate::replay::replay(&options)?;
+            let text = match format {
+                Format::Table => report.to_table(),
+                Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+                Format::None => String::new(),
+            };
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|source| Error::Io {
+                    context: "writing the report to stdout".into(),
+                    source,
+                })
+        }
+        Command::Run { config } => crate::daemon::run(&config),
+    }
+}
+
+fn check_config(path: &Path) -> Result<(), Error> {
+    let config = Config::load(path)?;
+    // Config::load built and validated the registry.
+    let registry = config.shared_registry();
+    let (v4, v6) = registry.count_by_family();
+    println!(
+        "{}: OK: {} locations, {} prefixes ({v4} IPv4, {v6} IPv6)",
+        path.display(),
+        registry.locations().len(),
+        v4 + v6
+    );
+    Ok(())
 }

@@ -119,7 +119,7 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Event store settings.
     pub events: EventsConfig,
-    /// DNS enrichment (AS names, router names); see [`crate::resolver`].
+    /// DNS enrichment (AS names, router names); see [`crate::dns`].
     pub dns: DnsConfig,
     /// The registry of the locations (main file first, then includes), built when they were
     /// validated (building it again costs seconds with a million prefixes); it owns them, so a

@@ -18,6 +18,12 @@ pub enum Error {
     /// An MRT input could not be opened.
     #[error(transparent)]
     Mrt(#[from] crate::ingest::mrt::MrtError),
+    /// The VRP file could not be loaded (the error names the file).
+    #[error("loading VRPs: {0}")]
+    Rpki(#[from] crate::rpki::RpkiError),
+    /// The event store could not be opened.
+    #[error("starting the event store: {0}")]
+    Store(#[from] crate::events::store::StoreError),
     /// Metric registration failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         _ => "info",
     };
     routewatch::log::init(level);
-    match routewatch::service::execute(cli.command) {
+    match routewatch::cli::execute(cli.command) {
         Ok(()) => ExitCode::from(routewatch::error::EXIT_OK),
         Err(e) => {
             eprintln!("routewatch: {e}");

@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -14,14 +14,182 @@ use ipnet::IpNet;
 
 use crate::registry::Match;
 
-/// Identity of a BGP peer as seen by one route source.
+/// A feed: where routes come from (the `feed` label of metrics and events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Feed {
+    /// MRT files (RIB dumps and update files, configured or from the watched directory).
+    Mrt,
+    /// BMP sessions from routers.
+    Bmp,
+}
+
+impl Feed {
+    /// Every feed this build knows.
+    pub const ALL: [Feed; 2] = [Feed::Mrt, Feed::Bmp];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feed::Mrt => "mrt",
+            Feed::Bmp => "bmp",
+        }
+    }
+}
+
+impl fmt::Display for Feed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A BMP RIB view (RFC 7854 §4.2 L flag, RFC 8671 O flag, RFC 9069 Loc-RIB): each view of a
+/// peer is its own route source, so they never overwrite each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RibView {
+    /// Adj-RIB-In before inbound policy (L flag clear).
+    AdjRibInPre,
+    /// Adj-RIB-In after inbound policy (L flag set).
+    AdjRibInPost,
+    /// Adj-RIB-Out before outbound policy (O flag set, L clear; RFC 8671).
+    AdjRibOutPre,
+    /// Adj-RIB-Out after outbound policy (O and L set; RFC 8671).
+    AdjRibOutPost,
+    /// The router's Loc-RIB (peer type 3; RFC 9069).
+    LocRib,
+}
+
+impl RibView {
+    /// The label used in route sources and the API.
+    pub fn label(self) -> &'static str {
+        match self {
+            RibView::AdjRibInPre => "adj-in-pre",
+            RibView::AdjRibInPost => "adj-in-post",
+            RibView::AdjRibOutPre => "adj-out-pre",
+            RibView::AdjRibOutPost => "adj-out-post",
+            RibView::LocRib => "loc-rib",
+        }
+    }
+}
+
+impl fmt::Display for RibView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A route source: routes of two sources never overwrite each other.
 ///
-/// `source` separates route sources that must never overwrite each other (an MRT collector, and
-/// later a BMP router's pre-policy / post-policy / Loc-RIB views).
+/// For MRT it is the feed alone (every collector peer is told apart by its address and AS); for
+/// BMP it is the router's TCP address and port, the view, and the instance (peer distinguisher)
+/// when there is one. Its text (`mrt`, `bmp/192.0.2.1:17001/adj-in-pre/rd=64499:74`) is made
+/// once, is what events and the API show, and is what it compares, hashes and sorts by; it
+/// reads as that text (`Deref<Target = str>`).
+#[derive(Debug, Clone)]
+pub struct RouteSource {
+    feed: Feed,
+    router: Option<SocketAddr>,
+    view: Option<RibView>,
+    text: Box<str>,
+}
+
+impl RouteSource {
+    /// The source of a feed with no routers (MRT).
+    pub fn new(feed: Feed) -> RouteSource {
+        RouteSource {
+            feed,
+            router: None,
+            view: None,
+            text: feed.as_str().into(),
+        }
+    }
+
+    /// A BMP router's view; `instance` is the peer distinguisher's text (`rd=64499:74`,
+    /// `local=0x…`, `global-rd=…`), if any.
+    pub fn bmp(router: SocketAddr, view: RibView, instance: Option<&str>) -> RouteSource {
+        let mut text = format!("{}/{router}/{}", Feed::Bmp, view.label());
+        if let Some(i) = instance {
+            text.push('/');
+            text.push_str(i);
+        }
+        RouteSource {
+            feed: Feed::Bmp,
+            router: Some(router),
+            view: Some(view),
+            text: text.into(),
+        }
+    }
+
+    /// The feed.
+    pub fn feed(&self) -> Feed {
+        self.feed
+    }
+
+    /// The BMP router's TCP address and port.
+    pub fn router(&self) -> Option<SocketAddr> {
+        self.router
+    }
+
+    /// The BMP view.
+    pub fn view(&self) -> Option<RibView> {
+        self.view
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::ops::Deref for RouteSource {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl AsRef<str> for RouteSource {
+    fn as_ref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl PartialEq for RouteSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for RouteSource {}
+
+impl Hash for RouteSource {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
+}
+
+impl PartialOrd for RouteSource {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for RouteSource {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+
+impl fmt::Display for RouteSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Identity of a BGP peer as seen by one route source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerKey {
-    /// Route source, e.g. `mrt`.
-    pub source: Arc<str>,
+    /// Route source (shared by the peers of one MRT file or one BMP view).
+    pub source: Arc<RouteSource>,
     /// Peer address.
     pub address: IpAddr,
     /// Peer AS.

@@ -72,7 +72,7 @@ pub struct Swap {
     pub reply: oneshot::Sender<ReloadSummary>,
 }
 
-/// The metrics a reload sets.
+/// The metrics of configuration loads and reloads.
 #[derive(Clone)]
 pub struct ReloadMetrics {
     /// `routewatch_config_last_reload_successful`.
@@ -83,6 +83,60 @@ pub struct ReloadMetrics {
     pub total: prometheus::IntCounterVec,
     /// `routewatch_config_restart_required`.
     pub restart_required: prometheus::IntGauge,
+}
+
+impl ReloadMetrics {
+    /// Registers the metrics on `r`.
+    pub fn new(r: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        use crate::metrics::{opts, register};
+        use prometheus::{Gauge, IntCounterVec, IntGauge};
+        let config_reload_successful = register(
+            r,
+            IntGauge::with_opts(opts(
+                "routewatch_config_last_reload_successful",
+                "1 when the last configuration load succeeded.",
+            ))?,
+        );
+        let config_reload_timestamp = register(
+            r,
+            Gauge::with_opts(opts(
+                "routewatch_config_last_reload_success_timestamp_seconds",
+                "Time of the last successful configuration load.",
+            ))?,
+        );
+        let config_reloads = register(
+            r,
+            IntCounterVec::new(
+                opts(
+                    "routewatch_config_reloads_total",
+                    "Configuration reloads (SIGHUP, POST /-/reload), by result.",
+                ),
+                &["result"],
+            )?,
+        );
+        for res in ["success", "failure"] {
+            config_reloads.with_label_values(&[res]);
+        }
+        let config_restart_required = register(
+            r,
+            IntGauge::with_opts(opts(
+                "routewatch_config_restart_required",
+                "1 when the configuration file changes keys that only a restart applies.",
+            ))?,
+        );
+        Ok(ReloadMetrics {
+            successful: config_reload_successful,
+            timestamp: config_reload_timestamp,
+            total: config_reloads,
+            restart_required: config_restart_required,
+        })
+    }
+
+    /// Records a successful load at `now`.
+    pub fn loaded(&self, now: f64) {
+        self.successful.set(1);
+        self.timestamp.set(now);
+    }
 }
 
 /// The keys whose values differ between the running configuration and `new` and that only a

@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use ipnet::IpNet;
+use routewatch::replay::ReplayOptions;
 
 /// Registered prefixes sampled evenly from a file's distinct prefixes.
 const SAMPLE: usize = 150;
@@ -449,8 +450,9 @@ fn check_agreement(rel: &str) -> routewatch::report::ReplayReport {
 
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &registry);
-    let report = routewatch::service::replay(&config, std::slice::from_ref(&file), None)
-        .unwrap_or_else(|err| panic!("{rel}: replay failed: {err}"));
+    let report =
+        routewatch::replay::replay(&ReplayOptions::new(&config, std::slice::from_ref(&file)))
+            .unwrap_or_else(|err| panic!("{rel}: replay failed: {err}"));
 
     // Route entries: bgpdump's A + W + B lines (bgpdump is right on all these files).
     let entries = e.a + e.w + e.b;

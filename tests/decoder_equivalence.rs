@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use routewatch::ingest::mrt::Decoder;
+use routewatch::replay::{replay, ReplayOptions};
 use routewatch::report::ReplayReport;
-use routewatch::service::replay_with;
 use support::*;
 
 fn mrt_fixtures() -> Vec<PathBuf> {
@@ -46,8 +46,8 @@ fn config(dir: &Path, prefixes: &[IpNet]) -> PathBuf {
 
 fn both(cfg: &Path, file: &Path) -> (ReplayReport, ReplayReport) {
     let files = [file.to_path_buf()];
-    let reference = replay_with(cfg, &files, None, Decoder::Bgpkit).unwrap();
-    let prefilter = replay_with(cfg, &files, None, Decoder::Prefilter).unwrap();
+    let reference = replay(&ReplayOptions::new(cfg, &files).decoder(Decoder::Bgpkit)).unwrap();
+    let prefilter = replay(&ReplayOptions::new(cfg, &files).decoder(Decoder::Prefilter)).unwrap();
     (reference, prefilter)
 }
 

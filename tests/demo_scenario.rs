@@ -6,6 +6,7 @@ mod support;
 
 use routewatch::engine::{AnomalyKind, RemovalReason, Transition};
 use routewatch::events::{EventKind, Severity};
+use routewatch::replay::{replay, ReplayOptions};
 use support::*;
 
 #[test]
@@ -26,7 +27,7 @@ fn committed_demo_updates_file_is_what_the_generator_writes() {
 fn demo_replay_opens_and_resolves_the_injected_hijacks() {
     let files = vec![fixture(DEMO_UPDATES), fixture(DEMO_RIB)];
     // Files are given updates-first on purpose: replay must still load the RIB first.
-    let report = routewatch::service::replay(&repo("config/demo.toml"), &files, None).unwrap();
+    let report = replay(&ReplayOptions::new(repo("config/demo.toml"), &files)).unwrap();
     assert_eq!(report.files[0].path, fixture(DEMO_RIB));
     assert_eq!(
         report.files[0].processed, 270_005,

@@ -9,7 +9,7 @@ use std::time::Duration;
 mod support;
 
 use routewatch::config::DnsConfig;
-use routewatch::resolver::{Enricher, EnricherSettings};
+use routewatch::dns::{Enricher, EnricherSettings};
 use support::load_config as load;
 
 #[test]

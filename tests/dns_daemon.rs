@@ -16,7 +16,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use routewatch::resolver::is_reserved_asn;
+use routewatch::dns::is_reserved_asn;
 use serde_json::Value;
 use support::daemon::{free_port, toml_path, Daemon};
 use support::dns::*;

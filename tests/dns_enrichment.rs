@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! DNS enrichment (`routewatch::resolver`) against a DNS server started by the test on
+//! DNS enrichment (`routewatch::dns`) against a DNS server started by the test on
 //! 127.0.0.1 (a free UDP port; nothing leaves the machine): AS names through the Team Cymru TXT
 //! interface, reverse DNS, the cache (hits, NXDOMAIN and failures cached negatively, TTL expiry,
 //! size bound), timeouts, the concurrency bound, and answers that are malformed.
@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use routewatch::resolver::{Enricher, EnricherSettings};
+use routewatch::dns::{Enricher, EnricherSettings};
 use support::dns::*;
 
 /// The table of the test zone: `name` is lower case without the trailing dot.

@@ -11,9 +11,9 @@ use axum::Router;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use routewatch::events::api::{events_router, EVENTS_PATH};
 use routewatch::events::store::{EventReader, EventStore, StoreSettings};
 use routewatch::events::{Event, EventKind, EventPeer, Severity};
+use routewatch::http::events::{events_router, EVENTS_PATH};
 
 const T: Duration = Duration::from_secs(5);
 

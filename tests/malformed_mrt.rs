@@ -16,6 +16,7 @@ use std::process::Command;
 
 use ipnet::IpNet;
 use routewatch::engine::PrefixSummary;
+use routewatch::replay::ReplayOptions;
 use routewatch::report::ReplayReport;
 
 fn fixture(rel: &str) -> PathBuf {
@@ -251,7 +252,7 @@ fn write_config(dir: &Path, prefixes: &[IpNet]) -> PathBuf {
 
 fn replay(dir: &Path, prefixes: &[IpNet], file: &Path) -> ReplayReport {
     let config = write_config(dir, prefixes);
-    routewatch::service::replay(&config, &[file.to_path_buf()], None)
+    routewatch::replay::replay(&ReplayOptions::new(&config, &[file.to_path_buf()]))
         .unwrap_or_else(|e| panic!("replay of {} failed: {e}", file.display()))
 }
 

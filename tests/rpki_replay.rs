@@ -5,6 +5,7 @@
 mod support;
 
 use routewatch::engine::{AnomalyKind, Transition};
+use routewatch::replay::{replay, ReplayOptions};
 use routewatch::rpki::RovState;
 use support::*;
 
@@ -29,12 +30,8 @@ fn demo_hijacks_are_rpki_invalid_and_the_prefix_state_counts_follow() {
     let config = format!("{head}[rpki]{rpki}\n[[location]]{locations}");
     let cfg = write_config(dir.path(), &config);
     let metrics = dir.path().join("metrics.prom");
-    let report = routewatch::service::replay(
-        &cfg,
-        &[fixture(DEMO_RIB), fixture(DEMO_UPDATES)],
-        Some(&metrics),
-    )
-    .unwrap();
+    let files = [fixture(DEMO_RIB), fixture(DEMO_UPDATES)];
+    let report = replay(&ReplayOptions::new(&cfg, &files).metrics_out(Some(&metrics))).unwrap();
 
     let rpki: Vec<_> = report
         .events

@@ -5,7 +5,7 @@
 //! what the old route carried and takes it back.
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{AsPath, Origin};
 use crate::registry::{Location, MatchKind, PrefixId, RegisteredPrefix};
@@ -71,11 +71,11 @@ impl AnomalyKind {
 
     /// Severity for alerting: hijacks are critical; RPKI-invalid routes and a prefix no peer
     /// sees are errors; the rest warnings.
-    pub fn severity(self) -> &'static str {
+    pub fn severity(self) -> Severity {
         match self {
-            AnomalyKind::OriginMismatch | AnomalyKind::SubprefixHijack => "critical",
-            AnomalyKind::RpkiInvalid | AnomalyKind::Withdrawn => "error",
-            _ => "warning",
+            AnomalyKind::OriginMismatch | AnomalyKind::SubprefixHijack => Severity::Critical,
+            AnomalyKind::RpkiInvalid | AnomalyKind::Withdrawn => Severity::Error,
+            _ => Severity::Warning,
         }
     }
 }
@@ -83,6 +83,44 @@ impl AnomalyKind {
 impl std::fmt::Display for AnomalyKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// How much an operator should care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Routine (announcements, path changes, resolutions).
+    Information,
+    /// Worth a look (unexpected upstream, MOAS, visibility lost).
+    Warning,
+    /// Something is wrong (RPKI invalid, prefix withdrawn everywhere).
+    Error,
+    /// Act now (exact-prefix or sub-prefix hijack).
+    Critical,
+}
+
+impl Severity {
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Information => "information",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Parses a name written by [`Severity::as_str`].
+    pub fn parse(s: &str) -> Option<Severity> {
+        [
+            Severity::Information,
+            Severity::Warning,
+            Severity::Error,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 

@@ -19,19 +19,18 @@ mod reload;
 mod state;
 mod vecmap;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Serialize;
 
-pub use anomaly::{AnomalyKey, AnomalyKind};
+pub use anomaly::{AnomalyKey, AnomalyKind, Severity};
 pub use reload::ReloadSummary;
 use state::{map_bytes, Announced, PathId, PathTable, PrefixState, RouteKeys, RouteSlot};
 pub use state::{FxMap, PrefixCounters};
 use vecmap::VecMap;
 
-use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
+use crate::model::{AsPath, Feed, PeerKey, RouteChange, RouteUpdate};
 use crate::registry::{MatchKind, PrefixId, Registry};
 use crate::rpki::{RovState, VrpSet};
 
@@ -115,7 +114,7 @@ pub struct AnomalyEvent {
     /// Kind.
     pub kind: AnomalyKind,
     /// Severity of the kind.
-    pub severity: &'static str,
+    pub severity: Severity,
     /// Location name.
     pub location: String,
     /// Registered prefix.
@@ -191,7 +190,7 @@ pub struct AnomalySummary {
     /// Kind.
     pub kind: AnomalyKind,
     /// Severity.
-    pub severity: &'static str,
+    pub severity: Severity,
     /// Location name.
     pub location: String,
     /// Registered prefix.
@@ -200,9 +199,6 @@ pub struct AnomalySummary {
     pub announced: IpNet,
     /// Offending ASN.
     pub asn: Option<u32>,
-    /// The holder name of `asn` (DNS enrichment; filled in by the API from the name cache).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub as_name: Option<String>,
     /// Open (reached min-peers) or still held below it.
     pub open: bool,
     /// Peers carrying it now.
@@ -226,14 +222,12 @@ pub struct AnnouncedSummary {
     pub peers: u32,
     /// Distinct single-AS origins.
     pub origins: Vec<u32>,
-    /// Holder names of `origins` known so far (DNS enrichment; filled in by the API).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub origin_names: BTreeMap<u32, String>,
 }
 
-/// Everything known about one registered prefix, for the API and the replay report.
+/// Everything known about one registered prefix, for the API and the replay report. The HTTP API
+/// answers with its more-specifics and anomalies wrapped (`M`, `A`) in types that add DNS names.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PrefixSummary {
+pub struct PrefixSummary<M = AnnouncedSummary, A = AnomalySummary> {
     /// Location name.
     pub location: String,
     /// Registered prefix.
@@ -242,13 +236,10 @@ pub struct PrefixSummary {
     pub visibility: u32,
     /// Origins seen for exactly the prefix.
     pub origins: Vec<u32>,
-    /// Holder names of `origins` known so far (DNS enrichment; filled in by the API).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub origin_names: BTreeMap<u32, String>,
     /// Up to three distinct AS paths for exactly the prefix.
     pub sample_paths: Vec<String>,
     /// More-specifics currently announced.
-    pub more_specifics: Vec<AnnouncedSummary>,
+    pub more_specifics: Vec<M>,
     /// Announcements received.
     pub announcements: u64,
     /// Withdrawals received.
@@ -258,7 +249,30 @@ pub struct PrefixSummary {
     /// BGP time of the last change.
     pub last_change: Option<f64>,
     /// Anomaly instances of this prefix (open or held).
-    pub anomalies: Vec<AnomalySummary>,
+    pub anomalies: Vec<A>,
+}
+
+impl<M, A> PrefixSummary<M, A> {
+    /// The same summary with each more-specific and anomaly turned into another type.
+    pub fn map<M2, A2>(
+        self,
+        more_specific: impl FnMut(M) -> M2,
+        anomaly: impl FnMut(A) -> A2,
+    ) -> PrefixSummary<M2, A2> {
+        PrefixSummary {
+            location: self.location,
+            prefix: self.prefix,
+            visibility: self.visibility,
+            origins: self.origins,
+            sample_paths: self.sample_paths,
+            more_specifics: self.more_specifics.into_iter().map(more_specific).collect(),
+            announcements: self.announcements,
+            withdrawals: self.withdrawals,
+            path_changes: self.path_changes,
+            last_change: self.last_change,
+            anomalies: self.anomalies.into_iter().map(anomaly).collect(),
+        }
+    }
 }
 
 /// Engine memory by part, in bytes requested from the allocator ([`Engine::memory`]).
@@ -1201,18 +1215,15 @@ impl Engine {
         self.peer_routes.iter().filter(|&&n| n > 0).count()
     }
 
-    /// Peers holding matched routes whose route source is `feed` or under it (`feed/...`).
-    pub fn peers_with_routes_in(&self, feed: &str) -> usize {
-        self.peers
-            .iter()
-            .zip(&self.peer_routes)
-            .filter(|(k, &n)| {
-                n > 0
-                    && k.source
-                        .strip_prefix(feed)
-                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-            })
-            .count()
+    /// Peers holding matched routes, per feed (indexed like [`Feed::ALL`]).
+    pub fn peers_with_routes_by_feed(&self) -> [usize; Feed::ALL.len()] {
+        let mut counts = [0; Feed::ALL.len()];
+        for (k, &n) in self.peers.iter().zip(&self.peer_routes) {
+            if n > 0 {
+                counts[k.source.feed() as usize] += 1;
+            }
+        }
+        counts
     }
 
     fn anomaly_summary(&self, key: &AnomalyKey, st: &AnomalyState) -> AnomalySummary {
@@ -1236,7 +1247,6 @@ impl Engine {
             prefix: self.registry.prefix(key.registered).prefix,
             announced: key.announced,
             asn: key.asn,
-            as_name: None,
             open: st.open,
             peers,
             first_seen: st.first_seen,
@@ -1279,7 +1289,6 @@ impl Engine {
                 prefix: *q,
                 peers: a.peers,
                 origins: a.origin_list(),
-                origin_names: BTreeMap::new(),
             })
             .collect();
         more_specifics.sort_by_key(|m| m.prefix);
@@ -1293,7 +1302,6 @@ impl Engine {
             prefix: reg.prefix,
             visibility: st.stats.visibility,
             origins: st.exact.origin_list(),
-            origin_names: BTreeMap::new(),
             sample_paths,
             more_specifics,
             announcements: st.stats.announcements,

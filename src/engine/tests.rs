@@ -27,7 +27,7 @@ fn registry(min_peers: u32) -> Arc<Registry> {
 
 fn peer(n: u8) -> Arc<PeerKey> {
     Arc::new(PeerKey {
-        source: "test".into(),
+        source: Arc::new(crate::model::RouteSource::new(crate::model::Feed::Mrt)),
         address: format!("192.0.2.{n}").parse().unwrap(),
         asn: 65000 + n as u32,
     })

@@ -4,7 +4,6 @@
 //! (the SQLite store, the API, the log, the replay report) reads. Pure types here; storage lives
 //! in [`store`].
 
-pub mod api;
 pub mod metrics;
 pub mod store;
 
@@ -58,43 +57,7 @@ impl EventKind {
     }
 }
 
-/// How much an operator should care.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Routine (announcements, path changes, resolutions).
-    Information,
-    /// Worth a look (unexpected upstream, MOAS, visibility lost).
-    Warning,
-    /// Something is wrong (RPKI invalid, prefix withdrawn everywhere).
-    Error,
-    /// Act now (exact-prefix or sub-prefix hijack).
-    Critical,
-}
-
-impl Severity {
-    /// The stable name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Information => "information",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-            Severity::Critical => "critical",
-        }
-    }
-
-    /// Parses a name written by [`Severity::as_str`].
-    pub fn parse(s: &str) -> Option<Severity> {
-        [
-            Severity::Information,
-            Severity::Warning,
-            Severity::Error,
-            Severity::Critical,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-}
+pub use crate::engine::Severity;
 
 /// The peer an event came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,24 +111,15 @@ pub struct Event {
     pub description: String,
 }
 
-use crate::engine::{AnomalyEvent, AnomalyKind, RouteEvent, RouteEventKind, Transition};
+use crate::engine::{AnomalyEvent, RouteEvent, RouteEventKind, Transition};
 use crate::model::PeerKey;
 
 fn event_peer(k: &PeerKey) -> EventPeer {
     EventPeer {
-        feed: k.source.split('/').next().unwrap_or("").to_string(),
+        feed: k.source.feed().as_str().to_string(),
         source: k.source.to_string(),
         address: k.address.to_string(),
         asn: k.asn,
-    }
-}
-
-/// Severity of an opened anomaly of `kind`.
-pub fn anomaly_severity(kind: AnomalyKind) -> Severity {
-    match kind.severity() {
-        "critical" => Severity::Critical,
-        "error" => Severity::Error,
-        _ => Severity::Warning,
     }
 }
 
@@ -176,7 +130,7 @@ impl Event {
         let (kind, severity, description) = match a.transition {
             Transition::Opened => (
                 EventKind::AnomalyOpened,
-                anomaly_severity(a.kind),
+                a.kind.severity(),
                 format!(
                     "{} opened: {} announced{asn} inside {} of location {}; {} peer(s) carry it{}{}",
                     a.kind,
@@ -309,11 +263,16 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::AnomalyKind;
     use std::sync::Arc;
 
     fn peer() -> Arc<PeerKey> {
         Arc::new(PeerKey {
-            source: "bmp/192.0.2.1:17001/adj-in-pre".into(),
+            source: Arc::new(crate::model::RouteSource::bmp(
+                "192.0.2.1:17001".parse().unwrap(),
+                crate::model::RibView::AdjRibInPre,
+                None,
+            )),
             address: "198.51.100.1".parse().unwrap(),
             asn: 64500,
         })

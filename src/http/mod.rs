@@ -17,6 +17,9 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+pub mod events;
+pub mod names;
+
 use crate::engine::{AnomalySummary, PrefixSummary};
 
 /// A question for the engine task.
@@ -81,7 +84,7 @@ pub struct AppState {
     /// Configuration reload requests (`POST /-/reload`).
     pub reloads: mpsc::Sender<crate::reload::ReloadRequest>,
     /// DNS names for the answers, read from its cache only (disabled: no names).
-    pub dns: crate::resolver::Enricher,
+    pub dns: crate::dns::Enricher,
 }
 
 /// The router with every endpoint.
@@ -185,24 +188,26 @@ fn is_mapped_loopback(ip: std::net::IpAddr) -> bool {
 // Names are added here, from the DNS cache (never waiting), after the engine answered.
 
 async fn prefixes(State(s): State<AppState>) -> Response {
-    ask(&s, Query::Prefixes, |mut v| {
-        crate::enrich::name_prefixes(&s.dns, &mut v);
-        serde_json::json!({ "prefixes": v })
-    })
+    ask(
+        &s,
+        Query::Prefixes,
+        |v| serde_json::json!({ "prefixes": names::name_prefixes(&s.dns, v) }),
+    )
     .await
 }
 
 async fn anomalies(State(s): State<AppState>) -> Response {
-    ask(&s, Query::Anomalies, |mut v| {
-        crate::enrich::name_anomalies(&s.dns, &mut v);
-        serde_json::json!({ "anomalies": v })
-    })
+    ask(
+        &s,
+        Query::Anomalies,
+        |v| serde_json::json!({ "anomalies": names::name_anomalies(&s.dns, v) }),
+    )
     .await
 }
 
 async fn status(State(s): State<AppState>) -> Response {
     ask(&s, Query::Status, |mut v: StatusBody| {
-        crate::enrich::name_routers(&s.dns, &mut v.routers);
+        names::name_routers(&s.dns, &mut v.routers);
         serde_json::to_value(v).unwrap_or_default()
     })
     .await

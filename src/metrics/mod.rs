@@ -13,17 +13,17 @@
 //! The per-prefix families live in a compact [`prefix_table::PrefixTable`] rendered directly as
 //! text; the few feed and process metrics use the `prometheus` crate.
 
-pub mod dns;
 pub mod prefix_table;
 
 use std::sync::{Arc, RwLock};
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::engine::{Engine, PrefixCounters};
 use crate::ingest::mrt::Batch;
+use crate::model::Feed;
 use crate::registry::{PrefixId, Registry as PrefixRegistry};
 use prefix_table::PrefixTable;
 
@@ -39,9 +39,6 @@ pub const PARSE_ERROR_LABELS: [&str; 5] = [
 /// Values of the `result` label of `routewatch_mrt_files_processed_total`.
 pub const MRT_FILE_RESULTS: [&str; 3] = ["ok", "parse_errors", "failed"];
 
-/// Feeds known to this build (the `feed` label).
-pub const FEEDS: [&str; 1] = [crate::ingest::mrt::FEED];
-
 /// The metric set of one routewatch process.
 pub struct Metrics {
     registry: Registry,
@@ -49,6 +46,8 @@ pub struct Metrics {
     /// The engine's counters as last mirrored (compact: the per-kind arrays are boxed only for
     /// prefixes that have anomalies or RPKI counts).
     synced: Vec<PrefixCounters>,
+    /// The feeds this process runs (their `feed` series exist and are kept current).
+    feeds: Vec<Feed>,
     routes_processed: IntCounterVec,
     routes_matched: IntCounterVec,
     parse_errors: IntCounterVec,
@@ -57,20 +56,12 @@ pub struct Metrics {
     feed_last_received: GaugeVec,
     feed_peers: IntGaugeVec,
     tracked_routes: IntGauge,
-    rpki_vrps: IntGauge,
-    rpki_loads: IntCounterVec,
-    rpki_last_load: Gauge,
-    /// 1 when the last configuration (re)load succeeded.
-    pub config_reload_successful: IntGauge,
-    /// Time of the last successful configuration load.
-    pub config_reload_timestamp: Gauge,
-    config_reloads: IntCounterVec,
-    config_restart_required: IntGauge,
     registered: IntGaugeVec,
     folded: IntGauge,
 }
 
-fn register<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: M) -> M {
+/// Registers `m` on `r` and returns it (a clash is logged: names are static, so tests catch it).
+pub(crate) fn register<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: M) -> M {
     // Names are static and unique in this module; a clash is a programming error caught by tests.
     if let Err(e) = r.register(Box::new(m.clone())) {
         tracing::error!(error = %e, "metric registration failed");
@@ -78,7 +69,8 @@ fn register<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: M
     m
 }
 
-fn opts(name: &str, help: &str) -> Opts {
+/// Metric options.
+pub(crate) fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help)
 }
 
@@ -207,85 +199,15 @@ impl Metrics {
                 "Routes held in the engine ((peer, announced prefix, path id) entries).",
             ))?,
         );
-        let config_reload_successful = register(
-            &r,
-            IntGauge::with_opts(opts(
-                "routewatch_config_last_reload_successful",
-                "1 when the last configuration load succeeded.",
-            ))?,
-        );
-        let config_reload_timestamp = register(
-            &r,
-            Gauge::with_opts(opts(
-                "routewatch_config_last_reload_success_timestamp_seconds",
-                "Time of the last successful configuration load.",
-            ))?,
-        );
-        let config_reloads = register(
-            &r,
-            IntCounterVec::new(
-                opts(
-                    "routewatch_config_reloads_total",
-                    "Configuration reloads (SIGHUP, POST /-/reload), by result.",
-                ),
-                &["result"],
-            )?,
-        );
-        for res in ["success", "failure"] {
-            config_reloads.with_label_values(&[res]);
-        }
-        let config_restart_required = register(
-            &r,
-            IntGauge::with_opts(opts(
-                "routewatch_config_restart_required",
-                "1 when the configuration file changes keys that only a restart applies.",
-            ))?,
-        );
-        for feed in FEEDS {
-            routes_processed.with_label_values(&[feed]);
-            routes_matched.with_label_values(&[feed]);
-            feed_last_message.with_label_values(&[feed]);
-            feed_last_received.with_label_values(&[feed]);
-            feed_peers.with_label_values(&[feed]);
-            for e in PARSE_ERROR_LABELS {
-                parse_errors.with_label_values(&[feed, e]);
-            }
-        }
         for res in MRT_FILE_RESULTS {
             mrt_files.with_label_values(&[res]);
         }
-        let rpki_vrps = register(
-            &r,
-            IntGauge::with_opts(opts(
-                "routewatch_rpki_vrps",
-                "Validated ROA payloads loaded (0: RPKI validation off or no file loaded).",
-            ))?,
-        );
-        let rpki_loads = register(
-            &r,
-            IntCounterVec::new(
-                opts(
-                    "routewatch_rpki_loads_total",
-                    "Loads of the VRP file, by result.",
-                ),
-                &["result"],
-            )?,
-        );
-        for res in ["ok", "error"] {
-            rpki_loads.with_label_values(&[res]);
-        }
-        let rpki_last_load = register(
-            &r,
-            Gauge::with_opts(opts(
-                "routewatch_rpki_last_load_success_timestamp_seconds",
-                "Time of the last successful load of the VRP file (0 = never).",
-            ))?,
-        );
         let synced = vec![PrefixCounters::new(); prefixes.prefixes().len()];
-        Ok(Metrics {
+        let mut metrics = Metrics {
             registry: r,
             prefixes: Arc::new(RwLock::new(table)),
             synced,
+            feeds: Vec::new(),
             routes_processed,
             routes_matched,
             parse_errors,
@@ -294,26 +216,11 @@ impl Metrics {
             feed_last_received,
             feed_peers,
             tracked_routes,
-            rpki_vrps,
-            rpki_loads,
-            rpki_last_load,
-            config_reload_successful,
-            config_reload_timestamp,
-            config_reloads,
-            config_restart_required,
             registered,
             folded: folded_gauge,
-        })
-    }
-
-    /// The metrics a configuration reload sets (shared handles).
-    pub fn reload_metrics(&self) -> crate::reload::ReloadMetrics {
-        crate::reload::ReloadMetrics {
-            successful: self.config_reload_successful.clone(),
-            timestamp: self.config_reload_timestamp.clone(),
-            total: self.config_reloads.clone(),
-            restart_required: self.config_restart_required.clone(),
-        }
+        };
+        metrics.enable_feed(Feed::Mrt, &PARSE_ERROR_LABELS);
+        Ok(metrics)
     }
 
     /// Moves the per-prefix series to `prefixes` (a configuration reload): the series of
@@ -338,13 +245,14 @@ impl Metrics {
     ///
     /// All of it happens under the per-prefix table's write lock, and a scrape renders
     /// everything under its read lock: a scrape sees a batch counted and applied, or neither.
-    pub fn sync(&mut self, engine: &Engine, dirty: &[PrefixId], feed: &str, batch: Option<&Batch>) {
+    /// Every enabled feed's peer gauge is refreshed (a reload or a VRP change moves them too).
+    pub fn sync(&mut self, engine: &Engine, dirty: &[PrefixId], batch: Option<(Feed, &Batch)>) {
         let mut table = self
             .prefixes
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(b) = batch {
-            self.record_batch(feed, b);
+        if let Some((feed, b)) = batch {
+            self.record_batch(feed.as_str(), b);
         }
         for &r in dirty {
             let new = engine.counters(r);
@@ -355,60 +263,35 @@ impl Metrics {
             }
         }
         self.tracked_routes.set(engine.tracked_routes() as i64);
-        self.feed_peers
-            .with_label_values(&[feed])
-            .set(engine.peers_with_routes_in(feed) as i64);
-    }
-
-    /// Records a load of the VRP file: `Some(n)` loaded `n` VRPs, `None` failed (the previous
-    /// set stays in use).
-    pub fn record_rpki_load(&self, loaded: Option<usize>, now: f64) {
-        match loaded {
-            Some(n) => {
-                self.rpki_loads.with_label_values(&["ok"]).inc();
-                self.rpki_vrps.set(n as i64);
-                self.rpki_last_load.set(now);
-            }
-            None => self.rpki_loads.with_label_values(&["error"]).inc(),
+        let peers = engine.peers_with_routes_by_feed();
+        for &feed in &self.feeds {
+            self.feed_peers
+                .with_label_values(&[feed.as_str()])
+                .set(peers[feed as usize] as i64);
         }
     }
 
-    /// Registers the event store's metrics.
-    pub fn enable_event_store(
-        &self,
-    ) -> Result<crate::events::metrics::EventStoreMetrics, prometheus::Error> {
-        crate::events::metrics::EventStoreMetrics::new(&self.registry)
+    /// The registry every subsystem registers its own metrics on (the BMP listener, the event
+    /// store, DNS, RPKI, reload); all of them are rendered by [`Exporter::render`].
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
-    /// Registers the DNS enricher's metrics (read from its counters at each scrape); nothing when
-    /// it is disabled.
-    pub fn enable_dns(
-        &self,
-        enricher: &crate::resolver::Enricher,
-    ) -> Result<(), prometheus::Error> {
-        if !enricher.is_enabled() {
-            return Ok(());
+    /// Adds `feed` to the feeds this process runs: its feed series exist from now on (with
+    /// every value of `error_labels` pre-initialised) and are kept current.
+    pub fn enable_feed(&mut self, feed: Feed, error_labels: &[&str]) {
+        if !self.feeds.contains(&feed) {
+            self.feeds.push(feed);
         }
-        self.registry
-            .register(Box::new(dns::DnsMetrics::new(enricher.clone())?))
-    }
-
-    /// Registers the BMP feed's metrics (and pre-initialises its feed series); `named_routers`
-    /// are the configured router names, whose series exist from the start.
-    pub fn enable_bmp(
-        &self,
-        named_routers: &[String],
-    ) -> Result<crate::ingest::bmp::metrics::BmpMetrics, prometheus::Error> {
-        let feed = crate::ingest::bmp::FEED;
-        self.routes_processed.with_label_values(&[feed]);
-        self.routes_matched.with_label_values(&[feed]);
-        self.feed_last_message.with_label_values(&[feed]);
-        self.feed_last_received.with_label_values(&[feed]);
-        self.feed_peers.with_label_values(&[feed]);
-        for e in crate::ingest::bmp::metrics::error_labels() {
-            self.parse_errors.with_label_values(&[feed, e]);
+        let name = feed.as_str();
+        self.routes_processed.with_label_values(&[name]);
+        self.routes_matched.with_label_values(&[name]);
+        self.feed_last_message.with_label_values(&[name]);
+        self.feed_last_received.with_label_values(&[name]);
+        self.feed_peers.with_label_values(&[name]);
+        for e in error_labels {
+            self.parse_errors.with_label_values(&[name, e]);
         }
-        crate::ingest::bmp::metrics::BmpMetrics::new(&self.registry, named_routers)
     }
 
     /// Counts what a feed read for one batch.
@@ -529,44 +412,5 @@ mod tests {
             r#"routewatch_anomalies_active{kind="moas",location="l",prefix="10.0.0.0/24"} 0"#
         ));
         assert!(text.contains(r#"routewatch_build_info{version=""#));
-    }
-
-    #[test]
-    fn dns_metrics_only_when_dns_is_enabled() {
-        let m = Metrics::new(&registry(), 10).unwrap();
-        m.enable_dns(&crate::resolver::Enricher::disabled())
-            .unwrap();
-        assert!(!m.render().contains("routewatch_dns_"));
-        // Enabled (built on a runtime; nothing is looked up): every series from the start.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let dns = crate::resolver::Enricher::with_runtime(
-            crate::resolver::EnricherSettings {
-                enabled: true,
-                servers: Some(vec!["127.0.0.1:53".parse().unwrap()]),
-                ..crate::resolver::EnricherSettings::default()
-            },
-            rt.handle().clone(),
-        )
-        .unwrap();
-        m.enable_dns(&dns).unwrap();
-        let text = m.render();
-        for line in [
-            "routewatch_dns_queries_total 0",
-            r#"routewatch_dns_lookups_total{result="timeout"} 0"#,
-            r#"routewatch_dns_cache_requests_total{result="miss"} 0"#,
-            "routewatch_dns_lookups_dropped_total 0",
-            "routewatch_dns_cache_entries 0",
-            "routewatch_dns_lookups_pending 0",
-        ] {
-            assert!(text.contains(line), "{line} in\n{text}");
-        }
-        // Read at scrape time: a cache miss shows up without any sync call.
-        assert_eq!(dns.cached_as_name(15169), None);
-        assert!(m
-            .render()
-            .contains(r#"routewatch_dns_cache_requests_total{result="miss"} 1"#));
     }
 }

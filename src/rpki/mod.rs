@@ -72,6 +72,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::AsPath;
 
+pub mod metrics;
+
 #[cfg(test)]
 mod tests;
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use routewatch::resolver::EnricherSettings;
+use routewatch::dns::EnricherSettings;
 use tokio::net::UdpSocket;
 
 pub const TYPE_PTR: u16 = 12;

@@ -220,7 +220,7 @@ pub struct ListenerContext {
     pub shutdown: watch::Receiver<bool>,
     /// Reverse DNS of routers without a configured name (looked up in the background when
     /// they connect; the API reads the cache).
-    pub dns: crate::resolver::Enricher,
+    pub dns: crate::dns::Enricher,
 }
 
 /// Accepts BMP sessions until shutdown.

@@ -159,40 +159,7 @@ impl PeerType {
     }
 }
 
-/// Which RIB of the monitored router a route was reported from. Each view of a peer is its own
-/// route source: they never overwrite each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RibView {
-    /// Adj-RIB-In before inbound policy (L flag clear).
-    AdjRibInPre,
-    /// Adj-RIB-In after inbound policy (L flag set).
-    AdjRibInPost,
-    /// Adj-RIB-Out before outbound policy (O flag set, L clear; RFC 8671).
-    AdjRibOutPre,
-    /// Adj-RIB-Out after outbound policy (O and L set; RFC 8671).
-    AdjRibOutPost,
-    /// The router's Loc-RIB (peer type 3; RFC 9069).
-    LocRib,
-}
-
-impl RibView {
-    /// The label used in route sources and the API.
-    pub fn label(self) -> &'static str {
-        match self {
-            RibView::AdjRibInPre => "adj-in-pre",
-            RibView::AdjRibInPost => "adj-in-post",
-            RibView::AdjRibOutPre => "adj-out-pre",
-            RibView::AdjRibOutPost => "adj-out-post",
-            RibView::LocRib => "loc-rib",
-        }
-    }
-}
-
-impl fmt::Display for RibView {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
+pub use crate::model::RibView;
 
 /// The per-peer header (RFC 7854 §4.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

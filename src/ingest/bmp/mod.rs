@@ -18,7 +18,7 @@
 //!                   ├─ update::decode_as_path   bgpkit-parser parse_bgp_message, A flag → 2/4-byte
 //!                   │                           ASNs; once per message, only for matched routes
 //!                   ▼
-//!               session::Output { batch: mrt::Batch, peer_down, errors }  (stream order kept)
+//!               session::Output { batch: Batch, peer_down, errors }  (stream order kept)
 //!  TCP close ──► RouterSession::close           every route of every peer withdrawn
 //! ```
 //!
@@ -37,7 +37,7 @@
 //!         // log and count the `FrameError::label()`; the session ends here
 //!         session.close(now, &mut out);
 //!     }
-//!     out.apply(engine); // or hand `out.batch` and `out.peer_down` to the pipeline, in order
+//!     routewatch::pipeline::apply_output(engine, &out); // the pipeline does this in the daemon
 //!     if framed.is_err() {
 //!         return;
 //!     }
@@ -46,7 +46,7 @@
 //! let mut out = Output::default();
 //! let _cut_short = frames.finish(); // Err(FrameError::Truncated) if it stopped mid-message
 //! session.close(now, &mut out);
-//! out.apply(engine);
+//! routewatch::pipeline::apply_output(engine, &out);
 //! # }
 //! ```
 //!
@@ -81,6 +81,6 @@ pub use framing::{FrameError, FrameReader, DEFAULT_MAX_FRAME};
 pub use message::{decode_message, Message, MessageType, PeerHeader, PeerId, PeerType, RibView};
 pub use session::{
     FamilyState, MessageCounts, MessageError, Output, PeerDownEvent, PeerInfo, PeerState,
-    RouterSession, SessionState, ViewState, FEED,
+    RouterSession, SessionState, ViewState,
 };
 pub use update::Family;

@@ -75,9 +75,8 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::engine::Engine;
 use crate::ingest::mrt::{convert_path, Batch};
-use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
+use crate::model::{AsPath, Feed, PeerKey, RouteChange, RouteSource, RouteUpdate};
 use crate::registry::Registry;
 
 use super::message::{
@@ -86,9 +85,6 @@ use super::message::{
     ADD_PATH_RECEIVE, ADD_PATH_SEND,
 };
 use super::update::{decode_as_path, split_update, Family};
-
-/// Route source prefix of BMP data (the `feed` label).
-pub const FEED: &str = "bmp";
 
 /// Peers one router session may report; messages about further peers are dropped and counted
 /// (`too_many_peers`), so a misbehaving router cannot grow the table without bound.
@@ -372,7 +368,7 @@ pub struct PeerDownEvent {
 }
 
 /// What messages produced, in stream order. Reuse one across calls to batch several messages;
-/// [`Output::apply`] (or the `after` positions) keep the order.
+/// the `after` positions keep the order ([`crate::pipeline::apply_output`] follows them).
 #[derive(Debug, Default)]
 pub struct Output {
     /// Matched route updates, route entries decoded, error counts by label, newest timestamp:
@@ -391,25 +387,6 @@ impl Output {
             && self.batch.processed == 0
             && self.peer_down.is_empty()
             && self.errors.is_empty()
-    }
-
-    /// Applies the updates and peer-downs to `engine` in stream order. Returns the routes
-    /// removed by peer-downs.
-    pub fn apply(&self, engine: &mut Engine) -> u64 {
-        let mut removed = 0;
-        let mut next = 0;
-        for ev in &self.peer_down {
-            let upto = ev.after.min(self.batch.updates.len());
-            for u in self.batch.updates.get(next..upto).unwrap_or(&[]) {
-                engine.apply_matched(u, self.batch.generation);
-            }
-            next = next.max(upto);
-            removed += engine.peer_down(&ev.key, ev.timestamp);
-        }
-        for u in self.batch.updates.get(next..).unwrap_or(&[]) {
-            engine.apply_matched(u, self.batch.generation);
-        }
-        removed
     }
 
     fn error(&mut self, msg_type: MessageType, label: &'static str, detail: String) {
@@ -454,7 +431,7 @@ impl RouterSession {
             sys_name: None,
             sys_descr: None,
             label: String::new(),
-            source_prefix: format!("{FEED}/{remote}"),
+            source_prefix: format!("{}/{remote}", Feed::Bmp),
             state: SessionState::Open,
             termination: None,
             counts: MessageCounts::default(),
@@ -732,15 +709,17 @@ impl RouterSession {
         let id = p.id;
         let d = id.distinguisher;
         let instance = match id.peer_type {
-            PeerType::Global | PeerType::LocRib if d == 0 => String::new(),
-            PeerType::Global => format!("/global-rd={}", format_distinguisher(d)),
-            PeerType::RdInstance | PeerType::LocRib => format!("/rd={}", format_distinguisher(d)),
-            PeerType::LocalInstance => format!("/local=0x{d:016x}"),
+            PeerType::Global | PeerType::LocRib if d == 0 => None,
+            PeerType::Global => Some(format!("global-rd={}", format_distinguisher(d))),
+            PeerType::RdInstance | PeerType::LocRib => {
+                Some(format!("rd={}", format_distinguisher(d)))
+            }
+            PeerType::LocalInstance => Some(format!("local=0x{d:016x}")),
             // Not reached: Route Monitoring of unknown peer types is refused.
-            PeerType::Other(t) => format!("/type{t}=0x{d:016x}"),
+            PeerType::Other(t) => Some(format!("type{t}=0x{d:016x}")),
         };
         let key = Arc::new(PeerKey {
-            source: format!("{}/{}{}", self.source_prefix, view.label(), instance).into(),
+            source: Arc::new(RouteSource::bmp(self.remote, view, instance.as_deref())),
             address: id.address,
             asn: id.asn,
         });

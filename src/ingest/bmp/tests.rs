@@ -336,14 +336,14 @@ impl Harness {
             })
             .unwrap();
         frames.finish().unwrap();
-        out.apply(&mut self.engine);
+        crate::pipeline::apply_output(&mut self.engine, &out);
         out
     }
 
     fn close(&mut self) -> Output {
         let mut out = Output::default();
         self.session.close(NOW, &mut out);
-        out.apply(&mut self.engine);
+        crate::pipeline::apply_output(&mut self.engine, &out);
         out
     }
 
@@ -1746,7 +1746,7 @@ fn recorded_router_streams_decode_to_the_reference_counts() {
         assert!(out.batch.errors.is_empty(), "{file}");
 
         // The engine's state equals a plain replay of the output in order.
-        out.apply(&mut engine);
+        crate::pipeline::apply_output(&mut engine, &out);
         let mut live: HashSet<(Arc<PeerKey>, IpNet, u32)> = HashSet::new();
         let mut next = 0;
         let mut replay = |upto: usize, live: &mut HashSet<_>| {
@@ -1778,7 +1778,7 @@ fn recorded_router_streams_decode_to_the_reference_counts() {
         // Closing the session withdraws whatever is left.
         let mut end = Output::default();
         session.close(NOW, &mut end);
-        end.apply(&mut engine);
+        crate::pipeline::apply_output(&mut engine, &end);
         assert_eq!(engine.tracked_routes(), 0, "{file}");
         assert_eq!(session.peers_up(), 0);
     }
@@ -1803,7 +1803,7 @@ fn recorded_stream_details() {
     assert_eq!(s.sys_descr(), Some("FRRouting 10.8.0-dev_git20260719"));
     let first = &out.batch.updates[0];
     assert_eq!(first.prefix.to_string(), "10.0.0.0/16");
-    assert_eq!(first.peer.source.as_ref(), "bmp/192.0.2.1:17001/adj-in-pre");
+    assert_eq!(first.peer.source.as_str(), "bmp/192.0.2.1:17001/adj-in-pre");
     match &first.change {
         RouteChange::Announce(p) => assert_eq!(p.asns.as_ref(), &[65002, 65001]),
         c => panic!("{c:?}"),
@@ -1812,7 +1812,7 @@ fn recorded_stream_details() {
         .peers()
         .iter()
         .flat_map(|p| &p.views)
-        .map(|v| v.key.source.as_ref())
+        .map(|v| v.key.source.as_str())
         .collect();
     sources.sort();
     sources.dedup();
@@ -1903,7 +1903,7 @@ fn recorded_stream_details() {
     assert_eq!(own.len(), 1);
     assert_eq!(own[0].prefix.to_string(), "203.0.113.58/32");
     assert_eq!(
-        own[0].peer.source.as_ref(),
+        own[0].peer.source.as_str(),
         "bmp/192.0.2.1:17001/adj-in-post"
     );
     match &own[0].change {

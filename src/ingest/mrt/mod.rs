@@ -32,7 +32,7 @@ use smallvec::SmallVec;
 use tracing::warn;
 
 use crate::engine::FxMap;
-use crate::model::{AsPath, Origin, PeerKey, RouteChange, RouteUpdate};
+use crate::model::{AsPath, Feed, Origin, PeerKey, RouteChange, RouteSource, RouteUpdate};
 use crate::registry::{Match, Registry};
 
 pub mod path_cache;
@@ -51,9 +51,6 @@ pub enum Decoder {
     /// bgpkit-parser's route iterator over every record (the reference).
     Bgpkit,
 }
-
-/// Route source name of MRT data (the `feed` label and [`PeerKey::source`]).
-pub const FEED: &str = "mrt";
 
 /// Matched routes per batch handed to the engine.
 pub const BATCH_SIZE: usize = 4096;
@@ -286,7 +283,7 @@ struct Sink<'a, F> {
     batch: Batch,
     report: FileReport,
     stopped: bool,
-    source: Arc<str>,
+    source: Arc<RouteSource>,
     /// Interned peers, each with a dense number (its position in `rib_run_counts`).
     peers: FxMap<(IpAddr, u32), (Arc<PeerKey>, u32)>,
     empty_path: Arc<AsPath>,
@@ -649,7 +646,7 @@ fn read_file_inner(
             ..FileReport::default()
         },
         stopped: false,
-        source: Arc::from(FEED),
+        source: Arc::new(RouteSource::new(Feed::Mrt)),
         peers: FxMap::default(),
         empty_path: Arc::new(AsPath::from_sequence(&[])),
         last_bgpkit_path: None,

@@ -8,7 +8,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
 
-use crate::resolver::{Enricher, EnricherStats};
+use super::{Enricher, EnricherStats};
 
 /// Values of the `result` label of `routewatch_dns_lookups_total`.
 pub const LOOKUP_RESULTS: [&str; 4] = ["found", "not_found", "timeout", "failure"];
@@ -169,5 +169,50 @@ mod tests {
             .find(|f| f.name() == "routewatch_dns_lookups_total")
             .unwrap();
         assert_eq!(lookups.get_metric().len(), LOOKUP_RESULTS.len());
+    }
+
+    fn render(r: &prometheus::Registry) -> String {
+        let mut buf = Vec::new();
+        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &r.gather(), &mut buf)
+            .unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn dns_metrics_only_when_dns_is_enabled() {
+        let r = prometheus::Registry::new();
+        let config = crate::config::DnsConfig::default();
+        let _ = crate::dns::enrich::start(&config, &r);
+        assert!(!render(&r).contains("routewatch_dns_"));
+        // Enabled (built on a runtime; nothing is looked up): every series from the start.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dns = crate::dns::Enricher::with_runtime(
+            crate::dns::EnricherSettings {
+                enabled: true,
+                servers: Some(vec!["127.0.0.1:53".parse().unwrap()]),
+                ..crate::dns::EnricherSettings::default()
+            },
+            rt.handle().clone(),
+        )
+        .unwrap();
+        r.register(Box::new(DnsMetrics::new(dns.clone()).unwrap()))
+            .unwrap();
+        let text = render(&r);
+        for line in [
+            "routewatch_dns_queries_total 0",
+            r#"routewatch_dns_lookups_total{result="timeout"} 0"#,
+            r#"routewatch_dns_cache_requests_total{result="miss"} 0"#,
+            "routewatch_dns_lookups_dropped_total 0",
+            "routewatch_dns_cache_entries 0",
+            "routewatch_dns_lookups_pending 0",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        // Read at scrape time: a cache miss shows up without any sync call.
+        assert_eq!(dns.cached_as_name(15169), None);
+        assert!(render(&r).contains(r#"routewatch_dns_cache_requests_total{result="miss"} 1"#));
     }
 }

@@ -1,7 +1,7 @@
 //! DNS enrichment in the daemon: AS names in events and in the API, router names in the status.
 //!
-//! The lookups themselves live in [`crate::resolver`]; this module decides *where* names are
-//! waited for, so that the engine task and the HTTP handlers never wait for DNS:
+//! The lookups themselves live in [`crate::dns::resolver`]; this module decides *where* names
+//! are waited for, so that the engine task and the HTTP handlers never wait for DNS:
 //!
 //! - **Events.** [`event_sink`] wraps the daemon's event sink (the store writer). The engine
 //!   task only starts background lookups of the batch's AS numbers ([`Enricher::prefetch`]) and
@@ -10,32 +10,30 @@
 //!   [`Event::origin_as_name`] and [`Event::peer_as_name`] and hands the batch on. A name not
 //!   known by then is left out: an event is never dropped, never reordered and never delayed by
 //!   more than the timeout, however many batches queue up (their lookups run concurrently).
-//! - **API.** [`name_anomalies`], [`name_prefixes`] and [`name_routers`] read the name cache
-//!   only ([`Enricher::cached_as_name`]) and start background lookups of what is missing, so a
-//!   later request shows the names.
+//! - **API.** The answers read the name cache only ([`Enricher::cached_as_name`]) and start
+//!   background lookups of what is missing, so a later request shows the names
+//!   (`crate::http::names`).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+use super::metrics::DnsMetrics;
+use super::Enricher;
 use crate::config::DnsConfig;
-use crate::engine::{AnomalySummary, PrefixSummary};
 use crate::events::Event;
-use crate::ingest::bmp::listener::RouterStatus;
-use crate::metrics::Metrics;
-use crate::resolver::Enricher;
 
 /// How much longer than the resolver timeout the daemon waits, at shutdown, for the naming task
 /// to hand its last batches to the store.
 const FINISH_SLACK: Duration = Duration::from_secs(2);
 
-/// The daemon's enricher for `[dns]`, with its metrics registered. Disabled when `[dns]` is off
-/// (the default) or when the resolver cannot be built (logged; the daemon runs without names).
-pub fn start(config: &DnsConfig, metrics: &Metrics) -> Enricher {
+/// The daemon's enricher for `[dns]`, with its metrics registered on `registry`. Disabled when
+/// `[dns]` is off (the default) or when the resolver cannot be built (logged; the daemon runs
+/// without names).
+pub fn start(config: &DnsConfig, registry: &prometheus::Registry) -> Enricher {
     if !config.enabled {
         return Enricher::disabled();
     }
@@ -46,7 +44,8 @@ pub fn start(config: &DnsConfig, metrics: &Metrics) -> Enricher {
             return Enricher::disabled();
         }
     };
-    if let Err(e) = metrics.enable_dns(&enricher) {
+    let registered = DnsMetrics::new(enricher.clone()).and_then(|m| registry.register(Box::new(m)));
+    if let Err(e) = registered {
         error!(error = %e, "DNS enrichment metrics could not be registered");
     }
     info!(
@@ -62,7 +61,7 @@ fn event_asns(e: &Event) -> impl Iterator<Item = u32> {
     e.origin.into_iter().chain(e.peer.as_ref().map(|p| p.asn))
 }
 
-/// An event sink, as [`Pipeline::set_event_sink`](crate::service::Pipeline::set_event_sink)
+/// An event sink, as [`Pipeline::set_event_sink`](crate::pipeline::Pipeline::set_event_sink)
 /// takes it.
 pub type EventSink = Box<dyn FnMut(Vec<Event>) + Send>;
 
@@ -97,7 +96,7 @@ impl EventNaming {
 }
 
 /// Wraps `forward` (where named events go: the store writer) in a sink for
-/// [`Pipeline::set_event_sink`](crate::service::Pipeline::set_event_sink) that names events
+/// [`Pipeline::set_event_sink`](crate::pipeline::Pipeline::set_event_sink) that names events
 /// without making its caller wait. With a disabled enricher, `forward` itself is returned and
 /// no task is started; otherwise the naming task is spawned on the current tokio runtime (so
 /// this must be called inside one) and runs until the returned sink is dropped.
@@ -155,96 +154,6 @@ pub async fn name_events(dns: &Enricher, events: &mut [Event], deadline: Instant
     }
 }
 
-/// Cached AS names for one API answer: each AS read from the cache once, the unknown ones
-/// prefetched by [`CachedNames::prefetch_missing`].
-struct CachedNames<'a> {
-    dns: &'a Enricher,
-    seen: HashMap<u32, Option<String>>,
-    missing: Vec<u32>,
-}
-
-impl<'a> CachedNames<'a> {
-    fn new(dns: &'a Enricher) -> Self {
-        CachedNames {
-            dns,
-            seen: HashMap::new(),
-            missing: Vec::new(),
-        }
-    }
-
-    fn get(&mut self, asn: u32) -> Option<String> {
-        let (dns, missing) = (self.dns, &mut self.missing);
-        self.seen
-            .entry(asn)
-            .or_insert_with(|| {
-                dns.cached_as_name(asn).unwrap_or_else(|| {
-                    missing.push(asn);
-                    None
-                })
-            })
-            .clone()
-    }
-
-    fn names(&mut self, asns: &[u32]) -> std::collections::BTreeMap<u32, String> {
-        asns.iter()
-            .filter_map(|&a| self.get(a).map(|n| (a, n)))
-            .collect()
-    }
-
-    fn anomaly(&mut self, a: &mut AnomalySummary) {
-        a.as_name = a.asn.and_then(|x| self.get(x));
-    }
-
-    fn prefetch_missing(self) {
-        self.dns.prefetch(self.missing);
-    }
-}
-
-/// Sets `as_name` of each anomaly whose offending AS has a cached name; starts lookups of the
-/// others. Never waits.
-pub fn name_anomalies(dns: &Enricher, anomalies: &mut [AnomalySummary]) {
-    if !dns.is_enabled() {
-        return;
-    }
-    let mut names = CachedNames::new(dns);
-    anomalies.iter_mut().for_each(|a| names.anomaly(a));
-    names.prefetch_missing();
-}
-
-/// Sets the cached names of each prefix's origins, its more-specifics' origins and its
-/// anomalies' offending ASes; starts lookups of the others. Never waits.
-pub fn name_prefixes(dns: &Enricher, prefixes: &mut [PrefixSummary]) {
-    if !dns.is_enabled() {
-        return;
-    }
-    let mut names = CachedNames::new(dns);
-    for p in prefixes.iter_mut() {
-        p.origin_names = names.names(&p.origins);
-        for m in &mut p.more_specifics {
-            m.origin_names = names.names(&m.origins);
-        }
-        p.anomalies.iter_mut().for_each(|a| names.anomaly(a));
-    }
-    names.prefetch_missing();
-}
-
-/// Sets `dns_name` of the routers without a configured name from the reverse-DNS cache; starts
-/// lookups of the others. Never waits.
-pub fn name_routers(dns: &Enricher, routers: &mut [RouterStatus]) {
-    if !dns.is_enabled() {
-        return;
-    }
-    let mut missing: Vec<IpAddr> = Vec::new();
-    for r in routers.iter_mut().filter(|r| !r.configured) {
-        let ip = r.remote.ip();
-        r.dns_name = dns.cached_router_name(ip).unwrap_or_else(|| {
-            missing.push(ip);
-            None
-        });
-    }
-    dns.prefetch_router_names(missing);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,12 +203,12 @@ mod tests {
     async fn unanswered_names_cost_at_most_the_timeout_per_batch_and_keep_the_order() {
         // A name server that never answers: a bound UDP socket nobody reads.
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let dns = Enricher::new(crate::resolver::EnricherSettings {
+        let dns = Enricher::new(crate::dns::EnricherSettings {
             enabled: true,
             servers: Some(vec![silent.local_addr().unwrap()]),
             timeout: Duration::from_millis(200),
             attempts: 1,
-            ..crate::resolver::EnricherSettings::default()
+            ..crate::dns::EnricherSettings::default()
         })
         .unwrap();
         let (out_tx, mut out_rx) = mpsc::unbounded_channel();

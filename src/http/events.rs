@@ -23,8 +23,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::store::{Cursor, EventQuery, EventReader, KindFilter, StoreError, MAX_LIMIT};
-use super::Severity;
+use crate::events::store::{Cursor, EventQuery, EventReader, KindFilter, StoreError, MAX_LIMIT};
+use crate::events::Severity;
 
 /// The route's path.
 pub const EVENTS_PATH: &str = "/api/v1/events";

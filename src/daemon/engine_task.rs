@@ -1,0 +1,195 @@
+//! The engine task: the only owner of route state in the daemon.
+//!
+//! [`EngineTask`] holds the [`Pipeline`] and has one method per input; [`EngineTask::run`] is
+//! the loop that waits on every input channel and calls them, one at a time, so no lock is ever
+//! taken on route state. Inputs: MRT feed messages, BMP session outputs, VRP sets, registry
+//! swaps (configuration reload), API queries, and a tick that mirrors the event store's
+//! counters into its metrics.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info};
+
+use super::feeds::FeedMessage;
+use super::rpki_task::VrpUpdate;
+use super::stopped;
+use crate::clock::unix_now;
+use crate::events::metrics::EventStoreMetrics;
+use crate::events::store::StoreCounters;
+use crate::http::{Query, Readiness, StatusBody};
+use crate::ingest::bmp;
+use crate::model::Feed;
+use crate::pipeline::Pipeline;
+use crate::reload::Swap;
+use crate::systemd::Heartbeat;
+
+/// How often the event store's counters are mirrored into its metrics.
+const STORE_TICK: Duration = Duration::from_secs(2);
+
+/// The engine task's state.
+pub struct EngineTask {
+    pipeline: Pipeline,
+    ready: Arc<Readiness>,
+    /// The event store's metrics and the counters they mirror, when the store runs.
+    store_metrics: Option<(EventStoreMetrics, Arc<StoreCounters>)>,
+}
+
+/// The channels the engine task reads; a closed one is no longer waited on.
+pub struct EngineInputs {
+    /// The MRT feed.
+    pub feed: mpsc::Receiver<FeedMessage>,
+    /// BMP session outputs, when the BMP listener runs.
+    pub bmp: Option<mpsc::Receiver<bmp::Output>>,
+    /// VRP sets, when a VRP file is configured.
+    pub vrps: Option<mpsc::Receiver<VrpUpdate>>,
+    /// Registry swaps from the reload task.
+    pub swaps: mpsc::Receiver<Swap>,
+    /// API queries.
+    pub queries: mpsc::Receiver<Query>,
+    /// Shutdown.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl EngineTask {
+    /// The task over `pipeline`.
+    pub fn new(
+        pipeline: Pipeline,
+        ready: Arc<Readiness>,
+        store_metrics: Option<(EventStoreMetrics, Arc<StoreCounters>)>,
+    ) -> Self {
+        EngineTask {
+            pipeline,
+            ready,
+            store_metrics,
+        }
+    }
+
+    /// A message from the MRT feed.
+    pub fn on_feed(&mut self, msg: FeedMessage) {
+        match msg {
+            FeedMessage::Batch(b) => self.pipeline.ingest(Feed::Mrt, &b),
+            FeedMessage::FileDone(r) => self.pipeline.file_done(&r),
+            FeedMessage::FileFailed(e) => {
+                self.pipeline.metrics.record_mrt_file("failed");
+                error!(error = %e, "MRT file could not be read");
+            }
+            FeedMessage::InitialLoadDone => {
+                self.ready.mrt_loaded.store(true, Ordering::Release);
+                info!(
+                    routes = self.pipeline.engine.tracked_routes(),
+                    "initial MRT files loaded; ready"
+                );
+            }
+        }
+    }
+
+    /// What a BMP session produced.
+    pub fn on_bmp(&mut self, out: bmp::Output) {
+        self.pipeline.ingest_bmp(&out);
+    }
+
+    /// A VRP set from the VRP file task: every held route is re-validated.
+    pub fn on_vrps(&mut self, update: VrpUpdate) {
+        match update {
+            Some(vrps) => {
+                let n = vrps.len();
+                self.pipeline.engine.set_vrps(Some(vrps), unix_now());
+                self.pipeline.rpki_metrics.record_load(Some(n), unix_now());
+                self.pipeline.resync();
+                info!(vrps = n, "VRPs loaded; routes revalidated");
+            }
+            None => self.pipeline.rpki_metrics.record_load(None, unix_now()),
+        }
+    }
+
+    /// A new registry from the reload task.
+    pub fn on_swap(&mut self, swap: Swap) {
+        let summary = self.pipeline.reload(swap.registry, swap.max_prefix_series);
+        let _ = swap.reply.send(summary);
+    }
+
+    /// An API question.
+    pub fn on_query(&self, q: Query) {
+        let (p, ready) = (&self.pipeline, &self.ready);
+        let registry = p.engine.registry();
+        match q {
+            Query::Prefixes(tx) => {
+                let _ = tx.send(p.engine.prefix_summaries());
+            }
+            Query::Anomalies(tx) => {
+                let _ = tx.send(p.engine.anomalies());
+            }
+            Query::Status(tx) => {
+                let _ = tx.send(StatusBody {
+                    version: env!("CARGO_PKG_VERSION"),
+                    ready: ready.is_ready(),
+                    locations: registry.locations().len(),
+                    registered_prefixes: registry.prefixes().len(),
+                    tracked_routes: p.engine.tracked_routes(),
+                    peers: p.engine.peers_with_routes(),
+                    mrt_files_processed: p.files_processed(),
+                    routers: ready.bmp.as_ref().map(|b| b.snapshot()).unwrap_or_default(),
+                });
+            }
+        }
+    }
+
+    /// Mirrors the event store's counters into its metrics.
+    pub fn on_store_tick(&mut self) {
+        if let Some((m, counters)) = &mut self.store_metrics {
+            m.sync(counters);
+        }
+    }
+
+    /// The loop: until shutdown, or until the query channel closes (the HTTP server is gone).
+    /// A feed whose channel closes (no watched directory, no BMP) is no longer waited on; the
+    /// task keeps answering queries.
+    pub async fn run(mut self, inputs: EngineInputs, heartbeat: Arc<Heartbeat>) {
+        let EngineInputs {
+            mut feed,
+            bmp,
+            vrps,
+            mut swaps,
+            mut queries,
+            mut shutdown,
+        } = inputs;
+        let (mut bmp_open, mut bmp) = (bmp.is_some(), bmp.unwrap_or_else(closed));
+        let (mut vrps_open, mut vrps) = (vrps.is_some(), vrps.unwrap_or_else(closed));
+        let mut feed_open = true;
+        let mut store_tick = tokio::time::interval(STORE_TICK);
+        loop {
+            heartbeat.beat();
+            tokio::select! {
+                msg = feed.recv(), if feed_open => match msg {
+                    Some(msg) => self.on_feed(msg),
+                    None => feed_open = false,
+                },
+                out = bmp.recv(), if bmp_open => match out {
+                    Some(out) => self.on_bmp(out),
+                    None => bmp_open = false,
+                },
+                _ = store_tick.tick() => self.on_store_tick(),
+                v = vrps.recv(), if vrps_open => match v {
+                    Some(v) => self.on_vrps(v),
+                    None => vrps_open = false,
+                },
+                swap = swaps.recv() => if let Some(swap) = swap {
+                    self.on_swap(swap);
+                },
+                q = queries.recv() => match q {
+                    Some(q) => self.on_query(q),
+                    None => break,
+                },
+                _ = stopped(&mut shutdown) => break,
+            }
+        }
+    }
+}
+
+/// A receiver that never yields (for an input that is not configured).
+fn closed<T>() -> mpsc::Receiver<T> {
+    mpsc::channel(1).1
+}

@@ -1,0 +1,406 @@
+//! `routewatch run`: the daemon.
+//!
+//! Start-up is a short list of `start_*` steps, each owning one room:
+//!
+//! | step | room | what runs |
+//! |---|---|---|
+//! | [`Signals::install`] | [`signals`] | SIGHUP / SIGTERM / SIGINT handlers, before anything else |
+//! | `start_http` | [`crate::http`] | the HTTP listener is bound first (`/metrics`, `/live`, `/ready`, API) |
+//! | `start_bmp` | [`crate::ingest::bmp::listener`] | the BMP listener, bound before READY=1 |
+//! | `start_event_store` | [`crate::events::store`], [`crate::enrich`] | the SQLite history with its writer thread; events named on the way |
+//! | `start_reload` | [`crate::reload`] | configuration reload (SIGHUP, `POST /-/reload`) |
+//! | `start_rpki` | [`rpki_task`] | the VRP file, loaded at start and on change |
+//! | `start_feeds` | [`feeds`], [`watch_dir`] | the configured MRT files, then the watched directory |
+//! | `start_engine` | [`engine_task`] | the only owner of route state, fed by all of the above |
+//!
+//! Then READY=1, the watchdog, and a wait for SIGTERM/SIGINT; shutdown stops the tasks in
+//! order and lets the event store commit its last batch.
+
+pub mod engine_task;
+pub mod feeds;
+pub mod rpki_task;
+pub mod signals;
+pub mod watch_dir;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::dns::enrich::EventNaming;
+use crate::dns::Enricher;
+use crate::error::Error;
+use crate::events::metrics::EventStoreMetrics;
+use crate::events::store::EventStore;
+use crate::http::{self, AppState, Query, Readiness};
+use crate::ingest::bmp;
+use crate::model::Feed;
+use crate::pipeline::Pipeline;
+use crate::registry::{Registry, SharedRegistry};
+use crate::reload::{ReloadRequest, Swap};
+use engine_task::{EngineInputs, EngineTask};
+use feeds::FeedMessage;
+use rpki_task::VrpUpdate;
+use signals::Signals;
+
+pub use watch_dir::{load_processed, new_files, PROCESSED_FILE};
+
+/// Resolves once shutdown has been requested.
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// `routewatch run`.
+pub fn run(config_path: &Path) -> Result<(), Error> {
+    let config = Config::load(config_path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            context: "starting the async runtime".into(),
+            source,
+        })?;
+    let result = runtime.block_on(run_async(config));
+    // Do not wait for a reader stuck in a blocking open/read (it holds no state worth saving).
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// What every task is started with.
+struct Wiring {
+    shutdown_tx: watch::Sender<bool>,
+    shutdown: watch::Receiver<bool>,
+    /// Notified on SIGHUP: the VRP file is loaded again.
+    hup: Arc<Notify>,
+}
+
+impl Wiring {
+    fn new() -> Self {
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        Wiring {
+            shutdown_tx,
+            shutdown,
+            hup: Arc::new(Notify::new()),
+        }
+    }
+}
+
+/// The daemon's running tasks, stopped in this order at shutdown.
+struct Tasks {
+    http: JoinHandle<()>,
+    bmp: Option<JoinHandle<()>>,
+    rpki: Option<JoinHandle<()>>,
+    sighup: JoinHandle<()>,
+    reload: JoinHandle<()>,
+    watchdog: JoinHandle<()>,
+    feeds: JoinHandle<()>,
+    engine: JoinHandle<()>,
+    naming: Option<EventNaming>,
+    store: Option<EventStore>,
+}
+
+async fn run_async(config: Config) -> Result<(), Error> {
+    // First of all, so that no signal sent once the daemon is up finds the default action.
+    let mut signals = Signals::install();
+    let registry = config.shared_registry();
+    let mut pipeline = Pipeline::new(registry.clone(), config.metrics.max_prefix_series)?;
+    // The registry the feeds match with; a configuration reload replaces it.
+    let shared = SharedRegistry::new(registry.clone());
+    let wiring = Wiring::new();
+    let (query_tx, query_rx) = mpsc::channel::<Query>(64);
+    let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    let (swap_tx, swap_rx) = mpsc::channel::<Swap>(1);
+    // DNS names ([dns], off by default) for events and API answers; never awaited by the engine.
+    let dns = crate::dns::enrich::start(&config.dns, pipeline.metrics.registry());
+
+    let http_listener = bind_http(&config, &registry).await?;
+    let mut readiness = Readiness::default();
+    let (bmp_task, bmp_rx) = start_bmp(
+        &config,
+        &shared,
+        &mut pipeline,
+        &mut readiness,
+        &wiring,
+        &dns,
+    )
+    .await?;
+    let ready = Arc::new(readiness);
+    let (store, naming, store_metrics) = match start_event_store(&config, &mut pipeline, &dns)? {
+        Some((store, naming, metrics)) => (Some(store), naming, Some(metrics)),
+        None => (None, None, None),
+    };
+    let http_task = start_http(
+        http_listener,
+        AppState {
+            metrics: pipeline.metrics.exporter(),
+            ready: ready.clone(),
+            queries: query_tx,
+            reloads: reload_tx.clone(),
+            dns,
+        },
+        store.as_ref(),
+        &wiring,
+    );
+    let sighup = signals.start_sighup(wiring.hup.clone(), reload_tx, wiring.shutdown.clone());
+    let reload_task = start_reload(&config, &shared, &pipeline, reload_rx, swap_tx);
+    let (rpki_task, vrp_rx) = start_rpki(&config, &wiring);
+    let (feed_task, feed_rx) = start_feeds(&config, &shared, &wiring);
+    let heartbeat = Arc::new(crate::systemd::Heartbeat::default());
+    let engine_task = start_engine(
+        EngineTask::new(pipeline, ready.clone(), store_metrics),
+        EngineInputs {
+            feed: feed_rx,
+            bmp: bmp_rx,
+            vrps: vrp_rx,
+            swaps: swap_rx,
+            queries: query_rx,
+            shutdown: wiring.shutdown.clone(),
+        },
+        heartbeat.clone(),
+    );
+
+    // Registry loaded, HTTP (and BMP) listeners bound, tasks running: tell systemd.
+    crate::systemd::ready(&format!(
+        "{} locations, {} prefixes",
+        registry.locations().len(),
+        registry.prefixes().len()
+    ));
+    let watchdog = tokio::spawn(crate::systemd::watchdog(heartbeat, wiring.shutdown.clone()));
+
+    signals.terminated().await;
+    crate::systemd::stopping();
+    info!("shutting down");
+    let _ = wiring.shutdown_tx.send(true);
+    stop(Tasks {
+        http: http_task,
+        bmp: bmp_task,
+        rpki: rpki_task,
+        sighup,
+        reload: reload_task,
+        watchdog,
+        feeds: feed_task,
+        engine: engine_task,
+        naming,
+        store,
+    })
+    .await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Binds the HTTP listener (before anything is announced ready).
+async fn bind_http(config: &Config, registry: &Registry) -> Result<tokio::net::TcpListener, Error> {
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| Error::Io {
+        context: "reading the listen address".into(),
+        source,
+    })?;
+    info!(address = %local, locations = registry.locations().len(), prefixes = registry.prefixes().len(), "listening");
+    Ok(listener)
+}
+
+/// Binds the BMP listener (`[bmp]`) and starts accepting routers; their sessions' outputs come
+/// back on the returned channel (bounded: a slow engine slows the routers' TCP reads).
+async fn start_bmp(
+    config: &Config,
+    registry: &SharedRegistry,
+    pipeline: &mut Pipeline,
+    readiness: &mut Readiness,
+    wiring: &Wiring,
+    dns: &Enricher,
+) -> Result<(Option<JoinHandle<()>>, Option<mpsc::Receiver<bmp::Output>>), Error> {
+    let Some(bmp_config) = &config.bmp else {
+        return Ok((None, None));
+    };
+    let listener = tokio::net::TcpListener::bind(bmp_config.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: bmp_config.listen,
+            source,
+        })?;
+    let named: Vec<String> = bmp_config.routers.iter().map(|r| r.name.clone()).collect();
+    let board = Arc::new(bmp::listener::RouterBoard::new(&bmp_config.routers));
+    pipeline
+        .metrics
+        .enable_feed(Feed::Bmp, &bmp::metrics::error_labels());
+    readiness.bmp = Some(board.clone());
+    let (tx, rx) = mpsc::channel::<bmp::Output>(64);
+    let ctx = bmp::listener::ListenerContext {
+        config: Arc::new(bmp_config.clone()),
+        registry: registry.clone(),
+        metrics: bmp::metrics::BmpMetrics::new(pipeline.metrics.registry(), &named)?,
+        board,
+        outputs: tx,
+        shutdown: wiring.shutdown.clone(),
+        dns: dns.clone(),
+    };
+    info!(address = %listener.local_addr().map_or(bmp_config.listen, |a| a), "BMP listening");
+    Ok((
+        Some(tokio::spawn(bmp::listener::serve(listener, ctx))),
+        Some(rx),
+    ))
+}
+
+/// The event store's metrics and the counters they mirror.
+type StoreMetrics = (
+    crate::events::metrics::EventStoreMetrics,
+    Arc<crate::events::store::StoreCounters>,
+);
+
+/// The running event store: the store, the naming task in front of it, and its metrics.
+type EventStoreParts = (EventStore, Option<EventNaming>, StoreMetrics);
+
+/// Opens the event store (`[events]`): written off the engine task by its own thread; events
+/// are named on the way (`[dns]`).
+fn start_event_store(
+    config: &Config,
+    pipeline: &mut Pipeline,
+    dns: &Enricher,
+) -> Result<Option<EventStoreParts>, Error> {
+    if !config.events.enabled {
+        return Ok(None);
+    }
+    let settings = crate::events::store::StoreSettings::from_config(&config.events);
+    let store = EventStore::open_in(&config.state_dir, settings)?;
+    let writer = store.writer();
+    let (sink, naming) = crate::dns::enrich::event_sink(dns.clone(), move |events| {
+        writer.send(events);
+    });
+    pipeline.set_event_sink(sink);
+    let metrics = EventStoreMetrics::new(pipeline.metrics.registry())?;
+    let counters = store.counters();
+    Ok(Some((store, naming, (metrics, counters))))
+}
+
+/// Serves HTTP on `listener` until shutdown.
+fn start_http(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    store: Option<&EventStore>,
+    wiring: &Wiring,
+) -> JoinHandle<()> {
+    let mut app = http::router(state);
+    if let Some(s) = store {
+        app = app.merge(crate::http::events::events_router(s.reader()));
+    }
+    let mut shutdown = wiring.shutdown.clone();
+    tokio::spawn(async move {
+        let r = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stopped(&mut shutdown).await })
+        .await;
+        if let Err(e) = r {
+            error!(error = %e, "HTTP server failed");
+        }
+    })
+}
+
+/// Starts the reload task (one reload at a time; the engine task only swaps).
+fn start_reload(
+    config: &Config,
+    registry: &SharedRegistry,
+    pipeline: &Pipeline,
+    requests: mpsc::Receiver<ReloadRequest>,
+    swaps: mpsc::Sender<Swap>,
+) -> JoinHandle<()> {
+    tokio::spawn(crate::reload::reload_task(
+        config.path.clone(),
+        Arc::new(config.clone()),
+        requests,
+        swaps,
+        registry.clone(),
+        pipeline.reload_metrics.clone(),
+    ))
+}
+
+/// Starts the VRP file task (`[rpki] vrp-file`).
+fn start_rpki(
+    config: &Config,
+    wiring: &Wiring,
+) -> (Option<JoinHandle<()>>, Option<mpsc::Receiver<VrpUpdate>>) {
+    let Some(file) = config.rpki.vrp_file.clone() else {
+        return (None, None);
+    };
+    let (tx, rx) = mpsc::channel::<VrpUpdate>(1);
+    let task = tokio::spawn(rpki_task::rpki_task(
+        file,
+        config.rpki.reload_interval_seconds,
+        tx,
+        wiring.hup.clone(),
+        wiring.shutdown.clone(),
+    ));
+    (Some(task), Some(rx))
+}
+
+/// Starts the MRT feed: the configured files (the baseline), then the watched directory.
+fn start_feeds(
+    config: &Config,
+    registry: &SharedRegistry,
+    wiring: &Wiring,
+) -> (JoinHandle<()>, mpsc::Receiver<FeedMessage>) {
+    let (tx, rx) = mpsc::channel::<FeedMessage>(8);
+    let task = tokio::spawn(feeds::mrt_feed(
+        config.clone(),
+        registry.clone(),
+        tx,
+        wiring.shutdown.clone(),
+    ));
+    (task, rx)
+}
+
+/// Starts the engine task.
+fn start_engine(
+    task: EngineTask,
+    inputs: EngineInputs,
+    heartbeat: Arc<crate::systemd::Heartbeat>,
+) -> JoinHandle<()> {
+    tokio::spawn(task.run(inputs, heartbeat))
+}
+
+/// Stops the tasks after shutdown was signalled: HTTP and BMP first, then the rest; the engine's
+/// last events get through the naming task before the store commits and closes.
+async fn stop(t: Tasks) {
+    let _ = t.http.await;
+    if let Some(task) = t.bmp {
+        let _ = task.await;
+    }
+    if let Some(task) = t.rpki {
+        let _ = task.await;
+    }
+    let _ = t.sighup.await;
+    t.reload.abort();
+    let _ = t.watchdog.await;
+    // A feed blocked in a read (a FIFO, a hung mount) must not hold up the exit.
+    if tokio::time::timeout(Duration::from_secs(5), t.feeds)
+        .await
+        .is_err()
+    {
+        warn!("a feed did not stop within 5 s; exiting without it");
+    }
+    let _ = t.engine.await;
+    if let Some(naming) = t.naming {
+        naming.finish().await;
+    }
+    if let Some(store) = t.store {
+        // The last batch is committed before exit.
+        let closed = tokio::task::spawn_blocking(move || store.close(Duration::from_secs(5))).await;
+        match closed {
+            Ok(Ok(n)) => info!(events = n, "event store closed"),
+            Ok(Err(e)) => warn!(error = %e, "event store did not close cleanly"),
+            Err(e) => warn!(error = %e, "event store close failed"),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The VRP file task: loads the file at start, whenever it changes (polled) and on SIGHUP, on
+//! a blocking thread, and hands each new set to the engine task, which re-validates every held
+//! route with it (so the order relative to the MRT baseline does not matter).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Notify};
+use tracing::{error, info};
+
+use super::stopped;
+use crate::rpki::{VrpFile, VrpSet};
+
+/// What the task sends: `Some(set)` after a load, `None` after a failed one (the engine keeps
+/// the previous set).
+pub type VrpUpdate = Option<Arc<VrpSet>>;
+
+/// Loads `file` at start and whenever it changes (checked every `interval_seconds`) or `hup`
+/// is notified.
+pub async fn rpki_task(
+    file: PathBuf,
+    interval_seconds: u64,
+    tx: mpsc::Sender<VrpUpdate>,
+    hup: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut vrp_file = VrpFile::new(file);
+    let mut first = true;
+    let mut tick = tokio::time::interval(Duration::from_secs(interval_seconds));
+    loop {
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            _ = hup.notified() => true,
+            _ = stopped(&mut shutdown) => return,
+        };
+        if !first && !forced && !vrp_file.changed().unwrap_or(true) {
+            continue;
+        }
+        first = false;
+        let (back, loaded) = match tokio::task::spawn_blocking(move || {
+            let r = vrp_file.load();
+            (vrp_file, r)
+        })
+        .await
+        {
+            Ok(x) => x,
+            Err(_) => return,
+        };
+        vrp_file = back;
+        let msg = match loaded {
+            Ok((vrps, report)) => {
+                info!(file = %vrp_file.path.display(), vrps = report.loaded, skipped = report.skipped_total(), "VRP file loaded");
+                Some(Arc::new(vrps))
+            }
+            Err(e) => {
+                error!(file = %vrp_file.path.display(), error = %e, "VRP file could not be loaded; keeping the previous set");
+                None
+            }
+        };
+        if tx.send(msg).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The batch → engine → metrics / events path, shared by `replay` and the daemon.
+//!
+//! Every feed hands its matched routes over as a [`Batch`] (BMP sessions as an
+//! [`bmp::Output`]: a batch plus the peer-downs positioned among its updates). [`Pipeline`]
+//! applies it to the [`Engine`], mirrors the prefixes the engine marked dirty into the
+//! [`Metrics`] together with the batch's feed counters (one step, so a scrape sees a batch
+//! counted and applied, or neither), and turns the engine's transitions and route events into
+//! history [`Event`]s for whoever reads them (the replay report, the daemon's log and event
+//! store). The daemon and the one-shot replay both go through here, so they cannot disagree.
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::clock::unix_now;
+use crate::engine::{AnomalyEvent, Engine, ReloadSummary};
+use crate::error::Error;
+use crate::events::{Event, Severity};
+use crate::ingest::bmp;
+use crate::ingest::mrt::{Batch, FileReport};
+use crate::metrics::Metrics;
+use crate::model::Feed;
+use crate::registry::Registry;
+use crate::reload::ReloadMetrics;
+use crate::rpki::metrics::RpkiMetrics;
+
+/// Where a pipeline's events go.
+#[derive(Default)]
+struct EventReaders {
+    /// Anomaly transitions kept for the replay report.
+    history: Option<Vec<AnomalyEvent>>,
+    /// Every event (anomaly and route events), kept for the replay report.
+    all_events: Option<Vec<Event>>,
+    /// Whether events are logged (the daemon); a replay keeps or drops them instead.
+    log: bool,
+    /// Where the daemon sends events (the event store), if anywhere.
+    sink: Option<Box<dyn FnMut(Vec<Event>) + Send>>,
+}
+
+impl EventReaders {
+    fn any(&self) -> bool {
+        self.history.is_some() || self.all_events.is_some() || self.log || self.sink.is_some()
+    }
+}
+
+/// The ingest → engine → metrics path shared by `replay` and `run`.
+pub struct Pipeline {
+    /// The engine.
+    pub engine: Engine,
+    /// The exposition, the per-prefix series and the feed counters.
+    pub metrics: Metrics,
+    /// The VRP file's metrics.
+    pub rpki_metrics: RpkiMetrics,
+    /// Configuration load metrics (shared with the reload task).
+    pub reload_metrics: ReloadMetrics,
+    readers: EventReaders,
+    files_processed: u64,
+}
+
+impl Pipeline {
+    /// A pipeline over `registry` whose events are logged (the daemon's).
+    pub fn new(registry: Arc<Registry>, max_prefix_series: usize) -> Result<Self, Error> {
+        let metrics = Metrics::new(&registry, max_prefix_series)?;
+        let rpki_metrics = RpkiMetrics::new(metrics.registry())?;
+        let reload_metrics = ReloadMetrics::new(metrics.registry())?;
+        reload_metrics.loaded(unix_now());
+        Ok(Pipeline {
+            engine: Engine::new(registry),
+            metrics,
+            rpki_metrics,
+            reload_metrics,
+            readers: EventReaders {
+                log: true,
+                ..EventReaders::default()
+            },
+            files_processed: 0,
+        })
+    }
+
+    /// A replay's pipeline: events are not logged; with `keep_history` the anomaly transitions
+    /// and every event are kept in memory for the report (and route events are built), without
+    /// it none are.
+    pub fn for_replay(
+        registry: Arc<Registry>,
+        max_prefix_series: usize,
+        keep_history: bool,
+    ) -> Result<Self, Error> {
+        let mut p = Pipeline::new(registry, max_prefix_series)?;
+        p.readers = EventReaders {
+            history: keep_history.then(Vec::new),
+            all_events: keep_history.then(Vec::new),
+            ..EventReaders::default()
+        };
+        p.engine.set_route_events(keep_history);
+        Ok(p)
+    }
+
+    /// Applies one batch from `feed`.
+    pub fn ingest(&mut self, feed: Feed, batch: &Batch) {
+        self.engine.apply_batch(&batch.updates, batch.generation);
+        self.after_updates(Some((feed, batch)));
+    }
+
+    /// Applies what a BMP session produced (routes and peer-downs, in stream order).
+    pub fn ingest_bmp(&mut self, out: &bmp::Output) {
+        let removed = apply_output(&mut self.engine, out);
+        if removed > 0 {
+            info!(routes = removed, "BMP peer down: routes withdrawn");
+        }
+        self.after_updates(Some((Feed::Bmp, &out.batch)));
+    }
+
+    /// Moves to a new registry (configuration reload): route state is kept, the per-prefix
+    /// series follow the new registry, and the transitions go out like any others.
+    pub fn reload(&mut self, registry: Arc<Registry>, max_prefix_series: usize) -> ReloadSummary {
+        let summary = self.engine.reload(registry.clone(), unix_now());
+        self.metrics.set_registry(&registry, max_prefix_series);
+        self.after_updates(None);
+        summary
+    }
+
+    /// Metrics and events after a change made directly on the engine (VRP reload).
+    pub fn resync(&mut self) {
+        self.after_updates(None);
+    }
+
+    /// Metrics sync (with the batch's counts, in one step: a scrape sees a batch counted and
+    /// applied, or neither) and events after a batch or an engine-wide change.
+    fn after_updates(&mut self, batch: Option<(Feed, &Batch)>) {
+        let dirty = self.engine.take_dirty();
+        self.metrics.sync(&self.engine, &dirty, batch);
+        let anomalies = self.engine.drain_events();
+        let routes = self.engine.drain_route_events();
+        if (anomalies.is_empty() && routes.is_empty()) || !self.readers.any() {
+            return;
+        }
+        let received = unix_now();
+        let mut events: Vec<Event> = anomalies
+            .iter()
+            .map(|a| Event::from_anomaly(a, received))
+            .chain(routes.iter().map(|r| Event::from_route(r, received)))
+            .collect();
+        // Within a batch, keep BGP-time order (stable: same-time events stay in engine order).
+        events.sort_by(|a, b| a.time.total_cmp(&b.time));
+        let r = &mut self.readers;
+        if r.log {
+            events.iter().for_each(log_event);
+        }
+        if let Some(h) = &mut r.history {
+            h.extend(anomalies);
+        }
+        if let Some(all) = &mut r.all_events {
+            all.extend(events.iter().cloned());
+        }
+        if let Some(sink) = &mut r.sink {
+            sink(events);
+        }
+    }
+
+    /// Sends every future event to `sink` (the daemon's event store).
+    pub fn set_event_sink(&mut self, sink: impl FnMut(Vec<Event>) + Send + 'static) {
+        self.readers.sink = Some(Box::new(sink));
+    }
+
+    /// Takes every event kept so far (replay), in BGP-time order.
+    pub fn take_all_events(&mut self) -> Vec<Event> {
+        let mut v = self
+            .readers
+            .all_events
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.time.total_cmp(&b.time));
+        v
+    }
+
+    /// Takes the kept anomaly transitions.
+    pub fn take_history(&mut self) -> Vec<AnomalyEvent> {
+        self.readers
+            .history
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Records a finished MRT file.
+    pub fn file_done(&mut self, report: &FileReport) {
+        self.files_processed += 1;
+        let result = if report.error_count() > 0 {
+            "parse_errors"
+        } else {
+            "ok"
+        };
+        self.metrics.record_mrt_file(result);
+        info!(
+            file = %report.path.display(),
+            routes = report.processed,
+            matched = report.matched,
+            errors = report.error_count(),
+            "MRT file processed"
+        );
+    }
+
+    /// MRT files finished so far.
+    pub fn files_processed(&self) -> u64 {
+        self.files_processed
+    }
+}
+
+/// Applies a BMP session's output to `engine`: the updates and peer-downs in stream order.
+/// Returns the routes removed by peer-downs.
+pub fn apply_output(engine: &mut Engine, out: &bmp::Output) -> u64 {
+    let (updates, generation) = (&out.batch.updates, out.batch.generation);
+    let mut removed = 0;
+    let mut next = 0;
+    for ev in &out.peer_down {
+        let upto = ev.after.min(updates.len());
+        for u in updates.get(next..upto).unwrap_or(&[]) {
+            engine.apply_matched(u, generation);
+        }
+        next = next.max(upto);
+        removed += engine.peer_down(&ev.key, ev.timestamp);
+    }
+    for u in updates.get(next..).unwrap_or(&[]) {
+        engine.apply_matched(u, generation);
+    }
+    removed
+}
+
+/// One structured log event per history event (fields, not a formatted string): warnings and
+/// worse at WARN, the rest at INFO.
+fn log_event(ev: &Event) {
+    let (peer, peer_asn) = ev
+        .peer
+        .as_ref()
+        .map_or(("", 0), |p| (p.source.as_str(), p.asn));
+    let peer_address = ev.peer.as_ref().map_or("", |p| p.address.as_str());
+    macro_rules! emit {
+        ($level:ident) => {
+            $level!(
+                event = ev.kind.as_str(),
+                anomaly = ev.anomaly.as_deref().unwrap_or(""),
+                severity = ev.severity.as_str(),
+                location = %ev.location,
+                prefix = %ev.prefix,
+                announced = %ev.announced,
+                origin = ev.origin.unwrap_or(0),
+                peer,
+                peer_address,
+                peer_asn,
+                path = ev.as_path.as_deref().unwrap_or(""),
+                previous_path = ev.previous_path.as_deref().unwrap_or(""),
+                "{}",
+                ev.description
+            )
+        };
+    }
+    if ev.severity >= Severity::Warning {
+        emit!(warn);
+    } else {
+        emit!(info);
+    }
+}
