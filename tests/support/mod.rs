@@ -9,8 +9,13 @@ use bgpkit_parser::encoder::MrtUpdatesEncoder;
 use bgpkit_parser::models::{AsPath, ElemType, NetworkPrefix};
 use bgpkit_parser::BgpElem;
 
+pub mod config;
 pub mod daemon;
 pub mod dns;
+pub mod process;
+
+#[allow(unused_imports)] // not every test uses each
+pub use config::{demo_locations, DaemonConfig, Location};
 
 /// Path of a file under `fixtures/`.
 pub fn fixture(rel: &str) -> PathBuf {
@@ -70,15 +75,6 @@ pub fn encode_updates(elems: &[BgpElem]) -> Vec<u8> {
     enc.export_bytes().unwrap().to_vec()
 }
 
-/// The `[[location]]` tables of `config/demo.toml`.
-pub fn demo_locations() -> String {
-    let text = std::fs::read_to_string(repo("config/demo.toml")).unwrap();
-    let start = text
-        .find("[[location]]")
-        .expect("config/demo.toml registers locations");
-    text[start..].to_string()
-}
-
 /// Time of the bundled RouteViews RIB (route-views2, 2014-05-23 06:00:00 UTC).
 pub const DEMO_RIB_TIME: f64 = 1_400_824_800.0;
 
@@ -108,17 +104,18 @@ pub fn demo_scenario() -> Vec<BgpElem> {
     ]
 }
 
-/// A one-location `[[location]]` table appended to the config texts of section tests.
-pub const ONE_LOCATION: &str = "\n[[location]]\nname = \"a\"\norigin-asns = [64496]\n\
-                                prefixes = [\"203.0.113.0/24\"]\n";
+/// The one location appended to the config texts of section tests.
+pub fn one_location() -> Location {
+    Location::new("a", &[64496], &["203.0.113.0/24"])
+}
 
-/// Writes `text` plus [`ONE_LOCATION`] as `routewatch.toml` in `dir` and loads it.
+/// Writes `text` plus [`one_location`] as `routewatch.toml` in `dir` and loads it.
 pub fn load_config(
     dir: &Path,
     text: &str,
 ) -> (PathBuf, Result<routewatch::config::Config, String>) {
     let path = dir.join("routewatch.toml");
-    std::fs::write(&path, format!("{text}{ONE_LOCATION}")).unwrap();
+    std::fs::write(&path, format!("{text}{}", one_location().toml())).unwrap();
     let r = routewatch::config::Config::load(&path).map_err(|e| e.to_string());
     (path, r)
 }
