@@ -29,13 +29,6 @@ pub fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-/// Writes `text` as `routewatch.toml` in `dir` and returns its path.
-pub fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let p = dir.join("routewatch.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 /// An announcement from `peer` (address, ASN) of `prefix` with the AS_SEQUENCE `path`.
 pub fn announce(ts: f64, peer: (&str, u32), prefix: &str, path: &[u32]) -> BgpElem {
     let peer_ip: IpAddr = peer.0.parse().unwrap();
