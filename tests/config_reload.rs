@@ -270,10 +270,12 @@ fn poll_events(d: &mut Daemon, path: &str) -> Vec<Value> {
 }
 
 fn wait_log(d: &mut Daemon, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !d.log().contains(needle) {
+    d.poll("the log", Duration::from_secs(10), |d| {
         d.assert_running();
-        assert!(Instant::now() < deadline, "no {needle:?} in\n{}", d.log());
-        std::thread::sleep(POLL);
-    }
+        if d.log().contains(needle) {
+            Ok(())
+        } else {
+            Err(format!("no {needle:?}"))
+        }
+    });
 }

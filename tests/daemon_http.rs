@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use support::config::ConfigFile;
 use support::daemon::{
-    http_get, promtool_check, Daemon, Exposition, EXIT_TIMEOUT, POLL, READY_TIMEOUT,
+    http_get, poll, promtool_check, Daemon, Exposition, EXIT_TIMEOUT, POLL, READY_TIMEOUT,
 };
 use support::{demo_locations, fixture, DaemonConfig, DEMO_RIB, DEMO_UPDATES};
 
@@ -99,20 +99,13 @@ impl Setup {
 
     /// Waits until the state file lists exactly `names`.
     fn wait_processed_list(&self, names: &[&str], daemon: &mut Daemon) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let list = self.processed_list();
-            if list == names {
-                return;
+        daemon.poll("mrt-processed.txt", Duration::from_secs(10), |d| {
+            d.assert_running();
+            match self.processed_list() {
+                list if list == names => Ok(()),
+                list => Err(format!("lists {list:?}, expected {names:?}")),
             }
-            daemon.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "mrt-processed.txt lists {list:?}, expected {names:?}\n{}",
-                daemon.log()
-            );
-            std::thread::sleep(POLL);
-        }
+        });
     }
 }
 
@@ -499,19 +492,10 @@ fn ready_is_503_until_the_initial_load_is_done() {
     let mut daemon = setup.start();
 
     // The first answer, and every answer while nothing is written: 503.
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let first = loop {
+    let first = poll("an answer on /ready", READY_TIMEOUT, || {
         daemon.assert_running();
-        if let Ok(r) = http_get(setup.port, "/ready") {
-            break r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never answered\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(POLL);
-    };
+        http_get(setup.port, "/ready").map_err(|e| e.to_string())
+    });
     assert_eq!(first.status, 503, "{}", first.text());
     let blocked_until = Instant::now() + Duration::from_secs(1);
     while Instant::now() < blocked_until {

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use support::daemon::{free_port, http_get, Daemon, POLL};
+use support::daemon::{free_port, http_get, poll, Daemon};
 use support::process::ChildGuard;
 use support::{demo_locations, fixture, repo, DaemonConfig, Location, DEMO_RIB, DEMO_UPDATES};
 
@@ -341,20 +341,12 @@ impl Prometheus {
             .unwrap_or_else(|e| panic!("query {expr}: {e}"))
     }
 
-    /// Calls `probe` every [`POLL`] until it returns `Ok`, for at most [`PROM_TIMEOUT`].
+    /// [`poll`]s `probe` while Prometheus runs, for at most [`PROM_TIMEOUT`].
     fn wait<T>(&mut self, what: &str, mut probe: impl FnMut(&mut Self) -> Result<T, String>) -> T {
-        let deadline = Instant::now() + PROM_TIMEOUT;
-        loop {
+        poll(what, PROM_TIMEOUT, || {
             self.assert_running();
-            match probe(self) {
-                Ok(v) => return v,
-                Err(e) => assert!(
-                    Instant::now() < deadline,
-                    "{what}: not so after {PROM_TIMEOUT:?}: {e}"
-                ),
-            }
-            std::thread::sleep(POLL);
-        }
+            probe(self)
+        })
     }
 
     /// Waits until `expr` returns exactly one sample, of value `want`.

@@ -358,6 +358,22 @@ pub fn toml_path(path: &Path) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// Calls `probe` every [`POLL`] until it returns `Ok`, for at most `timeout`; then panics with
+/// `what` and the last `Err` (the logs of the processes are printed when their guards drop).
+pub fn poll<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "{what}: not so after {timeout:?}: {e}"
+            ),
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
 /// A running `routewatch run` (a [`ChildGuard`]: killed by pid when dropped while still
 /// running, its log printed when the test fails).
 pub struct Daemon {
@@ -469,25 +485,14 @@ impl Daemon {
         }
     }
 
-    /// Calls `probe` every [`POLL`] until it returns `Ok`, for at most `timeout`; then panics
-    /// with `what` and the last `Err` (the log is printed when the daemon is dropped).
+    /// [`poll`] with the daemon.
     pub fn poll<T>(
         &mut self,
         what: &str,
         timeout: Duration,
         mut probe: impl FnMut(&mut Daemon) -> Result<T, String>,
     ) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match probe(self) {
-                Ok(v) => return v,
-                Err(e) => assert!(
-                    Instant::now() < deadline,
-                    "{what}: not so after {timeout:?}: {e}"
-                ),
-            }
-            std::thread::sleep(POLL);
-        }
+        poll(what, timeout, || probe(self))
     }
 
     /// Scrapes until `check` accepts the exposition (see [`Daemon::poll`]).
@@ -503,22 +508,15 @@ impl Daemon {
         })
     }
 
-    /// Scrapes until `name{labels}` equals `want`.
+    /// Scrapes until `name{labels}` equals `want` (within [`WATCH_TIMEOUT`]).
     pub fn wait_metric(&mut self, name: &str, labels: &[(&str, &str)], want: f64) -> Exposition {
-        let deadline = Instant::now() + WATCH_TIMEOUT;
-        loop {
-            let e = self.scrape();
-            let v = e.value(name, labels);
-            if v == want {
-                return e;
+        self.poll(&format!("{name}{labels:?} == {want}"), WATCH_TIMEOUT, |d| {
+            let e = d.scrape();
+            match e.value(name, labels) {
+                v if v == want => Ok(e),
+                v => Err(format!("it is {v}")),
             }
-            assert!(
-                Instant::now() < deadline,
-                "{name}{labels:?} is {v}, not {want}, after {WATCH_TIMEOUT:?}\n{}",
-                self.log()
-            );
-            std::thread::sleep(POLL);
-        }
+        })
     }
 
     /// SIGTERM by pid, then waits for the exit.

@@ -112,3 +112,43 @@ pub fn load_config(
     let r = routewatch::config::Config::load(&path).map_err(|e| e.to_string());
     (path, r)
 }
+
+/// Loads `# comment\n[section]\n{line}\n`, which must fail at line 3, column `col`, with a
+/// message containing `want`.
+pub fn assert_key_error(dir: &Path, section: &str, line: &str, col: usize, want: &str) {
+    let (path, c) = load_config(dir, &format!("# comment\n[{section}]\n{line}\n"));
+    let err = c.unwrap_err();
+    let prefix = format!("{}:3:{col}: ", path.display());
+    assert!(err.starts_with(&prefix), "{err} (want {prefix})");
+    assert!(err.contains(want), "{err}");
+}
+
+/// The error of loading `[section]\n{line}\n`, which must start with the file's path; returned
+/// without it (`2:1: ...`).
+pub fn section_error(dir: &Path, section: &str, line: &str) -> String {
+    let (path, c) = load_config(dir, &format!("[{section}]\n{line}\n"));
+    let err = c.unwrap_err();
+    match err.strip_prefix(&format!("{}:", path.display())) {
+        Some(rest) => rest.to_string(),
+        None => panic!("{err} (want the path {} first)", path.display()),
+    }
+}
+
+/// The `[section]` part of the shipped `config/routewatch.toml`, which must set each of `keys`
+/// (to its default), and the whole file loaded.
+pub fn shipped_section(section: &str, keys: &[&str]) -> (String, routewatch::config::Config) {
+    let text = std::fs::read_to_string(repo("config/routewatch.toml")).unwrap();
+    let start = text
+        .find(&format!("\n[{section}]\n"))
+        .unwrap_or_else(|| panic!("a [{section}] section"));
+    let part = text[start..].to_string();
+    for key in keys {
+        assert!(
+            part.contains(&format!("\n{key} = ")),
+            "{key} is set to its default in [{section}]"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, c) = load_config(dir.path(), &text);
+    (part, c.unwrap())
+}
