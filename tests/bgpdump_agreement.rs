@@ -32,9 +32,15 @@ use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use routewatch::replay::ReplayOptions;
+
+mod support;
+
+use support::process::ChildGuard;
+use support::{DaemonConfig, Location};
 
 /// Registered prefixes sampled evenly from a file's distinct prefixes.
 const SAMPLE: usize = 150;
@@ -206,29 +212,26 @@ fn origin_policy_of_the_expectation() {
 
 /// Runs `bgpdump -m` on `file`, streaming its output.
 fn bgpdump(file: &Path) -> impl Iterator<Item = String> {
-    let mut child = match Command::new("bgpdump")
-        .arg("-m")
-        .arg(file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`bgpdump` is not installed (or not on PATH). This test compares routewatch with \
-             RIPE bgpdump and must not be skipped: install it with `apt-get install bgpdump` \
-             (CI installs it)."
-        ),
-        Err(e) => panic!("running bgpdump: {e}"),
-    };
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
+    let mut child = ChildGuard::start(
+        "bgpdump",
+        Command::new("bgpdump")
+            .arg("-m")
+            .arg(file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+        None,
+        "this test compares routewatch with RIPE bgpdump and must not be skipped: \
+         apt-get install bgpdump (CI installs it)",
+    );
+    let mut lines = BufReader::new(child.take_stdout()).lines();
     let mut child = Some(child);
     std::iter::from_fn(move || match lines.next() {
         Some(l) => Some(l.expect("bgpdump output is UTF-8")),
         None => {
             if let Some(mut c) = child.take() {
-                let status = c.wait().unwrap();
+                let status = c
+                    .wait_exit(Duration::from_secs(30))
+                    .expect("bgpdump exits at the end of its output");
                 assert!(status.success(), "bgpdump failed: {status}");
             }
             None
@@ -368,21 +371,12 @@ fn choose_registry(e: &Expectation, figures: &HashMap<IpNet, Figures>) -> Vec<Ip
 }
 
 fn write_config(dir: &Path, registry: &[IpNet]) -> PathBuf {
-    let mut toml = format!(
-        "state-dir = {:?}\n",
-        dir.join("state").display().to_string()
-    );
-    for (i, chunk) in registry.chunks(PER_LOCATION).enumerate() {
-        let prefixes: Vec<String> = chunk.iter().map(|p| format!("\"{p}\"")).collect();
-        let _ = write!(
-            toml,
-            "\n[[location]]\nname = \"agreement-{i:03}\"\norigin-asns = [64496]\nprefixes = [{}]\n",
-            prefixes.join(", ")
-        );
-    }
-    let path = dir.join("routewatch.toml");
-    std::fs::write(&path, toml).unwrap();
-    path
+    let locations: Vec<Location> = registry
+        .chunks(PER_LOCATION)
+        .enumerate()
+        .map(|(i, chunk)| Location::new(&format!("agreement-{i:03}"), &[64496], chunk))
+        .collect();
+    DaemonConfig::replay().locations(&locations).write(dir).path
 }
 
 /// Announcements and withdrawals per registered prefix, each route entry counted on the most

@@ -21,19 +21,19 @@
 
 mod support;
 
-use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use routewatch::engine::Engine;
 use routewatch::ingest::bmp::{FrameReader, Output, PeerState, RouterSession};
 use serde_json::Value;
 
-use support::daemon::{free_port, promtool_check, toml_path, Daemon, Exposition};
-use support::fixture;
+use support::daemon::{free_port, promtool_check, Daemon, Exposition};
+use support::process::ChildGuard;
+use support::{fixture, DaemonConfig, Location};
 
 /// How long one expected change may take to show (a BMP message through the listener, the
 /// engine and the metrics takes milliseconds).
@@ -54,12 +54,11 @@ const HIJACKER: u32 = 64666;
 /// The AS of both gobgpd (iBGP keeps the explicit next-hop).
 const GOBGP_AS: u32 = 65001;
 
-fn location_toml() -> String {
-    format!(
-        "[[location]]\nname = \"{LOCATION}\"\nprovider = \"Loopback Transit\"\n\
-         provider-asns = []\nregion = \"lab\"\norigin-asns = [{ORIGIN}]\n\
-         prefixes = [\"{V4}\", \"{V6}\"]\n"
-    )
+fn location() -> Location {
+    Location::new(LOCATION, &[ORIGIN], &[V4, V6])
+        .provider("Loopback Transit")
+        .provider_asns(&[])
+        .region("lab")
 }
 
 // ---- routewatch ------------------------------------------------------------------------------
@@ -82,22 +81,14 @@ struct Routewatch {
 
 /// Writes the configuration (`bmp` holds the other `[bmp]` keys and any `[[bmp.router]]`
 /// tables) and starts the daemon, ready.
-fn start_routewatch(dir: &Path, bmp: &str, locations: &str) -> Routewatch {
-    let http_port = free_port();
-    let bmp_port = free_port();
-    let text = format!(
-        "state-dir = {state}\n\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n\
-         [bmp]\nlisten = \"127.0.0.1:{bmp_port}\"\n{bmp}\n\n{locations}",
-        state = toml_path(&dir.join("state")),
-    );
-    let config = dir.join("routewatch.toml");
-    std::fs::write(&config, text).unwrap();
-    let mut daemon = Daemon::start(&config, &dir.join("routewatch.log"), http_port);
+fn start_routewatch(dir: &Path, bmp: &str, locations: &[Location]) -> Routewatch {
+    let config = DaemonConfig::new().bmp(bmp).locations(locations).write(dir);
+    let mut daemon = Daemon::start(&config);
     daemon.wait_ready();
     Routewatch {
         daemon,
-        config,
-        bmp_port,
+        bmp_port: config.bmp_port.unwrap(),
+        config: config.path,
     }
 }
 
@@ -200,12 +191,11 @@ fn require_gobgp() {
     }
 }
 
-/// A running gobgpd with its own API port; killed by pid when dropped, its log printed if the
-/// test is failing.
+/// A running gobgpd with its own API port (a [`ChildGuard`]: killed by pid when dropped, its
+/// log printed if the test is failing).
 struct GoBgp {
     name: &'static str,
-    child: Child,
-    log: PathBuf,
+    process: ChildGuard,
     api_port: u16,
 }
 
@@ -214,41 +204,20 @@ impl GoBgp {
         let api_port = free_port();
         let config_path = dir.join(format!("{name}.toml"));
         std::fs::write(&config_path, config).unwrap();
-        let log = dir.join(format!("{name}.log"));
-        let out = File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = Command::new("gobgpd")
-            .arg("-f")
-            .arg(&config_path)
-            .args(["-t", "toml", "-p", "-l", "info", "--pprof-disable"])
-            .arg(format!("--api-hosts=127.0.0.1:{api_port}"))
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start gobgpd ({e}); install it with: apt-get install gobgpd")
-            });
+        let process = ChildGuard::start(
+            &format!("gobgpd {name}"),
+            Command::new("gobgpd")
+                .arg("-f")
+                .arg(&config_path)
+                .args(["-t", "toml", "-p", "-l", "info", "--pprof-disable"])
+                .arg(format!("--api-hosts=127.0.0.1:{api_port}")),
+            Some(&dir.join(format!("{name}.log"))),
+            "apt-get install gobgpd",
+        );
         GoBgp {
             name,
-            child,
-            log,
+            process,
             api_port,
-        }
-    }
-
-    fn log(&self) -> String {
-        format!(
-            "--- gobgpd {} log ({}) ---\n{}",
-            self.name,
-            self.log.display(),
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        )
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("gobgpd {} exited early ({status})", self.name);
         }
     }
 
@@ -274,7 +243,7 @@ impl GoBgp {
     }
 
     fn cli(&mut self, args: &[&str]) -> String {
-        self.assert_running();
+        self.process.assert_running();
         self.try_cli(args)
             .unwrap_or_else(|e| panic!("gobgpd {}: {e}", self.name))
     }
@@ -297,7 +266,7 @@ impl GoBgp {
     fn wait_established(&mut self, neighbor: &str) {
         let deadline = Instant::now() + ESTABLISH_TIMEOUT;
         loop {
-            self.assert_running();
+            self.process.assert_running();
             let table = self.try_cli(&["neighbor"]).unwrap_or_else(|e| e);
             let up = table.lines().any(|l| {
                 let cols: Vec<&str> = l.split_whitespace().collect();
@@ -317,19 +286,7 @@ impl GoBgp {
 
     /// SIGKILL by pid, and reaps it.
     fn kill(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for GoBgp {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!("{}", self.log());
-        }
+        self.process.kill();
     }
 }
 
@@ -386,7 +343,7 @@ fn gobgp_router_exports_bmp_through_announce_hijack_withdraw_ipv6_peer_down_and_
         daemon: mut rw,
         bmp_port,
         ..
-    } = start_routewatch(dir, &bmp, &location_toml());
+    } = start_routewatch(dir, &bmp, &[location()]);
     let m = rw.scrape();
     assert_eq!(
         m.value("routewatch_bmp_session_up", &[("router", "edge-absent")]),
@@ -737,26 +694,26 @@ const CAPTURE_MESSAGES: u64 = 343;
 
 /// Locations for the capture: a few prefixes it announces (found by decoding it), one of them
 /// with an origin it does not expect, and covering default routes so every route is seen.
-const CAPTURE_LOCATIONS: &str = r#"[[location]]
-name = "capture-v4"
-origin-asns = [65000]
-prefixes = ["192.0.2.11/32", "192.0.2.12/32", "192.0.2.218/31"]
-
-[[location]]
-name = "capture-mismatch"
-origin-asns = [64496]
-prefixes = ["192.0.2.23/32", "2001:db8::23/128"]
-
-[[location]]
-name = "capture-v6"
-origin-asns = [65000]
-prefixes = ["2001:db8::12/128", "2001:db8:192::90/128"]
-
-[[location]]
-name = "everything"
-origin-asns = [64496]
-prefixes = ["0.0.0.0/0", "::/0"]
-"#;
+fn capture_locations() -> [Location; 4] {
+    [
+        Location::new(
+            "capture-v4",
+            &[65000],
+            &["192.0.2.11/32", "192.0.2.12/32", "192.0.2.218/31"],
+        ),
+        Location::new(
+            "capture-mismatch",
+            &[64496],
+            &["192.0.2.23/32", "2001:db8::23/128"],
+        ),
+        Location::new(
+            "capture-v6",
+            &[65000],
+            &["2001:db8::12/128", "2001:db8:192::90/128"],
+        ),
+        Location::new("everything", &[64496], &["0.0.0.0/0", "::/0"]),
+    ]
+}
 
 /// What decoding the capture offline gives.
 struct Offline {
@@ -887,7 +844,7 @@ fn recorded_bmp_stream_replayed_over_tcp_matches_offline_decoding_and_close_with
         daemon: mut rw,
         config,
         bmp_port,
-    } = start_routewatch(tmp.path(), &timeout_key(), CAPTURE_LOCATIONS);
+    } = start_routewatch(tmp.path(), &timeout_key(), &capture_locations());
     let bytes = std::fs::read(fixture(CAPTURE)).unwrap();
     let offline = decode_offline(&config, &bytes);
     let want_open = comparable(&offline.open, true);
@@ -1235,7 +1192,7 @@ fn connections_from_outside_allow_and_bad_frames_end_only_their_own_session() {
     } = start_routewatch(
         tmp.path(),
         &format!("{}allow = [\"127.0.0.2/32\"]\n", timeout_key()),
-        &location_toml(),
+        &[location()],
     );
     let allowed = Ipv4Addr::new(127, 0, 0, 2);
 
@@ -1426,7 +1383,7 @@ fn status_shows_messages_that_follow_the_previous_read_closely() {
     } = start_routewatch(
         tmp.path(),
         "initial-table-timeout-seconds = 0\n",
-        &location_toml(),
+        &[location()],
     );
     let peer = Ipv4Addr::new(192, 0, 2, 7);
     let mut s = connect_from(Ipv4Addr::LOCALHOST, bmp_port);
@@ -1475,7 +1432,7 @@ fn a_session_ending_keeps_the_series_of_a_live_session_with_the_same_label() {
         daemon: mut rw,
         bmp_port,
         ..
-    } = start_routewatch(tmp.path(), &timeout_key(), &location_toml());
+    } = start_routewatch(tmp.path(), &timeout_key(), &[location()]);
     let mut old = connect_from(Ipv4Addr::LOCALHOST, bmp_port);
     old.write_all(&initiation("edge1")).unwrap();
     let mut new = connect_from(Ipv4Addr::LOCALHOST, bmp_port);
@@ -1521,7 +1478,7 @@ fn status_lists_a_configured_router_that_is_not_connected() {
         "{}[[bmp.router]]\naddress = \"127.0.0.9\"\nname = \"edge-absent\"\n",
         timeout_key()
     );
-    let Routewatch { daemon: mut rw, .. } = start_routewatch(tmp.path(), &bmp, &location_toml());
+    let Routewatch { daemon: mut rw, .. } = start_routewatch(tmp.path(), &bmp, &[location()]);
     let status = rw.get_ok("/api/v1/status").json();
     assert!(
         all_routers(&status)

@@ -7,52 +7,27 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::daemon::{free_port, http_request, toml_path, Daemon, Exposition, POLL};
-use support::{fixture, DEMO_RIB};
+use support::daemon::{free_port, http_request, Daemon, Exposition, POLL};
+use support::{fixture, DaemonConfig, Location, DEMO_RIB};
 
-/// The daemon settings part of the configuration.
-fn head(state_dir: &Path, port: u16) -> String {
-    format!(
-        "state-dir = {}\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[mrt]\nfiles = [{}]\n\n",
-        toml_path(state_dir),
-        toml_path(&fixture(DEMO_RIB))
-    )
+fn google_location() -> Location {
+    Location::new("google-dns", &[15169], &["8.8.8.0/24", "8.8.4.0/24"]).provider("Google")
 }
 
-const GOOGLE: &str = r#"
-[[location]]
-name = "google-dns"
-provider = "Google"
-origin-asns = [15169]
-prefixes = ["8.8.8.0/24", "8.8.4.0/24"]
-"#;
+fn cernet_location() -> Location {
+    Location::new("cernet-beijing", &[24151], &["1.2.4.0/24"])
+}
 
-const CERNET: &str = r#"
-[[location]]
-name = "cernet-beijing"
-origin-asns = [24151]
-prefixes = ["1.2.4.0/24"]
-"#;
-
-/// After the reload: cernet-beijing is gone, and 8.8.8.0/24 is no longer registered itself but
+/// `config` with the locations after the reload: cernet-beijing is gone, and 8.8.8.0/24 is no longer registered itself but
 /// covered by a new location's 8.8.8.0/23 (more-specifics up to /24 allowed).
-const RELOADED: &str = r#"
-[[location]]
-name = "google-dns"
-provider = "Google"
-origin-asns = [15169]
-prefixes = ["8.8.4.0/24"]
-
-[[location]]
-name = "google-8-8-8"
-origin-asns = [15169]
-prefixes = ["8.8.8.0/23"]
-max-length = 24
-"#;
+fn reloaded(config: DaemonConfig) -> DaemonConfig {
+    config
+        .location(Location::new("google-dns", &[15169], &["8.8.4.0/24"]).provider("Google"))
+        .location(Location::new("google-8-8-8", &[15169], &["8.8.8.0/23"]).max_length(24))
+}
 
 fn prefixes(d: &mut Daemon) -> Vec<Value> {
     d.get_ok("/api/v1/prefixes").json()["prefixes"]
@@ -85,14 +60,6 @@ fn routes_of(v: &Value) -> u64 {
             .sum::<u64>()
 }
 
-fn sighup(d: &Daemon) {
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &d.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 /// Waits for `routewatch_config_reloads_total{result}` to reach `n`, then scrapes again (a
 /// scrape reads the families one after the other, so the one that saw the counter move may
 /// have read the other reload metrics just before the reload set them).
@@ -108,22 +75,17 @@ fn post_reload(d: &mut Daemon) -> (u16, Value) {
     (status, r.json())
 }
 
-fn write(path: &Path, text: &str) {
-    // Written aside and renamed, as an editor or configuration management would.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 #[test]
 fn reload_keeps_route_state_and_reports_failures() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("routewatch.toml");
-    let state_dir = dir.path().join("state");
-    let port = free_port();
-    let base = head(&state_dir, port);
-    write(&config, &format!("{base}{GOOGLE}{CERNET}"));
-    let mut d = Daemon::start(&config, &dir.path().join("daemon.log"), port);
+    let base = DaemonConfig::new().mrt_files(&[fixture(DEMO_RIB)]);
+    let file = base
+        .clone()
+        .location(google_location())
+        .location(cernet_location())
+        .write(dir.path());
+    let config = &file.path;
+    let mut d = Daemon::start(&file);
     d.wait_ready();
 
     // Before: the RIB gives 8.8.8.0/24 and 8.8.4.0/24 their peers; 1.2.4.0/24 has an open
@@ -152,8 +114,8 @@ fn reload_keeps_route_state_and_reports_failures() {
     );
 
     // 1. SIGHUP with a valid configuration.
-    write(&config, &format!("{base}{RELOADED}"));
-    sighup(&d);
+    reloaded(base.clone()).write(dir.path());
+    d.signal("HUP");
     let m = wait_reloads(&mut d, "success", 1.0);
     assert_eq!(
         m.value("routewatch_config_last_reload_successful", &[]),
@@ -229,14 +191,15 @@ fn reload_keeps_route_state_and_reports_failures() {
 
     // 2. SIGHUP with an invalid configuration: nothing changes, the gauge says so, the log
     // names file, line and key.
-    let broken = format!("{base}{RELOADED}\n[[location]]\nname = \"bad\"\norigin-asns = [15169]\nprefixes = [\"10.0.0.0/33\"]\n");
-    write(&config, &broken);
+    let broken = reloaded(base.clone()).location(Location::new("bad", &[15169], &["10.0.0.0/33"]));
+    broken.write(dir.path());
+    let broken = broken.text(dir.path());
     let bad_line = broken
         .lines()
         .position(|l| l.contains("10.0.0.0/33"))
         .unwrap()
         + 1;
-    sighup(&d);
+    d.signal("HUP");
     let m = wait_reloads(&mut d, "failure", 1.0);
     assert_eq!(
         m.value("routewatch_config_last_reload_successful", &[]),
@@ -263,10 +226,9 @@ fn reload_keeps_route_state_and_reports_failures() {
     // 4. Fixed, with a restart-only key changed: applied, the key reported, the listener
     // stays where it is.
     let other_port = free_port();
-    write(
-        &config,
-        &format!("{}{RELOADED}{CERNET}", head(&state_dir, other_port)),
-    );
+    reloaded(base.listen(([127, 0, 0, 1], other_port).into()))
+        .location(cernet_location())
+        .write(dir.path());
     let (status, body) = post_reload(&mut d);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ok"], true);
@@ -308,10 +270,12 @@ fn poll_events(d: &mut Daemon, path: &str) -> Vec<Value> {
 }
 
 fn wait_log(d: &mut Daemon, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !d.log().contains(needle) {
+    d.poll("the log", Duration::from_secs(10), |d| {
         d.assert_running();
-        assert!(Instant::now() < deadline, "no {needle:?} in\n{}", d.log());
-        std::thread::sleep(POLL);
-    }
+        if d.log().contains(needle) {
+            Ok(())
+        } else {
+            Err(format!("no {needle:?}"))
+        }
+    });
 }

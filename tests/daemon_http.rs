@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::config::ConfigFile;
 use support::daemon::{
-    free_port, http_get, promtool_check, toml_path, Daemon, Exposition, EXIT_TIMEOUT, POLL,
-    READY_TIMEOUT,
+    http_get, poll, promtool_check, Daemon, Exposition, EXIT_TIMEOUT, POLL, READY_TIMEOUT,
 };
-use support::{demo_locations, fixture, DEMO_RIB, DEMO_UPDATES};
+use support::{demo_locations, fixture, DaemonConfig, DEMO_RIB, DEMO_UPDATES};
 
 /// Name the watched updates file gets in the watch directory.
 const WATCHED_NAME: &str = "demo-hijack.updates.mrt";
@@ -47,7 +47,8 @@ fn the_exposition_parser_reads_labels_escapes_and_special_values() {
 /// A daemon configuration in a temporary directory.
 struct Setup {
     dir: tempfile::TempDir,
-    config: PathBuf,
+    config: DaemonConfig,
+    file: ConfigFile,
     state_dir: PathBuf,
     watch_dir: PathBuf,
     port: u16,
@@ -60,35 +61,26 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let state_dir = dir.path().join("state");
         let watch_dir = dir.path().join("watch");
-        let port = free_port();
-        let files: Vec<String> = files.iter().map(|f| toml_path(f)).collect();
-        let mut text = format!(
-            "state-dir = {}\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[mrt]\nfiles = [{}]\n",
-            toml_path(&state_dir),
-            files.join(", ")
-        );
+        let mut config = DaemonConfig::new()
+            .mrt_files(files)
+            .locations_toml(&demo_locations());
         if watch {
             std::fs::create_dir(&watch_dir).unwrap();
-            text += &format!(
-                "watch-dir = {}\nwatch-interval-seconds = 1\n",
-                toml_path(&watch_dir)
-            );
+            config = config.watch_dir(&watch_dir, 1);
         }
-        text += "\n";
-        text += &demo_locations();
-        let config = dir.path().join("routewatch.toml");
-        std::fs::write(&config, text).unwrap();
+        let file = config.write(dir.path());
         Setup {
+            port: config.http_port(),
             dir,
             config,
+            file,
             state_dir,
             watch_dir,
-            port,
         }
     }
 
-    fn start(&self, log_name: &str) -> Daemon {
-        Daemon::start(&self.config, &self.dir.path().join(log_name), self.port)
+    fn start(&self) -> Daemon {
+        Daemon::start(&self.file)
     }
 
     /// Copies `src` into the watched directory as `name`: written under a hidden name, then
@@ -107,20 +99,13 @@ impl Setup {
 
     /// Waits until the state file lists exactly `names`.
     fn wait_processed_list(&self, names: &[&str], daemon: &mut Daemon) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let list = self.processed_list();
-            if list == names {
-                return;
+        daemon.poll("mrt-processed.txt", Duration::from_secs(10), |d| {
+            d.assert_running();
+            match self.processed_list() {
+                list if list == names => Ok(()),
+                list => Err(format!("lists {list:?}, expected {names:?}")),
             }
-            daemon.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "mrt-processed.txt lists {list:?}, expected {names:?}\n{}",
-                daemon.log()
-            );
-            std::thread::sleep(POLL);
-        }
+        });
     }
 }
 
@@ -280,7 +265,7 @@ fn process_watched_updates(setup: &Setup, daemon: &mut Daemon, name: &str) -> Ex
 #[test]
 fn daemon_serves_metrics_and_api_processes_a_watched_file_and_stops_on_sigterm() {
     let setup = Setup::new(&[fixture(DEMO_RIB)], true);
-    let mut daemon = setup.start("daemon.log");
+    let mut daemon = setup.start();
     daemon.wait_ready();
 
     let live = daemon.get_ok("/live");
@@ -390,7 +375,7 @@ fn all_events(daemon: &mut Daemon, filter: &str) -> Vec<serde_json::Value> {
 fn restarted_daemon_does_not_reprocess_remembered_watched_files() {
     let setup = Setup::new(&[fixture(DEMO_RIB)], true);
     {
-        let mut first = setup.start("first.log");
+        let mut first = setup.start();
         first.wait_ready();
         process_watched_updates(&setup, &mut first, WATCHED_NAME);
         setup.wait_processed_list(&[WATCHED_NAME], &mut first);
@@ -399,7 +384,7 @@ fn restarted_daemon_does_not_reprocess_remembered_watched_files() {
 
     // Same configuration: same state directory, watched directory (still holding the file)
     // and port.
-    let mut second = setup.start("second.log");
+    let mut second = setup.start();
     second.wait_ready();
     // The event history survived the restart.
     let kept = all_events(&mut second, "kind=origin_mismatch&location=google-dns");
@@ -504,22 +489,13 @@ fn ready_is_503_until_the_initial_load_is_done() {
     let mkfifo = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(mkfifo.success(), "mkfifo: {mkfifo}");
     let setup = Setup::new(std::slice::from_ref(&fifo), false);
-    let mut daemon = setup.start("daemon.log");
+    let mut daemon = setup.start();
 
     // The first answer, and every answer while nothing is written: 503.
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let first = loop {
+    let first = poll("an answer on /ready", READY_TIMEOUT, || {
         daemon.assert_running();
-        if let Ok(r) = http_get(setup.port, "/ready") {
-            break r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never answered\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(POLL);
-    };
+        http_get(setup.port, "/ready").map_err(|e| e.to_string())
+    });
     assert_eq!(first.status, 503, "{}", first.text());
     let blocked_until = Instant::now() + Duration::from_secs(1);
     while Instant::now() < blocked_until {
@@ -567,21 +543,15 @@ fn run_exits_1_naming_the_address_when_the_port_is_taken() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("routewatch.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state-dir = {}\n\n[http]\nlisten = \"{addr}\"\n\n{}",
-            toml_path(&dir.path().join("state")),
-            demo_locations()
-        ),
-    )
-    .unwrap();
-    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"), addr.port());
+    let config = DaemonConfig::new()
+        .listen(addr)
+        .locations_toml(&demo_locations())
+        .write(dir.path());
+    let mut daemon = Daemon::start(&config);
     let status = daemon
         .wait_exit(EXIT_TIMEOUT)
         .unwrap_or_else(|| panic!("still running with {addr} taken\n{}", daemon.log()));
-    let log = std::fs::read_to_string(&daemon.log).unwrap();
+    let log = std::fs::read_to_string(daemon.log_path()).unwrap();
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(
         log.contains(&format!("routewatch: cannot listen on {addr}: ")),
@@ -597,17 +567,12 @@ fn sighup_reloads_the_vrp_file_and_revalidates_every_route() {
     let vrps = setup.dir.path().join("vrps.json");
     // First: a ROA for something else: Google's routes are not found.
     std::fs::write(&vrps, r#"{"roas": [{"asn": "AS64511", "prefix": "192.0.2.0/24", "maxLength": 24, "ta": "test"}]}"#).unwrap();
-    let text = std::fs::read_to_string(&setup.config).unwrap();
-    let (head, locations) = text.split_once("[[location]]").unwrap();
-    std::fs::write(
-        &setup.config,
-        format!(
-            "{head}[rpki]\nvrp-file = {}\nreload-interval-seconds = 3600\n\n[[location]]{locations}",
-            toml_path(&vrps)
-        ),
-    )
-    .unwrap();
-    let mut daemon = setup.start("rpki.log");
+    setup
+        .config
+        .clone()
+        .rpki(&vrps, "reload-interval-seconds = 3600\n")
+        .write(setup.dir.path());
+    let mut daemon = setup.start();
     daemon.wait_ready();
     let google = [
         ("location", "google-dns"),
@@ -627,12 +592,7 @@ fn sighup_reloads_the_vrp_file_and_revalidates_every_route() {
         r#"{"roas": [{"asn": "AS15169", "prefix": "8.8.8.0/24", "maxLength": 24, "ta": "test"}]}"#,
     )
     .unwrap();
-    let pid = daemon.child.id().to_string();
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    daemon.signal("HUP");
     let valid = [
         ("location", "google-dns"),
         ("prefix", "8.8.8.0/24"),
@@ -657,10 +617,7 @@ fn sighup_reloads_the_vrp_file_and_revalidates_every_route() {
     assert_eq!(m.value("routewatch_rpki_vrps", &[]), 1.0);
     // A broken file on the next SIGHUP: counted, the previous set stays.
     std::fs::write(&vrps, "not json").unwrap();
-    std::process::Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap();
+    daemon.signal("HUP");
     let m = daemon.poll("the failed load counted", Duration::from_secs(20), |d| {
         let m = d.scrape();
         match m.value("routewatch_rpki_loads_total", &[("result", "error")]) {

@@ -31,17 +31,13 @@ fn mrt_fixtures() -> Vec<PathBuf> {
 }
 
 fn config(dir: &Path, prefixes: &[IpNet]) -> PathBuf {
-    let list: Vec<String> = prefixes.iter().map(|p| format!("\"{p}\"")).collect();
     // min-peers out of reach: anomaly instances are tracked (and compared) but none opens, so a
     // registry that makes every route a "hijack" does not flood the report.
-    write_config(
-        dir,
-        &format!(
-            "state-dir = \"{}\"\n[[location]]\nname = \"all\"\norigin-asns = [64496]\nmin-peers = 100000\nprefixes = [{}]\n",
-            dir.display(),
-            list.join(", ")
-        ),
-    )
+    DaemonConfig::replay()
+        .state_dir(dir)
+        .location(Location::new("all", &[64496], prefixes).min_peers(100_000))
+        .write(dir)
+        .path
 }
 
 fn both(cfg: &Path, file: &Path) -> (ReplayReport, ReplayReport) {

@@ -1,16 +1,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The `[dns]` section: defaults (off), every key, server address forms, range and address errors
 //! naming file:line:col and the key, unknown keys, the shipped `config/routewatch.toml`
-//! documenting the defaults, and the mapping to `resolver::EnricherSettings`.
+//! documenting the defaults, and the mapping to `dns::EnricherSettings`.
 
-use std::path::Path;
 use std::time::Duration;
 
 mod support;
 
 use routewatch::config::DnsConfig;
 use routewatch::dns::{Enricher, EnricherSettings};
-use support::load_config as load;
+use support::{assert_key_error, load_config as load, section_error, shipped_section};
 
 #[test]
 fn defaults_when_absent() {
@@ -139,28 +138,18 @@ fn bad_values_name_the_position_and_key() {
             "dns.servers: at least one server is required",
         ),
     ] {
-        let (path, c) = load(dir.path(), &format!("# comment\n[dns]\n{line}\n"));
-        let err = c.unwrap_err();
-        let col = line.find(at).unwrap() + 1;
-        let prefix = format!("{}:3:{col}: ", path.display());
-        assert!(err.starts_with(&prefix), "{err} (want {prefix})");
-        assert!(err.contains(want), "{err}");
+        assert_key_error(dir.path(), "dns", line, line.find(at).unwrap() + 1, want);
     }
 }
 
 #[test]
 fn unknown_keys_and_wrong_types_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, c) = load(dir.path(), "[dns]\ntimeout = 5\n");
-    let err = c.unwrap_err();
-    assert!(
-        err.starts_with(&format!("{}:2:1: ", path.display())),
-        "{err}"
-    );
+    let err = section_error(dir.path(), "dns", "timeout = 5");
+    assert!(err.starts_with("2:1: "), "{err}");
     assert!(err.contains("timeout"), "{err}");
-    let (path, c) = load(dir.path(), "[dns]\nenabled = \"yes\"\n");
-    let err = c.unwrap_err();
-    assert!(err.starts_with(&format!("{}:2:", path.display())), "{err}");
+    let err = section_error(dir.path(), "dns", "enabled = \"yes\"");
+    assert!(err.starts_with("2:"), "{err}");
     let (_, c) = load(dir.path(), "[dns]\nservers = \"127.0.0.1\"\n");
     assert!(c.is_err(), "servers is a list");
     let (_, c) = load(dir.path(), "[dns]\ntimeout-ms = 1.5\n");
@@ -169,25 +158,18 @@ fn unknown_keys_and_wrong_types_are_rejected() {
 
 #[test]
 fn the_shipped_config_documents_the_defaults() {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/routewatch.toml");
-    let text = std::fs::read_to_string(shipped).unwrap();
-    let section = &text[text.find("\n[dns]\n").expect("a [dns] section")..];
-    for key in [
-        "enabled",
-        "timeout-ms",
-        "attempts",
-        "max-in-flight",
-        "cache-entries",
-        "negative-ttl-seconds",
-        "max-ttl-seconds",
-    ] {
-        assert!(
-            section.contains(&format!("\n{key} = ")),
-            "{key} is set to its default in [dns]"
-        );
-    }
+    let (section, config) = shipped_section(
+        "dns",
+        &[
+            "enabled",
+            "timeout-ms",
+            "attempts",
+            "max-in-flight",
+            "cache-entries",
+            "negative-ttl-seconds",
+            "max-ttl-seconds",
+        ],
+    );
     assert!(section.contains("\n# servers = "), "servers documented");
-    let dir = tempfile::tempdir().unwrap();
-    let (_, c) = load(dir.path(), &text);
-    assert_eq!(c.unwrap().dns, DnsConfig::default());
+    assert_eq!(config.dns, DnsConfig::default());
 }

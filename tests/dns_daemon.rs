@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use routewatch::dns::is_reserved_asn;
 use serde_json::Value;
-use support::daemon::{free_port, toml_path, Daemon};
+use support::config::ConfigFile;
+use support::daemon::Daemon;
 use support::dns::*;
-use support::{demo_locations, fixture, DEMO_RIB, DEMO_RIB_TIME, DEMO_UPDATES};
+use support::{demo_locations, fixture, DaemonConfig, DEMO_RIB, DEMO_RIB_TIME, DEMO_UPDATES};
 
 /// Events of the demo (RIB and hijack scenario) as the daemon stores them.
 const DEMO_EVENTS: usize = 30;
@@ -95,9 +96,8 @@ fn failing_zone(name: &str, _qtype: u16) -> Answer {
 }
 
 struct Setup {
-    dir: tempfile::TempDir,
-    config: std::path::PathBuf,
-    port: u16,
+    _dir: tempfile::TempDir,
+    config: ConfigFile,
     bmp_port: u16,
 }
 
@@ -106,33 +106,30 @@ impl Setup {
     /// listener on loopback that names 127.0.0.2 (never connected) in `[[bmp.router]]`.
     fn new(dns: std::net::SocketAddr, timeout_ms: u64) -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let bmp_port = free_port();
-        let text = format!(
-            "state-dir = {state}\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n\
-             [mrt]\nfiles = [{rib}, {updates}]\n\n\
-             [events]\nflush-interval-ms = 100\n\n\
-             [dns]\nenabled = true\nservers = [\"{dns}\"]\ntimeout-ms = {timeout_ms}\nattempts = 1\n\n\
-             [bmp]\nlisten = \"127.0.0.1:{bmp_port}\"\nallow = [\"127.0.0.0/8\"]\n\
-             initial-table-timeout-seconds = 1\n\
-             [[bmp.router]]\naddress = \"127.0.0.2\"\nname = \"edge-configured\"\n\n{locations}",
-            state = toml_path(&dir.path().join("state")),
-            rib = toml_path(&fixture(DEMO_RIB)),
-            updates = toml_path(&fixture(DEMO_UPDATES)),
-            locations = demo_locations(),
-        );
-        let config = dir.path().join("routewatch.toml");
-        std::fs::write(&config, text).unwrap();
+        let config = DaemonConfig::new()
+            .mrt_files(&[fixture(DEMO_RIB), fixture(DEMO_UPDATES)])
+            .section("events", "flush-interval-ms = 100\n")
+            .section(
+                "dns",
+                &format!(
+                    "enabled = true\nservers = [\"{dns}\"]\ntimeout-ms = {timeout_ms}\nattempts = 1\n"
+                ),
+            )
+            .bmp(
+                "allow = [\"127.0.0.0/8\"]\ninitial-table-timeout-seconds = 1\n\
+                 [[bmp.router]]\naddress = \"127.0.0.2\"\nname = \"edge-configured\"\n",
+            )
+            .locations_toml(&demo_locations())
+            .write(dir.path());
         Setup {
-            dir,
+            _dir: dir,
+            bmp_port: config.bmp_port.unwrap(),
             config,
-            port,
-            bmp_port,
         }
     }
 
     fn start(&self) -> Daemon {
-        Daemon::start(&self.config, &self.dir.path().join("daemon.log"), self.port)
+        Daemon::start(&self.config)
     }
 }
 

@@ -2,13 +2,11 @@
 //! The `[events]` section: defaults, every key, range errors naming file:line:col and the key,
 //! unknown keys, and the shipped `config/routewatch.toml` documenting the defaults.
 
-use std::path::Path;
-
 mod support;
 
 use routewatch::config::EventsConfig;
 use routewatch::events::store::StoreSettings;
-use support::load_config as load;
+use support::{assert_key_error, load_config as load, section_error, shipped_section};
 
 #[test]
 fn defaults_when_absent() {
@@ -74,44 +72,33 @@ fn out_of_range_values_name_the_position_and_key() {
         ),
         ("max-rows = -5", "events.max-rows: -5 is out of range"),
     ] {
-        let (path, c) = load(dir.path(), &format!("# comment\n[events]\n{line}\n"));
-        let err = c.unwrap_err();
-        let col = line.find('=').unwrap() + 3;
-        let prefix = format!("{}:3:{col}: ", path.display());
-        assert!(err.starts_with(&prefix), "{err} (want {prefix})");
-        assert!(err.contains(want), "{err}");
+        assert_key_error(
+            dir.path(),
+            "events",
+            line,
+            line.find('=').unwrap() + 3,
+            want,
+        );
     }
 }
 
 #[test]
 fn unknown_keys_and_wrong_types_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, c) = load(dir.path(), "[events]\nflush-interval = 5\n");
-    let err = c.unwrap_err();
-    assert!(
-        err.starts_with(&format!("{}:2:1: ", path.display())),
-        "{err}"
-    );
+    let err = section_error(dir.path(), "events", "flush-interval = 5");
+    assert!(err.starts_with("2:1: "), "{err}");
     assert!(err.contains("flush-interval"), "{err}");
-    let (path, c) = load(dir.path(), "[events]\nenabled = \"yes\"\n");
-    let err = c.unwrap_err();
-    assert!(err.starts_with(&format!("{}:2:", path.display())), "{err}");
+    let err = section_error(dir.path(), "events", "enabled = \"yes\"");
+    assert!(err.starts_with("2:"), "{err}");
     let (_, c) = load(dir.path(), "[events]\nretention-days = 1.5\n");
     assert!(c.is_err());
 }
 
 #[test]
 fn the_shipped_config_documents_the_defaults() {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/routewatch.toml");
-    let text = std::fs::read_to_string(shipped).unwrap();
-    let section = &text[text.find("\n[events]\n").expect("an [events] section")..];
-    for key in ["enabled", "flush-interval-ms", "retention-days", "max-rows"] {
-        assert!(
-            section.contains(&format!("\n{key} = ")),
-            "{key} is set to its default in [events]"
-        );
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (_, c) = load(dir.path(), &text);
-    assert_eq!(c.unwrap().events, EventsConfig::default());
+    let (_, config) = shipped_section(
+        "events",
+        &["enabled", "flush-interval-ms", "retention-days", "max-rows"],
+    );
+    assert_eq!(config.events, EventsConfig::default());
 }

@@ -3,11 +3,11 @@
 //! holds every event the writer had reported committed, in order and without gaps, and the
 //! events lost are only those sent within the last flush interval before the kill.
 //!
-//! The writer is this test binary itself, run again as a child with `CHILD_DIR` set (only the
-//! `crash_writer_child` test then does anything): it sends numbered events in a loop (10 per
-//! millisecond) and prints `sent N` after each send and `flushed N` whenever the store's
-//! committed-events counter moves. The parent SIGKILLs it (`Child::kill`) part-way through a
-//! flush interval, then checks the database.
+//! The writer is this test binary itself, run again as a child with `CHILD_DIR` set and
+//! `--ignored --exact crash_writer_child` (that test is ignored in a plain run): it sends
+//! numbered events in a loop (10 per millisecond) and prints `sent N` after each send and
+//! `flushed N` whenever the store's committed-events counter moves. The parent SIGKILLs it (by
+//! pid, through its [`ChildGuard`]) part-way through a flush interval, then checks the database.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 
 use routewatch::events::store::{EventQuery, EventStore, StoreSettings, EVENTS_FILE};
 use routewatch::events::{Event, EventKind, Severity};
+
+mod support;
+
+use support::process::ChildGuard;
 
 const CHILD_DIR: &str = "ROUTEWATCH_EVENTS_CRASH_CHILD_DIR";
 const CHILD_INTERVAL_MS: &str = "ROUTEWATCH_EVENTS_CRASH_INTERVAL_MS";
@@ -47,8 +51,10 @@ fn event(n: u64) -> Event {
     }
 }
 
-/// The writer side; a no-op unless started by [`crash`].
+/// The writer side, run only as the child of [`crash`] (`--ignored --exact`); a no-op without
+/// `CHILD_DIR`.
 #[test]
+#[ignore = "the child process of the kill_9 tests, which run it themselves"]
 fn crash_writer_child() {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
         return;
@@ -95,20 +101,24 @@ struct Measured {
 /// `flushes`-th reported commit, and checks the database.
 fn crash(interval: Duration, flushes: usize, kill_after: f64) -> Measured {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash_writer_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, dir.path())
-        .env(CHILD_INTERVAL_MS, interval.as_millis().to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = ChildGuard::start(
+        "the crash writer",
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "crash_writer_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, dir.path())
+            .env(CHILD_INTERVAL_MS, interval.as_millis().to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+        None,
+        "cargo test",
+    );
+    let stdout = child.take_stdout();
     let (tx, rx) = mpsc::channel::<(Instant, String)>();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -150,9 +160,8 @@ fn crash(interval: Duration, flushes: usize, kill_after: f64) -> Measured {
             break;
         }
     }
-    child.kill().unwrap(); // SIGKILL
+    child.kill(); // SIGKILL, reaped
     let killed = Instant::now();
-    child.wait().unwrap();
     // What the child printed before it died.
     for (at, line) in rx.iter() {
         note(at, &line, &mut flush_times);

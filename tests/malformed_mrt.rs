@@ -15,9 +15,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ipnet::IpNet;
+
+mod support;
+
 use routewatch::engine::PrefixSummary;
 use routewatch::replay::ReplayOptions;
 use routewatch::report::ReplayReport;
+use support::{DaemonConfig, Location};
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -230,24 +234,12 @@ fn as_path_value(data: &[u8], u: &Update) -> Option<usize> {
 
 /// Writes `routewatch.toml` registering `prefixes` (in two locations) in `dir`.
 fn write_config(dir: &Path, prefixes: &[IpNet]) -> PathBuf {
-    let mut toml = format!(
-        "state-dir = {:?}\n",
-        dir.join("state").display().to_string()
-    );
-    for (i, chunk) in prefixes
+    let locations: Vec<Location> = prefixes
         .chunks(prefixes.len().div_ceil(2).max(1))
         .enumerate()
-    {
-        let list: Vec<String> = chunk.iter().map(|p| format!("\"{p}\"")).collect();
-        let _ = write!(
-            toml,
-            "\n[[location]]\nname = \"malformed-{i}\"\norigin-asns = [64496]\nprefixes = [{}]\n",
-            list.join(", ")
-        );
-    }
-    let path = dir.join("routewatch.toml");
-    std::fs::write(&path, toml).unwrap();
-    path
+        .map(|(i, chunk)| Location::new(&format!("malformed-{i}"), &[64496], chunk))
+        .collect();
+    DaemonConfig::replay().locations(&locations).write(dir).path
 }
 
 fn replay(dir: &Path, prefixes: &[IpNet], file: &Path) -> ReplayReport {

@@ -23,17 +23,17 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use support::daemon::{free_port, http_get, toml_path, Daemon, POLL};
-use support::{fixture, repo, DEMO_RIB, DEMO_UPDATES};
+use support::daemon::{free_port, http_get, poll, Daemon};
+use support::process::ChildGuard;
+use support::{demo_locations, fixture, repo, DaemonConfig, Location, DEMO_RIB, DEMO_UPDATES};
 
 const RULES: &str = "config/prometheus/routewatch-alerts.yml";
 const RULE_TESTS: &str = "config/prometheus/routewatch-alerts.test.yml";
@@ -47,8 +47,9 @@ const CAPTURE_MESSAGES: f64 = 343.0;
 const ROUTER: &str = "edge1";
 /// A location for a prefix of the capture (origin AS65000, one peer), which is withdrawn when
 /// the BMP connection closes.
-const CAPTURE_LOCATION: &str =
-    "[[location]]\nname = \"capture-lab\"\norigin-asns = [65000]\nprefixes = [\"192.0.2.11/32\"]\n";
+fn capture_location() -> Location {
+    Location::new("capture-lab", &[65000], &["192.0.2.11/32"])
+}
 
 /// How long Prometheus may take to start, scrape, or evaluate a change (1 s intervals here).
 const PROM_TIMEOUT: Duration = Duration::from_secs(20);
@@ -265,11 +266,11 @@ fn dashboard_is_a_provisionable_grafana_dashboard_on_a_prometheus_datasource_var
 
 // ---- Prometheus -------------------------------------------------------------------------------
 
-/// A running `prometheus` on 127.0.0.1; killed (by pid) when dropped.
+/// A running `prometheus` on 127.0.0.1 (a [`ChildGuard`]: killed by pid when dropped, its log
+/// printed if the test is failing).
 struct Prometheus {
-    child: Child,
+    process: ChildGuard,
     port: u16,
-    log: PathBuf,
 }
 
 impl Prometheus {
@@ -288,27 +289,19 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let log = dir.join("prometheus.log");
-        let spawned = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn();
-        let child = match spawned {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "prometheus is not installed; this test runs the real server: \
-                 sudo apt-get install prometheus"
-            ),
-            Err(e) => panic!("cannot run prometheus: {e}"),
-        };
-        let mut p = Prometheus { child, port, log };
+        let process = ChildGuard::start(
+            "prometheus",
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("tsdb").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+            Some(&dir.join("prometheus.log")),
+            "sudo apt-get install prometheus",
+        );
+        let mut p = Prometheus { process, port };
         p.wait("Prometheus ready", |p| match http_get(p.port, "/-/ready") {
             Ok(r) if r.status == 200 => Ok(()),
             Ok(r) => Err(format!("/-/ready: {} {}", r.status, r.text())),
@@ -317,18 +310,8 @@ impl Prometheus {
         p
     }
 
-    fn log(&self) -> String {
-        format!(
-            "--- prometheus log ({}) ---\n{}",
-            self.log.display(),
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        )
-    }
-
     fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("prometheus exited ({status})\n{}", self.log());
-        }
+        self.process.assert_running();
     }
 
     /// GET `path` of the HTTP API, as JSON (whatever the status).
@@ -358,20 +341,12 @@ impl Prometheus {
             .unwrap_or_else(|e| panic!("query {expr}: {e}"))
     }
 
-    /// Calls `probe` every [`POLL`] until it returns `Ok`, for at most [`PROM_TIMEOUT`].
+    /// [`poll`]s `probe` while Prometheus runs, for at most [`PROM_TIMEOUT`].
     fn wait<T>(&mut self, what: &str, mut probe: impl FnMut(&mut Self) -> Result<T, String>) -> T {
-        let deadline = Instant::now() + PROM_TIMEOUT;
-        loop {
+        poll(what, PROM_TIMEOUT, || {
             self.assert_running();
-            match probe(self) {
-                Ok(v) => return v,
-                Err(e) => assert!(
-                    Instant::now() < deadline,
-                    "{what}: not so after {PROM_TIMEOUT:?}: {e}"
-                ),
-            }
-            std::thread::sleep(POLL);
-        }
+            probe(self)
+        })
     }
 
     /// Waits until `expr` returns exactly one sample, of value `want`.
@@ -413,19 +388,6 @@ impl Prometheus {
                 .cloned()
                 .ok_or_else(|| format!("active alerts: {all:?}"))
         })
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // Child::kill sends SIGKILL to this child's pid.
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("{}", self.log());
-        }
     }
 }
 
@@ -607,30 +569,21 @@ fn dashboard_and_alert_queries_return_the_demo_scenario_through_a_real_prometheu
 
     // routewatch: the demo registry plus a location for a prefix of the BMP capture; the RIB as
     // a configured file, a watched directory, a BMP listener with a named router, the VRPs.
-    let http_port = free_port();
-    let bmp_port = free_port();
     let watch_dir = dir.join("watch");
     std::fs::create_dir(&watch_dir).unwrap();
-    let demo = std::fs::read_to_string(repo("config/demo.toml")).unwrap();
-    let locations = &demo[demo.find("[[location]]").unwrap()..];
-    let config = dir.join("routewatch.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state-dir = {state}\n\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n\
-             [mrt]\nfiles = [{rib}]\nwatch-dir = {watch}\nwatch-interval-seconds = 1\n\n\
-             [bmp]\nlisten = \"127.0.0.1:{bmp_port}\"\nallow = [\"127.0.0.0/8\"]\n\
-             initial-table-timeout-seconds = 1\n\n\
-             [[bmp.router]]\naddress = \"127.0.0.1\"\nname = \"{ROUTER}\"\n\n\
-             [rpki]\nvrp-file = {vrps}\n\n{locations}\n{CAPTURE_LOCATION}",
-            state = toml_path(&dir.join("state")),
-            rib = toml_path(&fixture(DEMO_RIB)),
-            watch = toml_path(&watch_dir),
-            vrps = toml_path(&fixture("rpki/routinator.json")),
-        ),
-    )
-    .unwrap();
-    let mut daemon = Daemon::start(&config, &dir.join("routewatch.log"), http_port);
+    let config = DaemonConfig::new()
+        .mrt_files(&[fixture(DEMO_RIB)])
+        .watch_dir(&watch_dir, 1)
+        .bmp(&format!(
+            "allow = [\"127.0.0.0/8\"]\ninitial-table-timeout-seconds = 1\n\n\
+             [[bmp.router]]\naddress = \"127.0.0.1\"\nname = \"{ROUTER}\"\n"
+        ))
+        .rpki(&fixture("rpki/routinator.json"), "")
+        .locations_toml(&demo_locations())
+        .location(capture_location())
+        .write(dir);
+    let (http_port, bmp_port) = (config.http_port.unwrap(), config.bmp_port.unwrap());
+    let mut daemon = Daemon::start(&config);
     daemon.wait_ready();
     let instance = format!("127.0.0.1:{http_port}");
 

@@ -19,16 +19,13 @@ fn demo_hijacks_are_rpki_invalid_and_the_prefix_state_counts_follow() {
             "roas": [{"asn": 15169, "prefix": "8.8.8.0/24", "maxLength": 24, "ta": "arin", "expires": 1700000000}]}"#,
     )
     .unwrap();
-    let demo = std::fs::read_to_string(repo("config/demo.toml")).unwrap();
-    let config = demo.replace(
-        "state-dir = \"../target/demo-state\"",
-        &format!("state-dir = \"{}\"", dir.path().display()),
-    ) + &format!("\n[rpki]\nvrp-file = \"{}\"\n", vrps.display());
-    // [rpki] must come before the [[location]] tables in TOML: put it first.
-    let (head, locations) = config.split_once("[[location]]").unwrap();
-    let (locations, rpki) = locations.split_once("\n[rpki]").unwrap();
-    let config = format!("{head}[rpki]{rpki}\n[[location]]{locations}");
-    let cfg = write_config(dir.path(), &config);
+    // The demo's locations, with [rpki].
+    let cfg = DaemonConfig::replay()
+        .state_dir(dir.path())
+        .rpki(&vrps, "")
+        .locations_toml(&demo_locations())
+        .write(dir.path())
+        .path;
     let metrics = dir.path().join("metrics.prom");
     let files = [fixture(DEMO_RIB), fixture(DEMO_UPDATES)];
     let report = replay(&ReplayOptions::new(&cfg, &files).metrics_out(Some(&metrics))).unwrap();

@@ -7,10 +7,10 @@
 mod support;
 
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::daemon::free_port;
+use support::daemon::{Daemon, EXIT_TIMEOUT};
 use support::*;
 
 fn unit() -> std::path::PathBuf {
@@ -84,36 +84,23 @@ fn daemon_speaks_the_notify_protocol() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let port = free_port();
-    let cfg = write_config(
-        dir.path(),
-        &format!(
-            "state-dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n[[location]]\nname = \"x\"\norigin-asns = [64496]\nprefixes = [\"203.0.113.0/24\"]\n",
-            dir.path().join("state").display()
-        ),
-    );
+    let config = DaemonConfig::new()
+        .location(Location::new("x", &[64496], &["203.0.113.0/24"]))
+        .write(dir.path());
     // Started the way some supervisors and CI runners start it, with SIGHUP ignored (inherited
     // across exec): a SIGHUP that came before the daemon's own handler would vanish silently.
-    let mut child = Command::new("sh")
-        .args(["-c", "trap '' HUP; exec \"$0\" run -c \"$1\""])
-        .arg(env!("CARGO_BIN_EXE_routewatch"))
-        .arg(&cfg)
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "1000000")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    let guard = scopeguard(&mut child);
+    let mut daemon = Daemon::start_with_sighup_ignored(
+        &config,
+        &[
+            ("NOTIFY_SOCKET", sock_path.as_os_str()),
+            ("WATCHDOG_USEC", "1000000".as_ref()),
+        ],
+    );
     let ready = receive(&sock, "READY=1", Duration::from_secs(20));
     assert!(ready.contains("STATUS=1 locations, 1 prefixes"), "{ready}");
     // SIGHUP at once: the handlers are in place before READY=1 (a signal sent the moment the
     // daemon says it is ready is not lost, nor does it kill the daemon).
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    daemon.signal("HUP");
     let reloading = receive(&sock, "RELOADING=1", Duration::from_secs(10));
     assert!(
         reloading.lines().any(|l| l.starts_with("MONOTONIC_USEC=")),
@@ -121,35 +108,13 @@ fn daemon_speaks_the_notify_protocol() {
     );
     receive(&sock, "READY=1", Duration::from_secs(10));
     receive(&sock, "WATCHDOG=1", Duration::from_secs(10));
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    daemon.signal("TERM");
     receive(&sock, "STOPPING=1", Duration::from_secs(10));
-    let status = guard.wait().unwrap();
+    let status = daemon.wait_exit(EXIT_TIMEOUT).unwrap_or_else(|| {
+        panic!(
+            "no exit within {EXIT_TIMEOUT:?} of SIGTERM\n{}",
+            daemon.log()
+        )
+    });
     assert!(status.success(), "{status}");
-}
-
-/// Kills the child if the test fails before it exits.
-struct Guard<'a>(&'a mut std::process::Child, bool);
-
-fn scopeguard(child: &mut std::process::Child) -> Guard<'_> {
-    Guard(child, false)
-}
-
-impl Guard<'_> {
-    fn wait(mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.1 = true;
-        self.0.wait()
-    }
-}
-
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        if !self.1 {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }

@@ -1,14 +1,19 @@
 //! Helpers for tests that run the `routewatch run` daemon: a tiny blocking HTTP/1.1 client, a
 //! Prometheus text-exposition parser, `promtool check metrics`, free loopback ports, and the
-//! daemon process itself (killed by pid when dropped, its log printed when a test fails).
+//! daemon process itself (a [`ChildGuard`]: killed by pid when dropped, its log printed when a
+//! test fails).
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
+
+use super::config::ConfigFile;
+use super::process::ChildGuard;
 
 /// How long `/ready` may take.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -353,48 +358,81 @@ pub fn toml_path(path: &Path) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// A running `routewatch run`; killed (by pid) when dropped while still running.
+/// Calls `probe` every [`POLL`] until it returns `Ok`, for at most `timeout`; then panics with
+/// `what` and the last `Err` (the logs of the processes are printed when their guards drop).
+pub fn poll<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "{what}: not so after {timeout:?}: {e}"
+            ),
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A running `routewatch run` (a [`ChildGuard`]: killed by pid when dropped while still
+/// running, its log printed when the test fails).
 pub struct Daemon {
-    /// The process.
-    pub child: Child,
-    /// Its stderr (the log).
-    pub log: PathBuf,
+    /// The process; its log is its stdout and stderr.
+    pub process: ChildGuard,
     /// Its HTTP port on 127.0.0.1.
     pub port: u16,
 }
 
 impl Daemon {
-    pub fn start(config: &Path, log: &Path, port: u16) -> Daemon {
-        let stderr = File::create(log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_routewatch"))
-            .arg("run")
-            .arg("-c")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
+    /// Runs `routewatch run -c` on `config`, logging to a new `routewatch[.N].log` beside it.
+    pub fn start(config: &ConfigFile) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_routewatch"));
+        cmd.arg("run").arg("-c").arg(&config.path);
+        Daemon::spawn(config, cmd)
+    }
+
+    /// [`Daemon::start`] the way some supervisors and CI runners start it: SIGHUP ignored
+    /// (inherited across exec), with `env` added.
+    pub fn start_with_sighup_ignored(config: &ConfigFile, env: &[(&str, &OsStr)]) -> Daemon {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "trap '' HUP; exec \"$0\" run -c \"$1\""])
+            .arg(env!("CARGO_BIN_EXE_routewatch"))
+            .arg(&config.path)
+            .envs(env.iter().copied());
+        Daemon::spawn(config, cmd)
+    }
+
+    fn spawn(config: &ConfigFile, mut cmd: Command) -> Daemon {
+        let log = (1..)
+            .map(|n| match n {
+                1 => config.dir.join("routewatch.log"),
+                n => config.dir.join(format!("routewatch.{n}.log")),
+            })
+            .find(|p| !p.exists())
             .unwrap();
+        cmd.env("RUST_LOG", "info");
         Daemon {
-            child,
-            log: log.to_path_buf(),
-            port,
+            process: ChildGuard::start("routewatch", &mut cmd, Some(&log), "cargo build"),
+            port: config.http_port.expect("[http] listen"),
         }
+    }
+
+    /// Its log file.
+    pub fn log_path(&self) -> &Path {
+        self.process.log_path().unwrap()
+    }
+
+    /// Sends `kill -SIGNAL` to its pid.
+    pub fn signal(&self, signal: &str) {
+        self.process.signal(signal);
     }
 
     pub fn log(&self) -> String {
-        format!(
-            "--- daemon log ({}) ---\n{}",
-            self.log.display(),
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        )
+        self.process.log()
     }
 
     pub fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("the daemon exited early ({status})\n{}", self.log());
-        }
+        self.process.assert_running();
     }
 
     pub fn get(&mut self, path: &str) -> HttpResponse {
@@ -447,25 +485,14 @@ impl Daemon {
         }
     }
 
-    /// Calls `probe` every [`POLL`] until it returns `Ok`, for at most `timeout`; then panics
-    /// with `what` and the last `Err` (the log is printed when the daemon is dropped).
+    /// [`poll`] with the daemon.
     pub fn poll<T>(
         &mut self,
         what: &str,
         timeout: Duration,
         mut probe: impl FnMut(&mut Daemon) -> Result<T, String>,
     ) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match probe(self) {
-                Ok(v) => return v,
-                Err(e) => assert!(
-                    Instant::now() < deadline,
-                    "{what}: not so after {timeout:?}: {e}"
-                ),
-            }
-            std::thread::sleep(POLL);
-        }
+        poll(what, timeout, || probe(self))
     }
 
     /// Scrapes until `check` accepts the exposition (see [`Daemon::poll`]).
@@ -481,48 +508,26 @@ impl Daemon {
         })
     }
 
-    /// Scrapes until `name{labels}` equals `want`.
+    /// Scrapes until `name{labels}` equals `want` (within [`WATCH_TIMEOUT`]).
     pub fn wait_metric(&mut self, name: &str, labels: &[(&str, &str)], want: f64) -> Exposition {
-        let deadline = Instant::now() + WATCH_TIMEOUT;
-        loop {
-            let e = self.scrape();
-            let v = e.value(name, labels);
-            if v == want {
-                return e;
+        self.poll(&format!("{name}{labels:?} == {want}"), WATCH_TIMEOUT, |d| {
+            let e = d.scrape();
+            match e.value(name, labels) {
+                v if v == want => Ok(e),
+                v => Err(format!("it is {v}")),
             }
-            assert!(
-                Instant::now() < deadline,
-                "{name}{labels:?} is {v}, not {want}, after {WATCH_TIMEOUT:?}\n{}",
-                self.log()
-            );
-            std::thread::sleep(POLL);
-        }
+        })
     }
 
     /// SIGTERM by pid, then waits for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let kill = Command::new("kill")
-            .arg("-TERM")
-            .arg(&pid)
-            .status()
-            .unwrap();
-        assert!(kill.success(), "kill -TERM {pid}: {kill}");
+        self.signal("TERM");
         self.wait_exit(EXIT_TIMEOUT)
             .unwrap_or_else(|| panic!("no exit within {EXIT_TIMEOUT:?} of SIGTERM\n{}", self.log()))
     }
 
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process.wait_exit(timeout)
     }
 
     /// SIGTERM must end the daemon with exit code 0 after a logged shutdown.
@@ -532,18 +537,5 @@ impl Daemon {
         let log = self.log();
         assert!(log.contains("shutting down"), "{log}");
         assert!(log.contains("stopped"), "{log}");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // Child::kill sends SIGKILL to this child's pid.
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("{}", self.log());
-        }
     }
 }

@@ -9,8 +9,13 @@ use bgpkit_parser::encoder::MrtUpdatesEncoder;
 use bgpkit_parser::models::{AsPath, ElemType, NetworkPrefix};
 use bgpkit_parser::BgpElem;
 
+pub mod config;
 pub mod daemon;
 pub mod dns;
+pub mod process;
+
+#[allow(unused_imports)] // not every test uses each
+pub use config::{demo_locations, DaemonConfig, Location};
 
 /// Path of a file under `fixtures/`.
 pub fn fixture(rel: &str) -> PathBuf {
@@ -22,13 +27,6 @@ pub fn fixture(rel: &str) -> PathBuf {
 /// Path of a file in the repository.
 pub fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-/// Writes `text` as `routewatch.toml` in `dir` and returns its path.
-pub fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let p = dir.join("routewatch.toml");
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 /// An announcement from `peer` (address, ASN) of `prefix` with the AS_SEQUENCE `path`.
@@ -70,15 +68,6 @@ pub fn encode_updates(elems: &[BgpElem]) -> Vec<u8> {
     enc.export_bytes().unwrap().to_vec()
 }
 
-/// The `[[location]]` tables of `config/demo.toml`.
-pub fn demo_locations() -> String {
-    let text = std::fs::read_to_string(repo("config/demo.toml")).unwrap();
-    let start = text
-        .find("[[location]]")
-        .expect("config/demo.toml registers locations");
-    text[start..].to_string()
-}
-
 /// Time of the bundled RouteViews RIB (route-views2, 2014-05-23 06:00:00 UTC).
 pub const DEMO_RIB_TIME: f64 = 1_400_824_800.0;
 
@@ -108,17 +97,58 @@ pub fn demo_scenario() -> Vec<BgpElem> {
     ]
 }
 
-/// A one-location `[[location]]` table appended to the config texts of section tests.
-pub const ONE_LOCATION: &str = "\n[[location]]\nname = \"a\"\norigin-asns = [64496]\n\
-                                prefixes = [\"203.0.113.0/24\"]\n";
+/// The one location appended to the config texts of section tests.
+pub fn one_location() -> Location {
+    Location::new("a", &[64496], &["203.0.113.0/24"])
+}
 
-/// Writes `text` plus [`ONE_LOCATION`] as `routewatch.toml` in `dir` and loads it.
+/// Writes `text` plus [`one_location`] as `routewatch.toml` in `dir` and loads it.
 pub fn load_config(
     dir: &Path,
     text: &str,
 ) -> (PathBuf, Result<routewatch::config::Config, String>) {
     let path = dir.join("routewatch.toml");
-    std::fs::write(&path, format!("{text}{ONE_LOCATION}")).unwrap();
+    std::fs::write(&path, format!("{text}{}", one_location().toml())).unwrap();
     let r = routewatch::config::Config::load(&path).map_err(|e| e.to_string());
     (path, r)
+}
+
+/// Loads `# comment\n[section]\n{line}\n`, which must fail at line 3, column `col`, with a
+/// message containing `want`.
+pub fn assert_key_error(dir: &Path, section: &str, line: &str, col: usize, want: &str) {
+    let (path, c) = load_config(dir, &format!("# comment\n[{section}]\n{line}\n"));
+    let err = c.unwrap_err();
+    let prefix = format!("{}:3:{col}: ", path.display());
+    assert!(err.starts_with(&prefix), "{err} (want {prefix})");
+    assert!(err.contains(want), "{err}");
+}
+
+/// The error of loading `[section]\n{line}\n`, which must start with the file's path; returned
+/// without it (`2:1: ...`).
+pub fn section_error(dir: &Path, section: &str, line: &str) -> String {
+    let (path, c) = load_config(dir, &format!("[{section}]\n{line}\n"));
+    let err = c.unwrap_err();
+    match err.strip_prefix(&format!("{}:", path.display())) {
+        Some(rest) => rest.to_string(),
+        None => panic!("{err} (want the path {} first)", path.display()),
+    }
+}
+
+/// The `[section]` part of the shipped `config/routewatch.toml`, which must set each of `keys`
+/// (to its default), and the whole file loaded.
+pub fn shipped_section(section: &str, keys: &[&str]) -> (String, routewatch::config::Config) {
+    let text = std::fs::read_to_string(repo("config/routewatch.toml")).unwrap();
+    let start = text
+        .find(&format!("\n[{section}]\n"))
+        .unwrap_or_else(|| panic!("a [{section}] section"));
+    let part = text[start..].to_string();
+    for key in keys {
+        assert!(
+            part.contains(&format!("\n{key} = ")),
+            "{key} is set to its default in [{section}]"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, c) = load_config(dir.path(), &text);
+    (part, c.unwrap())
 }
