@@ -5,18 +5,24 @@
 //! the anomaly instances, and records what changed:
 //!
 //! * [`Engine::drain_events`] — anomaly transitions (opened / resolved), in the order they
-//!   happened, for the replay report, the log and (later) the event store;
+//!   happened, for the replay report, the log and the event store;
 //! * [`Engine::take_dirty`] — the registered prefixes whose statistics changed since the last
 //!   call, so the metrics layer syncs per batch only what moved.
 //!
-//! Semantics follow DESIGN.md §4: visibility counts peers with a route for exactly the registered
+//! Semantics: visibility counts peers with a route for exactly the registered
 //! prefix; a peer's first route for a prefix is a baseline, a different path later is a path
 //! change (prepending included); an anomaly instance (kind, registered prefix, announced prefix,
 //! offending ASN) opens when `min-peers` peers carry it and resolves when none does.
+//!
+//! Rooms: [`anomaly`] the per-route rules, `lifecycle` the anomaly instances and their
+//! transitions, `summary` the read side (summaries, memory), `reload` the registry swap,
+//! `state` the compact route storage and path table.
 
 pub mod anomaly;
+mod lifecycle;
 mod reload;
 mod state;
+mod summary;
 mod vecmap;
 
 use std::sync::Arc;
@@ -25,12 +31,13 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 pub use anomaly::{AnomalyKey, AnomalyKind, Severity};
+pub use lifecycle::{AnomalyEvent, AnomalyState, RemovalReason, Transition};
 pub use reload::ReloadSummary;
-use state::{map_bytes, Announced, PathId, PathTable, PrefixState, RouteKeys, RouteSlot};
+use state::{Announced, PathId, PathTable, PrefixState, RouteKeys, RouteSlot};
 pub use state::{FxMap, PrefixCounters};
-use vecmap::VecMap;
+pub use summary::{AnnouncedSummary, AnomalySummary, EngineMemory, PrefixSummary};
 
-use crate::model::{AsPath, Feed, PeerKey, RouteChange, RouteUpdate};
+use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
 use crate::registry::{MatchKind, PrefixId, Registry};
 use crate::rpki::{RovState, VrpSet};
 
@@ -62,81 +69,6 @@ pub struct PrefixStats {
     /// Routes of the prefix and its more-specifics per RPKI state (index = position in
     /// [`RovState::ALL`]); all 0 while no VRPs are loaded.
     pub rpki_routes: [u32; 4],
-}
-
-/// One anomaly instance.
-#[derive(Debug)]
-pub struct AnomalyState {
-    /// Routes carrying the anomaly, per peer (unused for MOAS, which is per announced prefix).
-    carriers: VecMap<PeerIdx>,
-    open: bool,
-    first_seen: f64,
-    last_seen: f64,
-    opened_at: Option<f64>,
-    example: Option<(PeerIdx, Arc<AsPath>)>,
-}
-
-/// Whether an anomaly opened or resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Transition {
-    /// Reached min-peers.
-    Opened,
-    /// No peer carries it any more.
-    Resolved,
-}
-
-/// Why routes went away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RemovalReason {
-    /// The peer withdrew the route.
-    Withdrawn,
-    /// The peer replaced the route with another path.
-    Replaced,
-    /// The peer (or its session) went down.
-    PeerDown,
-    /// New RPKI data no longer finds the route invalid.
-    Revalidated,
-    /// A configuration reload removed the registered prefix.
-    Unregistered,
-    /// A configuration reload changed the policy, which no longer finds the anomaly.
-    Reconfigured,
-}
-
-/// An anomaly transition, self-contained (names resolved) for reports, logs and storage.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AnomalyEvent {
-    /// BGP time of the update that caused it.
-    pub time: f64,
-    /// Opened or resolved.
-    pub transition: Transition,
-    /// Kind.
-    pub kind: AnomalyKind,
-    /// Severity of the kind.
-    pub severity: Severity,
-    /// Location name.
-    pub location: String,
-    /// Registered prefix.
-    pub prefix: IpNet,
-    /// Announced prefix.
-    pub announced: IpNet,
-    /// Offending ASN.
-    pub asn: Option<u32>,
-    /// Peers carrying it at the transition (for a resolve: 0).
-    pub peers: u32,
-    /// The peer whose update caused the transition.
-    pub peer: String,
-    /// The same peer, structured (for the event store).
-    #[serde(skip)]
-    pub peer_key: Arc<PeerKey>,
-    /// An AS path that carried it.
-    pub example_path: Option<String>,
-    /// For a resolve: why the last carrier went away.
-    pub reason: Option<RemovalReason>,
-    /// RPKI state of the example route, when VRPs are loaded (an `origin_mismatch` that is
-    /// RPKI-valid is likely an authorised origin missing from the registry).
-    pub rpki: Option<RovState>,
 }
 
 /// What happened to a route, as the event history records it (anomalies aside).
@@ -182,139 +114,6 @@ pub struct RouteEvent {
     pub path: Option<String>,
     /// Previous path (changes).
     pub previous_path: Option<String>,
-}
-
-/// An active (or held, below min-peers) anomaly instance, for the API.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AnomalySummary {
-    /// Kind.
-    pub kind: AnomalyKind,
-    /// Severity.
-    pub severity: Severity,
-    /// Location name.
-    pub location: String,
-    /// Registered prefix.
-    pub prefix: IpNet,
-    /// Announced prefix.
-    pub announced: IpNet,
-    /// Offending ASN.
-    pub asn: Option<u32>,
-    /// Open (reached min-peers) or still held below it.
-    pub open: bool,
-    /// Peers carrying it now.
-    pub peers: u32,
-    /// BGP time first seen.
-    pub first_seen: f64,
-    /// BGP time it opened.
-    pub opened_at: Option<f64>,
-    /// BGP time of the latest route carrying it.
-    pub last_seen: f64,
-    /// An AS path carrying it.
-    pub example_path: Option<String>,
-}
-
-/// Routes of one announced prefix, for the API.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AnnouncedSummary {
-    /// Announced prefix.
-    pub prefix: IpNet,
-    /// Peers with a route for it.
-    pub peers: u32,
-    /// Distinct single-AS origins.
-    pub origins: Vec<u32>,
-}
-
-/// Everything known about one registered prefix, for the API and the replay report. The HTTP API
-/// answers with its more-specifics and anomalies wrapped (`M`, `A`) in types that add DNS names.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PrefixSummary<M = AnnouncedSummary, A = AnomalySummary> {
-    /// Location name.
-    pub location: String,
-    /// Registered prefix.
-    pub prefix: IpNet,
-    /// Peers with a route for exactly the prefix.
-    pub visibility: u32,
-    /// Origins seen for exactly the prefix.
-    pub origins: Vec<u32>,
-    /// Up to three distinct AS paths for exactly the prefix.
-    pub sample_paths: Vec<String>,
-    /// More-specifics currently announced.
-    pub more_specifics: Vec<M>,
-    /// Announcements received.
-    pub announcements: u64,
-    /// Withdrawals received.
-    pub withdrawals: u64,
-    /// Path changes.
-    pub path_changes: u64,
-    /// BGP time of the last change.
-    pub last_change: Option<f64>,
-    /// Anomaly instances of this prefix (open or held).
-    pub anomalies: Vec<A>,
-}
-
-impl<M, A> PrefixSummary<M, A> {
-    /// The same summary with each more-specific and anomaly turned into another type.
-    pub fn map<M2, A2>(
-        self,
-        more_specific: impl FnMut(M) -> M2,
-        anomaly: impl FnMut(A) -> A2,
-    ) -> PrefixSummary<M2, A2> {
-        PrefixSummary {
-            location: self.location,
-            prefix: self.prefix,
-            visibility: self.visibility,
-            origins: self.origins,
-            sample_paths: self.sample_paths,
-            more_specifics: self.more_specifics.into_iter().map(more_specific).collect(),
-            announcements: self.announcements,
-            withdrawals: self.withdrawals,
-            path_changes: self.path_changes,
-            last_change: self.last_change,
-            anomalies: self.anomalies.into_iter().map(anomaly).collect(),
-        }
-    }
-}
-
-/// Engine memory by part, in bytes requested from the allocator ([`Engine::memory`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct EngineMemory {
-    /// Routes held.
-    pub tracked_routes: u64,
-    /// Distinct AS paths interned.
-    pub distinct_paths: u64,
-    /// Route slots (8 bytes per route, plus the ADD-PATH pairs of their keys) and
-    /// per-announced-prefix origin lists that spilled to the heap.
-    pub route_slots: usize,
-    /// The containers holding the slots: one inline per registered prefix, plus the
-    /// more-specific maps.
-    pub route_containers: usize,
-    /// The interned AS path table and the paths.
-    pub paths: usize,
-    /// Per-registered-prefix counters and bookkeeping (besides the route containers).
-    pub prefix_stats: usize,
-    /// Anomaly instance maps.
-    pub anomalies: usize,
-}
-
-impl EngineMemory {
-    /// Route state: the slots and the containers holding them.
-    pub fn route_state(&self) -> usize {
-        self.route_slots + self.route_containers
-    }
-
-    /// Route state per tracked route (0 without routes).
-    pub fn route_state_per_route(&self) -> f64 {
-        if self.tracked_routes == 0 {
-            0.0
-        } else {
-            self.route_state() as f64 / self.tracked_routes as f64
-        }
-    }
-
-    /// Everything counted.
-    pub fn total(&self) -> usize {
-        self.route_state() + self.paths + self.prefix_stats + self.anomalies
-    }
 }
 
 /// The route-state engine. See the module documentation.
@@ -833,134 +632,6 @@ impl Engine {
         self.route_anomalies(r, q, exact, peer, path, ts, Some(reason));
     }
 
-    fn min_peers(&self, r: PrefixId) -> u32 {
-        self.registry.location_of(r).min_peers
-    }
-
-    fn new_anomaly(ts: f64) -> AnomalyState {
-        AnomalyState {
-            carriers: VecMap::default(),
-            open: false,
-            first_seen: ts,
-            last_seen: ts,
-            opened_at: None,
-            example: None,
-        }
-    }
-
-    fn carrier_added(&mut self, key: AnomalyKey, peer: PeerIdx, path: &Arc<AsPath>, ts: f64) {
-        let min_peers = self.min_peers(key.registered);
-        let st = self.prefixes[key.registered as usize]
-            .anomalies_mut()
-            .entry(key)
-            .or_insert_with(|| Self::new_anomaly(ts));
-        st.carriers.increment(peer);
-        st.last_seen = ts;
-        st.example = Some((peer, path.clone()));
-        let carriers = st.carriers.len() as u32;
-        if !st.open && carriers >= min_peers {
-            st.open = true;
-            st.opened_at = Some(ts);
-            self.opened(key, carriers, peer, Some(path.clone()), ts);
-        }
-    }
-
-    fn carrier_removed(&mut self, key: AnomalyKey, peer: PeerIdx, ts: f64, reason: RemovalReason) {
-        let st = &mut self.prefixes[key.registered as usize];
-        let Some(an) = st.anomalies.as_mut().and_then(|m| m.get_mut(&key)) else {
-            return;
-        };
-        an.carriers.decrement(&peer);
-        if an.carriers.is_empty() {
-            if let Some(an) = st.remove_anomaly(&key) {
-                if an.open {
-                    self.resolved(key, peer, an.example.map(|e| e.1), ts, reason);
-                }
-            }
-        }
-    }
-
-    /// MOAS is a property of all routes of an announced prefix. It opens when at least two
-    /// distinct origins are each carried by `min-peers` routes (peers, but for ADD-PATH), and
-    /// resolves when fewer than two origins remain.
-    #[allow(clippy::too_many_arguments)]
-    fn update_moas(
-        &mut self,
-        r: PrefixId,
-        q: IpNet,
-        exact: bool,
-        peer: PeerIdx,
-        path: Option<&Arc<AsPath>>,
-        ts: f64,
-        reason: RemovalReason,
-    ) {
-        let min_peers = self.min_peers(r);
-        let st = &mut self.prefixes[r as usize];
-        let (distinct, npeers, well_carried) = st.announced(&q, exact).map_or((0, 0, 0), |a| {
-            let well = a.origins.iter().filter(|(_, n)| *n >= min_peers).count();
-            (a.origins.len(), a.peers, well)
-        });
-        let key = AnomalyKey {
-            kind: AnomalyKind::Moas,
-            registered: r,
-            announced: q,
-            asn: None,
-        };
-        if distinct >= 2 {
-            let an = st
-                .anomalies_mut()
-                .entry(key)
-                .or_insert_with(|| Self::new_anomaly(ts));
-            an.last_seen = ts;
-            if let Some(p) = path {
-                an.example = Some((peer, p.clone()));
-            }
-            if !an.open && well_carried >= 2 {
-                an.open = true;
-                an.opened_at = Some(ts);
-                let example = an.example.as_ref().map(|e| e.1.clone());
-                self.opened(key, npeers, peer, example, ts);
-            }
-        } else if let Some(an) = st.remove_anomaly(&key) {
-            if an.open {
-                self.resolved(key, peer, an.example.map(|e| e.1), ts, reason);
-            }
-        }
-    }
-
-    // One argument per event field the caller knows; a struct here would only rename them.
-    #[allow(clippy::too_many_arguments)]
-    fn event(
-        &self,
-        key: AnomalyKey,
-        transition: Transition,
-        peers: u32,
-        peer: PeerIdx,
-        path: Option<&Arc<AsPath>>,
-        ts: f64,
-        reason: Option<RemovalReason>,
-    ) -> AnomalyEvent {
-        AnomalyEvent {
-            time: ts,
-            transition,
-            kind: key.kind,
-            severity: key.kind.severity(),
-            location: self.registry.location_of(key.registered).name.clone(),
-            prefix: self.registry.prefix(key.registered).prefix,
-            announced: key.announced,
-            asn: key.asn,
-            peers,
-            peer: self.peers[peer as usize].to_string(),
-            peer_key: self.peers[peer as usize].clone(),
-            example_path: path.map(|p| p.to_string()),
-            reason,
-            rpki: match (&self.vrps, path) {
-                (Some(v), Some(p)) => Some(v.validate_path(&key.announced, p)),
-                _ => None,
-            },
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn route_event(
         &mut self,
@@ -1047,112 +718,9 @@ impl Engine {
         }
     }
 
-    /// Opens (`fall`) or resolves (`recover`) a visibility anomaly of registered prefix `r`.
-    #[allow(clippy::too_many_arguments)]
-    fn threshold(
-        &mut self,
-        kind: AnomalyKind,
-        r: PrefixId,
-        fall: bool,
-        recover: bool,
-        peer: PeerIdx,
-        path: &AsPath,
-        ts: f64,
-    ) {
-        let key = AnomalyKey {
-            kind,
-            registered: r,
-            announced: self.registry.prefix(r).prefix,
-            asn: None,
-        };
-        let open = self.prefixes[r as usize]
-            .anomalies
-            .as_ref()
-            .is_some_and(|m| m.contains_key(&key));
-        let visibility = self.prefixes[r as usize].stats.visibility;
-        if fall && !open {
-            let example = Arc::new(path.clone());
-            self.prefixes[r as usize].anomalies_mut().insert(
-                key,
-                AnomalyState {
-                    carriers: VecMap::default(),
-                    open: true,
-                    first_seen: ts,
-                    last_seen: ts,
-                    opened_at: Some(ts),
-                    example: Some((peer, example.clone())),
-                },
-            );
-            self.opened(key, visibility, peer, Some(example), ts);
-        } else if recover && open {
-            if let Some(an) = self.prefixes[r as usize].remove_anomaly(&key) {
-                self.resolved(
-                    key,
-                    peer,
-                    an.example.map(|e| e.1),
-                    ts,
-                    RemovalReason::Replaced,
-                );
-            }
-        }
-    }
-
     /// Takes the route events recorded since the last call, oldest first.
     pub fn drain_route_events(&mut self) -> Vec<RouteEvent> {
         std::mem::take(&mut self.route_events)
-    }
-
-    fn opened(
-        &mut self,
-        key: AnomalyKey,
-        peers: u32,
-        peer: PeerIdx,
-        path: Option<Arc<AsPath>>,
-        ts: f64,
-    ) {
-        let ev = self.event(
-            key,
-            Transition::Opened,
-            peers,
-            peer,
-            path.as_ref(),
-            ts,
-            None,
-        );
-        self.prefixes[key.registered as usize]
-            .stats
-            .anomaly_opened(key.kind.index());
-        self.mark_dirty(key.registered);
-        self.events.push(ev);
-    }
-
-    fn resolved(
-        &mut self,
-        key: AnomalyKey,
-        peer: PeerIdx,
-        path: Option<Arc<AsPath>>,
-        ts: f64,
-        reason: RemovalReason,
-    ) {
-        let ev = self.event(
-            key,
-            Transition::Resolved,
-            0,
-            peer,
-            path.as_ref(),
-            ts,
-            Some(reason),
-        );
-        self.prefixes[key.registered as usize]
-            .stats
-            .anomaly_resolved(key.kind.index());
-        self.mark_dirty(key.registered);
-        self.events.push(ev);
-    }
-
-    /// Takes the anomaly transitions recorded since the last call, oldest first.
-    pub fn drain_events(&mut self) -> Vec<AnomalyEvent> {
-        std::mem::take(&mut self.events)
     }
 
     /// Takes the registered prefixes whose statistics changed since the last call.
@@ -1162,161 +730,6 @@ impl Engine {
             self.prefixes[r as usize].dirty = false;
         }
         dirty
-    }
-
-    /// Statistics of one registered prefix.
-    pub fn stats(&self, r: PrefixId) -> PrefixStats {
-        self.prefixes[r as usize].stats.to_stats()
-    }
-
-    /// The compact counters of one registered prefix (what [`Engine::stats`] expands).
-    pub fn counters(&self, r: PrefixId) -> &PrefixCounters {
-        &self.prefixes[r as usize].stats
-    }
-
-    /// Bytes of engine state by part, as requested from the allocator (size-class rounding
-    /// and allocator metadata not included). O(prefixes + paths): for reports, not per batch.
-    pub fn memory(&self) -> EngineMemory {
-        use std::mem::size_of;
-        let mut m = EngineMemory {
-            tracked_routes: self.tracked_routes,
-            distinct_paths: self.paths.distinct() as u64,
-            // The ADD-PATH pairs belong to the route slots' keys.
-            route_slots: self.route_keys.heap_bytes(),
-            ..EngineMemory::default()
-        };
-        for st in &self.prefixes {
-            m.route_slots += st.exact.heap_bytes();
-            m.route_containers += size_of::<Announced>();
-            if let Some(ms) = &st.more_specifics {
-                m.route_containers += size_of::<FxMap<IpNet, Announced>>()
-                    + map_bytes::<IpNet, Announced>(ms.capacity());
-                m.route_slots += ms.values().map(Announced::heap_bytes).sum::<usize>();
-            }
-            if let Some(an) = &st.anomalies {
-                m.anomalies += size_of::<FxMap<AnomalyKey, AnomalyState>>()
-                    + map_bytes::<AnomalyKey, AnomalyState>(an.capacity());
-            }
-            m.prefix_stats += size_of::<PrefixState>() - size_of::<Announced>();
-            m.prefix_stats += st.stats.heap_bytes();
-        }
-        m.prefix_stats += self.last_path_event.capacity() * size_of::<f64>();
-        m.paths = self.paths.heap_bytes();
-        m
-    }
-
-    /// Number of (peer, announced prefix, path id) routes held.
-    pub fn tracked_routes(&self) -> u64 {
-        self.tracked_routes
-    }
-
-    /// Peers currently holding at least one matched route.
-    pub fn peers_with_routes(&self) -> usize {
-        self.peer_routes.iter().filter(|&&n| n > 0).count()
-    }
-
-    /// Peers holding matched routes, per feed (indexed like [`Feed::ALL`]).
-    pub fn peers_with_routes_by_feed(&self) -> [usize; Feed::ALL.len()] {
-        let mut counts = [0; Feed::ALL.len()];
-        for (k, &n) in self.peers.iter().zip(&self.peer_routes) {
-            if n > 0 {
-                counts[k.source.feed() as usize] += 1;
-            }
-        }
-        counts
-    }
-
-    fn anomaly_summary(&self, key: &AnomalyKey, st: &AnomalyState) -> AnomalySummary {
-        let peers = if matches!(
-            key.kind,
-            AnomalyKind::VisibilityLost | AnomalyKind::Withdrawn
-        ) {
-            self.prefixes[key.registered as usize].stats.visibility
-        } else if key.kind == AnomalyKind::Moas {
-            let exact = self.is_exact(key.registered, &key.announced);
-            self.prefixes[key.registered as usize]
-                .announced(&key.announced, exact)
-                .map_or(0, |a| a.peers)
-        } else {
-            st.carriers.len() as u32
-        };
-        AnomalySummary {
-            kind: key.kind,
-            severity: key.kind.severity(),
-            location: self.registry.location_of(key.registered).name.clone(),
-            prefix: self.registry.prefix(key.registered).prefix,
-            announced: key.announced,
-            asn: key.asn,
-            open: st.open,
-            peers,
-            first_seen: st.first_seen,
-            opened_at: st.opened_at,
-            last_seen: st.last_seen,
-            example_path: st.example.as_ref().map(|e| e.1.to_string()),
-        }
-    }
-
-    /// All anomaly instances (open, and held below min-peers), sorted by prefix then kind.
-    pub fn anomalies(&self) -> Vec<AnomalySummary> {
-        let mut all: Vec<(&AnomalyKey, &AnomalyState)> = self
-            .prefixes
-            .iter()
-            .flat_map(|p| p.anomaly_iter())
-            .collect();
-        all.sort_by_key(|(k, _)| **k);
-        all.into_iter()
-            .map(|(k, s)| self.anomaly_summary(k, s))
-            .collect()
-    }
-
-    /// The summary of one registered prefix.
-    pub fn prefix_summary(&self, r: PrefixId) -> PrefixSummary {
-        let reg = self.registry.prefix(r);
-        let st = &self.prefixes[r as usize];
-        let mut paths: Vec<&Arc<AsPath>> = st
-            .exact
-            .routes
-            .iter()
-            .map(|s| self.paths.get(s.path))
-            .collect();
-        paths.sort_by(|a, b| (a.asns.len(), &a.asns).cmp(&(b.asns.len(), &b.asns)));
-        paths.dedup();
-        let sample_paths = paths.into_iter().take(3).map(|p| p.to_string()).collect();
-        let mut more_specifics: Vec<AnnouncedSummary> = st
-            .all_announced()
-            .filter_map(|(q, a)| q.map(|q| (q, a)))
-            .map(|(q, a)| AnnouncedSummary {
-                prefix: *q,
-                peers: a.peers,
-                origins: a.origin_list(),
-            })
-            .collect();
-        more_specifics.sort_by_key(|m| m.prefix);
-        let mut anomalies: Vec<AnomalySummary> = st
-            .anomaly_iter()
-            .map(|(k, s)| self.anomaly_summary(k, s))
-            .collect();
-        anomalies.sort_by_key(|a| (a.kind, a.announced, a.asn));
-        PrefixSummary {
-            location: self.registry.location_of(r).name.clone(),
-            prefix: reg.prefix,
-            visibility: st.stats.visibility,
-            origins: st.exact.origin_list(),
-            sample_paths,
-            more_specifics,
-            announcements: st.stats.announcements,
-            withdrawals: st.stats.withdrawals,
-            path_changes: st.stats.path_changes,
-            last_change: st.stats.last_change(),
-            anomalies,
-        }
-    }
-
-    /// Summaries of every registered prefix, in registry order.
-    pub fn prefix_summaries(&self) -> Vec<PrefixSummary> {
-        (0..self.prefixes.len() as PrefixId)
-            .map(|r| self.prefix_summary(r))
-            .collect()
     }
 }
 

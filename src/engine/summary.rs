@@ -1,0 +1,303 @@
+//! The engine's read side: per-prefix statistics and summaries, anomaly summaries for the API
+//! and the replay report, and the memory account.
+
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::lifecycle::AnomalyState;
+use super::state::{map_bytes, Announced, PrefixState};
+use super::{AnomalyKey, AnomalyKind, Engine, FxMap, PrefixCounters, PrefixStats, Severity};
+use crate::model::{AsPath, Feed};
+use crate::registry::PrefixId;
+
+/// An active (or held, below min-peers) anomaly instance, for the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnomalySummary {
+    /// Kind.
+    pub kind: AnomalyKind,
+    /// Severity.
+    pub severity: Severity,
+    /// Location name.
+    pub location: String,
+    /// Registered prefix.
+    pub prefix: IpNet,
+    /// Announced prefix.
+    pub announced: IpNet,
+    /// Offending ASN.
+    pub asn: Option<u32>,
+    /// Open (reached min-peers) or still held below it.
+    pub open: bool,
+    /// Peers carrying it now.
+    pub peers: u32,
+    /// BGP time first seen.
+    pub first_seen: f64,
+    /// BGP time it opened.
+    pub opened_at: Option<f64>,
+    /// BGP time of the latest route carrying it.
+    pub last_seen: f64,
+    /// An AS path carrying it.
+    pub example_path: Option<String>,
+}
+
+/// Routes of one announced prefix, for the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnnouncedSummary {
+    /// Announced prefix.
+    pub prefix: IpNet,
+    /// Peers with a route for it.
+    pub peers: u32,
+    /// Distinct single-AS origins.
+    pub origins: Vec<u32>,
+}
+
+/// Everything known about one registered prefix, for the API and the replay report. The HTTP API
+/// answers with its more-specifics and anomalies wrapped (`M`, `A`) in types that add DNS names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrefixSummary<M = AnnouncedSummary, A = AnomalySummary> {
+    /// Location name.
+    pub location: String,
+    /// Registered prefix.
+    pub prefix: IpNet,
+    /// Peers with a route for exactly the prefix.
+    pub visibility: u32,
+    /// Origins seen for exactly the prefix.
+    pub origins: Vec<u32>,
+    /// Up to three distinct AS paths for exactly the prefix.
+    pub sample_paths: Vec<String>,
+    /// More-specifics currently announced.
+    pub more_specifics: Vec<M>,
+    /// Announcements received.
+    pub announcements: u64,
+    /// Withdrawals received.
+    pub withdrawals: u64,
+    /// Path changes.
+    pub path_changes: u64,
+    /// BGP time of the last change.
+    pub last_change: Option<f64>,
+    /// Anomaly instances of this prefix (open or held).
+    pub anomalies: Vec<A>,
+}
+
+impl<M, A> PrefixSummary<M, A> {
+    /// The same summary with each more-specific and anomaly turned into another type.
+    pub fn map<M2, A2>(
+        self,
+        more_specific: impl FnMut(M) -> M2,
+        anomaly: impl FnMut(A) -> A2,
+    ) -> PrefixSummary<M2, A2> {
+        PrefixSummary {
+            location: self.location,
+            prefix: self.prefix,
+            visibility: self.visibility,
+            origins: self.origins,
+            sample_paths: self.sample_paths,
+            more_specifics: self.more_specifics.into_iter().map(more_specific).collect(),
+            announcements: self.announcements,
+            withdrawals: self.withdrawals,
+            path_changes: self.path_changes,
+            last_change: self.last_change,
+            anomalies: self.anomalies.into_iter().map(anomaly).collect(),
+        }
+    }
+}
+
+/// Engine memory by part, in bytes requested from the allocator ([`Engine::memory`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EngineMemory {
+    /// Routes held.
+    pub tracked_routes: u64,
+    /// Distinct AS paths interned.
+    pub distinct_paths: u64,
+    /// Route slots (8 bytes per route, plus the ADD-PATH pairs of their keys) and
+    /// per-announced-prefix origin lists that spilled to the heap.
+    pub route_slots: usize,
+    /// The containers holding the slots: one inline per registered prefix, plus the
+    /// more-specific maps.
+    pub route_containers: usize,
+    /// The interned AS path table and the paths.
+    pub paths: usize,
+    /// Per-registered-prefix counters and bookkeeping (besides the route containers).
+    pub prefix_stats: usize,
+    /// Anomaly instance maps.
+    pub anomalies: usize,
+}
+
+impl EngineMemory {
+    /// Route state: the slots and the containers holding them.
+    pub fn route_state(&self) -> usize {
+        self.route_slots + self.route_containers
+    }
+
+    /// Route state per tracked route (0 without routes).
+    pub fn route_state_per_route(&self) -> f64 {
+        if self.tracked_routes == 0 {
+            0.0
+        } else {
+            self.route_state() as f64 / self.tracked_routes as f64
+        }
+    }
+
+    /// Everything counted.
+    pub fn total(&self) -> usize {
+        self.route_state() + self.paths + self.prefix_stats + self.anomalies
+    }
+}
+
+impl Engine {
+    /// Statistics of one registered prefix.
+    pub fn stats(&self, r: PrefixId) -> PrefixStats {
+        self.prefixes[r as usize].stats.to_stats()
+    }
+
+    /// The compact counters of one registered prefix (what [`Engine::stats`] expands).
+    pub fn counters(&self, r: PrefixId) -> &PrefixCounters {
+        &self.prefixes[r as usize].stats
+    }
+
+    /// Bytes of engine state by part, as requested from the allocator (size-class rounding
+    /// and allocator metadata not included). O(prefixes + paths): for reports, not per batch.
+    pub fn memory(&self) -> EngineMemory {
+        use std::mem::size_of;
+        let mut m = EngineMemory {
+            tracked_routes: self.tracked_routes,
+            distinct_paths: self.paths.distinct() as u64,
+            // The ADD-PATH pairs belong to the route slots' keys.
+            route_slots: self.route_keys.heap_bytes(),
+            ..EngineMemory::default()
+        };
+        for st in &self.prefixes {
+            m.route_slots += st.exact.heap_bytes();
+            m.route_containers += size_of::<Announced>();
+            if let Some(ms) = &st.more_specifics {
+                m.route_containers += size_of::<FxMap<IpNet, Announced>>()
+                    + map_bytes::<IpNet, Announced>(ms.capacity());
+                m.route_slots += ms.values().map(Announced::heap_bytes).sum::<usize>();
+            }
+            if let Some(an) = &st.anomalies {
+                m.anomalies += size_of::<FxMap<AnomalyKey, AnomalyState>>()
+                    + map_bytes::<AnomalyKey, AnomalyState>(an.capacity());
+            }
+            m.prefix_stats += size_of::<PrefixState>() - size_of::<Announced>();
+            m.prefix_stats += st.stats.heap_bytes();
+        }
+        m.prefix_stats += self.last_path_event.capacity() * size_of::<f64>();
+        m.paths = self.paths.heap_bytes();
+        m
+    }
+
+    /// Number of (peer, announced prefix, path id) routes held.
+    pub fn tracked_routes(&self) -> u64 {
+        self.tracked_routes
+    }
+
+    /// Peers currently holding at least one matched route.
+    pub fn peers_with_routes(&self) -> usize {
+        self.peer_routes.iter().filter(|&&n| n > 0).count()
+    }
+
+    /// Peers holding matched routes, per feed (indexed like [`Feed::ALL`]).
+    pub fn peers_with_routes_by_feed(&self) -> [usize; Feed::ALL.len()] {
+        let mut counts = [0; Feed::ALL.len()];
+        for (k, &n) in self.peers.iter().zip(&self.peer_routes) {
+            if n > 0 {
+                counts[k.source.feed() as usize] += 1;
+            }
+        }
+        counts
+    }
+
+    pub(super) fn anomaly_summary(&self, key: &AnomalyKey, st: &AnomalyState) -> AnomalySummary {
+        let peers = if matches!(
+            key.kind,
+            AnomalyKind::VisibilityLost | AnomalyKind::Withdrawn
+        ) {
+            self.prefixes[key.registered as usize].stats.visibility
+        } else if key.kind == AnomalyKind::Moas {
+            let exact = self.is_exact(key.registered, &key.announced);
+            self.prefixes[key.registered as usize]
+                .announced(&key.announced, exact)
+                .map_or(0, |a| a.peers)
+        } else {
+            st.carriers.len() as u32
+        };
+        AnomalySummary {
+            kind: key.kind,
+            severity: key.kind.severity(),
+            location: self.registry.location_of(key.registered).name.clone(),
+            prefix: self.registry.prefix(key.registered).prefix,
+            announced: key.announced,
+            asn: key.asn,
+            open: st.open,
+            peers,
+            first_seen: st.first_seen,
+            opened_at: st.opened_at,
+            last_seen: st.last_seen,
+            example_path: st.example.as_ref().map(|e| e.1.to_string()),
+        }
+    }
+
+    /// All anomaly instances (open, and held below min-peers), sorted by prefix then kind.
+    pub fn anomalies(&self) -> Vec<AnomalySummary> {
+        let mut all: Vec<(&AnomalyKey, &AnomalyState)> = self
+            .prefixes
+            .iter()
+            .flat_map(|p| p.anomaly_iter())
+            .collect();
+        all.sort_by_key(|(k, _)| **k);
+        all.into_iter()
+            .map(|(k, s)| self.anomaly_summary(k, s))
+            .collect()
+    }
+
+    /// The summary of one registered prefix.
+    pub fn prefix_summary(&self, r: PrefixId) -> PrefixSummary {
+        let reg = self.registry.prefix(r);
+        let st = &self.prefixes[r as usize];
+        let mut paths: Vec<&Arc<AsPath>> = st
+            .exact
+            .routes
+            .iter()
+            .map(|s| self.paths.get(s.path))
+            .collect();
+        paths.sort_by(|a, b| (a.asns.len(), &a.asns).cmp(&(b.asns.len(), &b.asns)));
+        paths.dedup();
+        let sample_paths = paths.into_iter().take(3).map(|p| p.to_string()).collect();
+        let mut more_specifics: Vec<AnnouncedSummary> = st
+            .all_announced()
+            .filter_map(|(q, a)| q.map(|q| (q, a)))
+            .map(|(q, a)| AnnouncedSummary {
+                prefix: *q,
+                peers: a.peers,
+                origins: a.origin_list(),
+            })
+            .collect();
+        more_specifics.sort_by_key(|m| m.prefix);
+        let mut anomalies: Vec<AnomalySummary> = st
+            .anomaly_iter()
+            .map(|(k, s)| self.anomaly_summary(k, s))
+            .collect();
+        anomalies.sort_by_key(|a| (a.kind, a.announced, a.asn));
+        PrefixSummary {
+            location: self.registry.location_of(r).name.clone(),
+            prefix: reg.prefix,
+            visibility: st.stats.visibility,
+            origins: st.exact.origin_list(),
+            sample_paths,
+            more_specifics,
+            announcements: st.stats.announcements,
+            withdrawals: st.stats.withdrawals,
+            path_changes: st.stats.path_changes,
+            last_change: st.stats.last_change(),
+            anomalies,
+        }
+    }
+
+    /// Summaries of every registered prefix, in registry order.
+    pub fn prefix_summaries(&self) -> Vec<PrefixSummary> {
+        (0..self.prefixes.len() as PrefixId)
+            .map(|r| self.prefix_summary(r))
+            .collect()
+    }
+}
