@@ -111,6 +111,8 @@ pub struct Config {
     pub mrt: MrtConfig,
     /// Metric settings.
     pub metrics: MetricsConfig,
+    /// Anomaly lifecycle settings.
+    pub anomalies: AnomaliesConfig,
     /// BMP listener; `None` when the `[bmp]` section is absent (no listener).
     pub bmp: Option<BmpConfig>,
     /// RPKI origin validation.
@@ -191,6 +193,22 @@ pub struct MetricsConfig {
     pub max_prefix_series: usize,
 }
 
+/// `[anomalies]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomaliesConfig {
+    /// How long an open anomaly with no carrier left is held before it resolves; one that comes
+    /// back meanwhile is the same incident (a flap). 0 resolves at once.
+    pub hold_down_seconds: u64,
+}
+
+impl Default for AnomaliesConfig {
+    fn default() -> Self {
+        AnomaliesConfig {
+            hold_down_seconds: crate::engine::DEFAULT_HOLD_DOWN as u64,
+        }
+    }
+}
+
 /// `[events]`: the event history in `<state-dir>/events.sqlite`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventsConfig {
@@ -268,6 +286,8 @@ struct RawFile {
     mrt: Option<RawMrt>,
     #[serde(default)]
     metrics: Option<RawMetrics>,
+    #[serde(default)]
+    anomalies: Option<RawAnomalies>,
     #[serde(default)]
     bmp: Option<RawBmp>,
     #[serde(default)]
@@ -355,6 +375,12 @@ struct RawDns {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawMetrics {
     max_prefix_series: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAnomalies {
+    hold_down_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -647,6 +673,16 @@ impl Config {
                 positive(&main, m, "metrics.max-prefix-series", 0, 10_000_000)? as usize;
         }
 
+        let mut anomalies = AnomaliesConfig::default();
+        if let Some(h) = raw
+            .anomalies
+            .as_ref()
+            .and_then(|a| a.hold_down_seconds.as_ref())
+        {
+            anomalies.hold_down_seconds =
+                positive(&main, h, "anomalies.hold-down-seconds", 0, 86_400)?;
+        }
+
         let events = raw
             .events
             .as_ref()
@@ -723,6 +759,7 @@ impl Config {
             http: HttpConfig { listen },
             mrt,
             metrics,
+            anomalies,
             bmp,
             rpki,
             state_dir,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use crate::clock::unix_now;
+use crate::config::Config;
 use crate::engine::{AnomalyEvent, Engine, ReloadSummary};
 use crate::error::Error;
 use crate::events::{Event, Severity};
@@ -58,14 +59,18 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline over `registry` whose events are logged (the daemon's).
-    pub fn new(registry: Arc<Registry>, max_prefix_series: usize) -> Result<Self, Error> {
-        let metrics = Metrics::new(&registry, max_prefix_series)?;
+    /// A pipeline over `config`'s registry and settings whose events are logged (the
+    /// daemon's).
+    pub fn new(config: &Config) -> Result<Self, Error> {
+        let registry = config.shared_registry();
+        let metrics = Metrics::new(&registry, config.metrics.max_prefix_series)?;
         let rpki_metrics = RpkiMetrics::new(metrics.registry())?;
         let reload_metrics = ReloadMetrics::new(metrics.registry())?;
         reload_metrics.loaded(unix_now());
+        let mut engine = Engine::new(registry);
+        engine.set_hold_down(config.anomalies.hold_down_seconds as f64);
         Ok(Pipeline {
-            engine: Engine::new(registry),
+            engine,
             metrics,
             rpki_metrics,
             reload_metrics,
@@ -80,12 +85,8 @@ impl Pipeline {
     /// A replay's pipeline: events are not logged; with `keep_history` the anomaly transitions
     /// and every event are kept in memory for the report (and route events are built), without
     /// it none are.
-    pub fn for_replay(
-        registry: Arc<Registry>,
-        max_prefix_series: usize,
-        keep_history: bool,
-    ) -> Result<Self, Error> {
-        let mut p = Pipeline::new(registry, max_prefix_series)?;
+    pub fn for_replay(config: &Config, keep_history: bool) -> Result<Self, Error> {
+        let mut p = Pipeline::new(config)?;
         p.readers = EventReaders {
             history: keep_history.then(Vec::new),
             all_events: keep_history.then(Vec::new),
@@ -98,6 +99,7 @@ impl Pipeline {
     /// Applies one batch from `feed`.
     pub fn ingest(&mut self, feed: Feed, batch: &Batch) {
         self.engine.apply_batch(&batch.updates, batch.generation);
+        self.engine.release_due(self.engine.clock());
         self.after_updates(Some((feed, batch)));
     }
 
@@ -107,6 +109,7 @@ impl Pipeline {
         if removed > 0 {
             info!(routes = removed, "BMP peer down: routes withdrawn");
         }
+        self.engine.release_due(self.engine.clock());
         self.after_updates(Some((Feed::Bmp, &out.batch)));
     }
 
@@ -122,6 +125,22 @@ impl Pipeline {
     /// Metrics and events after a change made directly on the engine (VRP reload).
     pub fn resync(&mut self) {
         self.after_updates(None);
+    }
+
+    /// Resolves the anomalies whose hold-down has passed by `now` (the daemon's wall clock:
+    /// a feed that went quiet must not keep them open).
+    pub fn release_due(&mut self, now: f64) {
+        if self.engine.release_due(now) > 0 {
+            self.after_updates(None);
+        }
+    }
+
+    /// Resolves every anomaly still in its hold-down (the end of a replay: no more data will
+    /// bring them back).
+    pub fn flush_releases(&mut self) {
+        if self.engine.flush_releases() > 0 {
+            self.after_updates(None);
+        }
     }
 
     /// Metrics sync (with the batch's counts, in one step: a scrape sees a batch counted and

@@ -150,6 +150,10 @@ pub fn restart_required(running: &Config, new: &Config) -> Vec<&'static str> {
     };
     check(running.http.listen != new.http.listen, "http.listen");
     check(running.state_dir != new.state_dir, "state-dir");
+    check(
+        running.anomalies != new.anomalies,
+        "anomalies.hold-down-seconds",
+    );
     check(running.mrt.files != new.mrt.files, "mrt.files");
     check(running.mrt.watch_dir != new.mrt.watch_dir, "mrt.watch-dir");
     check(

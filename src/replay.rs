@@ -78,8 +78,7 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplayReport, Error> {
     let config = Config::load(&options.config)?;
     // Config::load built and validated the registry.
     let registry = config.shared_registry();
-    let mut pipeline =
-        Pipeline::for_replay(registry.clone(), config.metrics.max_prefix_series, full)?;
+    let mut pipeline = Pipeline::for_replay(&config, full)?;
     if let Some(file) = &config.rpki.vrp_file {
         let (vrps, report) = crate::rpki::VrpFile::new(file).load()?;
         info!(file = %file.display(), vrps = report.loaded, skipped = report.skipped_total(), "VRPs loaded");
@@ -95,6 +94,7 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplayReport, Error> {
         pipeline.file_done(&report);
         reports.push(report);
     }
+    pipeline.flush_releases();
     if let Some(out) = &options.metrics_out {
         std::fs::write(out, pipeline.metrics.render()).map_err(|source| Error::Write {
             path: out.clone(),

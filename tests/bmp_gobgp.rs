@@ -80,9 +80,14 @@ struct Routewatch {
 }
 
 /// Writes the configuration (`bmp` holds the other `[bmp]` keys and any `[[bmp.router]]`
-/// tables) and starts the daemon, ready.
+/// tables) and starts the daemon, ready. These tests follow each transition a router's routes
+/// cause, so anomalies resolve at once (no hold-down).
 fn start_routewatch(dir: &Path, bmp: &str, locations: &[Location]) -> Routewatch {
-    let config = DaemonConfig::new().bmp(bmp).locations(locations).write(dir);
+    let config = DaemonConfig::new()
+        .bmp(bmp)
+        .section("anomalies", "hold-down-seconds = 0\n")
+        .locations(locations)
+        .write(dir);
     let mut daemon = Daemon::start(&config);
     daemon.wait_ready();
     Routewatch {

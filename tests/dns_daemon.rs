@@ -103,12 +103,14 @@ struct Setup {
 
 impl Setup {
     /// The demo files and locations, events flushed every 100 ms, `[dns]` at `dns`, and a BMP
-    /// listener on loopback that names 127.0.0.2 (never connected) in `[[bmp.router]]`.
+    /// listener on loopback that names 127.0.0.2 (never connected) in `[[bmp.router]]`. No
+    /// hold-down: the events reach the store in the engine's order of the scenario.
     fn new(dns: std::net::SocketAddr, timeout_ms: u64) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let config = DaemonConfig::new()
             .mrt_files(&[fixture(DEMO_RIB), fixture(DEMO_UPDATES)])
             .section("events", "flush-interval-ms = 100\n")
+            .section("anomalies", "hold-down-seconds = 0\n")
             .section(
                 "dns",
                 &format!(

@@ -579,6 +579,8 @@ fn dashboard_and_alert_queries_return_the_demo_scenario_through_a_real_prometheu
              [[bmp.router]]\naddress = \"127.0.0.1\"\nname = \"{ROUTER}\"\n"
         ))
         .rpki(&fixture("rpki/routinator.json"), "")
+        // A short hold-down: the session-down step below waits it out.
+        .section("anomalies", "hold-down-seconds = 1\n")
         .locations_toml(&demo_locations())
         .location(capture_location())
         .write(dir);
@@ -970,6 +972,12 @@ fn dashboard_and_alert_queries_return_the_demo_scenario_through_a_real_prometheu
     prom.wait_value(
         r#"routewatch_anomalies_active{location="capture-lab", kind="withdrawn"}"#,
         1.0,
+    );
+    // The capture's RPKI-invalid route went with the session (at the wall-clock time the
+    // session closed); its anomaly resolves once the 1 s hold-down has passed.
+    prom.wait_value(
+        r#"routewatch_anomalies_active{location="capture-lab", kind="rpki_invalid"}"#,
+        0.0,
     );
     let active = alerts_with_data(&mut prom);
     let down = &active["RoutewatchBmpSessionDown"];

@@ -3,8 +3,8 @@
 //! [`EngineTask`] holds the [`Pipeline`] and has one method per input; [`EngineTask::run`] is
 //! the loop that waits on every input channel and calls them, one at a time, so no lock is ever
 //! taken on route state. Inputs: MRT feed messages, BMP session outputs, VRP sets, registry
-//! swaps (configuration reload), API queries, and a tick that mirrors the event store's
-//! counters into its metrics.
+//! swaps (configuration reload), API queries, and a tick that resolves anomalies whose hold-down
+//! has passed and mirrors the event store's counters into its metrics.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -26,8 +26,9 @@ use crate::pipeline::Pipeline;
 use crate::reload::Swap;
 use crate::systemd::Heartbeat;
 
-/// How often the event store's counters are mirrored into its metrics.
-const STORE_TICK: Duration = Duration::from_secs(2);
+/// How often released anomalies are checked against the wall clock and the event store's
+/// counters mirrored into its metrics.
+const TICK: Duration = Duration::from_secs(2);
 
 /// The engine task's state.
 pub struct EngineTask {
@@ -137,8 +138,10 @@ impl EngineTask {
         }
     }
 
-    /// Mirrors the event store's counters into its metrics.
-    pub fn on_store_tick(&mut self) {
+    /// Every few seconds: resolves the anomalies whose hold-down has passed, and mirrors the
+    /// event store's counters into its metrics.
+    pub fn on_tick(&mut self) {
+        self.pipeline.release_due(unix_now());
         if let Some((m, counters)) = &mut self.store_metrics {
             m.sync(counters);
         }
@@ -159,7 +162,7 @@ impl EngineTask {
         let (mut bmp_open, mut bmp) = (bmp.is_some(), bmp.unwrap_or_else(closed));
         let (mut vrps_open, mut vrps) = (vrps.is_some(), vrps.unwrap_or_else(closed));
         let mut feed_open = true;
-        let mut store_tick = tokio::time::interval(STORE_TICK);
+        let mut tick = tokio::time::interval(TICK);
         loop {
             heartbeat.beat();
             tokio::select! {
@@ -171,7 +174,7 @@ impl EngineTask {
                     Some(out) => self.on_bmp(out),
                     None => bmp_open = false,
                 },
-                _ = store_tick.tick() => self.on_store_tick(),
+                _ = tick.tick() => self.on_tick(),
                 v = vrps.recv(), if vrps_open => match v {
                     Some(v) => self.on_vrps(v),
                     None => vrps_open = false,

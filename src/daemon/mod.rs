@@ -109,7 +109,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
     // First of all, so that no signal sent once the daemon is up finds the default action.
     let mut signals = Signals::install();
     let registry = config.shared_registry();
-    let mut pipeline = Pipeline::new(registry.clone(), config.metrics.max_prefix_series)?;
+    let mut pipeline = Pipeline::new(&config)?;
     // The registry the feeds match with; a configuration reload replaces it.
     let shared = SharedRegistry::new(registry.clone());
     let wiring = Wiring::new();

@@ -1,6 +1,21 @@
 //! The anomaly lifecycle: instances (kind, registered prefix, announced prefix, offending ASN)
 //! gain and lose carriers, open at `min-peers`, and resolve when none is left; the transitions
 //! are recorded as self-contained [`AnomalyEvent`]s.
+//!
+//! # Flapping is a state, not a flood
+//!
+//! An open instance that loses its last carrier is not resolved at once: it is *released* and
+//! held for the hold-down ([`Engine::set_hold_down`]: 0 in a new engine, which resolves at
+//! once; the daemon and replay use [`DEFAULT_HOLD_DOWN`] seconds of BGP time unless configured). If it comes back within that time it is the same incident: it stays open with its
+//! first-seen and opened-at times, no new transition is recorded, and its flap count goes up.
+//! Only when the hold-down passes without a carrier is it resolved, with the time its last
+//! carrier went away and its flap count ([`AnomalyEvent::flaps`]). A hijacker announcing and
+//! withdrawing a prefix in a loop therefore gives one opened and (after it stops) one resolved
+//! event, not a pair per cycle, and `routewatch_anomalies_active` stays 1 meanwhile.
+//!
+//! Released instances are resolved by [`Engine::release_due`] (the pipeline calls it after
+//! every batch with the newest BGP time seen, the daemon also every few seconds with the wall
+//! clock) and all at once by [`Engine::flush_releases`] (end of a replay, before a reload).
 
 use std::sync::Arc;
 
@@ -22,6 +37,22 @@ pub struct AnomalyState {
     pub(super) last_seen: f64,
     pub(super) opened_at: Option<f64>,
     pub(super) example: Option<(PeerIdx, Arc<AsPath>)>,
+    /// Times it came back within the hold-down after losing its last carrier.
+    pub(super) flaps: u32,
+}
+
+/// Seconds an open anomaly instance with no carrier left is held before it resolves.
+pub const DEFAULT_HOLD_DOWN: f64 = 60.0;
+
+/// An open instance that lost its last carrier, waiting out the hold-down.
+#[derive(Debug)]
+pub(super) struct Release {
+    pub(super) state: AnomalyState,
+    /// The peer whose update removed the last carrier.
+    pub(super) peer: PeerIdx,
+    /// When the last carrier went away (the resolution's time, if it does not come back).
+    pub(super) since: f64,
+    pub(super) reason: RemovalReason,
 }
 
 /// Whether an anomaly opened or resolved.
@@ -50,6 +81,8 @@ pub enum RemovalReason {
     Unregistered,
     /// A configuration reload changed the policy, which no longer finds the anomaly.
     Reconfigured,
+    /// Visibility came back (`withdrawn`, `visibility_lost`).
+    Recovered,
 }
 
 /// An anomaly transition, self-contained (names resolved) for reports, logs and storage.
@@ -85,6 +118,9 @@ pub struct AnomalyEvent {
     /// RPKI state of the example route, when VRPs are loaded (an `origin_mismatch` that is
     /// RPKI-valid is likely an authorised origin missing from the registry).
     pub rpki: Option<RovState>,
+    /// For a resolve: how often the instance came back within the hold-down before it
+    /// finally resolved (0: it never flapped).
+    pub flaps: u32,
 }
 
 impl Engine {
@@ -100,7 +136,119 @@ impl Engine {
             last_seen: ts,
             opened_at: None,
             example: None,
+            flaps: 0,
         }
+    }
+
+    /// Sets the hold-down (seconds; 0 resolves at once, as without damping).
+    pub fn set_hold_down(&mut self, seconds: f64) {
+        self.hold_down = seconds.max(0.0);
+    }
+
+    /// The newest BGP time of the updates applied so far.
+    pub fn clock(&self) -> f64 {
+        self.clock
+    }
+
+    /// Anomaly instances that came back within the hold-down, per kind, since the start.
+    pub fn flaps(&self) -> &[u64; super::KINDS] {
+        &self.flaps
+    }
+
+    /// Instances released and waiting out their hold-down.
+    pub fn releasing(&self) -> usize {
+        self.releasing.len()
+    }
+
+    /// An instance lost its last carrier (or its condition) at `ts`: an open one is held for
+    /// the hold-down, one that never opened goes.
+    pub(super) fn release(
+        &mut self,
+        key: AnomalyKey,
+        state: AnomalyState,
+        peer: PeerIdx,
+        ts: f64,
+        reason: RemovalReason,
+    ) {
+        if !state.open {
+            return;
+        }
+        if self.hold_down <= 0.0 {
+            let flaps = state.flaps;
+            return self.resolved(key, peer, state.example.map(|e| e.1), ts, reason, flaps);
+        }
+        let release = Release {
+            state,
+            peer,
+            since: ts,
+            reason,
+        };
+        self.releasing.insert(key, release);
+    }
+
+    /// The instance `key`, back during its hold-down (one flap more when time passed since it
+    /// lost its last carrier; a carrier replaced by another in one update is no flap).
+    pub(super) fn take_released(&mut self, key: &AnomalyKey, ts: f64) -> Option<AnomalyState> {
+        let Release {
+            mut state, since, ..
+        } = self.releasing.remove(key)?;
+        if ts > since {
+            state.flaps = state.flaps.saturating_add(1);
+            self.flaps[key.kind.index()] += 1;
+            self.mark_dirty(key.registered);
+        }
+        state.last_seen = state.last_seen.max(ts);
+        Some(state)
+    }
+
+    /// The instance `key` of registered prefix `key.registered`: held, else back from its
+    /// hold-down, else new (first seen at `ts`).
+    fn instance(&mut self, key: AnomalyKey, ts: f64) -> &mut AnomalyState {
+        let r = key.registered as usize;
+        let held = self.prefixes[r]
+            .anomalies
+            .as_ref()
+            .is_some_and(|m| m.contains_key(&key));
+        if !held {
+            let state = self
+                .take_released(&key, ts)
+                .unwrap_or_else(|| Self::new_anomaly(ts));
+            self.prefixes[r].anomalies_mut().insert(key, state);
+        }
+        self.prefixes[r]
+            .anomalies_mut()
+            .entry(key)
+            .or_insert_with(|| Self::new_anomaly(ts))
+    }
+
+    /// Resolves the released instances whose hold-down has passed by `now` (in the order their
+    /// last carrier went away); returns how many.
+    pub fn release_due(&mut self, now: f64) -> usize {
+        if self.releasing.is_empty() {
+            return 0;
+        }
+        let hold = self.hold_down;
+        let mut due: Vec<(f64, AnomalyKey)> = self
+            .releasing
+            .iter()
+            .filter(|(_, r)| r.since + hold <= now)
+            .map(|(k, r)| (r.since, *k))
+            .collect();
+        due.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (_, key) in &due {
+            if let Some(r) = self.releasing.remove(key) {
+                let flaps = r.state.flaps;
+                let example = r.state.example.map(|e| e.1);
+                self.resolved(*key, r.peer, example, r.since, r.reason, flaps);
+            }
+        }
+        due.len()
+    }
+
+    /// Resolves every released instance now (end of a replay: no more data will bring them
+    /// back; before a reload).
+    pub fn flush_releases(&mut self) -> usize {
+        self.release_due(f64::INFINITY)
     }
 
     pub(super) fn carrier_added(
@@ -111,10 +259,7 @@ impl Engine {
         ts: f64,
     ) {
         let min_peers = self.min_peers(key.registered);
-        let st = self.prefixes[key.registered as usize]
-            .anomalies_mut()
-            .entry(key)
-            .or_insert_with(|| Self::new_anomaly(ts));
+        let st = self.instance(key, ts);
         st.carriers.increment(peer);
         st.last_seen = ts;
         st.example = Some((peer, path.clone()));
@@ -140,9 +285,7 @@ impl Engine {
         an.carriers.decrement(&peer);
         if an.carriers.is_empty() {
             if let Some(an) = st.remove_anomaly(&key) {
-                if an.open {
-                    self.resolved(key, peer, an.example.map(|e| e.1), ts, reason);
-                }
+                self.release(key, an, peer, ts, reason);
             }
         }
     }
@@ -174,10 +317,7 @@ impl Engine {
             asn: None,
         };
         if distinct >= 2 {
-            let an = st
-                .anomalies_mut()
-                .entry(key)
-                .or_insert_with(|| Self::new_anomaly(ts));
+            let an = self.instance(key, ts);
             an.last_seen = ts;
             if let Some(p) = path {
                 an.example = Some((peer, p.clone()));
@@ -189,9 +329,7 @@ impl Engine {
                 self.opened(key, npeers, peer, example, ts);
             }
         } else if let Some(an) = st.remove_anomaly(&key) {
-            if an.open {
-                self.resolved(key, peer, an.example.map(|e| e.1), ts, reason);
-            }
+            self.release(key, an, peer, ts, reason);
         }
     }
 
@@ -225,6 +363,7 @@ impl Engine {
                 (Some(v), Some(p)) => Some(v.validate_path(&key.announced, p)),
                 _ => None,
             },
+            flaps: 0,
         }
     }
 
@@ -252,6 +391,10 @@ impl Engine {
             .is_some_and(|m| m.contains_key(&key));
         let visibility = self.prefixes[r as usize].stats.visibility;
         if fall && !open {
+            if let Some(back) = self.take_released(&key, ts) {
+                self.prefixes[r as usize].anomalies_mut().insert(key, back);
+                return;
+            }
             let example = Arc::new(path.clone());
             self.prefixes[r as usize].anomalies_mut().insert(
                 key,
@@ -262,18 +405,13 @@ impl Engine {
                     last_seen: ts,
                     opened_at: Some(ts),
                     example: Some((peer, example.clone())),
+                    flaps: 0,
                 },
             );
             self.opened(key, visibility, peer, Some(example), ts);
         } else if recover && open {
             if let Some(an) = self.prefixes[r as usize].remove_anomaly(&key) {
-                self.resolved(
-                    key,
-                    peer,
-                    an.example.map(|e| e.1),
-                    ts,
-                    RemovalReason::Replaced,
-                );
+                self.release(key, an, peer, ts, RemovalReason::Recovered);
             }
         }
     }
@@ -309,8 +447,9 @@ impl Engine {
         path: Option<Arc<AsPath>>,
         ts: f64,
         reason: RemovalReason,
+        flaps: u32,
     ) {
-        let ev = self.event(
+        let mut ev = self.event(
             key,
             Transition::Resolved,
             0,
@@ -319,6 +458,7 @@ impl Engine {
             ts,
             Some(reason),
         );
+        ev.flaps = flaps;
         self.prefixes[key.registered as usize]
             .stats
             .anomaly_resolved(key.kind.index());

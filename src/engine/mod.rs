@@ -31,7 +31,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 pub use anomaly::{AnomalyKey, AnomalyKind, Severity};
-pub use lifecycle::{AnomalyEvent, AnomalyState, RemovalReason, Transition};
+pub use lifecycle::{AnomalyEvent, AnomalyState, RemovalReason, Transition, DEFAULT_HOLD_DOWN};
 pub use reload::ReloadSummary;
 use state::{Announced, PathId, PathTable, PrefixState, RouteKeys, RouteSlot};
 pub use state::{FxMap, PrefixCounters};
@@ -142,6 +142,14 @@ pub struct Engine {
     /// Whether route events are recorded ([`Engine::set_route_events`]).
     record_route_events: bool,
     dirty: Vec<PrefixId>,
+    /// Open instances that lost their last carrier, waiting out the hold-down.
+    releasing: FxMap<AnomalyKey, lifecycle::Release>,
+    /// The hold-down in seconds ([`Engine::set_hold_down`]).
+    hold_down: f64,
+    /// Newest BGP time applied ([`Engine::clock`]).
+    clock: f64,
+    /// Instances that came back within the hold-down, per kind.
+    flaps: [u64; KINDS],
 }
 
 impl Engine {
@@ -168,6 +176,10 @@ impl Engine {
             route_room: 0,
             record_route_events: true,
             dirty: Vec::new(),
+            releasing: FxMap::default(),
+            hold_down: 0.0,
+            clock: f64::NEG_INFINITY,
+            flaps: [0; KINDS],
         }
     }
 
@@ -301,6 +313,9 @@ impl Engine {
         let q = update.prefix;
         let exact = update.matched.kind == MatchKind::Exact;
         let ts = update.timestamp;
+        if ts > self.clock {
+            self.clock = ts;
+        }
         self.mark_dirty(r);
         match &update.change {
             RouteChange::Announce(path) => {
@@ -571,6 +586,22 @@ impl Engine {
             return;
         };
         let state = vrps.validate_path(&q, path);
+        self.rpki_state_change(r, q, peer, path, ts, state, removal);
+    }
+
+    /// Counts a route of state `state` in (`removal` none) or out, and adds or removes it as an
+    /// `rpki_invalid` carrier when the state is invalid.
+    #[allow(clippy::too_many_arguments)]
+    fn rpki_state_change(
+        &mut self,
+        r: PrefixId,
+        q: IpNet,
+        peer: PeerIdx,
+        path: &Arc<AsPath>,
+        ts: f64,
+        state: RovState,
+        removal: Option<RemovalReason>,
+    ) {
         let i = RovState::ALL.iter().position(|s| *s == state).unwrap_or(0);
         self.prefixes[r as usize]
             .stats
@@ -589,8 +620,10 @@ impl Engine {
         }
     }
 
-    /// Replaces the VRPs (`None`: RPKI off): every held route is re-validated, so
-    /// `rpki_invalid` instances open and resolve and the per-state counts follow.
+    /// Replaces the VRPs (`None`: RPKI off): every held route is validated against the old and
+    /// the new set, and only a route whose state changed moves (its per-state count, and its
+    /// `rpki_invalid` carriage); so reloading an unchanged set changes nothing, and an instance
+    /// keeps its carriers (and stays open) while any route still carries it.
     pub fn set_vrps(&mut self, vrps: Option<Arc<VrpSet>>, ts: f64) {
         let mut routes: Vec<(PrefixId, IpNet, PeerIdx, PathId)> = Vec::new();
         for (r, st) in self.prefixes.iter().enumerate() {
@@ -605,15 +638,29 @@ impl Engine {
                 );
             }
         }
+        let old = std::mem::replace(&mut self.vrps, vrps);
+        let new = self.vrps.clone();
+        // Routes that gain an invalid state are added before those that lose one are taken
+        // away, so an instance carried by both an old and a new route does not resolve.
+        let mut losing = Vec::new();
         for &(r, q, peer, path) in &routes {
             let path = self.paths.get(path).clone();
-            self.rpki_contribution(r, q, peer, &path, ts, Some(RemovalReason::Revalidated));
-        }
-        self.vrps = vrps;
-        for &(r, q, peer, path) in &routes {
-            let path = self.paths.get(path).clone();
-            self.rpki_contribution(r, q, peer, &path, ts, None);
+            let before = old.as_ref().map(|v| v.validate_path(&q, &path));
+            let after = new.as_ref().map(|v| v.validate_path(&q, &path));
+            if before == after {
+                continue;
+            }
+            if let Some(state) = after {
+                self.rpki_state_change(r, q, peer, &path, ts, state, None);
+            }
+            if let Some(state) = before {
+                losing.push((r, q, peer, path, state));
+            }
             self.mark_dirty(r);
+        }
+        for (r, q, peer, path, state) in losing {
+            let removal = Some(RemovalReason::Revalidated);
+            self.rpki_state_change(r, q, peer, &path, ts, state, removal);
         }
     }
 

@@ -60,7 +60,12 @@ impl Engine {
     /// reload, given to the transitions it causes. Every registered prefix is marked dirty.
     pub fn reload(&mut self, registry: Arc<Registry>, ts: f64) -> ReloadSummary {
         let mut summary = ReloadSummary::default();
+        // Released instances resolve now (their prefix ids belong to the old registry).
+        self.flush_releases();
         let mut next = Engine::new(registry.clone());
+        next.hold_down = self.hold_down;
+        next.clock = self.clock;
+        next.flaps = self.flaps;
         next.peers = self.peers.clone();
         next.peer_index = self.peer_index.clone();
         next.peer_routes = vec![0; self.peers.len()];
@@ -141,6 +146,7 @@ impl Engine {
                 if let Some((_, old)) = before.get(&id) {
                     a.first_seen = old.first_seen;
                     a.last_seen = old.last_seen;
+                    a.flaps = old.flaps;
                     if old.open {
                         // Opened stays open while a route carries it (whatever min-peers says
                         // now), with its original time.
@@ -277,6 +283,7 @@ impl Engine {
                         last_seen: ts,
                         opened_at: None,
                         example,
+                        flaps: old.map_or(0, |a| a.flaps),
                     },
                 );
             }

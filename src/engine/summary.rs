@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use super::lifecycle::AnomalyState;
+use super::lifecycle::{AnomalyState, Release};
 use super::state::{map_bytes, Announced, PrefixState};
 use super::{AnomalyKey, AnomalyKind, Engine, FxMap, PrefixCounters, PrefixStats, Severity};
 use crate::model::{AsPath, Feed};
@@ -39,6 +39,12 @@ pub struct AnomalySummary {
     pub last_seen: f64,
     /// An AS path carrying it.
     pub example_path: Option<String>,
+    /// Times it came back within the hold-down after losing its last carrier.
+    pub flaps: u32,
+    /// Set while it waits out its hold-down: when its last carrier went away (it resolves at
+    /// this time plus the hold-down unless a carrier comes back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolving_since: Option<f64>,
 }
 
 /// Routes of one announced prefix, for the API.
@@ -235,24 +241,62 @@ impl Engine {
             opened_at: st.opened_at,
             last_seen: st.last_seen,
             example_path: st.example.as_ref().map(|e| e.1.to_string()),
+            flaps: st.flaps,
+            resolving_since: None,
         }
     }
 
-    /// All anomaly instances (open, and held below min-peers), sorted by prefix then kind.
+    /// The summary of an instance waiting out its hold-down.
+    fn released_summary(&self, key: &AnomalyKey, r: &Release) -> AnomalySummary {
+        let mut s = self.anomaly_summary(key, &r.state);
+        if !matches!(
+            key.kind,
+            AnomalyKind::VisibilityLost | AnomalyKind::Withdrawn
+        ) {
+            s.peers = 0;
+        }
+        s.resolving_since = Some(r.since);
+        s
+    }
+
+    /// The released instances by registered prefix.
+    fn released_by_prefix(&self) -> FxMap<PrefixId, Vec<(&AnomalyKey, &Release)>> {
+        let mut by: FxMap<PrefixId, Vec<(&AnomalyKey, &Release)>> = FxMap::default();
+        for (k, r) in &self.releasing {
+            by.entry(k.registered).or_default().push((k, r));
+        }
+        by
+    }
+
+    /// All anomaly instances (open, held below min-peers, and waiting out their hold-down),
+    /// sorted by prefix then kind.
     pub fn anomalies(&self) -> Vec<AnomalySummary> {
-        let mut all: Vec<(&AnomalyKey, &AnomalyState)> = self
+        let mut all: Vec<(&AnomalyKey, AnomalySummary)> = self
             .prefixes
             .iter()
             .flat_map(|p| p.anomaly_iter())
+            .map(|(k, s)| (k, self.anomaly_summary(k, s)))
+            .chain(
+                self.releasing
+                    .iter()
+                    .map(|(k, r)| (k, self.released_summary(k, r))),
+            )
             .collect();
         all.sort_by_key(|(k, _)| **k);
-        all.into_iter()
-            .map(|(k, s)| self.anomaly_summary(k, s))
-            .collect()
+        all.into_iter().map(|(_, s)| s).collect()
     }
 
     /// The summary of one registered prefix.
     pub fn prefix_summary(&self, r: PrefixId) -> PrefixSummary {
+        let released: Vec<(&AnomalyKey, &Release)> = self
+            .releasing
+            .iter()
+            .filter(|(k, _)| k.registered == r)
+            .collect();
+        self.summarise_prefix(r, &released)
+    }
+
+    fn summarise_prefix(&self, r: PrefixId, released: &[(&AnomalyKey, &Release)]) -> PrefixSummary {
         let reg = self.registry.prefix(r);
         let st = &self.prefixes[r as usize];
         let mut paths: Vec<&Arc<AsPath>> = st
@@ -277,6 +321,11 @@ impl Engine {
         let mut anomalies: Vec<AnomalySummary> = st
             .anomaly_iter()
             .map(|(k, s)| self.anomaly_summary(k, s))
+            .chain(
+                released
+                    .iter()
+                    .map(|(k, rel)| self.released_summary(k, rel)),
+            )
             .collect();
         anomalies.sort_by_key(|a| (a.kind, a.announced, a.asn));
         PrefixSummary {
@@ -296,8 +345,9 @@ impl Engine {
 
     /// Summaries of every registered prefix, in registry order.
     pub fn prefix_summaries(&self) -> Vec<PrefixSummary> {
+        let released = self.released_by_prefix();
         (0..self.prefixes.len() as PrefixId)
-            .map(|r| self.prefix_summary(r))
+            .map(|r| self.summarise_prefix(r, released.get(&r).map_or(&[], Vec::as_slice)))
             .collect()
     }
 }

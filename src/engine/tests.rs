@@ -940,3 +940,166 @@ fn reload_carries_visibility_anomalies_under_the_new_thresholds() {
         )]
     );
 }
+
+/// A hijacker announcing and withdrawing a more-specific in a loop, with a hold-down: one
+/// incident (one opening, one resolution after it stops), its flaps counted, the active count
+/// at 1 throughout; the resolution carries the time the last carrier went away.
+#[test]
+fn a_flapping_hijack_is_one_incident_with_its_flap_count() {
+    let mut h = Harness::new(1);
+    h.engine.set_hold_down(60.0);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    for _ in 0..10 {
+        h.announce(2, "203.0.113.128/25", &[3356, 666]);
+        h.withdraw(2, "203.0.113.128/25");
+        assert_eq!(h.active(0, AnomalyKind::SubprefixHijack), 1);
+    }
+    let last_withdrawal = h.ts;
+    let events = h.engine.drain_events();
+    let hijack: Vec<&AnomalyEvent> = events
+        .iter()
+        .filter(|e| e.kind == AnomalyKind::SubprefixHijack)
+        .collect();
+    assert_eq!(hijack.len(), 1, "{events:?}");
+    assert_eq!(hijack[0].transition, Opened);
+    assert_eq!(h.engine.flaps()[AnomalyKind::SubprefixHijack.index()], 9);
+    // Waiting out the hold-down: listed as resolving, with its flaps.
+    let listed: Vec<AnomalySummary> = h
+        .engine
+        .anomalies()
+        .into_iter()
+        .filter(|a| a.kind == AnomalyKind::SubprefixHijack)
+        .collect();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].resolving_since, Some(last_withdrawal));
+    assert_eq!(
+        (listed[0].flaps, listed[0].peers, listed[0].open),
+        (9, 0, true)
+    );
+    assert!(h
+        .engine
+        .prefix_summary(0)
+        .anomalies
+        .iter()
+        .any(|a| a.kind == AnomalyKind::SubprefixHijack && a.resolving_since.is_some()));
+    // Not yet due.
+    assert_eq!(h.engine.release_due(last_withdrawal + 59.0), 0);
+    assert_eq!(h.active(0, AnomalyKind::SubprefixHijack), 1);
+    assert_eq!(h.engine.release_due(last_withdrawal + 60.0), 1);
+    let resolved: Vec<AnomalyEvent> = h
+        .engine
+        .drain_events()
+        .into_iter()
+        .filter(|e| e.kind == AnomalyKind::SubprefixHijack)
+        .collect();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].transition, Resolved);
+    assert_eq!(resolved[0].time, last_withdrawal);
+    assert_eq!(resolved[0].flaps, 9);
+    assert_eq!(resolved[0].reason, Some(RemovalReason::Withdrawn));
+    assert_eq!(h.active(0, AnomalyKind::SubprefixHijack), 0);
+    assert_eq!(
+        h.engine.stats(0).anomalies_opened[AnomalyKind::SubprefixHijack.index()],
+        1
+    );
+    assert!(h
+        .engine
+        .anomalies()
+        .iter()
+        .all(|a| a.kind != AnomalyKind::SubprefixHijack));
+}
+
+/// A carrier replaced by another path carrying the same anomaly, in one update, is no flap;
+/// without a hold-down an instance resolves at once, as before.
+#[test]
+fn a_replaced_carrier_is_no_flap_and_no_hold_down_resolves_at_once() {
+    let mut h = Harness::new(1);
+    h.engine.set_hold_down(60.0);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.events();
+    h.announce(2, "203.0.113.0/24", &[3356, 666]);
+    h.announce(2, "203.0.113.0/24", &[174, 666]);
+    assert_eq!(h.engine.flaps(), &[0; KINDS]);
+    let opened: Vec<Transition> = h.events().into_iter().map(|e| e.0).collect();
+    assert_eq!(
+        opened,
+        vec![Opened, Opened],
+        "origin mismatch and MOAS, once each"
+    );
+    // Released, then flushed (end of a replay): resolved with the withdrawal's time.
+    h.withdraw(2, "203.0.113.0/24");
+    let withdrawn_at = h.ts;
+    assert!(h.events().is_empty());
+    assert_eq!(h.engine.flush_releases(), 2);
+    let ev = h.engine.drain_events();
+    assert!(ev
+        .iter()
+        .all(|e| e.transition == Resolved && e.time == withdrawn_at && e.flaps == 0));
+
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.events();
+    h.announce(2, "203.0.113.0/24", &[3356, 666]);
+    h.withdraw(2, "203.0.113.0/24");
+    let origin: Vec<Transition> = h
+        .events()
+        .into_iter()
+        .filter(|e| e.1 == AnomalyKind::OriginMismatch)
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(origin, vec![Opened, Resolved]);
+    assert_eq!(h.engine.releasing(), 0);
+}
+
+/// `withdrawn` damps like the rest, and its resolution says visibility came back.
+#[test]
+fn a_flapping_withdrawal_resolves_once_as_recovered() {
+    let mut h = Harness::new(1);
+    h.engine.set_hold_down(30.0);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    for _ in 0..3 {
+        h.withdraw(1, "203.0.113.0/24");
+        h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    }
+    let withdrawn: Vec<AnomalyEvent> = h
+        .engine
+        .drain_events()
+        .into_iter()
+        .filter(|e| e.kind == AnomalyKind::Withdrawn)
+        .collect();
+    assert_eq!(withdrawn.len(), 1, "{withdrawn:?}");
+    h.engine.release_due(h.ts + 30.0);
+    let resolved = h.engine.drain_events();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].reason, Some(RemovalReason::Recovered));
+    assert_eq!(resolved[0].flaps, 2);
+}
+
+/// Loading the same VRPs again (SIGHUP with an unchanged file) changes nothing: no transition,
+/// the same counts, the anomaly keeps its opening time.
+#[test]
+fn an_unchanged_vrp_set_causes_no_transition() {
+    use crate::rpki::{Vrp, VrpSet};
+    let set = || {
+        Arc::new(VrpSet::from_vrps([Vrp::new(
+            "203.0.113.0/24".parse().unwrap(),
+            24,
+            64496,
+        )
+        .unwrap()]))
+    };
+    let mut h = Harness::new(1);
+    h.engine.set_vrps(Some(set()), 1.0);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.announce(3, "203.0.113.0/24", &[1299, 666]);
+    assert!(h.events().contains(&(
+        Opened,
+        AnomalyKind::RpkiInvalid,
+        "203.0.113.0/24".into(),
+        Some(666)
+    )));
+    let before = (h.engine.stats(0), h.engine.anomalies());
+    h.engine.set_vrps(Some(set()), 5000.0);
+    assert!(h.events().is_empty());
+    assert_eq!((h.engine.stats(0), h.engine.anomalies()), before);
+}

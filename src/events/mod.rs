@@ -169,10 +169,17 @@ impl Event {
                         Some(R::Revalidated) => {
                             "is no longer carried by any peer (RPKI data changed)"
                         }
+                        Some(R::Recovered) => "is visible again (visibility recovered)",
                         None => "is no longer carried by any peer (gone)",
                     };
+                    let flaps = match a.flaps {
+                        0 => String::new(),
+                        n => format!(
+                            "; it came back {n} time(s) within the hold-down before it resolved (flapping)"
+                        ),
+                    };
                     format!(
-                        "{} resolved: {}{asn} inside {} of location {} {why}",
+                        "{} resolved: {}{asn} inside {} of location {} {why}{flaps}",
                         a.kind, a.announced, a.prefix, a.location
                     )
                 },
@@ -295,6 +302,7 @@ mod tests {
             reason: (transition == Transition::Resolved)
                 .then_some(crate::engine::RemovalReason::Withdrawn),
             rpki: None,
+            flaps: 0,
         }
     }
 

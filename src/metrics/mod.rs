@@ -21,7 +21,7 @@ use prometheus::{
     Encoder, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::engine::{Engine, PrefixCounters};
+use crate::engine::{AnomalyKind, Engine, PrefixCounters, KINDS};
 use crate::ingest::mrt::Batch;
 use crate::model::Feed;
 use crate::registry::{PrefixId, Registry as PrefixRegistry};
@@ -56,6 +56,10 @@ pub struct Metrics {
     feed_last_received: GaugeVec,
     feed_peers: IntGaugeVec,
     tracked_routes: IntGauge,
+    anomaly_flaps: IntCounterVec,
+    /// The engine's flap counts as last mirrored.
+    synced_flaps: [u64; KINDS],
+    anomalies_resolving: IntGauge,
     registered: IntGaugeVec,
     folded: IntGauge,
 }
@@ -199,6 +203,26 @@ impl Metrics {
                 "Routes held in the engine ((peer, announced prefix, path id) entries).",
             ))?,
         );
+        let anomaly_flaps = register(
+            &r,
+            IntCounterVec::new(
+                opts(
+                    "routewatch_anomaly_flaps_total",
+                    "Anomaly instances that came back within the hold-down after losing their last carrier (one incident, not a new opening), by kind.",
+                ),
+                &["kind"],
+            )?,
+        );
+        for k in AnomalyKind::ALL {
+            anomaly_flaps.with_label_values(&[k.as_str()]);
+        }
+        let anomalies_resolving = register(
+            &r,
+            IntGauge::with_opts(opts(
+                "routewatch_anomalies_resolving",
+                "Open anomaly instances with no carrier left, waiting out the hold-down before they resolve.",
+            ))?,
+        );
         for res in MRT_FILE_RESULTS {
             mrt_files.with_label_values(&[res]);
         }
@@ -216,6 +240,9 @@ impl Metrics {
             feed_last_received,
             feed_peers,
             tracked_routes,
+            anomaly_flaps,
+            synced_flaps: [0; KINDS],
+            anomalies_resolving,
             registered,
             folded: folded_gauge,
         };
@@ -263,6 +290,20 @@ impl Metrics {
             }
         }
         self.tracked_routes.set(engine.tracked_routes() as i64);
+        self.anomalies_resolving.set(engine.releasing() as i64);
+        for (k, (&now, seen)) in engine
+            .flaps()
+            .iter()
+            .zip(&mut self.synced_flaps)
+            .enumerate()
+        {
+            if now > *seen {
+                self.anomaly_flaps
+                    .with_label_values(&[AnomalyKind::ALL[k].as_str()])
+                    .inc_by(now - *seen);
+                *seen = now;
+            }
+        }
         let peers = engine.peers_with_routes_by_feed();
         for &feed in &self.feeds {
             self.feed_peers
