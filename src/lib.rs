@@ -42,3 +42,4 @@ pub mod resolver;
 pub mod rpki;
 pub mod service;
 pub mod systemd;
+pub mod util;

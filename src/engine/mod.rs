@@ -27,13 +27,14 @@ use serde::Serialize;
 
 pub use anomaly::{AnomalyKey, AnomalyKind};
 pub use reload::ReloadSummary;
+pub use state::PrefixCounters;
 use state::{map_bytes, Announced, PathId, PathTable, PrefixState, RouteKeys, RouteSlot};
-pub use state::{FxMap, PrefixCounters};
 use vecmap::VecMap;
 
 use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
 use crate::registry::{MatchKind, PrefixId, Registry};
 use crate::rpki::{RovState, VrpSet};
+use crate::util::FxMap;
 
 /// Dense index of a peer in the engine.
 pub type PeerIdx = u32;

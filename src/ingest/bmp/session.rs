@@ -76,7 +76,8 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use crate::engine::Engine;
-use crate::ingest::mrt::{convert_path, Batch};
+use crate::ingest::mrt::convert_path;
+use crate::ingest::Batch;
 use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
 use crate::registry::Registry;
 

@@ -31,9 +31,12 @@ use serde::Serialize;
 use smallvec::SmallVec;
 use tracing::warn;
 
-use crate::engine::FxMap;
 use crate::model::{AsPath, Origin, PeerKey, RouteChange, RouteUpdate};
 use crate::registry::{Match, Registry};
+use crate::util::FxMap;
+
+/// Re-exported: the MRT reader's output (see [`crate::ingest::Batch`]).
+pub use crate::ingest::Batch;
 
 pub mod path_cache;
 pub mod threaded;
@@ -84,21 +87,6 @@ pub enum MrtFileKind {
     Updates,
     /// Empty or not recognisable.
     Unknown,
-}
-
-/// A group of matched routes with the counts of what was read to produce them.
-#[derive(Debug, Default)]
-pub struct Batch {
-    /// Matched route updates, in file order.
-    pub updates: Vec<RouteUpdate>,
-    /// Route entries decoded (matched or not) since the previous batch.
-    pub processed: u64,
-    /// Parse errors since the previous batch, by bounded error label.
-    pub errors: BTreeMap<&'static str, u64>,
-    /// BGP time of the newest route read.
-    pub last_timestamp: Option<f64>,
-    /// [`Registry::generation`] of the registry `updates` were matched against (0: none yet).
-    pub generation: u64,
 }
 
 impl Batch {
