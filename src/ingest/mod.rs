@@ -4,6 +4,7 @@
 //! and produces batches; it holds no route state.
 
 pub mod batch;
+pub mod bgp;
 pub mod bmp;
 pub mod mrt;
 

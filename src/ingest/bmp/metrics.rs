@@ -35,6 +35,7 @@ pub fn error_labels() -> Vec<&'static str> {
     v.extend([
         "not_update",
         "malformed_update",
+        "malformed_mp_attribute",
         "malformed_as_path",
         "trailing_data",
         "unknown_peer_type",
