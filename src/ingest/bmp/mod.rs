@@ -75,7 +75,7 @@ pub mod metrics;
 pub mod session;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use crate::ingest::bgp::Family;
 pub use framing::{FrameError, FrameReader, DEFAULT_MAX_FRAME};

@@ -445,4 +445,4 @@ pub fn table_dump_prefix(subtype: u16, body: &[u8]) -> Result<IpNet, WireError> 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

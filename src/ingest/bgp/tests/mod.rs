@@ -9,6 +9,8 @@ use ipnet::IpNet;
 use super::wire::Cursor;
 use super::{split_update, Family, UpdateError, WireError};
 
+mod rfc7606;
+
 // ---------------------------------------------------------------------------------------------
 // Byte builders (BGP)
 

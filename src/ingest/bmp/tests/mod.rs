@@ -41,7 +41,7 @@ fn bmp(ty: u8, body: &[u8]) -> Vec<u8> {
 }
 
 #[derive(Clone, Copy)]
-struct Peer {
+pub(crate) struct Peer {
     peer_type: u8,
     flags: u8,
     rd: u64,
@@ -52,9 +52,9 @@ struct Peer {
     remote_port: u16,
 }
 
-const ROUTER: &str = "192.0.2.1:17001";
+pub(crate) const ROUTER: &str = "192.0.2.1:17001";
 
-fn peer(address: &str, asn: u32) -> Peer {
+pub(crate) fn peer(address: &str, asn: u32) -> Peer {
     let address: IpAddr = address.parse().unwrap();
     Peer {
         peer_type: 0,
@@ -90,7 +90,7 @@ impl Peer {
         h
     }
 
-    fn route_monitoring(&self, pdu: &[u8]) -> Vec<u8> {
+    pub(crate) fn route_monitoring(&self, pdu: &[u8]) -> Vec<u8> {
         let mut b = self.header();
         b.extend_from_slice(pdu);
         bmp(0, &b)
@@ -160,7 +160,7 @@ fn plain_opens(peer_asn: u32) -> (Vec<u8>, Vec<u8>) {
 // ---------------------------------------------------------------------------------------------
 // Harness
 
-fn registry(prefixes: &[&str]) -> Registry {
+pub(crate) fn registry(prefixes: &[&str]) -> Registry {
     Registry::new(vec![Location {
         name: "test".into(),
         provider: None,
@@ -176,11 +176,11 @@ fn registry(prefixes: &[&str]) -> Registry {
     .unwrap()
 }
 
-fn everything() -> Registry {
+pub(crate) fn everything() -> Registry {
     registry(&["0.0.0.0/0", "::/0"])
 }
 
-const NOW: f64 = 1_800_000_000.0;
+pub(crate) const NOW: f64 = 1_800_000_000.0;
 
 struct Harness {
     registry: Arc<Registry>,

@@ -1,6 +1,7 @@
 //! Wire reader tests on records built byte by byte, plus exhaustive truncation and bit flips.
 
 use super::*;
+use crate::ingest::bgp::tests::bgp_msg;
 
 fn net(s: &str) -> IpNet {
     s.parse().unwrap()
@@ -8,16 +9,18 @@ fn net(s: &str) -> IpNet {
 
 /// A BGP4MP_MESSAGE_AS4 (subtype 4) body carrying `update` (the UPDATE body after the header).
 fn bgp4mp_as4(update: &[u8]) -> Vec<u8> {
+    bgp4mp_as4_message(&bgp_msg(2, update))
+}
+
+/// A BGP4MP_MESSAGE_AS4 (subtype 4) body carrying the BGP message `message`.
+pub(crate) fn bgp4mp_as4_message(message: &[u8]) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(&65001u32.to_be_bytes()); // peer AS
     b.extend_from_slice(&65000u32.to_be_bytes()); // local AS
     b.extend_from_slice(&0u16.to_be_bytes()); // ifindex
     b.extend_from_slice(&1u16.to_be_bytes()); // AFI IPv4
     b.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
-    b.extend_from_slice(&[0xff; 16]);
-    b.extend_from_slice(&((19 + update.len()) as u16).to_be_bytes());
-    b.push(2);
-    b.extend_from_slice(update);
+    b.extend_from_slice(message);
     b
 }
 
