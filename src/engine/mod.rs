@@ -9,7 +9,7 @@
 //! * [`Engine::take_dirty`] — the registered prefixes whose statistics changed since the last
 //!   call, so the metrics layer syncs per batch only what moved.
 //!
-//! Semantics follow DESIGN.md §4: visibility counts peers with a route for exactly the registered
+//! Semantics: visibility counts peers with a route for exactly the registered
 //! prefix; a peer's first route for a prefix is a baseline, a different path later is a path
 //! change (prepending included); an anomaly instance (kind, registered prefix, announced prefix,
 //! offending ASN) opens when `min-peers` peers carry it and resolves when none does.
