@@ -4,12 +4,16 @@
 //! Two decoders give the same routes ([`Decoder`]):
 //!
 //! * [`Decoder::Prefilter`] (the default) reads each record with the small bounds-checked reader
-//!   in [`wire`], looks up the prefixes it carries *before* decoding anything else, and skips the
-//!   records that touch no registered prefix. TABLE_DUMP_V2 RIB entries of matching prefixes are
-//!   decoded here (their AS_PATH is all that is needed); any other matching, unusual or malformed
-//!   record is handed to bgpkit-parser, so edge cases are decided in one place.
+//!   in [`wire`] (a BGP4MP record's UPDATE with the walker BMP uses too, [`crate::ingest::bgp`]),
+//!   looks up the prefixes it carries *before* decoding anything else, and skips the records
+//!   that touch no registered prefix. TABLE_DUMP_V2 RIB entries of matching prefixes are decoded
+//!   here (their AS_PATH is all that is needed); any other matching, unusual or malformed record
+//!   is handed to bgpkit-parser, so edge cases are decided in one place. The exception is an
+//!   UPDATE with a repeated or malformed MP_REACH_NLRI/MP_UNREACH_NLRI: unusable as a whole
+//!   under RFC 7606 for both feeds, it is counted (`malformed_mp_attribute`) and skipped here.
 //! * [`Decoder::Bgpkit`] runs bgpkit-parser's fallible route iterator over the whole file: the
-//!   reference the prefilter is tested against.
+//!   reference the prefilter is tested against (it keeps bgpkit-parser's handling of those
+//!   UPDATEs).
 //!
 //! A corrupt record is reported, counted under a bounded `error` label and logged (the first few
 //! per file, then a summary), and the rest of the file is still processed. Compressed input is
