@@ -34,9 +34,9 @@ pub const DEFAULT_MIN_PEERS: u32 = 1;
 pub const DEFAULT_BMP_LISTEN: &str = "[::]:11019";
 /// Default cap on concurrent BMP sessions.
 pub const DEFAULT_BMP_MAX_SESSIONS: usize = 64;
-/// Default largest BMP message accepted. A Peer Up carries two OPENs and a Route Monitoring one
-/// UPDATE, each at most 65,535 bytes with extended messages (RFC 8654).
-pub const DEFAULT_BMP_MAX_FRAME_BYTES: u32 = 256 * 1024;
+/// Default largest BMP message accepted: [`crate::ingest::bmp::DEFAULT_MAX_FRAME`] (the reasons
+/// are there).
+pub const DEFAULT_BMP_MAX_FRAME_BYTES: u32 = crate::ingest::bmp::DEFAULT_MAX_FRAME;
 /// Default wait for a router's initial tables (End-of-RIB) before `/ready` stops waiting.
 pub const DEFAULT_BMP_INITIAL_TABLE_TIMEOUT_SECONDS: u64 = 300;
 /// Default longest wait before buffered events are committed to the event store.

@@ -7,9 +7,9 @@
 //!    file, line and key.
 //! 2. [`registry`] turns the locations into an immutable [`registry::Registry`] with a
 //!    longest-prefix-match trie. Pure, no I/O.
-//! 3. [`ingest`] reads BGP data (MRT dumps now, BMP later), matches every route against the
-//!    registry *before* building anything for it, and hands only matched routes on as
-//!    [`model::RouteUpdate`]s, in batches.
+//! 3. [`ingest`] reads BGP data (MRT dumps and BMP sessions, their BGP messages through one wire
+//!    layer, [`ingest::bgp`]), matches every route against the registry *before* building
+//!    anything for it, and hands only matched routes on as [`model::RouteUpdate`]s, in batches.
 //! 4. [`engine`] is the single owner of route state: per (peer, announced prefix) paths,
 //!    visibility, path changes and the anomaly lifecycle (origin mismatch, sub-prefix hijack,
 //!    unexpected more-specific, unexpected upstream, MOAS, AS_SET origin). Pure, no I/O.
@@ -43,3 +43,4 @@ pub mod replay;
 pub mod report;
 pub mod rpki;
 pub mod systemd;
+pub mod util;

@@ -11,7 +11,7 @@
 //! hand-picked. Besides visibility and origins, the announcements and withdrawals per registered
 //! prefix (longest-prefix match), the matched entries and the processed entries are compared.
 //!
-//! Origin policy shared with `routewatch::ingest::mrt::convert_path`: a path ending in an AS_SET of
+//! Origin policy shared with `routewatch::ingest::bgp::convert_path`: a path ending in an AS_SET of
 //! two or more ASes has no single origin (skipped); a one-member AS_SET (`{64496}`, duplicates
 //! removed) names its origin; confederation segments are not part of the path.
 //!

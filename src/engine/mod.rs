@@ -33,13 +33,14 @@ use serde::Serialize;
 pub use anomaly::{AnomalyKey, AnomalyKind, Severity};
 pub use lifecycle::{AnomalyEvent, AnomalyState, RemovalReason, Transition, DEFAULT_HOLD_DOWN};
 pub use reload::ReloadSummary;
+pub use state::PrefixCounters;
 use state::{Announced, PathId, PathTable, PrefixState, RouteKeys, RouteSlot};
-pub use state::{FxMap, PrefixCounters};
 pub use summary::{AnnouncedSummary, AnomalySummary, EngineMemory, PrefixSummary};
 
 use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
 use crate::registry::{MatchKind, PrefixId, Registry};
 use crate::rpki::{RovState, VrpSet};
+use crate::util::FxMap;
 
 /// Dense index of a peer in the engine.
 pub type PeerIdx = u32;

@@ -9,20 +9,14 @@
 //! keep the ones every prefix uses inline and the per-anomaly-kind and RPKI arrays (zero for
 //! almost every prefix) in a box allocated on first use ([`PrefixCounters`]).
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use rustc_hash::FxHasher;
 use smallvec::SmallVec;
 
 use super::{AnomalyKey, AnomalyState, PeerIdx, PrefixStats, KINDS};
 use crate::model::AsPath;
-
-/// A fast, non-cryptographic hash map for keys that are not attacker-chosen in a way that
-/// matters here (dense ids, prefixes and paths from already-matched routes).
-pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+use crate::util::FxMap;
 
 /// Approximate heap bytes of a hash map with `capacity` (hashbrown: buckets are a power of two
 /// at most 7/8 full, one control byte per bucket next to each entry).

@@ -3,5 +3,9 @@
 //! Each feed is an I/O edge: it decodes, prefilters with [`crate::registry::Registry::lookup`]
 //! and produces batches; it holds no route state.
 
+pub mod batch;
+pub mod bgp;
 pub mod bmp;
 pub mod mrt;
+
+pub use batch::Batch;

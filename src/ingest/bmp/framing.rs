@@ -18,15 +18,15 @@ pub const COMMON_HEADER_LEN: usize = 6;
 /// The only BMP version accepted (RFC 7854). Version 4 (draft-ietf-grow-bmp-tlv) is rejected.
 pub const BMP_VERSION: u8 = 3;
 
-/// Default cap on one BMP message: 1 MiB.
+/// Default cap on one BMP message: 256 KiB (the daemon's default `bmp.max-frame-bytes`).
 ///
-/// The largest message a router legitimately sends is a Route Monitoring message carrying one
-/// extended BGP UPDATE (RFC 8654: 65,535 bytes) behind the 48 bytes of BMP headers, or a Peer Up
-/// with two OPENs (≤ 4,096 bytes each) and a few information TLVs; 1 MiB is 16 times that, so
-/// no real message is refused, while a corrupt or hostile length costs at most 1 MiB of buffer
-/// per session instead of the 4 GiB a `u32` length allows. (16 MiB, the MRT record cap, would
-/// let a few hundred misbehaving sessions pin gigabytes.)
-pub const DEFAULT_MAX_FRAME: u32 = 1024 * 1024;
+/// The largest message a router legitimately sends is a Peer Up with two OPENs, or a Route
+/// Monitoring message carrying one UPDATE, each BGP message at most 65,535 bytes with extended
+/// messages (RFC 8654), behind at most 48 bytes of BMP headers and a few information TLVs: about
+/// 128 KiB at worst, so no real message is refused, while a corrupt or hostile length costs at
+/// most 256 KiB of buffer per session instead of the 4 GiB a `u32` length allows. (16 MiB, the
+/// MRT record cap, would let a few hundred misbehaving sessions pin gigabytes.)
+pub const DEFAULT_MAX_FRAME: u32 = 256 * 1024;
 
 /// After a message larger than this was assembled, the buffer is released rather than kept
 /// at its peak size, so idle sessions hold little memory.

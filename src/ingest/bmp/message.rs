@@ -4,15 +4,16 @@
 //! Every field is read through [`Cursor`], whose reads fail instead of panicking; every count
 //! read from the wire bounds an allocation only after being capped by the bytes actually
 //! present. The BGP UPDATE inside a Route Monitoring message is left as a slice here and decoded
-//! in [`super::update`], where the peer's negotiated capabilities are known.
+//! in [`crate::ingest::bgp::update`], where the peer's negotiated capabilities are known.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::ingest::mrt::wire::{Cursor, WireError};
+use crate::ingest::bgp::wire::{self, message_types, split_message};
+use crate::ingest::bgp::{Cursor, WireError};
 
 use super::framing::{CommonHeader, BMP_VERSION, COMMON_HEADER_LEN};
-use super::update::Family;
+use crate::ingest::bgp::Family;
 
 /// Length of the per-peer header (RFC 7854 §4.2).
 pub const PER_PEER_HEADER_LEN: usize = 42;
@@ -348,7 +349,7 @@ pub fn tlv_string(v: &[u8]) -> String {
 /// Iterates type-length-value records with 2-byte type and 2-byte length (RFC 7854 §4.4):
 /// `(type, value)`; an error ends the iteration.
 pub fn tlvs(data: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8]), WireError>> + '_ {
-    crate::ingest::mrt::wire::records(data, |c| {
+    wire::records(data, |c| {
         let ty = c.u16("TLV type")?;
         let len = c.u16("TLV length")? as usize;
         Ok((ty, c.take(len, "TLV value")?))
@@ -463,16 +464,15 @@ impl OpenMessage {
     /// Decodes a whole BGP OPEN message (marker, length, type 1, body). Returns the message and
     /// the bytes it occupies (its length field).
     pub fn decode(data: &[u8]) -> Result<(OpenMessage, usize), WireError> {
-        let mut c = Cursor::new(data);
-        c.take(16, "BGP marker")?;
-        let len = c.u16("BGP length")? as usize;
-        if len < 29 || len > data.len() {
+        let (ty, msg) = split_message(data)?;
+        let len = msg.len();
+        if len < 29 {
             return Err(WireError::Invalid("OPEN length"));
         }
-        if c.u8("BGP type")? != 1 {
+        if ty != message_types::OPEN {
             return Err(WireError::Invalid("OPEN type"));
         }
-        let mut body = Cursor::new(&data[19..len]);
+        let mut body = Cursor::new(&msg[wire::BGP_HEADER_LEN..]);
         let version = body.u8("OPEN version")?;
         let my_as = body.u16("OPEN AS")?;
         let hold_time = body.u16("hold time")?;

@@ -35,6 +35,7 @@ pub fn error_labels() -> Vec<&'static str> {
     v.extend([
         "not_update",
         "malformed_update",
+        crate::ingest::bgp::MALFORMED_MP_ATTRIBUTE,
         "malformed_as_path",
         "trailing_data",
         "unknown_peer_type",

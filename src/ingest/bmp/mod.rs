@@ -13,12 +13,13 @@
 //!                   ├─ message::decode_message  bounds-checked BMP decoding (per-peer header, Peer
 //!                   │                           Up with both OPENs' capabilities, Peer Down, stats,
 //!                   │                           Initiation / Termination TLVs)
-//!                   ├─ update::Update           UPDATE walker: prefixes with per-family ADD-PATH,
-//!                   │                           End-of-RIB; registry.lookup before building anything
-//!                   ├─ update::decode_as_path   bgpkit-parser parse_bgp_message, A flag → 2/4-byte
+//!                   ├─ bgp::Update              the shared UPDATE walker: prefixes with per-family
+//!                   │                           ADD-PATH, End-of-RIB; registry.lookup before
+//!                   │                           building anything
+//!                   ├─ bgp::decode_as_path      bgpkit-parser parse_bgp_message, A flag → 2/4-byte
 //!                   │                           ASNs; once per message, only for matched routes
 //!                   ▼
-//!               session::Output { batch: Batch, peer_down, errors }  (stream order kept)
+//!               session::Output { batch: ingest::Batch, peer_down, errors }  (stream order kept)
 //!  TCP close ──► RouterSession::close           every route of every peer withdrawn
 //! ```
 //!
@@ -72,15 +73,14 @@ pub mod listener;
 pub mod message;
 pub mod metrics;
 pub mod session;
-pub mod update;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
+pub use crate::ingest::bgp::Family;
 pub use framing::{FrameError, FrameReader, DEFAULT_MAX_FRAME};
 pub use message::{decode_message, Message, MessageType, PeerHeader, PeerId, PeerType, RibView};
 pub use session::{
     FamilyState, MessageCounts, MessageError, Output, PeerDownEvent, PeerInfo, PeerState,
     RouterSession, SessionState, ViewState,
 };
-pub use update::Family;

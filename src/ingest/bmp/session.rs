@@ -70,12 +70,15 @@
 //! * after a Termination, messages are counted and ignored.
 
 use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::ingest::mrt::{convert_path, Batch};
+use crate::ingest::bgp::{convert_path, decode_as_path, split_update, Family};
+use crate::ingest::Batch;
 use crate::model::{AsPath, Feed, PeerKey, RouteChange, RouteSource, RouteUpdate};
 use crate::registry::Registry;
 
@@ -84,7 +87,6 @@ use super::message::{
     PeerDownReason, PeerHeader, PeerId, PeerType, PeerUp, RibView, RouteMonitoring, Termination,
     ADD_PATH_RECEIVE, ADD_PATH_SEND,
 };
-use super::update::{decode_as_path, split_update, Family};
 
 /// Peers one router session may report; messages about further peers are dropped and counted
 /// (`too_many_peers`), so a misbehaving router cannot grow the table without bound.
@@ -348,7 +350,9 @@ pub struct MessageError {
     /// The message's type.
     pub msg_type: MessageType,
     /// Bounded label: `malformed_<type>`, `not_update`, `malformed_update`,
-    /// `malformed_as_path` (announcements treated as withdrawn), `trailing_data` (bytes after
+    /// `malformed_mp_attribute` (a repeated or malformed MP_REACH_NLRI/MP_UNREACH_NLRI: nothing
+    /// of the UPDATE used, see [`crate::ingest::bgp`]), `malformed_as_path` (announcements
+    /// treated as withdrawn), `trailing_data` (bytes after
     /// the UPDATE, ignored), `unknown_peer_type`, `too_many_peers`.
     pub label: &'static str,
     /// Details for the log.
@@ -903,7 +907,7 @@ impl RouterSession {
                     }
                 }
                 let Some(matched) = registry.lookup(&n.prefix) else {
-                    return;
+                    return ControlFlow::<Infallible>::Continue(());
                 };
                 let change = if n.withdrawn {
                     RouteChange::Withdraw
@@ -946,16 +950,18 @@ impl RouterSession {
                     matched,
                     change,
                 });
+                ControlFlow::Continue(())
             },
         );
         let sections = match walked {
-            Ok(s) => s,
+            Ok(ControlFlow::Continue(s)) => s,
+            Ok(ControlFlow::Break(never)) => match never {},
             Err(e) => {
                 out.batch.updates.truncate(start);
                 self.error(
                     out,
                     RM,
-                    "malformed_update",
+                    e.label(),
                     format!(
                         "peer {} AS{} ({view}): {e}; message skipped",
                         h.address, h.asn

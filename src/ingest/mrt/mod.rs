@@ -4,12 +4,16 @@
 //! Two decoders give the same routes ([`Decoder`]):
 //!
 //! * [`Decoder::Prefilter`] (the default) reads each record with the small bounds-checked reader
-//!   in [`wire`], looks up the prefixes it carries *before* decoding anything else, and skips the
-//!   records that touch no registered prefix. TABLE_DUMP_V2 RIB entries of matching prefixes are
-//!   decoded here (their AS_PATH is all that is needed); any other matching, unusual or malformed
-//!   record is handed to bgpkit-parser, so edge cases are decided in one place.
+//!   in [`wire`] (a BGP4MP record's UPDATE with the walker BMP uses too, [`crate::ingest::bgp`]),
+//!   looks up the prefixes it carries *before* decoding anything else, and skips the records
+//!   that touch no registered prefix. TABLE_DUMP_V2 RIB entries of matching prefixes are decoded
+//!   here (their AS_PATH is all that is needed); any other matching, unusual or malformed record
+//!   is handed to bgpkit-parser, so edge cases are decided in one place. The exception is an
+//!   UPDATE with a repeated or malformed MP_REACH_NLRI/MP_UNREACH_NLRI: unusable as a whole
+//!   under RFC 7606 for both feeds, it is counted (`malformed_mp_attribute`) and skipped here.
 //! * [`Decoder::Bgpkit`] runs bgpkit-parser's fallible route iterator over the whole file: the
-//!   reference the prefilter is tested against.
+//!   reference the prefilter is tested against (it keeps bgpkit-parser's handling of those
+//!   UPDATEs).
 //!
 //! A corrupt record is reported, counted under a bounded `error` label and logged (the first few
 //! per file, then a summary), and the rest of the file is still processed. Compressed input is
@@ -24,16 +28,20 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
-use bgpkit_parser::models::{AsPathSegment, ElemType};
+use bgpkit_parser::models::ElemType;
 use bgpkit_parser::{BgpkitParser, ParserError};
 use ipnet::IpNet;
 use serde::Serialize;
 use smallvec::SmallVec;
 use tracing::warn;
 
-use crate::engine::FxMap;
-use crate::model::{AsPath, Feed, Origin, PeerKey, RouteChange, RouteSource, RouteUpdate};
+use crate::ingest::bgp::as_path::{convert_path, path_from_wire};
+use crate::model::{AsPath, Feed, PeerKey, RouteChange, RouteSource, RouteUpdate};
 use crate::registry::{Match, Registry};
+use crate::util::FxMap;
+
+/// Re-exported: the MRT reader's output (see [`crate::ingest::Batch`]).
+pub use crate::ingest::Batch;
 
 pub mod path_cache;
 pub mod threaded;
@@ -81,21 +89,6 @@ pub enum MrtFileKind {
     Updates,
     /// Empty or not recognisable.
     Unknown,
-}
-
-/// A group of matched routes with the counts of what was read to produce them.
-#[derive(Debug, Default)]
-pub struct Batch {
-    /// Matched route updates, in file order.
-    pub updates: Vec<RouteUpdate>,
-    /// Route entries decoded (matched or not) since the previous batch.
-    pub processed: u64,
-    /// Parse errors since the previous batch, by bounded error label.
-    pub errors: BTreeMap<&'static str, u64>,
-    /// BGP time of the newest route read.
-    pub last_timestamp: Option<f64>,
-    /// [`Registry::generation`] of the registry `updates` were matched against (0: none yet).
-    pub generation: u64,
 }
 
 impl Batch {
@@ -205,73 +198,6 @@ pub fn order_for_replay(paths: &[PathBuf]) -> Result<Vec<(PathBuf, MrtFileKind)>
         kinds.into_iter().partition(|(_, k)| *k == MrtFileKind::Rib);
     ribs.extend(rest);
     Ok(ribs)
-}
-
-/// Builds the engine's path from AS_PATH segments given as (segment type, ASNs), with the type
-/// codes of RFC 4271 / RFC 5065 ([`wire::AS_SET`], [`wire::AS_SEQUENCE`], ...). A final AS_SET
-/// makes the origin ambiguous (unless it has one member); an AS_SET elsewhere is kept as its
-/// sorted members; confederation segments are left out.
-pub fn path_from_segments<I, A>(segments: I) -> AsPath
-where
-    I: IntoIterator<Item = (u8, A)>,
-    A: IntoIterator<Item = u32>,
-{
-    let mut asns: Vec<u32> = Vec::with_capacity(8);
-    let mut pending_set: Option<Vec<u32>> = None;
-    for (ty, members) in segments {
-        if let Some(set) = pending_set.take() {
-            asns.extend(set);
-        }
-        match ty {
-            wire::AS_SEQUENCE => asns.extend(members),
-            wire::AS_SET => {
-                let mut set: Vec<u32> = members.into_iter().collect();
-                set.sort_unstable();
-                set.dedup();
-                pending_set = Some(set);
-            }
-            _ => {}
-        }
-    }
-    let origin = match pending_set {
-        Some(set) if set.len() == 1 => {
-            // A one-member AS_SET names its origin unambiguously.
-            asns.push(set[0]);
-            Origin::Asn(set[0])
-        }
-        Some(set) if !set.is_empty() => Origin::Set(set.into()),
-        _ => asns.last().map_or(Origin::Unknown, |&o| Origin::Asn(o)),
-    };
-    AsPath::new(asns.into(), origin)
-}
-
-/// Converts bgpkit-parser's AS path into the engine's form.
-pub fn convert_path(path: &bgpkit_parser::models::AsPath) -> AsPath {
-    path_from_segments(path.iter_segments().map(|seg| {
-        let (ty, members) = match seg {
-            AsPathSegment::AsSequence(m) => (wire::AS_SEQUENCE, m),
-            AsPathSegment::AsSet(m) => (wire::AS_SET, m),
-            AsPathSegment::ConfedSequence(m) => (wire::AS_CONFED_SEQUENCE, m),
-            AsPathSegment::ConfedSet(m) => (wire::AS_CONFED_SET, m),
-        };
-        (ty, members.iter().map(|&a| u32::from(a)))
-    }))
-}
-
-/// Converts a raw AS_PATH value with 4-byte ASNs (already validated by
-/// [`wire::as_path_segments`]).
-fn path_from_wire(value: &[u8]) -> AsPath {
-    path_from_segments(
-        wire::as_path_segments(value)
-            .map_while(Result::ok)
-            .map(|(ty, raw)| {
-                (
-                    ty,
-                    raw.chunks_exact(4)
-                        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-                )
-            }),
-    )
 }
 
 /// Where decoded routes go: the prefilter, the per-file state both decoders share, and batching.
@@ -731,18 +657,19 @@ fn prefilter<F: FnMut(Batch) -> bool>(sink: &mut Sink<'_, F>, reader: Box<dyn Bu
                 None => true,
             },
             wire::types::BGP4MP | wire::types::BGP4MP_ET => {
-                let mut count = 0u64;
                 let registry = sink.registry;
-                let scan = wire::bgp4mp_prefixes(header.mrt_type, header.subtype, body, |p| {
-                    count += 1;
-                    registry.lookup(&p).is_some()
-                });
-                match scan {
-                    Ok(false) => {
+                match wire::bgp4mp_scan(header.mrt_type, header.subtype, body, |p| {
+                    registry.lookup(p).is_some()
+                }) {
+                    wire::Bgp4mpScan::Skip(count) => {
                         sink.processed(count, ts);
                         false
                     }
-                    _ => true,
+                    wire::Bgp4mpScan::FullDecode => true,
+                    wire::Bgp4mpScan::Malformed(e) => {
+                        sink.error(e.label(), &e);
+                        false
+                    }
                 }
             }
             wire::types::TABLE_DUMP => match wire::table_dump_prefix(header.subtype, body) {
@@ -771,7 +698,6 @@ fn prefilter<F: FnMut(Batch) -> bool>(sink: &mut Sink<'_, F>, reader: Box<dyn Bu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bgpkit_parser::models::AsPath as BgpkitPath;
 
     /// Every update of `file` (RIB dumps: the prefilter's own RIB decoding) against a registry
     /// that matches everything, with a raw-path cache of `cap` paths.
@@ -822,32 +748,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn converts_sequences_sets_and_confeds() {
-        let p = BgpkitPath::from_segments(vec![
-            AsPathSegment::sequence([3356, 64500]),
-            AsPathSegment::set([64497, 64496]),
-        ]);
-        let c = convert_path(&p);
-        assert_eq!(c.asns.as_ref(), &[3356, 64500]);
-        assert_eq!(c.origin, Origin::Set(vec![64496, 64497].into()));
-        assert_eq!(c.to_string(), "3356 64500 {64496,64497}");
-
-        let p = BgpkitPath::from_segments(vec![
-            AsPathSegment::ConfedSequence([65001u32.into()].into_iter().collect()),
-            AsPathSegment::sequence([3356, 64496]),
-        ]);
-        let c = convert_path(&p);
-        assert_eq!(c.asns.as_ref(), &[3356, 64496]);
-        assert_eq!(c.origin, Origin::Asn(64496));
-
-        let p = BgpkitPath::from_segments(vec![
-            AsPathSegment::sequence([3356]),
-            AsPathSegment::set([64496]),
-        ]);
-        assert_eq!(convert_path(&p).origin, Origin::Asn(64496));
-        assert_eq!(convert_path(&BgpkitPath::new()).origin, Origin::Unknown);
     }
 }

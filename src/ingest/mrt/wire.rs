@@ -1,120 +1,27 @@
-//! A small, bounds-checked reader of MRT records (RFC 6396) and of the parts of BGP UPDATEs
-//! (RFC 4271, RFC 4760, RFC 7911) the prefilter needs, without allocating.
+//! A small, bounds-checked reader of MRT framing (RFC 6396) and of the parts of MRT records the
+//! prefilter needs, without allocating: record headers ([`RecordReader`]), the
+//! PEER_INDEX_TABLE, TABLE_DUMP_V2 RIB entries and their AS path, the TABLE_DUMP prefix, and the
+//! BGP4MP header (whose BGP message [`crate::ingest::bgp`] reads, as for BMP).
 //!
 //! It answers two questions cheaply: "which prefixes does this record carry?" (so a record that
 //! touches no registered prefix is skipped undecoded) and, for TABLE_DUMP_V2 RIB entries, "what is
 //! this entry's AS path?". Everything else is left to bgpkit-parser. Every length is checked
-//! before use; malformed input yields [`WireError`], never a panic (fuzzed in `fuzz/`).
+//! before use; malformed input yields [`WireError`], never a panic.
 
 use std::io::{self, BufRead};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
+use std::ops::ControlFlow;
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
+
+use crate::ingest::bgp::as_path::as_path_segments;
+use crate::ingest::bgp::wire::{attributes, ATTR_AS4_PATH, ATTR_AS_PATH};
+pub use crate::ingest::bgp::wire::{Cursor, WireError};
+use crate::ingest::bgp::{split_update, UpdateError};
 
 /// Largest MRT record body accepted (the same cap as bgpkit-parser): a larger declared length is
 /// an error before anything is allocated.
 pub const MAX_RECORD_LEN: u32 = 16 * 1024 * 1024;
-
-/// Something in the bytes does not add up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum WireError {
-    /// A field runs past the end of its container.
-    #[error("truncated {0}")]
-    Truncated(&'static str),
-    /// A field has a value the format does not allow.
-    #[error("invalid {0}")]
-    Invalid(&'static str),
-}
-
-/// A cursor over a byte slice whose reads fail instead of panicking.
-#[derive(Debug, Clone, Copy)]
-pub struct Cursor<'a> {
-    data: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    /// A cursor at the start of `data`.
-    pub fn new(data: &'a [u8]) -> Self {
-        Cursor { data }
-    }
-
-    /// Bytes left.
-    pub fn remaining(&self) -> usize {
-        self.data.len()
-    }
-
-    /// Takes the next `n` bytes.
-    #[inline]
-    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
-        if self.data.len() < n {
-            return Err(WireError::Truncated(what));
-        }
-        let (head, tail) = self.data.split_at(n);
-        self.data = tail;
-        Ok(head)
-    }
-
-    /// Reads a byte.
-    #[inline]
-    pub fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
-        Ok(self.take(1, what)?[0])
-    }
-
-    /// Reads a big-endian u16.
-    #[inline]
-    pub fn u16(&mut self, what: &'static str) -> Result<u16, WireError> {
-        let b = self.take(2, what)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-
-    /// Reads a big-endian u32.
-    #[inline]
-    pub fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
-        let b = self.take(4, what)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    /// Reads an IPv4 (`v6 == false`) or IPv6 address.
-    pub fn addr(&mut self, v6: bool, what: &'static str) -> Result<IpAddr, WireError> {
-        if v6 {
-            let b = self.take(16, what)?;
-            let mut a = [0u8; 16];
-            a.copy_from_slice(b);
-            Ok(IpAddr::V6(Ipv6Addr::from(a)))
-        } else {
-            let b = self.take(4, what)?;
-            Ok(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])))
-        }
-    }
-
-    /// Reads one NLRI prefix (length byte, then the minimum bytes), masked to its length.
-    pub fn prefix(&mut self, v6: bool) -> Result<IpNet, WireError> {
-        let len = self.u8("prefix length")?;
-        let max = if v6 { 128 } else { 32 };
-        if len > max {
-            return Err(WireError::Invalid("prefix length"));
-        }
-        let n = (len as usize).div_ceil(8);
-        let b = self.take(n, "prefix")?;
-        Ok(if v6 {
-            let mut a = [0u8; 16];
-            a[..n].copy_from_slice(b);
-            IpNet::V6(
-                Ipv6Net::new(Ipv6Addr::from(a), len)
-                    .map_err(|_| WireError::Invalid("prefix"))?
-                    .trunc(),
-            )
-        } else {
-            let mut a = [0u8; 4];
-            a[..n].copy_from_slice(b);
-            IpNet::V4(
-                Ipv4Net::new(Ipv4Addr::from(a), len)
-                    .map_err(|_| WireError::Invalid("prefix"))?
-                    .trunc(),
-            )
-        })
-    }
-}
 
 /// MRT common header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,68 +300,6 @@ impl<'a> Iterator for RibEntries<'a> {
     }
 }
 
-/// Path attribute type codes used here.
-const ATTR_AS_PATH: u8 = 2;
-const ATTR_MP_REACH: u8 = 14;
-const ATTR_MP_UNREACH: u8 = 15;
-const ATTR_AS4_PATH: u8 = 17;
-
-/// Iterates the records `read` takes off `data` one after another until the data ends; the first
-/// error is returned and ends the iteration (the rest cannot be framed).
-pub fn records<'a, T>(
-    data: &'a [u8],
-    mut read: impl FnMut(&mut Cursor<'a>) -> Result<T, WireError> + 'a,
-) -> impl Iterator<Item = Result<T, WireError>> + 'a
-where
-    T: 'a,
-{
-    let mut c = Cursor::new(data);
-    let mut failed = false;
-    std::iter::from_fn(move || {
-        if failed || c.remaining() == 0 {
-            return None;
-        }
-        let r = read(&mut c);
-        failed = r.is_err();
-        Some(r)
-    })
-}
-
-/// Iterates path attributes: (type code, value).
-pub fn attributes(data: &[u8]) -> impl Iterator<Item = Result<(u8, &[u8]), WireError>> + '_ {
-    records(data, |c| {
-        let flags = c.u8("attribute flags")?;
-        let code = c.u8("attribute type")?;
-        let len = if flags & 0x10 != 0 {
-            c.u16("attribute length")? as usize
-        } else {
-            c.u8("attribute length")? as usize
-        };
-        Ok((code, c.take(len, "attribute value")?))
-    })
-}
-
-/// AS_PATH segment types.
-pub const AS_SET: u8 = 1;
-/// AS_SEQUENCE.
-pub const AS_SEQUENCE: u8 = 2;
-/// AS_CONFED_SEQUENCE.
-pub const AS_CONFED_SEQUENCE: u8 = 3;
-/// AS_CONFED_SET.
-pub const AS_CONFED_SET: u8 = 4;
-
-/// Iterates the segments of an AS_PATH value with 4-byte ASNs: (segment type, ASN bytes).
-pub fn as_path_segments(value: &[u8]) -> impl Iterator<Item = Result<(u8, &[u8]), WireError>> + '_ {
-    records(value, |c| {
-        let ty = c.u8("segment type")?;
-        if !(AS_SET..=AS_CONFED_SET).contains(&ty) {
-            return Err(WireError::Invalid("AS_PATH segment type"));
-        }
-        let n = c.u8("segment length")? as usize;
-        Ok((ty, c.take(n * 4, "segment")?))
-    })
-}
-
 /// The AS_PATH of TABLE_DUMP_V2 entry attributes: `Ok(None)` when there is none; an error when
 /// an attribute or the path is malformed, or when an AS4_PATH is present (the caller then hands
 /// the record to the full decoder, which knows how to merge it).
@@ -476,30 +321,37 @@ pub fn td2_as_path(attrs: &[u8]) -> Result<Option<&[u8]>, WireError> {
     Ok(path)
 }
 
-/// Calls `visit` for every unicast/multicast prefix a BGP4MP(_ET) record announces or withdraws,
-/// stopping early when it returns true. Returns `Ok(true)` when the record needs the full decoder
-/// (`visit` asked to stop, or the NLRI look like ADD-PATH without an ADD-PATH subtype), `Ok(false)`
-/// after visiting everything (also for non-UPDATE messages and state changes, which carry none).
-pub fn bgp4mp_prefixes(
-    mrt_type: u16,
-    subtype: u16,
-    body: &[u8],
-    mut visit: impl FnMut(IpNet) -> bool,
-) -> Result<bool, WireError> {
+/// What a BGP4MP(_ET) record holds, as far as its header tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bgp4mp<'a> {
+    /// A state change (subtypes 0 and 5): no routes.
+    StateChange,
+    /// A BGP message (subtypes 1 MESSAGE, 4 MESSAGE_AS4, 6 MESSAGE_LOCAL, 7 MESSAGE_AS4_LOCAL,
+    /// and their ADD-PATH variants 8 to 11, RFC 8050).
+    Message {
+        /// The BGP message, from its marker to the end of the record.
+        bgp: &'a [u8],
+        /// Whether its NLRI carry path identifiers (the ADD-PATH subtypes).
+        add_path: bool,
+    },
+    /// Any other subtype (the deprecated BGP4MP_ENTRY, ...): for the full decoder to judge.
+    Other,
+}
+
+/// Reads the BGP4MP header of a BGP4MP(_ET) record (RFC 6396 §4.4): peer and local AS and
+/// address, up to the BGP message, which it hands back for [`crate::ingest::bgp`] to read.
+pub fn bgp4mp(mrt_type: u16, subtype: u16, body: &[u8]) -> Result<Bgp4mp<'_>, WireError> {
     let mut c = Cursor::new(body);
     if mrt_type == types::BGP4MP_ET {
         c.take(4, "microseconds")?;
     }
-    // Subtypes: 1 MESSAGE, 4 MESSAGE_AS4, 6 MESSAGE_LOCAL, 7 MESSAGE_AS4_LOCAL, 8/9/10/11 their
-    // ADD-PATH variants (RFC 8050); 0 and 5 are state changes (no routes). Anything else (the
-    // deprecated BGP4MP_ENTRY, ...) is for the full decoder to judge.
     let (as4, add_path) = match subtype {
-        0 | 5 => return Ok(false),
+        0 | 5 => return Ok(Bgp4mp::StateChange),
         1 | 6 => (false, false),
         4 | 7 => (true, false),
         8 | 10 => (false, true),
         9 | 11 => (true, true),
-        _ => return Ok(true),
+        _ => return Ok(Bgp4mp::Other),
     };
     let asn_len = if as4 { 4 } else { 2 };
     c.take(asn_len * 2, "peer and local AS")?;
@@ -512,69 +364,68 @@ pub fn bgp4mp_prefixes(
     };
     c.addr(v6, "peer address")?;
     c.addr(v6, "local address")?;
-    c.take(16, "BGP marker")?;
-    let len = c.u16("BGP length")? as usize;
-    if !(19..=65535).contains(&len) || len - 18 > c.remaining() {
-        return Err(WireError::Invalid("BGP message length"));
-    }
-    let msg_type = c.u8("BGP message type")?;
-    if msg_type != 2 {
-        if !(1..=5).contains(&msg_type) {
-            return Err(WireError::Invalid("BGP message type"));
-        }
-        return Ok(false);
-    }
-    let mut msg = Cursor::new(c.take(len - 19, "BGP message")?);
-    let wlen = msg.u16("withdrawn length")? as usize;
-    let mut withdrawn = Cursor::new(msg.take(wlen, "withdrawn routes")?);
-    if nlri_list(&mut withdrawn, false, add_path, &mut visit)? {
-        return Ok(true);
-    }
-    let alen = msg.u16("attributes length")? as usize;
-    let attrs = msg.take(alen, "path attributes")?;
-    for a in attributes(attrs) {
-        let (code, value) = a?;
-        if code != ATTR_MP_REACH && code != ATTR_MP_UNREACH {
-            continue;
-        }
-        let mut v = Cursor::new(value);
-        let afi = v.u16("MP AFI")?;
-        let safi = v.u8("MP SAFI")?;
-        if code == ATTR_MP_REACH {
-            let nh = v.u8("next hop length")? as usize;
-            v.take(nh, "next hop")?;
-            v.take(1, "reserved")?;
-        }
-        // Only unicast and multicast IPv4/IPv6 are routes here (as for bgpdump and bgpkit).
-        if !matches!(safi, 1 | 2) || !matches!(afi, 1 | 2) {
-            continue;
-        }
-        if nlri_list(&mut v, afi == 2, add_path, &mut visit)? {
-            return Ok(true);
-        }
-    }
-    nlri_list(&mut msg, false, add_path, &mut visit)
+    let bgp = c.take(c.remaining(), "BGP message")?;
+    Ok(Bgp4mp::Message { bgp, add_path })
 }
 
-fn nlri_list(
-    c: &mut Cursor<'_>,
-    v6: bool,
-    add_path: bool,
-    visit: &mut impl FnMut(IpNet) -> bool,
-) -> Result<bool, WireError> {
-    while c.remaining() > 0 {
-        if add_path {
-            c.take(4, "path id")?;
-        } else if c.data[0] == 0 {
-            // A /0 is implausible: this is likely ADD-PATH NLRI without an ADD-PATH subtype (BIRD
-            // writes such dumps). bgpkit-parser has a heuristic for it; let it decide.
-            return Ok(true);
-        }
-        if visit(c.prefix(v6)?) {
-            return Ok(true);
-        }
+/// What the prefilter makes of a BGP4MP(_ET) record ([`bgp4mp_scan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bgp4mpScan {
+    /// No registered prefix: the record is skipped after counting its route entries (0 for
+    /// state changes and messages other than UPDATEs).
+    Skip(u64),
+    /// A registered prefix, an unusual subtype, NLRI that look like ADD-PATH without an
+    /// ADD-PATH subtype, or damage: bgpkit-parser decodes (or judges) the record.
+    FullDecode,
+    /// A repeated or malformed MP_REACH_NLRI/MP_UNREACH_NLRI ([`UpdateError::MalformedMp`]):
+    /// counted under its label, nothing of the record used (see [`crate::ingest::bgp`]).
+    Malformed(UpdateError),
+}
+
+/// The prefilter's look at a BGP4MP(_ET) record: the BGP4MP header is read here, the UPDATE
+/// walked by [`crate::ingest::bgp`]'s walker; `matches` says whether a prefix is registered. It
+/// is asked until the first `true`, and the walk goes on to the end of the UPDATE even then, so
+/// that a malformed MP attribute is found whichever prefix matched.
+pub fn bgp4mp_scan(
+    mrt_type: u16,
+    subtype: u16,
+    body: &[u8],
+    mut matches: impl FnMut(&IpNet) -> bool,
+) -> Bgp4mpScan {
+    let (bgp, add_path) = match bgp4mp(mrt_type, subtype, body) {
+        Ok(Bgp4mp::Message { bgp, add_path }) => (bgp, add_path),
+        Ok(Bgp4mp::StateChange) => return Bgp4mpScan::Skip(0),
+        Ok(Bgp4mp::Other) | Err(_) => return Bgp4mpScan::FullDecode,
+    };
+    let update = match split_update(bgp) {
+        Ok(u) => u,
+        // OPEN, KEEPALIVE, NOTIFICATION, ROUTE-REFRESH: no routes. An undefined type is for
+        // the full decoder to judge.
+        Err(UpdateError::NotUpdate(1..=5)) => return Bgp4mpScan::Skip(0),
+        Err(_) => return Bgp4mpScan::FullDecode,
+    };
+    let (mut count, mut matched) = (0u64, false);
+    let walked = update.for_each_route(
+        |_| add_path,
+        |n| {
+            if !add_path && n.prefix.prefix_len() == 0 {
+                // A /0 is implausible: this is likely ADD-PATH NLRI without an ADD-PATH subtype
+                // (BIRD writes such dumps). bgpkit-parser has a heuristic for it; let it decide.
+                return ControlFlow::Break(());
+            }
+            count += 1;
+            if !matched {
+                matched = matches(&n.prefix);
+            }
+            ControlFlow::Continue(())
+        },
+    );
+    match walked {
+        Ok(ControlFlow::Continue(_)) if !matched => Bgp4mpScan::Skip(count),
+        Ok(_) => Bgp4mpScan::FullDecode,
+        Err(e @ UpdateError::MalformedMp(_)) => Bgp4mpScan::Malformed(e),
+        Err(_) => Bgp4mpScan::FullDecode,
     }
-    Ok(false)
 }
 
 /// The prefix of a TABLE_DUMP (v1) record (subtype 1 = IPv4, 2 = IPv6).
@@ -594,4 +445,4 @@ pub fn table_dump_prefix(subtype: u16, body: &[u8]) -> Result<IpNet, WireError> 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

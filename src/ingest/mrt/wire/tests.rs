@@ -1,6 +1,7 @@
 //! Wire reader tests on records built byte by byte, plus exhaustive truncation and bit flips.
 
 use super::*;
+use crate::ingest::bgp::tests::bgp_msg;
 
 fn net(s: &str) -> IpNet {
     s.parse().unwrap()
@@ -8,16 +9,18 @@ fn net(s: &str) -> IpNet {
 
 /// A BGP4MP_MESSAGE_AS4 (subtype 4) body carrying `update` (the UPDATE body after the header).
 fn bgp4mp_as4(update: &[u8]) -> Vec<u8> {
+    bgp4mp_as4_message(&bgp_msg(2, update))
+}
+
+/// A BGP4MP_MESSAGE_AS4 (subtype 4) body carrying the BGP message `message`.
+pub(crate) fn bgp4mp_as4_message(message: &[u8]) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(&65001u32.to_be_bytes()); // peer AS
     b.extend_from_slice(&65000u32.to_be_bytes()); // local AS
     b.extend_from_slice(&0u16.to_be_bytes()); // ifindex
     b.extend_from_slice(&1u16.to_be_bytes()); // AFI IPv4
     b.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
-    b.extend_from_slice(&[0xff; 16]);
-    b.extend_from_slice(&((19 + update.len()) as u16).to_be_bytes());
-    b.push(2);
-    b.extend_from_slice(update);
+    b.extend_from_slice(message);
     b
 }
 
@@ -46,20 +49,21 @@ fn sample_update() -> Vec<u8> {
     u
 }
 
-fn visited(body: &[u8]) -> Result<(bool, Vec<IpNet>), WireError> {
+/// The prefilter's decision on a BGP4MP record and the prefixes it looked up (none matching).
+fn visited(body: &[u8]) -> (Bgp4mpScan, Vec<IpNet>) {
     let mut seen = Vec::new();
-    let stop = bgp4mp_prefixes(types::BGP4MP, 4, body, |p| {
-        seen.push(p);
+    let scan = bgp4mp_scan(types::BGP4MP, 4, body, |p| {
+        seen.push(*p);
         false
-    })?;
-    Ok((stop, seen))
+    });
+    (scan, seen)
 }
 
 #[test]
 fn bgp4mp_update_prefixes_are_all_visited() {
     let body = bgp4mp_as4(&sample_update());
-    let (stop, seen) = visited(&body).unwrap();
-    assert!(!stop);
+    let (scan, seen) = visited(&body);
+    assert_eq!(scan, Bgp4mpScan::Skip(4));
     assert_eq!(
         seen,
         vec![
@@ -69,14 +73,13 @@ fn bgp4mp_update_prefixes_are_all_visited() {
             net("198.51.100.128/25")
         ]
     );
-    // Stopping early on a match.
+    // No lookup after a match, and the record goes to the full decoder.
     let mut n = 0;
-    let stop = bgp4mp_prefixes(types::BGP4MP, 4, &body, |p| {
+    let scan = bgp4mp_scan(types::BGP4MP, 4, &body, |p| {
         n += 1;
-        p == net("2001:db8::/32")
-    })
-    .unwrap();
-    assert!(stop);
+        *p == net("2001:db8::/32")
+    });
+    assert_eq!(scan, Bgp4mpScan::FullDecode);
     assert_eq!(n, 2);
 }
 
@@ -85,11 +88,11 @@ fn bgp4mp_et_skips_the_microseconds() {
     let mut body = vec![0, 0, 0, 7];
     body.extend_from_slice(&bgp4mp_as4(&sample_update()));
     let mut seen = 0;
-    bgp4mp_prefixes(types::BGP4MP_ET, 4, &body, |_| {
+    let scan = bgp4mp_scan(types::BGP4MP_ET, 4, &body, |_| {
         seen += 1;
         false
-    })
-    .unwrap();
+    });
+    assert_eq!(scan, Bgp4mpScan::Skip(4));
     assert_eq!(seen, 4);
 }
 
@@ -98,15 +101,15 @@ fn non_update_messages_and_state_changes_carry_no_prefixes() {
     let mut keepalive = bgp4mp_as4(&[]);
     let type_at = keepalive.len() - 1;
     keepalive[type_at] = 4;
-    assert_eq!(visited(&keepalive).unwrap(), (false, vec![]));
+    assert_eq!(visited(&keepalive), (Bgp4mpScan::Skip(0), vec![]));
     // Subtype 5 = STATE_CHANGE_AS4.
     assert_eq!(
-        bgp4mp_prefixes(types::BGP4MP, 5, &[1, 2, 3], |_| true),
-        Ok(false)
+        bgp4mp_scan(types::BGP4MP, 5, &[1, 2, 3], |_| true),
+        Bgp4mpScan::Skip(0)
     );
-    // Message type 9 does not exist.
+    // Message type 9 does not exist: for the full decoder to judge.
     keepalive[type_at] = 9;
-    assert!(visited(&keepalive).is_err());
+    assert_eq!(visited(&keepalive).0, Bgp4mpScan::FullDecode);
 }
 
 #[test]
@@ -114,15 +117,17 @@ fn nlri_starting_with_a_zero_byte_goes_to_the_full_decoder() {
     // BIRD writes ADD-PATH NLRI (path id first) into plain MESSAGE_AS4 records.
     let mut u = vec![0, 0, 0, 0];
     u.extend_from_slice(&[0, 0, 0, 1, 24, 203, 0, 113]);
-    assert_eq!(visited(&bgp4mp_as4(&u)).unwrap(), (true, vec![]));
+    assert_eq!(visited(&bgp4mp_as4(&u)), (Bgp4mpScan::FullDecode, vec![]));
 }
 
 #[test]
 fn every_truncation_and_bit_flip_is_an_error_or_a_value_never_a_panic() {
     let body = bgp4mp_as4(&sample_update());
+    // A cut record is never skipped as read: the full decoder judges it.
     for cut in 0..body.len() {
-        assert!(
-            visited(&body[..cut]).is_err(),
+        assert_eq!(
+            visited(&body[..cut]).0,
+            Bgp4mpScan::FullDecode,
             "cut at {cut} must be an error"
         );
     }
@@ -218,18 +223,7 @@ fn peer_index_table_with_mixed_peers() {
 }
 
 #[test]
-fn prefixes_are_masked_and_lengths_checked() {
-    let mut c = Cursor::new(&[13, 11, 13, 0]);
-    assert_eq!(c.prefix(false).unwrap(), net("11.8.0.0/13"));
-    assert_eq!(Cursor::new(&[0]).prefix(false).unwrap(), net("0.0.0.0/0"));
-    assert_eq!(
-        Cursor::new(&[33, 1, 2, 3, 4, 5]).prefix(false),
-        Err(WireError::Invalid("prefix length"))
-    );
-    assert_eq!(
-        Cursor::new(&[24, 1, 2]).prefix(false),
-        Err(WireError::Truncated("prefix"))
-    );
+fn table_dump_prefix_is_masked() {
     assert_eq!(
         table_dump_prefix(1, &[0, 0, 0, 1, 10, 0, 0, 0, 8]),
         Ok(net("10.0.0.0/8"))

@@ -1,36 +1,36 @@
-//! The BGP UPDATE carried by a Route Monitoring message (RFC 4271 §4.3, RFC 4760, RFC 7911).
+//! The BGP UPDATE (RFC 4271 §4.3, RFC 4760, RFC 7911), split into its sections and walked
+//! prefix by prefix, for both feeds: a BMP Route Monitoring message carries one, and so does a
+//! BGP4MP record of an MRT update dump.
 //!
 //! Two readers, for two jobs:
 //!
 //! * a bounds-checked walker of our own ([`Update::for_each_route`]) lists the prefixes
 //!   (withdrawn routes, MP_UNREACH_NLRI, MP_REACH_NLRI, NLRI, in that order) *with the ADD-PATH
-//!   setting of each address family*, which the caller derives from the peer's negotiated
-//!   capabilities. It allocates nothing, so the registry prefilter runs before anything is
-//!   built, and it never guesses: bgpkit-parser takes one ADD-PATH flag per message and
-//!   second-guesses a `false` flag when an NLRI starts with a zero byte;
-//! * bgpkit-parser's `parse_bgp_message` ([`decode_as_path`]) decodes the path attributes, with
-//!   the 2- or 4-byte AS number length the per-peer header's A flag gives (merging AS4_PATH for
-//!   2-byte sessions, RFC 6793). It runs at most once per message, and only when a matched
+//!   setting of each address family*, which the caller knows (BMP: from the peer's negotiated
+//!   capabilities; MRT: from the record's subtype). It allocates nothing, so the registry
+//!   prefilter runs before anything is built, and its visitor can stop the walk early. It never
+//!   guesses: bgpkit-parser takes one ADD-PATH flag per message and second-guesses a `false`
+//!   flag when an NLRI starts with a zero byte (the MRT prefilter hands such records to it);
+//! * bgpkit-parser's `parse_bgp_message` ([`super::as_path::decode_as_path`]) decodes the path
+//!   attributes, with the 2- or 4-byte AS number length the caller gives (merging AS4_PATH for
+//!   2-byte sessions, RFC 6793). BMP runs it at most once per message, and only when a matched
 //!   announcement needs the path.
 //!
-//! Only unicast and multicast IPv4/IPv6 NLRI are routes here (as in the MRT feed, bgpdump and
+//! Only unicast and multicast IPv4/IPv6 NLRI are routes here (as for bgpdump and
 //! bgpkit-parser); other families (labelled unicast, VPN, EVPN, ...) are skipped, though their
-//! End-of-RIB markers are recognised. NLRI with host bits set are masked.
+//! End-of-RIB markers are recognised. NLRI with host bits set are masked. Repeated or
+//! malformed MP_REACH_NLRI / MP_UNREACH_NLRI attributes make the whole UPDATE unusable
+//! ([`UpdateError::MalformedMp`]; the reasons are in the [`super`] documentation).
 
 use std::fmt;
+use std::ops::ControlFlow;
 
-use bgpkit_parser::models::{AsPath as BgpkitPath, AsnLength, BgpMessage};
-use bgpkit_parser::parser::bgp::messages::parse_bgp_message;
-use bgpkit_parser::ParserError;
 use ipnet::IpNet;
 
-use crate::ingest::mrt::wire::{self, Cursor, WireError};
-
-/// BGP message header length (marker, length, type).
-pub const BGP_HEADER_LEN: usize = 19;
-
-const ATTR_MP_REACH: u8 = 14;
-const ATTR_MP_UNREACH: u8 = 15;
+pub use super::wire::BGP_HEADER_LEN;
+use super::wire::{
+    self, message_types, split_message, Cursor, WireError, ATTR_MP_REACH, ATTR_MP_UNREACH,
+};
 
 /// An address family: AFI and SAFI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -74,23 +74,33 @@ impl fmt::Display for Family {
     }
 }
 
-/// Why a Route Monitoring message's BGP PDU was not used.
+/// Why a BGP message's routes were not used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum UpdateError {
-    /// The BGP message is not an UPDATE (RFC 7854 allows only UPDATEs here).
+    /// The BGP message is not an UPDATE (RFC 7854 allows only UPDATEs in Route Monitoring).
     #[error("BGP message type {0} where an UPDATE was expected")]
     NotUpdate(u8),
     /// The UPDATE does not add up.
     #[error("malformed UPDATE: {0}")]
     Malformed(WireError),
+    /// MP_REACH_NLRI or MP_UNREACH_NLRI appears twice (RFC 7606 §3 g), or one does not read
+    /// (its AFI/SAFI, its next hop for a route family, RFC 7606 §7.11, or its NLRI, §5.3): no
+    /// route of the UPDATE is used.
+    #[error("malformed UPDATE: MP_REACH_NLRI/MP_UNREACH_NLRI: {0}")]
+    MalformedMp(WireError),
 }
 
+/// The parse-error label of an UPDATE whose multiprotocol attributes are malformed or repeated
+/// (RFC 7606 §3 g, §5.3, §7.11), in both feeds.
+pub const MALFORMED_MP_ATTRIBUTE: &str = "malformed_mp_attribute";
+
 impl UpdateError {
-    /// Bounded error label.
+    /// Bounded error label (the `error` label of `routewatch_parse_errors_total`, both feeds).
     pub fn label(&self) -> &'static str {
         match self {
             UpdateError::NotUpdate(_) => "not_update",
             UpdateError::Malformed(_) => "malformed_update",
+            UpdateError::MalformedMp(_) => MALFORMED_MP_ATTRIBUTE,
         }
     }
 }
@@ -156,17 +166,10 @@ impl Sections {
 
 /// Splits a BGP message into UPDATE sections, checking every length.
 pub fn split_update(pdu: &[u8]) -> Result<Update<'_>, UpdateError> {
-    let mut c = Cursor::new(pdu);
-    c.take(16, "BGP marker")?;
-    let len = c.u16("BGP length")? as usize;
-    let ty = c.u8("BGP type")?;
-    if len < BGP_HEADER_LEN || len > pdu.len() {
-        return Err(WireError::Invalid("BGP message length").into());
-    }
-    if ty != 2 {
+    let (ty, msg) = split_message(pdu)?;
+    if ty != message_types::UPDATE {
         return Err(UpdateError::NotUpdate(ty));
     }
-    let msg = &pdu[..len];
     let mut body = Cursor::new(&msg[BGP_HEADER_LEN..]);
     let wlen = body.u16("withdrawn routes length")? as usize;
     let withdrawn = body.take(wlen, "withdrawn routes")?;
@@ -178,7 +181,7 @@ pub fn split_update(pdu: &[u8]) -> Result<Update<'_>, UpdateError> {
         withdrawn,
         attributes,
         nlri,
-        trailing: pdu.len() - len,
+        trailing: pdu.len() - msg.len(),
     })
 }
 
@@ -204,8 +207,8 @@ impl<'a> Update<'a> {
     }
 
     /// The MP_REACH_NLRI and MP_UNREACH_NLRI values; an error if the attributes are malformed
-    /// or either appears twice (RFC 7606 §3.g).
-    fn mp_attributes(&self) -> Result<MpAttributes<'a>, WireError> {
+    /// or either appears twice (RFC 7606 §3 g).
+    fn mp_attributes(&self) -> Result<MpAttributes<'a>, UpdateError> {
         let (mut reach, mut unreach) = (None, None);
         for a in wire::attributes(self.attributes) {
             let (code, value) = a?;
@@ -215,7 +218,9 @@ impl<'a> Update<'a> {
                 _ => continue,
             };
             if slot.replace(value).is_some() {
-                return Err(WireError::Invalid("repeated MP_REACH/MP_UNREACH attribute"));
+                return Err(UpdateError::MalformedMp(WireError::Invalid(
+                    "repeated MP_REACH/MP_UNREACH attribute",
+                )));
             }
         }
         Ok((reach, unreach))
@@ -233,95 +238,97 @@ impl<'a> Update<'a> {
     /// Calls `visit` for every unicast/multicast IPv4/IPv6 prefix, withdrawals first (classic,
     /// then MP_UNREACH), then announcements (MP_REACH, then classic): so a prefix both withdrawn
     /// and announced ends announced (RFC 4271 §3.1 / RFC 7606 §5.3). `add_path(family)` says
-    /// whether that family's NLRI carry path identifiers. On error, some prefixes may already
-    /// have been visited: the caller discards them.
-    pub fn for_each_route(
+    /// whether that family's NLRI carry path identifiers.
+    ///
+    /// `visit` may stop the walk (`Break`), which is then returned; after visiting everything the
+    /// families the UPDATE touched are returned. The MP_REACH_NLRI and MP_UNREACH_NLRI
+    /// attributes are found and their headers read before the first prefix is visited, so a
+    /// repeated one, or one whose AFI/SAFI or next hop does not read, is an error whatever the
+    /// visitor does. On error, some prefixes may already have been visited: the caller
+    /// discards them.
+    pub fn for_each_route<B>(
         &self,
         add_path: impl Fn(Family) -> bool,
-        mut visit: impl FnMut(Nlri),
-    ) -> Result<Sections, WireError> {
+        mut visit: impl FnMut(Nlri) -> ControlFlow<B>,
+    ) -> Result<ControlFlow<B, Sections>, UpdateError> {
         let v4 = Family::IPV4_UNICAST;
-        let mut sections = Sections {
-            ipv4_unicast: !self.withdrawn.is_empty() || !self.nlri.is_empty(),
-            ..Sections::default()
-        };
-        nlri_list(self.withdrawn, v4, add_path(v4), true, &mut visit)?;
         let (reach, unreach) = self.mp_attributes()?;
-        if let Some(value) = unreach {
-            let mut c = Cursor::new(value);
-            let family = Family {
-                afi: c.u16("MP_UNREACH AFI")?,
-                safi: c.u8("MP_UNREACH SAFI")?,
+        let unreach = unreach
+            .map(|v| mp_nlri(v, false))
+            .transpose()
+            .map_err(UpdateError::MalformedMp)?;
+        let reach = reach
+            .map(|v| mp_nlri(v, true))
+            .transpose()
+            .map_err(UpdateError::MalformedMp)?;
+        let sections = Sections {
+            reach: reach.map(|(family, _)| family),
+            unreach: unreach.map(|(family, _)| family),
+            ipv4_unicast: !self.withdrawn.is_empty() || !self.nlri.is_empty(),
+        };
+        let lists = [
+            (Some((v4, self.withdrawn)), true, false),
+            (unreach, true, true),
+            (reach, false, true),
+            (Some((v4, self.nlri)), false, false),
+        ];
+        for (list, withdrawn, mp) in lists {
+            let Some((family, nlri)) = list else {
+                continue;
             };
-            sections.unreach = Some(family);
-            if family.carries_routes() {
-                let rest = c.take(c.remaining(), "MP_UNREACH NLRI")?;
-                nlri_list(rest, family, add_path(family), true, &mut visit)?;
+            let walked = nlri_list(nlri, family, add_path(family), withdrawn, &mut visit);
+            match walked {
+                Ok(ControlFlow::Continue(())) => {}
+                Ok(ControlFlow::Break(b)) => return Ok(ControlFlow::Break(b)),
+                Err(e) if mp => return Err(UpdateError::MalformedMp(e)),
+                Err(e) => return Err(UpdateError::Malformed(e)),
             }
         }
-        if let Some(value) = reach {
-            let mut c = Cursor::new(value);
-            let family = Family {
-                afi: c.u16("MP_REACH AFI")?,
-                safi: c.u8("MP_REACH SAFI")?,
-            };
-            sections.reach = Some(family);
-            if family.carries_routes() {
-                let nh = c.u8("next hop length")? as usize;
-                c.take(nh, "next hop")?;
-                c.u8("MP_REACH reserved")?;
-                let rest = c.take(c.remaining(), "MP_REACH NLRI")?;
-                nlri_list(rest, family, add_path(family), false, &mut visit)?;
-            }
-        }
-        nlri_list(self.nlri, v4, add_path(v4), false, &mut visit)?;
-        Ok(sections)
+        Ok(ControlFlow::Continue(sections))
     }
 }
 
-fn nlri_list(
+/// The family of an MP_REACH_NLRI (`reach`) or MP_UNREACH_NLRI value and its NLRI: empty for a
+/// family that carries no routes here, whose rest is not read.
+fn mp_nlri(value: &[u8], reach: bool) -> Result<(Family, &[u8]), WireError> {
+    let mut c = Cursor::new(value);
+    let family = Family {
+        afi: c.u16("MP AFI")?,
+        safi: c.u8("MP SAFI")?,
+    };
+    if !family.carries_routes() {
+        return Ok((family, &[]));
+    }
+    if reach {
+        let nh = c.u8("next hop length")? as usize;
+        c.take(nh, "next hop")?;
+        c.u8("MP_REACH reserved")?;
+    }
+    Ok((family, c.take(c.remaining(), "MP NLRI")?))
+}
+
+/// Visits the prefixes of one NLRI list (Withdrawn Routes, NLRI, or an MP attribute's).
+#[inline]
+fn nlri_list<B>(
     data: &[u8],
     family: Family,
     add_path: bool,
     withdrawn: bool,
-    visit: &mut impl FnMut(Nlri),
-) -> Result<(), WireError> {
+    visit: &mut impl FnMut(Nlri) -> ControlFlow<B>,
+) -> Result<ControlFlow<B>, WireError> {
     let mut c = Cursor::new(data);
     let v6 = family.afi == 2;
     while c.remaining() > 0 {
         let path_id = if add_path { c.u32("path id")? } else { 0 };
         let prefix = c.prefix(v6)?;
-        visit(Nlri {
+        if let ControlFlow::Break(b) = visit(Nlri {
             family,
             prefix,
             path_id,
             withdrawn,
-        });
+        }) {
+            return Ok(ControlFlow::Break(b));
+        }
     }
-    Ok(())
-}
-
-/// Decodes an UPDATE's AS path with bgpkit-parser's `parse_bgp_message`.
-///
-/// `legacy_as_path` (the per-peer header's A flag) selects 2-byte AS numbers, and then the
-/// AS4_PATH is merged in (RFC 6793 §4.2.3); otherwise ASNs are 4 bytes and an AS4_PATH is
-/// ignored (RFC 7854 §4.2: a router re-encoding to 4 bytes should not send one). `add_path` is
-/// passed for the announced family; the NLRI bgpkit-parser decodes are not used (see the
-/// module documentation). `Ok(None)`: the UPDATE has no (readable) AS_PATH.
-pub fn decode_as_path(
-    pdu: &[u8],
-    add_path: bool,
-    legacy_as_path: bool,
-) -> Result<Option<BgpkitPath>, ParserError> {
-    let asn_len = if legacy_as_path {
-        AsnLength::Bits16
-    } else {
-        AsnLength::Bits32
-    };
-    let mut data = pdu.to_vec().into();
-    match parse_bgp_message(&mut data, add_path, &asn_len)? {
-        BgpMessage::Update(u) if legacy_as_path => Ok(u.attributes.effective_as_path()),
-        BgpMessage::Update(u) => Ok(u.attributes.as_path().cloned()),
-        _ => Err(ParserError::ParseError("not an UPDATE".to_string())),
-    }
+    Ok(ControlFlow::Continue(()))
 }
