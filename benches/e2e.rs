@@ -807,8 +807,15 @@ fn write_registries(
                 .is_none_or(|next| !contains(&all[i].net, &next.net))
         })
         .collect();
-    // AS0 is not a valid origin (RFC 7607) and routewatch rejects it in a registry.
-    let registrable = |a: &Announced| !a.origins.is_empty() && !a.origins.contains(&0);
+    // AS0 is not a valid origin (RFC 7607), and a default route or an IPv4-mapped IPv6 prefix
+    // is no registered prefix: routewatch rejects them in a registry.
+    let mapped: IpNet = "::ffff:0:0/96".parse()?;
+    let registrable = |a: &Announced| {
+        !a.origins.is_empty()
+            && !a.origins.contains(&0)
+            && a.net.prefix_len() > 0
+            && !contains(&mapped, &a.net)
+    };
     let mut leaves: Vec<usize> = (0..all.len())
         .filter(|&i| leaf[i] && registrable(&all[i]))
         .collect();

@@ -7,7 +7,11 @@
 //!
 //! Validation of the registry itself (duplicate prefixes, max-length against prefix length) is done
 //! by [`crate::registry::Registry::new`]; this module only maps the registry's positional errors
-//! back to source spans, so the rules live in one place.
+//! back to source spans, so the rules live in one place. What parses but makes no sense in a
+//! configuration is refused here: no location at all (unless `allow-empty-registry = true`), a
+//! default route or an IPv4-mapped IPv6 prefix as a registered prefix (the library's registry
+//! accepts them), `bmp.listen` clashing with `http.listen`, `[bmp] allow = []`, a `state-dir` that
+//! is not a directory, and two `[[bmp.router]]` with one address or one name.
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -123,6 +127,9 @@ pub struct Config {
     pub events: EventsConfig,
     /// DNS enrichment (AS names, router names); see [`crate::dns`].
     pub dns: DnsConfig,
+    /// `allow-empty-registry`: a configuration without any location is accepted (otherwise it
+    /// is refused, on start and on reload, as an empty or cut file would be).
+    pub allow_empty_registry: bool,
     /// The registry of the locations (main file first, then includes), built when they were
     /// validated (building it again costs seconds with a million prefixes); it owns them, so a
     /// copy of the configuration does not copy a million prefixes.
@@ -279,6 +286,8 @@ struct RawFile {
     #[serde(default)]
     state_dir: Option<Spanned<String>>,
     #[serde(default)]
+    allow_empty_registry: bool,
+    #[serde(default)]
     include: Vec<Spanned<String>>,
     #[serde(default)]
     http: Option<RawHttp>,
@@ -334,7 +343,7 @@ struct RawRpki {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawBmp {
     listen: Option<Spanned<String>>,
-    allow: Option<Vec<Spanned<String>>>,
+    allow: Option<Spanned<Vec<Spanned<String>>>>,
     max_sessions: Option<Spanned<i64>>,
     max_frame_bytes: Option<Spanned<i64>>,
     initial_table_timeout_seconds: Option<Spanned<i64>>,
@@ -701,6 +710,22 @@ impl Config {
             || PathBuf::from(DEFAULT_STATE_DIR),
             |s| resolve(s.get_ref()),
         );
+        // A file where the directory should be: the daemon could neither record processed
+        // files nor open the event store. (A missing directory is created at start.)
+        if std::fs::metadata(&state_dir).is_ok_and(|m| !m.is_dir()) {
+            let (span, default) = match &raw.state_dir {
+                Some(s) => (s.span(), ""),
+                None => (0..0, " (the default)"),
+            };
+            return Err(main.invalid(
+                &span,
+                "state-dir",
+                format!(
+                    "{}{default} exists and is not a directory; give a directory (it is created if missing)",
+                    state_dir.display()
+                ),
+            ));
+        }
 
         // Collect locations from the main file and the includes, keeping their spans.
         let mut sources = vec![main];
@@ -720,6 +745,32 @@ impl Config {
             let idx = sources.len();
             sources.push(src);
             raw_locations.extend(parsed.location.into_iter().map(|l| (idx, l)));
+        }
+        // An empty, cut or emptied file would unregister every prefix (and end every anomaly)
+        // on a reload: refused unless asked for.
+        if raw_locations.is_empty() && !raw.allow_empty_registry {
+            let text = &sources[0].text;
+            let why = if text.trim().is_empty() {
+                "the file is empty"
+            } else if text
+                .lines()
+                .map(str::trim)
+                .all(|l| l.is_empty() || l.starts_with('#'))
+            {
+                "the file is empty (blank lines and comments only)"
+            } else if raw.include.is_empty() {
+                "the file has no [[location]] table"
+            } else {
+                "neither the file nor its includes have a [[location]] table"
+            };
+            return Err(sources[0].invalid(
+                &(0..0),
+                "location",
+                format!(
+                    "no locations: {why}; add [[location]] tables, or set \
+                     allow-empty-registry = true to run with none"
+                ),
+            ));
         }
 
         let mut locations = Vec::with_capacity(raw_locations.len());
@@ -741,6 +792,48 @@ impl Config {
             .as_ref()
             .map(|b| convert_bmp(&sources[0], b))
             .transpose()?;
+        if let Some(b) = &bmp {
+            let written = |l: Option<&Spanned<String>>| l.map(Spanned::span);
+            let http_span = written(raw.http.as_ref().and_then(|h| h.listen.as_ref()));
+            let bmp_span = written(raw.bmp.as_ref().and_then(|r| r.listen.as_ref()));
+            if let Some(same) = listeners_clash(listen, b.listen) {
+                // At bmp.listen when it is written, else at http.listen (the defaults do not
+                // clash, so one of them is written).
+                let (key, span, this, other_key, other, other_written) = match &bmp_span {
+                    Some(span) => (
+                        "bmp.listen",
+                        span.clone(),
+                        b.listen,
+                        "http.listen",
+                        listen,
+                        http_span.is_some(),
+                    ),
+                    None => (
+                        "http.listen",
+                        http_span.unwrap_or(0..0),
+                        listen,
+                        "bmp.listen",
+                        b.listen,
+                        false,
+                    ),
+                };
+                let default = if other_written { "" } else { " (the default)" };
+                let what = if same {
+                    format!("{this} is also {other_key}{default}")
+                } else {
+                    format!(
+                        "{this} and {other_key}{default} {other} both take port {} (a wildcard \
+                         address takes its port on every address)",
+                        this.port()
+                    )
+                };
+                return Err(sources[0].invalid(
+                    &span,
+                    key,
+                    format!("{what}; give HTTP and BMP their own ports"),
+                ));
+            }
+        }
 
         let mut rpki = RpkiConfig {
             vrp_file: None,
@@ -765,6 +858,7 @@ impl Config {
             state_dir,
             events,
             dns,
+            allow_empty_registry: raw.allow_empty_registry,
             validated,
         })
     }
@@ -773,6 +867,24 @@ impl Config {
     pub fn shared_registry(&self) -> Arc<Registry> {
         self.validated.clone()
     }
+}
+
+/// Whether two listen addresses cannot both be bound: `Some(true)` for the same address,
+/// `Some(false)` for the same port on a wildcard address that covers the other.
+fn listeners_clash(a: SocketAddr, b: SocketAddr) -> Option<bool> {
+    if a.port() != b.port() || a.port() == 0 {
+        return None;
+    }
+    let (x, y) = (a.ip().to_canonical(), b.ip().to_canonical());
+    if x == y {
+        return Some(true);
+    }
+    // `[::]` is bound dual-stack (it takes the port on every IPv6 and IPv4 address);
+    // `0.0.0.0` on every IPv4 address.
+    let covers = |w: std::net::IpAddr, o: std::net::IpAddr| {
+        w.is_unspecified() && (w.is_ipv6() || o.is_ipv4())
+    };
+    (covers(x, y) || covers(y, x)).then_some(false)
 }
 
 fn positive(
@@ -882,7 +994,16 @@ fn convert_bmp(src: &Source, raw: &RawBmp) -> Result<BmpConfig, ConfigError> {
             ipnet::IpNet::V4(ipnet::Ipv4Net::default()),
             ipnet::IpNet::V6(ipnet::Ipv6Net::default()),
         ],
+        Some(list) if list.get_ref().is_empty() => {
+            return Err(src.invalid(
+                &list.span(),
+                "bmp.allow",
+                "an empty list admits no router; list the routers' networks (e.g. \
+                 [\"192.0.2.0/24\"]), or remove the key to admit any address",
+            ))
+        }
         Some(list) => list
+            .get_ref()
             .iter()
             .map(|n| parse_prefix(n.get_ref()).map_err(|m| src.invalid(&n.span(), "bmp.allow", m)))
             .collect::<Result<_, _>>()?,
@@ -916,11 +1037,22 @@ fn convert_bmp(src: &Source, raw: &RawBmp) -> Result<BmpConfig, ConfigError> {
                 "must be 1 to 128 printable characters",
             ));
         }
-        if routers.iter().any(|x| x.address == address) {
+        if let Some(j) = routers.iter().position(|x| x.address == address) {
             return Err(src.invalid(
                 &r.address.span(),
                 format!("bmp.router[{i}].address"),
-                "this router address is already named",
+                format!("{address} is already named by bmp.router[{j}]; one name per router"),
+            ));
+        }
+        if let Some(j) = routers.iter().position(|x| x.name == name) {
+            return Err(src.invalid(
+                &r.name.span(),
+                format!("bmp.router[{i}].name"),
+                format!(
+                    "'{name}' is already the name of bmp.router[{j}] ({}); each router needs \
+                     its own name",
+                    routers[j].address
+                ),
             ));
         }
         routers.push(BmpRouter { address, name });
@@ -992,8 +1124,9 @@ fn convert_location(
     let mut prefixes = Vec::with_capacity(raw.prefixes.get_ref().len());
     let mut prefix_spans = Vec::with_capacity(prefixes.capacity());
     for p in raw.prefixes.get_ref() {
-        let net =
-            parse_prefix(p.get_ref()).map_err(|m| src.invalid(&p.span(), key("prefixes"), m))?;
+        let net = parse_prefix(p.get_ref())
+            .and_then(|net| registrable(p.get_ref(), net))
+            .map_err(|m| src.invalid(&p.span(), key("prefixes"), m))?;
         prefixes.push(net);
         prefix_spans.push(p.span());
     }
@@ -1033,6 +1166,37 @@ fn convert_location(
             max_length_v6: raw.max_length_v6.as_ref().map(|s| s.span()),
         },
     ))
+}
+
+/// Refuses what cannot sensibly be registered: a default route (every route would match it)
+/// and an IPv4-mapped IPv6 prefix (BGP carries IPv4 routes as IPv4; it would never match).
+fn registrable(text: &str, net: IpNet) -> Result<IpNet, String> {
+    if net.prefix_len() == 0 {
+        let family = if net.addr().is_ipv4() { "IPv4" } else { "IPv6" };
+        return Err(format!(
+            "{net} is the default route: every {family} route on the Internet would match it; \
+             register the location's own prefixes"
+        ));
+    }
+    if let IpNet::V6(v6) = net {
+        let mapped = ipnet::Ipv6Net::new(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96)
+            .map_err(|e| e.to_string())?;
+        if mapped.contains(&v6) {
+            let instead = match v6
+                .addr()
+                .to_ipv4_mapped()
+                .and_then(|a| ipnet::Ipv4Net::new(a, v6.prefix_len() - 96).ok())
+            {
+                Some(v4) if v4.prefix_len() > 0 => format!("write the IPv4 prefix {v4} instead"),
+                _ => "it stands for all of IPv4: write the location's IPv4 prefixes".to_string(),
+            };
+            return Err(format!(
+                "'{}' is an IPv4-mapped IPv6 prefix, which no IPv4 route matches; {instead}",
+                text.trim()
+            ));
+        }
+    }
+    Ok(net)
 }
 
 /// Parses a registered prefix strictly: host bits must be zero and the length in range.

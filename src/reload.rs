@@ -6,6 +6,10 @@
 //! changes: the error (with file, line and key) is logged and returned, and
 //! `routewatch_config_last_reload_successful` drops to 0 until a reload succeeds.
 //!
+//! A configuration without any location (an empty, cut or emptied file) fails like any invalid
+//! one unless `allow-empty-registry = true`; a valid one that removes prefixes goes through with a
+//! WARN saying how many.
+//!
 //! What a reload applies: the locations (prefixes, origins, upstreams, thresholds; from the main
 //! file and its includes) and `[metrics] max-prefix-series`. Everything else is read at start
 //! only; a reload that finds it changed applies the rest, reports the keys in
@@ -281,6 +285,15 @@ async fn reload_once(
         anomalies_resolved = summary.anomalies_resolved,
         "configuration reloaded"
     );
+    if summary.prefixes_removed > 0 {
+        // A cut file that still parses is valid and goes through: say what it cost.
+        let before = summary.prefixes_kept + summary.prefixes_removed;
+        warn!(
+            "the reload removes {} of the {before} registered prefixes (their routes are dropped and their anomalies resolved); {} prefixes are registered now",
+            summary.prefixes_removed,
+            registry.prefixes().len()
+        );
+    }
     if !restart.is_empty() {
         warn!(keys = %restart.join(", "), "configuration keys changed that only take effect after a restart; their running values stay in force");
     }

@@ -27,6 +27,9 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// 1-based column of the first `at` on 1-based `line` of `text`; an empty `at` means the end of
 /// the line.
 fn column(text: &str, line: usize, at: &str) -> usize {
+    if text.is_empty() && line == 1 && at.is_empty() {
+        return 1; // an empty file: its one (empty) line
+    }
     let l = text
         .lines()
         .nth(line - 1)
@@ -460,5 +463,286 @@ fn a_large_registry_parsed_in_pieces_reports_errors_at_their_line() {
             "{}: OK: 40000 locations, 320000 prefixes (320000 IPv4, 0 IPv6)\n",
             path.display()
         )
+    );
+}
+
+// ---- nonsense that parses (issue 12) ---------------------------------------------------------
+
+/// A location appended to the texts below, so that only the key under test is wrong.
+const A_LOCATION: &str = r#"
+[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["192.0.2.0/24"]
+"#;
+
+/// What `check-config` says of a valid file (exit 0).
+fn expect_ok(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "routewatch.toml", text);
+    let out = check_config(&path);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).replace(&path.display().to_string(), "FILE")
+}
+
+#[test]
+fn an_empty_file_registers_nothing_and_is_refused() {
+    expect_error(
+        "",
+        1,
+        "",
+        "location: no locations: the file is empty; add [[location]] tables, or set \
+         allow-empty-registry = true to run with none",
+    );
+    // Blank lines and comments only: still empty.
+    expect_error(
+        "\n# cut here\n\n",
+        1,
+        "",
+        "location: no locations: the file is empty (blank lines and comments only);",
+    );
+}
+
+#[test]
+fn a_file_without_locations_is_refused() {
+    let text = r#"state-dir = "/var/lib/routewatch"
+
+[http]
+listen = "127.0.0.1:9179"
+"#;
+    expect_error(
+        text,
+        1,
+        "state-dir",
+        "location: no locations: the file has no [[location]] table; add [[location]] tables, \
+         or set allow-empty-registry = true to run with none",
+    );
+}
+
+#[test]
+fn includes_without_locations_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "include = [\"more.toml\"]\n";
+    let path = write(dir.path(), "routewatch.toml", text);
+    write(dir.path(), "more.toml", "# emptied\n");
+    assert_config_error(
+        &check_config(&path),
+        &path,
+        text,
+        1,
+        "include",
+        "location: no locations: neither the file nor its includes have a [[location]] table;",
+    );
+}
+
+#[test]
+fn allow_empty_registry_accepts_a_file_without_locations() {
+    assert_eq!(
+        expect_ok("allow-empty-registry = true\n"),
+        "FILE: OK: 0 locations, 0 prefixes (0 IPv4, 0 IPv6)\n"
+    );
+    // It changes nothing when there are locations.
+    assert_eq!(
+        expect_ok(&format!("allow-empty-registry = true\n{A_LOCATION}")),
+        "FILE: OK: 1 locations, 1 prefixes (1 IPv4, 0 IPv6)\n"
+    );
+    // Only a boolean.
+    let out = expect_error("allow-empty-registry = \"yes\"\n", 1, "\"yes\"", "");
+    assert!(
+        stderr(&out).contains("invalid type: string \"yes\", expected a boolean"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn http_listen_equal_to_bmp_listen() {
+    let text = format!(
+        r#"[http]
+listen = "127.0.0.1:9000"
+
+[bmp]
+listen = "127.0.0.1:9000"
+{A_LOCATION}"#
+    );
+    expect_error(
+        &text,
+        5,
+        "\"127",
+        "bmp.listen: 127.0.0.1:9000 is also http.listen; give HTTP and BMP their own ports",
+    );
+}
+
+#[test]
+fn bmp_on_a_wildcard_address_and_the_http_port() {
+    // bmp.listen written: the error is there; http.listen is the default 127.0.0.1:9179.
+    let text = format!("[bmp]\nlisten = \"0.0.0.0:9179\"\n{A_LOCATION}");
+    expect_error(
+        &text,
+        2,
+        "\"0.0.0.0",
+        "bmp.listen: 0.0.0.0:9179 and http.listen (the default) 127.0.0.1:9179 both take port \
+         9179 (a wildcard address takes its port on every address); give HTTP and BMP their own \
+         ports",
+    );
+    // bmp.listen left at its default [::]:11019: the error is at http.listen.
+    let text = format!("[http]\nlisten = \"127.0.0.1:11019\"\n\n[bmp]\n{A_LOCATION}");
+    expect_error(
+        &text,
+        2,
+        "\"127",
+        "http.listen: 127.0.0.1:11019 and bmp.listen (the default) [::]:11019 both take port \
+         11019 (a wildcard address takes its port on every address); give HTTP and BMP their own \
+         ports",
+    );
+    // Different ports, or two specific addresses on one port, are fine.
+    for bmp in ["[::]:11019", "127.0.0.2:9179", "[::1]:9179"] {
+        expect_ok(&format!("[bmp]\nlisten = \"{bmp}\"\n{A_LOCATION}"));
+    }
+}
+
+#[test]
+fn an_empty_bmp_allowlist() {
+    let text = format!("[bmp]\nallow = []\n{A_LOCATION}");
+    expect_error(
+        &text,
+        2,
+        "[]",
+        "bmp.allow: an empty list admits no router; list the routers' networks (e.g. \
+         [\"192.0.2.0/24\"]), or remove the key to admit any address",
+    );
+}
+
+#[test]
+fn a_state_dir_that_is_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "state", "not a directory\n");
+    let text = format!("state-dir = \"state\"\n{A_LOCATION}");
+    let path = write(dir.path(), "routewatch.toml", &text);
+    assert_config_error(
+        &check_config(&path),
+        &path,
+        &text,
+        1,
+        "\"state\"",
+        &format!(
+            "state-dir: {} exists and is not a directory; give a directory (it is created if \
+             missing)",
+            file.display()
+        ),
+    );
+    // A missing directory is fine (the daemon creates it).
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(check_config(&path).status.code(), Some(0));
+}
+
+#[test]
+fn two_bmp_routers_with_one_name() {
+    let text = format!(
+        r#"[bmp]
+
+[[bmp.router]]
+address = "192.0.2.1"
+name = "edge1"
+
+[[bmp.router]]
+address = "192.0.2.2"
+name = "edge1"
+{A_LOCATION}"#
+    );
+    expect_error(
+        &text,
+        9,
+        "\"edge1\"",
+        "bmp.router[1].name: 'edge1' is already the name of bmp.router[0] (192.0.2.1); each \
+         router needs its own name",
+    );
+}
+
+#[test]
+fn two_bmp_routers_with_one_address() {
+    let text = format!(
+        r#"[bmp]
+
+[[bmp.router]]
+address = "192.0.2.1"
+name = "edge1"
+
+[[bmp.router]]
+address = "192.0.2.1"
+name = "edge2"
+{A_LOCATION}"#
+    );
+    expect_error(
+        &text,
+        8,
+        "\"192",
+        "bmp.router[1].address: 192.0.2.1 is already named by bmp.router[0]; one name per router",
+    );
+}
+
+#[test]
+fn ipv4_mapped_ipv6_prefixes() {
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["192.0.2.0/24", "::ffff:198.51.100.0/120"]
+"#;
+    expect_error(
+        text,
+        4,
+        "\"::ffff",
+        "location[0].prefixes: '::ffff:198.51.100.0/120' is an IPv4-mapped IPv6 prefix, which no \
+         IPv4 route matches; write the IPv4 prefix 198.51.100.0/24 instead",
+    );
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["::ffff:0:0/96"]
+"#;
+    expect_error(
+        text,
+        4,
+        "\"::ffff",
+        "location[0].prefixes: '::ffff:0:0/96' is an IPv4-mapped IPv6 prefix, which no IPv4 route \
+         matches; it stands for all of IPv4: write the location's IPv4 prefixes",
+    );
+    // Next to the mapped range, not in it: fine.
+    expect_ok(
+        "[[location]]\nname = \"a\"\norigin-asns = [64500]\n\
+         prefixes = [\"::fffe:0:0/96\", \"64:ff9b::/96\"]\n",
+    );
+}
+
+#[test]
+fn default_routes_as_registered_prefixes() {
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["192.0.2.0/24", "0.0.0.0/0"]
+"#;
+    expect_error(
+        text,
+        4,
+        "\"0.0.0.0/0",
+        "location[0].prefixes: 0.0.0.0/0 is the default route: every IPv4 route on the Internet \
+         would match it; register the location's own prefixes",
+    );
+    let text = r#"[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["2001:db8::/32"]
+
+[[location]]
+name = "b"
+origin-asns = [64501]
+prefixes = ["::/0"]
+"#;
+    expect_error(
+        text,
+        9,
+        "\"::/0",
+        "location[1].prefixes: ::/0 is the default route: every IPv6 route on the Internet would \
+         match it; register the location's own prefixes",
     );
 }

@@ -3,14 +3,18 @@
 //! removed, a prefix replaced by a covering one), SIGHUP with an invalid one, and
 //! `POST /-/reload` with an invalid and then a valid configuration that also changes a
 //! restart-only key. After each, the metrics, the JSON API and the event history are checked, and
-//! that no route state of the prefixes that stay was lost.
+//! that no route state of the prefixes that stay was lost. A configuration without locations
+//! (truncated to empty) is refused at start and on reload, the running registry and its open
+//! anomaly kept; a cut file that still parses goes through with a WARN; `allow-empty-registry`
+//! lets an emptied one through.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::daemon::{free_port, http_request, Daemon, Exposition, POLL};
+use support::config::ConfigFile;
+use support::daemon::{free_port, http_request, Daemon, Exposition, EXIT_TIMEOUT, POLL};
 use support::{fixture, DaemonConfig, Location, DEMO_RIB};
 
 fn google_location() -> Location {
@@ -278,4 +282,191 @@ fn wait_log(d: &mut Daemon, needle: &str) {
             Err(format!("no {needle:?}"))
         }
     });
+}
+
+/// The error of a configuration truncated to nothing, after `FILE:`.
+const EMPTY_ERROR: &str = "1:1: location: no locations: the file is empty; add [[location]] \
+                           tables, or set allow-empty-registry = true to run with none";
+
+/// The open origin mismatch of cernet-beijing's 1.2.4.0/24 (the RIB announces it from another
+/// AS), in an `/api/v1/anomalies` answer.
+fn cernet_mismatch(anomalies: &Value) -> Option<&Value> {
+    anomalies["anomalies"].as_array().unwrap().iter().find(|a| {
+        a["kind"] == "origin_mismatch"
+            && a["prefix"] == "1.2.4.0/24"
+            && a["location"] == "cernet-beijing"
+            && a["open"] == true
+    })
+}
+
+#[test]
+fn a_configuration_truncated_to_empty_is_refused_on_reload_and_the_registry_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = DaemonConfig::new().mrt_files(&[fixture(DEMO_RIB)]);
+    let file = base
+        .clone()
+        .location(google_location())
+        .location(cernet_location())
+        .write(dir.path());
+    let mut d = Daemon::start(&file);
+    d.wait_ready();
+
+    let anomalies = d.get_ok("/api/v1/anomalies").json();
+    assert!(cernet_mismatch(&anomalies).is_some(), "{anomalies}");
+    let prefixes_before = prefixes(&mut d);
+    let before = d.scrape();
+    let cernet_series = before.with_label("prefix", "1.2.4.0/24").len();
+    assert!(cernet_series > 3, "per-prefix series of 1.2.4.0/24");
+    let vis = |m: &Exposition, loc: &str, p: &str| {
+        m.value(
+            "routewatch_prefix_visibility_peers",
+            &[("location", loc), ("prefix", p)],
+        )
+    };
+    let cernet_labels = [
+        ("kind", "origin_mismatch"),
+        ("location", "cernet-beijing"),
+        ("prefix", "1.2.4.0/24"),
+    ];
+
+    // 1. `: > routewatch.toml; kill -HUP`: refused, counted, nothing unregistered.
+    std::fs::File::create(&file.path).unwrap();
+    assert_eq!(std::fs::metadata(&file.path).unwrap().len(), 0);
+    d.signal("HUP");
+    let m = wait_reloads(&mut d, "failure", 1.0);
+    assert_eq!(
+        m.value("routewatch_config_last_reload_successful", &[]),
+        0.0
+    );
+    assert_eq!(
+        m.value("routewatch_config_reloads_total", &[("result", "success")]),
+        0.0
+    );
+    assert_eq!(
+        m.value("routewatch_registered_prefixes", &[("afi", "ipv4")]),
+        3.0
+    );
+    assert_eq!(
+        m.with_label("prefix", "1.2.4.0/24").len(),
+        cernet_series,
+        "1.2.4.0/24's series are all still there"
+    );
+    assert_eq!(
+        vis(&m, "cernet-beijing", "1.2.4.0/24"),
+        vis(&before, "cernet-beijing", "1.2.4.0/24")
+    );
+    assert_eq!(
+        vis(&m, "google-dns", "8.8.8.0/24"),
+        vis(&before, "google-dns", "8.8.8.0/24")
+    );
+    assert_eq!(m.value("routewatch_anomalies_active", &cernet_labels), 1.0);
+    let after = d.get_ok("/api/v1/anomalies").json();
+    assert_eq!(
+        cernet_mismatch(&after),
+        cernet_mismatch(&anomalies),
+        "the hijack is still open, as it was"
+    );
+    assert_eq!(
+        prefixes(&mut d),
+        prefixes_before,
+        "a refused reload changes nothing"
+    );
+    let error = format!("{}:{EMPTY_ERROR}", file.path.display());
+    wait_log(&mut d, &error);
+    assert!(
+        d.log().lines().any(|l| l.contains("ERROR")
+            && l.contains("configuration reload failed")
+            && l.contains(&error)),
+        "{}",
+        d.log()
+    );
+
+    // 2. POST /-/reload: 400 with the same error.
+    let (status, body) = post_reload(&mut d);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["ok"], false);
+    assert_eq!(body["error"], error);
+    assert_eq!(body["prefixes"], 3);
+    assert_eq!(body["locations"], 2);
+    let m = wait_reloads(&mut d, "failure", 2.0);
+    assert_eq!(
+        m.value("routewatch_config_last_reload_successful", &[]),
+        0.0
+    );
+    assert_eq!(m.value("routewatch_anomalies_active", &cernet_labels), 1.0);
+
+    // 3. Cut after the first location: it still parses, so it is valid and goes through, with a
+    // WARN that says what it removes.
+    let whole = base
+        .clone()
+        .location(google_location())
+        .location(cernet_location())
+        .text(dir.path());
+    let cut = &whole[..whole.find("\n[[location]]\nname = \"cernet").unwrap()];
+    std::fs::write(&file.path, cut).unwrap();
+    let (status, body) = post_reload(&mut d);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["prefixes"], 2);
+    assert_eq!(body["summary"]["prefixes_removed"], 1);
+    let warn = "the reload removes 1 of the 3 registered prefixes (their routes are dropped and \
+                their anomalies resolved); 2 prefixes are registered now";
+    assert!(
+        d.log()
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains(warn)),
+        "{}",
+        d.log()
+    );
+    let m = d.scrape();
+    assert_eq!(
+        m.value("routewatch_config_last_reload_successful", &[]),
+        1.0
+    );
+    assert!(m.with_label("prefix", "1.2.4.0/24").is_empty());
+    assert_eq!(cernet_mismatch(&d.get_ok("/api/v1/anomalies").json()), None);
+
+    // 4. Emptied, with allow-empty-registry = true: asked for, so it goes through.
+    let emptied = format!("allow-empty-registry = true\n{}", base.text(dir.path()));
+    std::fs::write(&file.path, emptied).unwrap();
+    let (status, body) = post_reload(&mut d);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["prefixes"], 0);
+    assert_eq!(body["locations"], 0);
+    assert!(
+        d.log()
+            .contains("the reload removes 2 of the 2 registered prefixes"),
+        "{}",
+        d.log()
+    );
+    let m = wait_reloads(&mut d, "success", 2.0);
+    assert_eq!(
+        m.value("routewatch_registered_prefixes", &[("afi", "ipv4")]),
+        0.0
+    );
+
+    d.terminate_cleanly();
+}
+
+#[test]
+fn a_configuration_without_locations_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routewatch.toml");
+    std::fs::write(&path, "").unwrap();
+    let file = ConfigFile {
+        path: path.clone(),
+        dir: dir.path().to_path_buf(),
+        http_port: Some(free_port()),
+        bmp_port: None,
+    };
+    let mut d = Daemon::start(&file);
+    let status = d
+        .wait_exit(EXIT_TIMEOUT)
+        .unwrap_or_else(|| panic!("still running on an empty configuration\n{}", d.log()));
+    assert_eq!(status.code(), Some(2), "{}", d.log());
+    let want = format!("routewatch: {}:{EMPTY_ERROR}", path.display());
+    assert!(
+        d.log().lines().any(|l| l == want),
+        "want {want:?} in\n{}",
+        d.log()
+    );
 }
