@@ -19,11 +19,17 @@ use crate::error::Error;
 use crate::events::{Event, Severity};
 use crate::ingest::bmp;
 use crate::ingest::mrt::{Batch, FileReport};
+use crate::log::LogBudget;
 use crate::metrics::Metrics;
 use crate::model::Feed;
 use crate::registry::Registry;
 use crate::reload::ReloadMetrics;
 use crate::rpki::metrics::RpkiMetrics;
+
+/// Event log lines written per [`EVENT_LOG_INTERVAL`] at most (the rest are counted).
+const EVENT_LOG_BURST: u32 = 200;
+/// Seconds of the event log budget.
+const EVENT_LOG_INTERVAL: f64 = 10.0;
 
 /// Where a pipeline's events go.
 #[derive(Default)]
@@ -32,15 +38,19 @@ struct EventReaders {
     history: Option<Vec<AnomalyEvent>>,
     /// Every event (anomaly and route events), kept for the replay report.
     all_events: Option<Vec<Event>>,
-    /// Whether events are logged (the daemon); a replay keeps or drops them instead.
-    log: bool,
+    /// Whether (and how many) events are logged (the daemon); a replay keeps or drops them
+    /// instead.
+    log: Option<LogBudget>,
     /// Where the daemon sends events (the event store), if anywhere.
     sink: Option<Box<dyn FnMut(Vec<Event>) + Send>>,
 }
 
 impl EventReaders {
     fn any(&self) -> bool {
-        self.history.is_some() || self.all_events.is_some() || self.log || self.sink.is_some()
+        self.history.is_some()
+            || self.all_events.is_some()
+            || self.log.is_some()
+            || self.sink.is_some()
     }
 }
 
@@ -75,7 +85,7 @@ impl Pipeline {
             rpki_metrics,
             reload_metrics,
             readers: EventReaders {
-                log: true,
+                log: Some(LogBudget::new(EVENT_LOG_BURST, EVENT_LOG_INTERVAL)),
                 ..EventReaders::default()
             },
             files_processed: 0,
@@ -162,8 +172,24 @@ impl Pipeline {
         // Within a batch, keep BGP-time order (stable: same-time events stay in engine order).
         events.sort_by(|a, b| a.time.total_cmp(&b.time));
         let r = &mut self.readers;
-        if r.log {
-            events.iter().for_each(log_event);
+        if let Some(budget) = &mut r.log {
+            let now = unix_now();
+            let before = budget.suppressed_total();
+            for ev in &events {
+                let admitted = budget.admit(now);
+                if admitted.suppressed_before > 0 {
+                    warn!(
+                        lines = admitted.suppressed_before,
+                        interval_seconds = EVENT_LOG_INTERVAL,
+                        "event log lines left out (more than {EVENT_LOG_BURST} in the interval); the events are in the event history"
+                    );
+                }
+                if admitted.write {
+                    log_event(ev);
+                }
+            }
+            self.metrics
+                .record_log_suppressed("events", budget.suppressed_total() - before);
         }
         if let Some(h) = &mut r.history {
             h.extend(anomalies);

@@ -11,6 +11,7 @@ pub struct EventStoreMetrics {
     written: prometheus::IntCounter,
     errors: IntCounterVec,
     dropped: IntCounterVec,
+    duplicates: prometheus::IntCounter,
     pending: IntGauge,
     rows: IntGauge,
     last: HashMap<&'static str, u64>,
@@ -53,6 +54,13 @@ impl EventStoreMetrics {
                     ),
                     &["reason"],
                 )?,
+            ),
+            duplicates: add(
+                r,
+                prometheus::IntCounter::with_opts(Opts::new(
+                    "routewatch_events_duplicates_total",
+                    "Events not stored again because the same event is stored already (a restart or a re-read file).",
+                ))?,
             ),
             pending: add(
                 r,
@@ -101,6 +109,8 @@ impl EventStoreMetrics {
             let d = self.delta(key, c.dropped(reason));
             self.dropped.with_label_values(&[reason.as_str()]).inc_by(d);
         }
+        let d = self.delta("duplicates", c.duplicates());
+        self.duplicates.inc_by(d);
         self.pending.set(c.events_pending() as i64);
         self.rows.set(c.rows() as i64);
     }

@@ -1,7 +1,10 @@
 //! The event store: SQLite (bundled) in `<state-dir>/events.sqlite`.
 //!
-//! * **Writes never block the caller.** [`EventWriter::send`] puts a `Vec<Event>` into a bounded
-//!   channel (`try_send`; a full channel drops the events and counts them). One writer thread
+//! * **Writes never block the caller, and memory is bounded.** [`EventWriter::send`] puts a
+//!   `Vec<Event>` into a bounded channel (`try_send`); events beyond `max_backlog +
+//!   queue_capacity` waiting in the channel and the backlog together (whatever the batch sizes)
+//!   are dropped at once and counted ([`DropReason::QueueFull`]), so a flood cannot grow the
+//!   queue. One writer thread
 //!   drains the channel into an in-memory backlog and commits it as **one transaction per
 //!   flush**: when the oldest buffered event has waited `flush_interval`, or when `max_batch`
 //!   events are buffered, whichever comes first.
@@ -16,7 +19,15 @@
 //!   commit (bounded by `flush_interval`). A power cut may also lose commits since the last WAL
 //!   checkpoint; the database is never corrupted.
 //! * **Retention** by age (by *receive* time, so a replay of old BGP data is not deleted at once)
-//!   every `retention_interval` and at start, and by row count after every commit.
+//!   every `retention_interval` and at start, and by row count after a commit that passes
+//!   `max_rows` (down to 95 % of it). The count retention evicts route events first, fairly
+//!   across registered prefixes (the prefixes with the most route events lose theirs first,
+//!   down to a common level), and anomaly openings and resolutions only when nothing else is
+//!   left: one flapping prefix cannot push another prefix's hijack out of the history.
+//! * **Idempotent.** Each event has a key over what identifies it (BGP time, kind, anomaly,
+//!   location, prefixes, peer address and AS, origin, paths; not the receive time, the text or
+//!   the BMP session's port); a unique index makes an event stored once, so a restart or a
+//!   re-read file that produces the same events adds no rows (counted as duplicates).
 //! * **Schema** versioned with `PRAGMA user_version` and the ordered [`MIGRATIONS`]; a database
 //!   written by a newer build is refused (counted as [`WriteErrorReason::Schema`]), never
 //!   modified.
@@ -84,6 +95,10 @@ pub const MIGRATIONS: &[&str] = &[
     // v2: AS holder names from DNS enrichment (NULL when unknown, and in rows written before).
     "ALTER TABLE events ADD COLUMN peer_as_name TEXT;
     ALTER TABLE events ADD COLUMN origin_as_name TEXT;",
+    // v3: the identity of an event ([`event_key`]); rows written before have none (NULL is
+    // never equal to another NULL, so they stay).
+    "ALTER TABLE events ADD COLUMN event_key INTEGER;
+    CREATE UNIQUE INDEX events_key ON events(event_key);",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`).
@@ -112,7 +127,8 @@ pub struct StoreSettings {
     pub retention_interval: Duration,
     /// [`EventWriter::send`] calls that may wait in the channel. Default 4096.
     pub queue_capacity: usize,
-    /// Events kept in memory while writes fail; the oldest beyond are dropped. Default 100,000.
+    /// Events waiting in memory (channel and backlog): beyond it new events are dropped, and
+    /// while writes fail the oldest of the backlog are. Default 100,000.
     pub max_backlog: usize,
     /// How long a write waits for a lock held by another connection. Default 1 s.
     pub busy_timeout: Duration,
@@ -248,6 +264,7 @@ pub struct StoreCounters {
     pending: AtomicU64,
     rows: AtomicU64,
     retention_deleted: AtomicU64,
+    duplicates: AtomicU64,
     failing: AtomicBool,
     write_errors: [AtomicU64; WriteErrorReason::ALL.len()],
     dropped: [AtomicU64; DropReason::ALL.len()],
@@ -282,6 +299,11 @@ impl StoreCounters {
     /// Rows deleted by retention, age and count together (counter).
     pub fn retention_deleted(&self) -> u64 {
         self.retention_deleted.load(Ordering::Relaxed)
+    }
+
+    /// Events not stored because the same event is stored already (counter).
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates.load(Ordering::Relaxed)
     }
 
     /// Whether the writer is in a failure streak (the last write or open failed).
@@ -576,7 +598,11 @@ impl EventStore {
             .spawn(move || writer.run())
             .map_err(StoreError::Spawn)?;
         Ok(EventStore {
-            writer: EventWriter { tx, counters },
+            writer: EventWriter {
+                tx,
+                counters,
+                max_pending: max_pending(&settings),
+            },
             reader: EventReader::new(path, settings.busy_timeout),
             thread: Some(thread),
         })
@@ -617,6 +643,8 @@ impl EventStore {
 pub struct EventWriter {
     tx: SyncSender<Msg>,
     counters: Arc<StoreCounters>,
+    /// Most events waiting (channel and backlog) before new ones are dropped.
+    max_pending: u64,
 }
 
 impl std::fmt::Debug for EventWriter {
@@ -634,7 +662,11 @@ impl EventWriter {
         }
         let n = events.len() as u64;
         self.counters.received.fetch_add(n, Ordering::Relaxed);
-        self.counters.pending.fetch_add(n, Ordering::Relaxed);
+        let waiting = self.counters.pending.fetch_add(n, Ordering::Relaxed);
+        if waiting.saturating_add(n) > self.max_pending {
+            self.counters.add_dropped(DropReason::QueueFull, n);
+            return false;
+        }
         match self.tx.try_send(Msg::Events(events)) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
@@ -921,8 +953,11 @@ impl Writer {
             let _ = conn.pragma_update(None, "max_page_count", pages);
         }
         match insert(conn, &self.backlog) {
-            Ok(()) => {
+            Ok(inserted) => {
                 let n = self.backlog.len() as u64;
+                self.counters
+                    .duplicates
+                    .fetch_add(n - inserted.min(n), Ordering::Relaxed);
                 self.backlog.clear();
                 self.oldest_at = None;
                 self.retrying = false;
@@ -930,7 +965,7 @@ impl Writer {
                 self.counters.written.fetch_add(n, Ordering::Release);
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
                 self.counters.pending.fetch_sub(n, Ordering::Relaxed);
-                self.rows += n;
+                self.rows += inserted;
                 self.counters.rows.store(self.rows, Ordering::Relaxed);
                 self.recovered();
                 if self.rows > self.settings.max_rows {
@@ -1007,19 +1042,60 @@ impl Writer {
         Ok(())
     }
 
+    /// Brings the table under `max_rows` (to 95 % of it, so a full table is not trimmed after
+    /// every commit): route events first, fairly across registered prefixes, then the oldest
+    /// anomaly events if that is not enough.
     fn trim_to_max_rows(&mut self) -> Result<(), StoreError> {
+        if self.rows <= self.settings.max_rows {
+            return Ok(());
+        }
+        let target = self.settings.max_rows - self.settings.max_rows / 20;
+        let sqlite = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Sqlite { path, source }
+        };
         let Some(conn) = self.conn.as_ref() else {
             return Ok(());
         };
+        // 1. Route events: the registered prefixes with the most lose their oldest down to a
+        //    common level, so the noisiest prefix pays first.
+        let mut counts: Vec<(String, u64)> = {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT prefix, COUNT(*) FROM events WHERE anomaly IS NULL GROUP BY prefix",
+                )
+                .map_err(sqlite(&self.path))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+                })
+                .map_err(sqlite(&self.path))?;
+            rows.collect::<Result<_, _>>().map_err(sqlite(&self.path))?
+        };
+        let excess = self.rows - target;
+        for (prefix, n) in evictions(&mut counts, excess) {
+            let sql = "DELETE FROM events WHERE id IN (SELECT id FROM events \
+                       WHERE prefix = ?1 AND anomaly IS NULL ORDER BY id LIMIT ?2)";
+            let mut left = n;
+            while left > 0 {
+                let chunk = left.min(RETENTION_CHUNK);
+                let d = conn
+                    .execute(sql, params![prefix, chunk as i64])
+                    .map_err(sqlite(&self.path))? as u64;
+                deleted(&self.counters, &mut self.rows, d);
+                if d < chunk {
+                    break;
+                }
+                left -= d;
+            }
+        }
+        // 2. Then the oldest events of any kind.
         let sql = "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?1)";
-        while self.rows > self.settings.max_rows {
-            let chunk = (self.rows - self.settings.max_rows).min(RETENTION_CHUNK);
-            let n =
-                conn.execute(sql, params![chunk as i64])
-                    .map_err(|source| StoreError::Sqlite {
-                        path: self.path.clone(),
-                        source,
-                    })? as u64;
+        while self.rows > target {
+            let chunk = (self.rows - target).min(RETENTION_CHUNK);
+            let n = conn
+                .execute(sql, params![chunk as i64])
+                .map_err(sqlite(&self.path))? as u64;
             deleted(&self.counters, &mut self.rows, n);
             if n == 0 {
                 // The in-memory count was off; the table is smaller than thought.
@@ -1070,6 +1146,50 @@ impl Writer {
             );
         }
     }
+}
+
+/// How many route events each prefix gives up so that `excess` rows go, fairly: the largest
+/// counts are cut down to a common level (water-filling), so the prefixes with the most route
+/// events lose theirs first and a quiet prefix keeps its own. Never more than a prefix has.
+fn evictions(counts: &mut [(String, u64)], excess: u64) -> Vec<(String, u64)> {
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let total: u64 = counts.iter().map(|c| c.1).sum();
+    let excess = excess.min(total);
+    if excess == 0 {
+        return Vec::new();
+    }
+    // The level L: sum(max(0, n - L)) >= excess, with L as high as possible.
+    let mut level = 0;
+    let mut above = 0u64; // rows above the level among the first i prefixes
+    for i in 0..counts.len() {
+        let next = counts.get(i + 1).map_or(0, |c| c.1);
+        let width = (i + 1) as u64;
+        // Lowering the level from counts[i].1 to next frees width * (counts[i].1 - next) rows.
+        let free = width * (counts[i].1 - next);
+        if above + free >= excess {
+            let need = excess - above;
+            level = counts[i].1 - need.div_ceil(width);
+            break;
+        }
+        above += free;
+    }
+    let mut out = Vec::new();
+    let mut left = excess;
+    for (prefix, n) in counts.iter() {
+        if *n <= level || left == 0 {
+            break;
+        }
+        let take = (n - level).min(left);
+        left -= take;
+        out.push((prefix.clone(), take));
+    }
+    out
+}
+
+/// Most events that may wait in memory, in the channel and the backlog together: the backlog
+/// cap plus one event per channel slot.
+fn max_pending(settings: &StoreSettings) -> u64 {
+    (settings.max_backlog.max(1) as u64).saturating_add(settings.queue_capacity as u64)
 }
 
 /// Accounts for `n` rows deleted by retention.
@@ -1186,19 +1306,53 @@ fn finite(t: f64) -> f64 {
     }
 }
 
-fn insert(conn: &mut Connection, events: &VecDeque<Event>) -> rusqlite::Result<()> {
+/// The identity of an event: FNV-1a (64 bits) over its BGP time, kind, anomaly, location,
+/// prefixes, peer feed, address and AS, origin and paths, each field ended by a separator byte.
+/// The receive time, the description, the DNS names and the route source (a BMP session's
+/// TCP port changes across reconnects) are left out: the same BGP event read again has the
+/// same key.
+pub fn event_key(e: &Event) -> i64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    let mut field = |bytes: &[u8]| {
+        for &b in bytes.iter().chain(&[0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    let peer = e.peer.as_ref();
+    field(&finite(e.time).to_bits().to_be_bytes());
+    field(e.kind.as_str().as_bytes());
+    field(e.anomaly.as_deref().unwrap_or("").as_bytes());
+    field(e.location.as_bytes());
+    field(e.prefix.to_string().as_bytes());
+    field(e.announced.to_string().as_bytes());
+    field(peer.map_or("", |p| p.feed.as_str()).as_bytes());
+    field(peer.map_or("", |p| p.address.as_str()).as_bytes());
+    field(&peer.map_or(u64::MAX, |p| u64::from(p.asn)).to_be_bytes());
+    field(&e.origin.map_or(u64::MAX, u64::from).to_be_bytes());
+    field(e.as_path.as_deref().unwrap_or("").as_bytes());
+    field(e.previous_path.as_deref().unwrap_or("").as_bytes());
+    h as i64
+}
+
+/// Inserts `events` in one transaction; returns how many were new (the others are stored
+/// already: same [`event_key`]).
+fn insert(conn: &mut Connection, events: &VecDeque<Event>) -> rusqlite::Result<u64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut inserted = 0;
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO events (time, received, kind, anomaly, severity, location, prefix, \
-             announced, peer_feed, peer_source, peer_address, peer_asn, origin, as_path, \
-             previous_path, description, peer_as_name, origin_as_name) \
+            "INSERT OR IGNORE INTO events (time, received, kind, anomaly, severity, location, \
+             prefix, announced, peer_feed, peer_source, peer_address, peer_asn, origin, as_path, \
+             previous_path, description, peer_as_name, origin_as_name, event_key) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-             ?17, ?18)",
+             ?17, ?18, ?19)",
         )?;
         for e in events {
             let peer = e.peer.as_ref();
-            stmt.execute(params![
+            inserted += stmt.execute(params![
                 finite(e.time),
                 finite(e.received),
                 e.kind.as_str(),
@@ -1217,10 +1371,12 @@ fn insert(conn: &mut Connection, events: &VecDeque<Event>) -> rusqlite::Result<(
                 e.description,
                 e.peer_as_name,
                 e.origin_as_name,
-            ])?;
+                event_key(e),
+            ])? as u64;
         }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(inserted)
 }
 
 // ---- the reader -------------------------------------------------------------------------------

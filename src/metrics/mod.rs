@@ -61,6 +61,7 @@ pub struct Metrics {
     /// The engine's flap counts as last mirrored.
     synced_flaps: [u64; KINDS],
     anomalies_resolving: IntGauge,
+    log_suppressed: IntCounterVec,
     registered: IntGaugeVec,
     folded: IntGauge,
 }
@@ -224,6 +225,17 @@ impl Metrics {
                 "Open anomaly instances with no carrier left, waiting out the hold-down before they resolve.",
             ))?,
         );
+        let log_suppressed = register(
+            &r,
+            IntCounterVec::new(
+                opts(
+                    "routewatch_log_lines_suppressed_total",
+                    "Log lines left out by a log budget (a flood of events or of malformed input), by source.",
+                ),
+                &["source"],
+            )?,
+        );
+        log_suppressed.with_label_values(&["events"]);
         for res in MRT_FILE_RESULTS {
             mrt_files.with_label_values(&[res]);
         }
@@ -244,6 +256,7 @@ impl Metrics {
             anomaly_flaps,
             synced_flaps: [0; KINDS],
             anomalies_resolving,
+            log_suppressed,
             registered,
             folded: folded_gauge,
         };
@@ -359,6 +372,13 @@ impl Metrics {
             if t > g.get() {
                 g.set(t);
             }
+        }
+    }
+
+    /// Counts `n` log lines left out by the log budget of `source`.
+    pub fn record_log_suppressed(&self, source: &str, n: u64) {
+        if n > 0 {
+            self.log_suppressed.with_label_values(&[source]).inc_by(n);
         }
     }
 

@@ -495,11 +495,13 @@ fn retention_by_count_keeps_the_newest() {
     assert_eq!(store.counters().rows(), 30);
     store.writer().send((30..120).map(event).collect());
     store.writer().flush(T).unwrap();
+    // Trimmed to the cap less a twentieth (48 rows), so a full table is not trimmed after
+    // every commit.
     let left = all(&store.reader(), EventQuery::default());
-    let want: Vec<String> = (70..120).rev().map(|n| format!("event {n}")).collect();
+    let want: Vec<String> = (72..120).rev().map(|n| format!("event {n}")).collect();
     assert_eq!(descriptions(&left), want);
     let c = store.counters();
-    assert_eq!((c.rows(), c.retention_deleted()), (50, 70));
+    assert_eq!((c.rows(), c.retention_deleted()), (48, 72));
 }
 
 fn user_version(path: &Path) -> i64 {
@@ -564,7 +566,7 @@ fn a_version_1_database_is_migrated_keeping_its_rows_without_names() {
         )
         .unwrap();
     }
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     let store = EventStore::open(&path, settings()).unwrap();
     assert_eq!(user_version(&path), SCHEMA_VERSION);
     assert_eq!(store.counters().rows(), 1);
@@ -950,4 +952,129 @@ fn settings_follow_the_config() {
             1_000_000
         )
     );
+}
+
+/// One flapping prefix floods the history with route events: the count retention takes them
+/// from it, not another prefix's hijack (its opening and resolution stay), nor the quiet
+/// prefix's own route events.
+#[test]
+fn count_retention_evicts_the_noisiest_prefixs_route_events_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(
+        dir.path(),
+        StoreSettings {
+            max_rows: 100,
+            ..settings()
+        },
+    );
+    let hijack = |n: u32, kind: EventKind| Event {
+        kind,
+        anomaly: Some("origin_mismatch".into()),
+        severity: Severity::Critical,
+        prefix: net("198.51.100.0/24"),
+        announced: net("198.51.100.0/24"),
+        description: format!("hijack {n}"),
+        ..event(n)
+    };
+    let quiet = |n: u32| Event {
+        prefix: net("198.51.100.0/24"),
+        announced: net("198.51.100.0/24"),
+        description: format!("quiet {n}"),
+        ..event(n)
+    };
+    // The real incident and a little routine history of its prefix, first (oldest).
+    store.writer().send(vec![
+        hijack(0, EventKind::AnomalyOpened),
+        quiet(1),
+        quiet(2),
+        hijack(3, EventKind::AnomalyResolved),
+    ]);
+    store.writer().flush(T).unwrap();
+    // Then the flood on 203.0.113.0/24.
+    for chunk in 0..10 {
+        store.writer().send(
+            (10 + chunk * 50..10 + (chunk + 1) * 50)
+                .map(event)
+                .collect(),
+        );
+        store.writer().flush(T).unwrap();
+    }
+    let left = descriptions(&all(&store.reader(), EventQuery::default()));
+    assert!(left.len() <= 100, "{}", left.len());
+    for kept in ["hijack 0", "hijack 3", "quiet 1", "quiet 2"] {
+        assert!(left.iter().any(|d| d == kept), "{kept} evicted: {left:?}");
+    }
+    // The flood lost its oldest.
+    assert!(left.iter().any(|d| d == "event 509"));
+    assert!(!left.iter().any(|d| d == "event 10"));
+}
+
+/// The same events written again (a restart, a re-read file) add no row, and are counted.
+#[test]
+fn the_same_events_are_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), settings());
+    store.writer().send((0..20).map(event).collect());
+    store.writer().flush(T).unwrap();
+    // Received later, named differently, from another BMP session port: the same events.
+    let again: Vec<Event> = (0..20)
+        .map(|n| Event {
+            received: unix_now() + 100.0,
+            peer_as_name: None,
+            description: format!("again {n}"),
+            peer: Some(EventPeer {
+                source: "bmp/192.0.2.9:40001/adj-in-pre".into(),
+                ..event(n).peer.unwrap()
+            }),
+            ..event(n)
+        })
+        .collect();
+    store.writer().send(again);
+    store.writer().send(vec![event(20)]);
+    store.writer().flush(T).unwrap();
+    let c = store.counters();
+    assert_eq!((c.rows(), c.duplicates()), (21, 20));
+    assert_eq!(all(&store.reader(), EventQuery::default()).len(), 21);
+}
+
+/// A flood of events while the writer is stuck cannot grow the queue: beyond the backlog cap
+/// plus one event per channel slot, new events are dropped and counted.
+#[test]
+fn the_queue_is_bounded_in_events_not_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("state");
+    std::fs::write(&blocker, b"").unwrap();
+    let store = open(
+        &blocker,
+        StoreSettings {
+            max_backlog: 100,
+            queue_capacity: 4,
+            ..settings()
+        },
+    );
+    for round in 0..50u32 {
+        store
+            .writer()
+            .send((round * 1000..round * 1000 + 1000).map(event).collect());
+    }
+    let c = store.counters();
+    assert!(c.events_pending() <= 104, "{}", c.events_pending());
+    assert_eq!(c.events_received(), 50_000);
+    assert!(c.dropped(DropReason::QueueFull) >= 49_000 - 104);
+}
+
+#[test]
+fn evictions_cut_the_largest_down_to_a_common_level() {
+    let mut counts = vec![
+        ("a".to_string(), 10),
+        ("c".to_string(), 1),
+        ("b".to_string(), 6),
+    ];
+    let taken = evictions(&mut counts, 7);
+    assert_eq!(taken, vec![("a".to_string(), 6), ("b".to_string(), 1)]);
+    assert_eq!(
+        evictions(&mut counts, 100).iter().map(|t| t.1).sum::<u64>(),
+        17
+    );
+    assert!(evictions(&mut counts, 0).is_empty());
 }
