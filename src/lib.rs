@@ -1,26 +1,31 @@
 //! # routewatch — BGP route telemetry for registered customer prefixes
 //!
-//! A tour of the crate, following the data (see also `docs/ARCHITECTURE.md`):
+//! A tour of the crate, following the data (the same walk with file names is in
+//! `docs/ARCHITECTURE.md`):
 //!
 //! 1. [`config`] reads the TOML configuration: daemon settings and the *locations* an operator
 //!    registers (provider, region, prefixes, expected origin and upstream ASes). Errors name
-//!    file, line and key.
+//!    file, line, column and key.
 //! 2. [`registry`] turns the locations into an immutable [`registry::Registry`] with a
 //!    longest-prefix-match trie. Pure, no I/O.
-//! 3. [`ingest`] reads BGP data (MRT dumps and BMP sessions, their BGP messages through one wire
-//!    layer, [`ingest::bgp`]), matches every route against the registry *before* building
-//!    anything for it, and hands only matched routes on as [`model::RouteUpdate`]s, in batches.
-//! 4. [`engine`] is the single owner of route state: per (peer, announced prefix) paths,
-//!    visibility, path changes and the anomaly lifecycle (origin mismatch, sub-prefix hijack,
-//!    unexpected more-specific, unexpected upstream, MOAS, AS_SET origin). Pure, no I/O.
-//! 5. [`metrics`] mirrors the engine's per-prefix statistics into Prometheus series, synced per
-//!    batch from the prefixes the engine marked dirty; label values for prefixes come from the
-//!    registry only.
-//! 6. [`http`] serves `/metrics`, `/live`, `/ready` and the JSON API; [`report`] prints the
-//!    one-shot replay report; [`service`] wires it all into the `run` daemon and the `replay`
-//!    command; [`reload`] swaps in a new configuration (SIGHUP, `POST /-/reload`) without losing
-//!    route state; [`enrich`] adds DNS names ([`resolver`]) to the daemon's events and API
-//!    answers.
+//! 3. [`ingest`] reads BGP data — MRT dumps ([`ingest::mrt`]) and BMP sessions
+//!    ([`ingest::bmp`]), whose BGP messages go through one wire layer ([`ingest::bgp`]) — matches
+//!    every route against the registry *before* building anything for it, and hands only
+//!    matched routes on as [`model::RouteUpdate`]s in feed-neutral [`ingest::Batch`]es, each
+//!    from a [`model::Feed`] and a typed [`model::RouteSource`].
+//! 4. [`pipeline`] applies a batch to the [`engine`] (the single owner of route state: per
+//!    (peer, announced prefix) paths, visibility, path changes, and the lifecycle of the nine
+//!    anomaly kinds — origin mismatch, sub-prefix hijack, unexpected more-specific, unexpected
+//!    upstream, MOAS, AS_SET origin, RPKI invalid, visibility lost, withdrawn — with flap
+//!    damping; pure, no I/O), mirrors the prefixes the engine marked dirty into [`metrics`], and
+//!    turns the engine's transitions into [`events`] for the log and the event store.
+//! 5. [`replay`] is the one-shot command over that pipeline (its [`report`]); [`daemon`] is
+//!    `routewatch run`: start-up as `start_*` steps, the engine task, the MRT feed and watched
+//!    directory, the VRP file task ([`rpki`] validation), signals, [`reload`] of the
+//!    configuration without losing route state.
+//! 6. [`http`] serves `/metrics`, `/live`, `/ready`, the JSON API and the event history;
+//!    [`dns`] adds AS and router names to events and API answers without ever making the
+//!    engine or a handler wait.
 #![forbid(unsafe_code)]
 
 pub mod cli;

@@ -7,7 +7,7 @@
 //! | [`Signals::install`] | [`signals`] | SIGHUP / SIGTERM / SIGINT handlers, before anything else |
 //! | `start_http` | [`crate::http`] | the HTTP listener is bound first (`/metrics`, `/live`, `/ready`, API) |
 //! | `start_bmp` | [`crate::ingest::bmp::listener`] | the BMP listener, bound before READY=1 |
-//! | `start_event_store` | [`crate::events::store`], [`crate::enrich`] | the SQLite history with its writer thread; events named on the way |
+//! | `start_event_store` | [`crate::events::store`], [`crate::dns::enrich`] | the SQLite history with its writer thread; events named on the way |
 //! | `start_reload` | [`crate::reload`] | configuration reload (SIGHUP, `POST /-/reload`) |
 //! | `start_rpki` | [`rpki_task`] | the VRP file, loaded at start and on change |
 //! | `start_feeds` | [`feeds`], [`watch_dir`] | the configured MRT files, then the watched directory |

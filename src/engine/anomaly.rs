@@ -1,4 +1,4 @@
-//! Anomaly kinds and the per-route detection rules (DESIGN.md §4).
+//! Anomaly kinds and the per-route detection rules.
 //!
 //! A route's anomalies are a pure function of the route and the policy of the registered prefix
 //! it matched, so the engine never stores them per route: on replace or withdraw it recomputes

@@ -1,4 +1,4 @@
-//! Prometheus metrics (names and labels per DESIGN.md §6; documented in README.md).
+//! Prometheus metrics: the exposition, the per-prefix series and the feed counters (every name and label is documented in README.md).
 //!
 //! Label values for prefixes come from the registry only: an announced prefix, an origin ASN or
 //! an AS path (attacker-controlled) never becomes a label. Per-registered-prefix handles are

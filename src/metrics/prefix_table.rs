@@ -1,8 +1,8 @@
 //! The per-registered-prefix metric families, stored compactly and rendered directly in the
 //! Prometheus text format.
 //!
-//! These are most of routewatch's series (18 per registered prefix: six per-prefix values and
-//! two per anomaly kind). Through the `prometheus` crate each series costs about a kilobyte and a
+//! These are most of routewatch's series (28 per registered prefix: six per-prefix values, four
+//! RPKI state counts, and two per anomaly kind, of which there are nine). Through the `prometheus` crate each series costs about a kilobyte and a
 //! scrape re-encodes every one; here a row of label text plus its numbers costs about 200 bytes
 //! and a scrape is one pass of string formatting. Rows are the registered prefixes within
 //! `max-prefix-series`, then one `prefix="other"` row per location for the rest.

@@ -49,15 +49,8 @@
 //! route, most specific first, with repeated `get_lpm` calls: each returns the most specific
 //! stored prefix covering the query, and the next query is that prefix shortened by one bit.
 //!
-//! Measured with `cargo bench --bench rpki_validate` (synthetic 500,000-VRP set, 100,000 routes
-//! per iteration, a quarter each valid / invalid origin / invalid length / not found; the
-//! project's shared 2-core VM under load, medians of two runs): **14-16 M validations/s for
-//! IPv4 (63-70 ns) and 9.7-10 M/s for IPv6 (100-103 ns)**. The two alternatives, measured once
-//! in the same bench and then removed: prefix-trie's `cover_values()` iterator (which collects
-//! the covering entries of each trie node into a `Vec`) did 5.1 M/s (IPv4) and 4.2 M/s (IPv6);
-//! probing `get()` at every length from the route's down to 0 (25 probes for a /24, 49 for a
-//! /48) did 5.5 M/s and 1.8 M/s. Loading the same 500,000 VRPs from rpki-client JSON takes
-//! about 150 ms.
+//! Its throughput, and that of the alternatives it was chosen over, is measured by
+//! `cargo bench --bench rpki_validate` (BENCHMARKS.md, "RPKI validation").
 
 use std::fmt;
 use std::fs;

@@ -2,7 +2,7 @@
 //!
 //! One task accepts connections (allowlist and session cap checked first, refusals counted), and
 //! one task per connection reads the stream, frames it, runs the router's
-//! [`RouterSession`](super::RouterSession) and sends each read's [`Output`] to the engine over a
+//! [`RouterSession`] and sends each read's [`Output`] to the engine over a
 //! bounded channel: when the engine is slow, the send waits and so does the next TCP read, so
 //! memory stays bounded and nothing is dropped. When the connection ends for any reason, the
 //! session is closed, which withdraws every route of every peer of that router.
