@@ -137,10 +137,10 @@ impl Pipeline {
         self.after_updates(None);
     }
 
-    /// Resolves the anomalies whose hold-down has passed by `now` (the daemon's wall clock:
-    /// a feed that went quiet must not keep them open).
-    pub fn release_due(&mut self, now: f64) {
-        if self.engine.release_due(now) > 0 {
+    /// Resolves the anomalies whose hold-down has passed on the wall clock `now` (the daemon's
+    /// tick: a feed that went quiet must not keep them open).
+    pub fn release_idle(&mut self, now: f64) {
+        if self.engine.release_idle(now) > 0 {
             self.after_updates(None);
         }
     }

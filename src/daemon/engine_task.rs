@@ -141,7 +141,7 @@ impl EngineTask {
     /// Every few seconds: resolves the anomalies whose hold-down has passed, and mirrors the
     /// event store's counters into its metrics.
     pub fn on_tick(&mut self) {
-        self.pipeline.release_due(unix_now());
+        self.pipeline.release_idle(unix_now());
         if let Some((m, counters)) = &mut self.store_metrics {
             m.sync(counters);
         }

@@ -13,9 +13,11 @@
 //! withdrawing a prefix in a loop therefore gives one opened and (after it stops) one resolved
 //! event, not a pair per cycle, and `routewatch_anomalies_active` stays 1 meanwhile.
 //!
-//! Released instances are resolved by [`Engine::release_due`] (the pipeline calls it after
-//! every batch with the newest BGP time seen, the daemon also every few seconds with the wall
-//! clock) and all at once by [`Engine::flush_releases`] (end of a replay, before a reload).
+//! Released instances are resolved by [`Engine::release_due`] when the newest BGP time seen has
+//! passed their hold-down (the pipeline calls it after every batch), by [`Engine::release_idle`]
+//! when the hold-down has passed on the wall clock (the daemon calls it every few seconds: a
+//! quiet feed, or one whose BGP times lag, still ends its incidents), and all at once by
+//! [`Engine::flush_releases`] (end of a replay, before a reload).
 
 use std::sync::Arc;
 
@@ -52,6 +54,8 @@ pub(super) struct Release {
     pub(super) peer: PeerIdx,
     /// When the last carrier went away (the resolution's time, if it does not come back).
     pub(super) since: f64,
+    /// The wall clock then, as the last [`Engine::release_idle`] told it (`-inf` before any).
+    pub(super) wall: f64,
     pub(super) reason: RemovalReason,
 }
 
@@ -181,6 +185,7 @@ impl Engine {
             state,
             peer,
             since: ts,
+            wall: self.wall,
             reason,
         };
         self.releasing.insert(key, release);
@@ -221,17 +226,36 @@ impl Engine {
             .or_insert_with(|| Self::new_anomaly(ts))
     }
 
-    /// Resolves the released instances whose hold-down has passed by `now` (in the order their
-    /// last carrier went away); returns how many.
+    /// Resolves the released instances whose hold-down has passed by `now`, the newest BGP time
+    /// (in the order their last carrier went away); returns how many.
     pub fn release_due(&mut self, now: f64) -> usize {
+        let hold = self.hold_down;
+        self.release_where(|r| r.since + hold <= now)
+    }
+
+    /// Resolves the released instances that have waited out the hold-down on the wall clock
+    /// (`now`, seconds): a feed that went quiet, or whose BGP times lag (an old file, a router
+    /// with a wrong clock), still ends its incidents, while a flood keeps bringing them back
+    /// within the hold-down whatever its timestamps say. Returns how many.
+    pub fn release_idle(&mut self, now: f64) -> usize {
+        self.wall = now;
+        for r in self.releasing.values_mut() {
+            if r.wall == f64::NEG_INFINITY {
+                r.wall = now; // released before the first tick: its wait starts now
+            }
+        }
+        let hold = self.hold_down;
+        self.release_where(|r| r.wall + hold <= now)
+    }
+
+    fn release_where(&mut self, due: impl Fn(&Release) -> bool) -> usize {
         if self.releasing.is_empty() {
             return 0;
         }
-        let hold = self.hold_down;
         let mut due: Vec<(f64, AnomalyKey)> = self
             .releasing
             .iter()
-            .filter(|(_, r)| r.since + hold <= now)
+            .filter(|(_, r)| due(r))
             .map(|(k, r)| (r.since, *k))
             .collect();
         due.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));

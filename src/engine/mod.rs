@@ -149,6 +149,8 @@ pub struct Engine {
     hold_down: f64,
     /// Newest BGP time applied ([`Engine::clock`]).
     clock: f64,
+    /// The wall clock as [`Engine::release_idle`] last told it.
+    wall: f64,
     /// Instances that came back within the hold-down, per kind.
     flaps: [u64; KINDS],
 }
@@ -180,6 +182,7 @@ impl Engine {
             releasing: FxMap::default(),
             hold_down: 0.0,
             clock: f64::NEG_INFINITY,
+            wall: f64::NEG_INFINITY,
             flaps: [0; KINDS],
         }
     }

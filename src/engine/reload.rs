@@ -65,6 +65,7 @@ impl Engine {
         let mut next = Engine::new(registry.clone());
         next.hold_down = self.hold_down;
         next.clock = self.clock;
+        next.wall = self.wall;
         next.flaps = self.flaps;
         next.peers = self.peers.clone();
         next.peer_index = self.peer_index.clone();

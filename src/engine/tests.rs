@@ -1103,3 +1103,32 @@ fn an_unchanged_vrp_set_causes_no_transition() {
     assert!(h.events().is_empty());
     assert_eq!((h.engine.stats(0), h.engine.anomalies()), before);
 }
+
+/// The wall clock ends an incident whose feed went quiet, and only after the hold-down on the
+/// wall clock: a flood whose BGP times are old (an old file, a router with a wrong clock) is
+/// not resolved early by a wall clock far ahead of them.
+#[test]
+fn the_wall_clock_hold_down_counts_from_the_release() {
+    let mut h = Harness::new(1);
+    h.engine.set_hold_down(60.0);
+    h.engine.release_idle(1_000_000.0);
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    h.announce(2, "203.0.113.0/24", &[3356, 666]);
+    h.withdraw(2, "203.0.113.0/24");
+    h.events();
+    // Far ahead of the BGP times, but only 30 s after the release on the wall clock.
+    assert_eq!(h.engine.release_idle(1_000_030.0), 0);
+    h.announce(2, "203.0.113.0/24", &[3356, 666]);
+    h.withdraw(2, "203.0.113.0/24");
+    assert!(h.events().is_empty(), "still one incident");
+    assert_eq!(h.engine.release_idle(1_000_050.0), 0);
+    assert_eq!(
+        h.engine.release_idle(1_000_100.0),
+        2,
+        "origin mismatch and MOAS"
+    );
+    let resolved = h.engine.drain_events();
+    assert!(resolved
+        .iter()
+        .all(|e| e.transition == Resolved && e.time < 2000.0));
+}

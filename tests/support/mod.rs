@@ -9,6 +9,7 @@ use bgpkit_parser::encoder::MrtUpdatesEncoder;
 use bgpkit_parser::models::{AsPath, ElemType, NetworkPrefix};
 use bgpkit_parser::BgpElem;
 
+pub mod bmp;
 pub mod config;
 pub mod daemon;
 pub mod dns;
