@@ -56,13 +56,14 @@ struct Setup {
 
 impl Setup {
     /// Demo locations on a free port; `files` processed at start; with a watched directory when
-    /// `watch` is set.
+    /// `watch` is set; anomalies held 2 s before they resolve.
     fn new(files: &[PathBuf], watch: bool) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let state_dir = dir.path().join("state");
         let watch_dir = dir.path().join("watch");
         let mut config = DaemonConfig::new()
             .mrt_files(files)
+            .section("anomalies", "hold-down-seconds = 2\n")
             .locations_toml(&demo_locations());
         if watch {
             std::fs::create_dir(&watch_dir).unwrap();
@@ -245,8 +246,8 @@ fn process_watched_updates(setup: &Setup, daemon: &mut Daemon, name: &str) -> Ex
         1.0,
         "the /25 hijack opened"
     );
-    // and was resolved by the withdrawal, once its hold-down passed: the file's BGP times are
-    // long past, so the engine's next wall-clock tick (every 2 s) resolves it.
+    // and was resolved by the withdrawal, once its hold-down (2 s) passed on the wall clock: the
+    // file's BGP times stop at the withdrawal, so no later BGP time ends it.
     let m = daemon.wait_metric("routewatch_anomalies_active", &subprefix_hijack_8(), 0.0);
     assert_eq!(
         m.value("routewatch_anomalies_opened_total", &subprefix_hijack_8()),
@@ -340,14 +341,11 @@ fn daemon_serves_metrics_and_api_processes_a_watched_file_and_stops_on_sigterm()
             "8.8.8.0/24 origin_change",
             "8.8.8.0/24 path_change",
             "8.8.8.0/25 anomaly_opened subprefix_hijack",
-            // The resolutions carry the BGP time their last carrier went away (the same second
-            // as Google's routes coming back) but are recorded when their hold-down passes, so
-            // among same-time events they come last.
-            "8.8.8.0/24 origin_change",
-            "8.8.8.0/24 path_change",
             "8.8.8.0/25 anomaly_resolved subprefix_hijack",
             "8.8.8.0/24 anomaly_resolved origin_mismatch",
             "8.8.8.0/24 anomaly_resolved moas",
+            "8.8.8.0/24 origin_change",
+            "8.8.8.0/24 path_change",
         ]
     );
     let bad = daemon.get("/api/v1/events?severity=loud");
