@@ -15,6 +15,8 @@
 //!   (`crate::http::names`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -25,6 +27,9 @@ use super::metrics::DnsMetrics;
 use super::Enricher;
 use crate::config::DnsConfig;
 use crate::events::Event;
+
+/// Events waiting for names beyond which a batch waits for no name (takes only cached ones).
+const NAMING_QUEUE: usize = 10_000;
 
 /// How much longer than the resolver timeout the daemon waits, at shutdown, for the naming task
 /// to hand its last batches to the store.
@@ -108,12 +113,16 @@ pub fn event_sink(
         return (Box::new(forward), None);
     }
     let wait = dns.timeout();
-    // Unbounded, yet bounded in time: the task hands each batch on at most `wait` after it
-    // arrived, so the queue holds at most about `wait` worth of events.
+    // Unbounded, yet bounded in time and size: the task hands each batch on at most `wait`
+    // after it arrived, and past NAMING_QUEUE events waiting a batch waits for no name at all
+    // (cache only), so a flood drains at once instead of growing the queue. Never dropped.
     let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<Event>)>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let task_queued = queued.clone();
     let task_dns = dns.clone();
     let task = tokio::spawn(async move {
         while let Some((deadline, mut events)) = rx.recv().await {
+            task_queued.fetch_sub(events.len(), Ordering::Relaxed);
             name_events(&task_dns, &mut events, deadline).await;
             forward(events);
         }
@@ -121,7 +130,13 @@ pub fn event_sink(
     let sink = move |events: Vec<Event>| {
         // Start the lookups now, so that a batch queued behind others gets its full wait.
         dns.prefetch(events.iter().flat_map(event_asns));
-        if let Err(e) = tx.send((Instant::now() + wait, events)) {
+        let waiting = queued.fetch_add(events.len(), Ordering::Relaxed);
+        let deadline = if waiting > NAMING_QUEUE {
+            Instant::now()
+        } else {
+            Instant::now() + wait
+        };
+        if let Err(e) = tx.send((deadline, events)) {
             error!(
                 events = e.0 .1.len(),
                 "the event naming task has stopped; events lost"

@@ -315,8 +315,10 @@ impl Engine {
     }
 
     /// MOAS is a property of all routes of an announced prefix. It opens when at least two
-    /// distinct origins are each carried by `min-peers` routes (peers, but for ADD-PATH), and
-    /// resolves when fewer than two origins remain.
+    /// distinct origins are each carried by `min-peers` routes (peers, but for ADD-PATH), one of
+    /// them not registered for the location (a customer announcing from two of its own
+    /// registered origins is multihoming, not an anomaly), and resolves when fewer than two
+    /// origins remain, or only registered ones.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn update_moas(
         &mut self,
@@ -329,8 +331,12 @@ impl Engine {
         reason: RemovalReason,
     ) {
         let min_peers = self.min_peers(r);
+        let registered = &self.registry.location_of(r).origin_asns;
         let st = &mut self.prefixes[r as usize];
         let (distinct, npeers, well_carried) = st.announced(&q, exact).map_or((0, 0, 0), |a| {
+            if a.origins.iter().all(|(o, _)| registered.contains(o)) {
+                return (0, a.peers, 0); // only the location's own origins
+            }
             let well = a.origins.iter().filter(|(_, n)| *n >= min_peers).count();
             (a.origins.len(), a.peers, well)
         });

@@ -1132,3 +1132,37 @@ fn the_wall_clock_hold_down_counts_from_the_release() {
         .iter()
         .all(|e| e.transition == Resolved && e.time < 2000.0));
 }
+
+/// Two origins that are both registered for the location (a multihomed customer, or one
+/// ADD-PATH peer carrying both) are no MOAS; a third, unregistered one is.
+#[test]
+fn moas_needs_an_origin_the_location_did_not_register() {
+    let registry = Arc::new(
+        Registry::new(vec![Location {
+            name: "multihomed".into(),
+            provider: None,
+            provider_asns: vec![],
+            region: None,
+            origin_asns: vec![64496, 64497],
+            prefixes: vec!["203.0.113.0/24".parse().unwrap()],
+            max_length: None,
+            max_length_v6: None,
+            min_peers: 1,
+            min_visibility: 0,
+        }])
+        .unwrap(),
+    );
+    let mut h = Harness {
+        engine: Engine::new(registry),
+        ts: 1000.0,
+    };
+    h.announce(1, "203.0.113.0/24", &[3356, 64496]);
+    h.announce(2, "203.0.113.0/24", &[3356, 64497]);
+    assert!(h.events().is_empty(), "both origins registered");
+    h.announce(3, "203.0.113.0/24", &[3356, 666]);
+    let kinds: Vec<_> = h.events().into_iter().map(|e| (e.0, e.1)).collect();
+    assert!(kinds.contains(&(Opened, AnomalyKind::Moas)), "{kinds:?}");
+    h.withdraw(3, "203.0.113.0/24");
+    let kinds: Vec<_> = h.events().into_iter().map(|e| (e.0, e.1)).collect();
+    assert!(kinds.contains(&(Resolved, AnomalyKind::Moas)), "{kinds:?}");
+}
