@@ -70,6 +70,7 @@
 
 pub mod framing;
 pub mod listener;
+pub mod log_budget;
 pub mod message;
 pub mod metrics;
 pub mod session;

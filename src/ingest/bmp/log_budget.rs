@@ -1,0 +1,99 @@
+//! A bound on log lines: at most `burst` lines per `interval`; the rest are counted and
+//! summarised in one line when the interval ends (or the session does).
+//!
+//! Every malformed BMP message used to be a log line: a hostile or broken router wrote 496,048
+//! lines in 10 s. Each session has its own budget (one router's flood cannot silence another's
+//! first problems), and the accept loop one more for refused connections.
+
+use std::time::{Duration, Instant};
+
+/// Lines each session (and the accept loop) may write per interval.
+pub const LOG_BURST: u32 = 10;
+
+/// The interval of [`LOG_BURST`]; one summary line per interval at most.
+pub const LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct LogBudget {
+    burst: u32,
+    interval: Duration,
+    start: Instant,
+    used: u32,
+    suppressed: u64,
+}
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        LogBudget::new(LOG_BURST, LOG_INTERVAL, Instant::now())
+    }
+}
+
+impl LogBudget {
+    /// `burst` lines per `interval`, the first interval starting at `now`.
+    pub fn new(burst: u32, interval: Duration, now: Instant) -> Self {
+        LogBudget {
+            burst,
+            interval,
+            start: now,
+            used: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Whether a line may be written now; if not, it is counted as suppressed. Call
+    /// [`LogBudget::due`] first so that a new interval starts with its whole budget.
+    pub fn allow(&mut self) -> bool {
+        if self.used < self.burst {
+            self.used += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+
+    /// When the interval is over: starts a new one and returns the lines suppressed in the
+    /// last one, if any (for the summary line).
+    pub fn due(&mut self, now: Instant) -> Option<u64> {
+        if now.duration_since(self.start) < self.interval {
+            return None;
+        }
+        self.start = now;
+        self.used = 0;
+        self.take()
+    }
+
+    /// Lines suppressed and not yet summarised (at the end of a session).
+    pub fn take(&mut self) -> Option<u64> {
+        let n = std::mem::take(&mut self.suppressed);
+        (n > 0).then_some(n)
+    }
+
+    /// When the current interval ends.
+    pub fn interval_end(&self) -> Instant {
+        self.start + self.interval
+    }
+
+    /// Whether lines are waiting for a summary.
+    pub fn pending(&self) -> bool {
+        self.suppressed > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_suppressed_then_summary_per_interval() {
+        let t0 = Instant::now();
+        let mut b = LogBudget::new(3, Duration::from_secs(10), t0);
+        let allowed = (0..100).filter(|_| b.allow()).count();
+        assert_eq!(allowed, 3);
+        assert_eq!(b.due(t0 + Duration::from_secs(5)), None);
+        assert_eq!(b.due(t0 + Duration::from_secs(10)), Some(97));
+        assert!(b.allow(), "a new interval has its budget again");
+        assert_eq!(b.take(), None);
+    }
+}
