@@ -1,11 +1,16 @@
 //! The BMP TCP listener: the I/O edge of the BMP feed.
 //!
-//! One task accepts connections (allowlist and session cap checked first, refusals counted), and
-//! one task per connection reads the stream, frames it, runs the router's
+//! One task accepts connections (allowlist, session caps in all and per source address, one
+//! slot reserved per configured router: refusals counted; TCP keepalive set), and one task per
+//! connection reads the stream (closing it when no Initiation arrives in time, when no message
+//! arrives for the idle timeout, or when keepalive probes go unanswered), frames it, runs the router's
 //! [`RouterSession`](super::RouterSession) and sends each read's [`Output`] to the engine over a
 //! bounded channel: when the engine is slow, the send waits and so does the next TCP read, so
 //! memory stays bounded and nothing is dropped. When the connection ends for any reason, the
 //! session is closed, which withdraws every route of every peer of that router.
+//!
+//! Log lines about a session's messages are bounded by a [`LogBudget`] per session (and one for
+//! refused connections); what is left out is counted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
