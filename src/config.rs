@@ -43,6 +43,25 @@ pub const DEFAULT_BMP_MAX_SESSIONS: usize = 64;
 pub const DEFAULT_BMP_MAX_FRAME_BYTES: u32 = crate::ingest::bmp::DEFAULT_MAX_FRAME;
 /// Default wait for a router's initial tables (End-of-RIB) before `/ready` stops waiting.
 pub const DEFAULT_BMP_INITIAL_TABLE_TIMEOUT_SECONDS: u64 = 300;
+/// Default wait for a connection's Initiation message: RFC 7854 §4.3 has routers send it first,
+/// at once, so 30 s is generous; a connection that sends none is closed (`initiation_timeout`).
+pub const DEFAULT_BMP_INITIATION_TIMEOUT_SECONDS: u64 = 30;
+/// Default silence after which a session is closed as stale and its routes withdrawn
+/// (`idle_timeout`): two hours. Routers report statistics periodically (commonly every 15 s to
+/// 1 h; Junos' default is 1 h) which keeps a quiet router's session alive; twice the longest
+/// common interval never closes a healthy router, while TCP keepalive catches a router that
+/// vanished much sooner.
+pub const DEFAULT_BMP_IDLE_TIMEOUT_SECONDS: u64 = 7200;
+/// Default idle time before TCP keepalive probes start on a BMP connection (then one probe
+/// every quarter of it, four unanswered probes close the session: about twice this in all).
+pub const DEFAULT_BMP_TCP_KEEPALIVE_SECONDS: u64 = 60;
+/// Default cap on concurrent BMP sessions from one source address (a router reconnecting while
+/// its old session is torn down needs two).
+pub const DEFAULT_BMP_MAX_SESSIONS_PER_ADDRESS: usize = 4;
+/// Default cap on peers one router session may report
+/// ([`crate::ingest::bmp::session::MAX_PEERS_PER_ROUTER`]).
+pub const DEFAULT_BMP_MAX_PEERS_PER_ROUTER: usize =
+    crate::ingest::bmp::session::MAX_PEERS_PER_ROUTER;
 /// Default longest wait before buffered events are committed to the event store.
 pub const DEFAULT_EVENTS_FLUSH_INTERVAL_MS: u64 = 1000;
 /// Default age after which stored events are deleted.
@@ -174,8 +193,19 @@ pub struct BmpConfig {
     pub listen: SocketAddr,
     /// Router networks allowed to connect; others are closed at once and counted.
     pub allow: Vec<ipnet::IpNet>,
-    /// Concurrent sessions; more are refused and counted.
+    /// Concurrent sessions; more are refused and counted. One slot per configured router is
+    /// reserved: sources without a `[[bmp.router]]` can take at most `max_sessions - routers`.
     pub max_sessions: usize,
+    /// Concurrent sessions from one source address.
+    pub max_sessions_per_address: usize,
+    /// A connection that sends no Initiation within this many seconds is closed.
+    pub initiation_timeout_seconds: u64,
+    /// A session with no complete message for this many seconds is closed as stale (0: never).
+    pub idle_timeout_seconds: u64,
+    /// TCP keepalive idle time on accepted connections (0: keepalive off).
+    pub tcp_keepalive_seconds: u64,
+    /// Peers one router session may report; messages about more are dropped and counted.
+    pub max_peers_per_router: usize,
     /// Largest BMP message accepted; a larger one ends that session.
     pub max_frame_bytes: u32,
     /// How long `/ready` waits for a connected router's End-of-RIB per peer.
@@ -347,6 +377,11 @@ struct RawBmp {
     max_sessions: Option<Spanned<i64>>,
     max_frame_bytes: Option<Spanned<i64>>,
     initial_table_timeout_seconds: Option<Spanned<i64>>,
+    max_sessions_per_address: Option<Spanned<i64>>,
+    initiation_timeout_seconds: Option<Spanned<i64>>,
+    idle_timeout_seconds: Option<Spanned<i64>>,
+    tcp_keepalive_seconds: Option<Spanned<i64>>,
+    max_peers_per_router: Option<Spanned<i64>>,
     #[serde(default)]
     router: Vec<RawBmpRouter>,
 }
@@ -1020,6 +1055,26 @@ fn convert_bmp(src: &Source, raw: &RawBmp) -> Result<BmpConfig, ConfigError> {
         Some(v) => positive(src, v, "bmp.initial-table-timeout-seconds", 0, 86_400)?,
         None => DEFAULT_BMP_INITIAL_TABLE_TIMEOUT_SECONDS,
     };
+    let max_sessions_per_address = match &raw.max_sessions_per_address {
+        Some(v) => positive(src, v, "bmp.max-sessions-per-address", 1, 100_000)? as usize,
+        None => DEFAULT_BMP_MAX_SESSIONS_PER_ADDRESS,
+    };
+    let initiation_timeout_seconds = match &raw.initiation_timeout_seconds {
+        Some(v) => positive(src, v, "bmp.initiation-timeout-seconds", 1, 3600)?,
+        None => DEFAULT_BMP_INITIATION_TIMEOUT_SECONDS,
+    };
+    let idle_timeout_seconds = match &raw.idle_timeout_seconds {
+        Some(v) => positive(src, v, "bmp.idle-timeout-seconds", 0, 7 * 86_400)?,
+        None => DEFAULT_BMP_IDLE_TIMEOUT_SECONDS,
+    };
+    let tcp_keepalive_seconds = match &raw.tcp_keepalive_seconds {
+        Some(v) => positive(src, v, "bmp.tcp-keepalive-seconds", 0, 7200)?,
+        None => DEFAULT_BMP_TCP_KEEPALIVE_SECONDS,
+    };
+    let max_peers_per_router = match &raw.max_peers_per_router {
+        Some(v) => positive(src, v, "bmp.max-peers-per-router", 1, 1 << 20)? as usize,
+        None => DEFAULT_BMP_MAX_PEERS_PER_ROUTER,
+    };
     let mut routers: Vec<BmpRouter> = Vec::with_capacity(raw.router.len());
     for (i, r) in raw.router.iter().enumerate() {
         let address = r.address.get_ref().parse().map_err(|_| {
@@ -1057,10 +1112,27 @@ fn convert_bmp(src: &Source, raw: &RawBmp) -> Result<BmpConfig, ConfigError> {
         }
         routers.push(BmpRouter { address, name });
     }
+    if max_sessions < routers.len() {
+        let span = raw.max_sessions.as_ref().map_or(0..0, |v| v.span());
+        return Err(src.invalid(
+            &span,
+            "bmp.max-sessions",
+            format!(
+                "{max_sessions} is fewer than the {} [[bmp.router]] entries; each configured \
+                 router has a reserved slot",
+                routers.len()
+            ),
+        ));
+    }
     Ok(BmpConfig {
         listen,
         allow,
         max_sessions,
+        max_sessions_per_address,
+        initiation_timeout_seconds,
+        idle_timeout_seconds,
+        tcp_keepalive_seconds,
+        max_peers_per_router,
         max_frame_bytes,
         initial_table_timeout_seconds,
         routers,

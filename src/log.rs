@@ -1,7 +1,10 @@
-//! Logging setup: `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
+//! Logging setup: `tracing` to stderr, filtered by `RUST_LOG` (default `info`); [`LogBudget`]
+//! bounds the lines a flood can write.
 //!
 //! Under systemd (`JOURNAL_STREAM` set) timestamps and colours are left out: journald adds its
 //! own timestamp and does not render ANSI.
+
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::EnvFilter;
 
@@ -21,67 +24,68 @@ pub fn init(default_level: &str) {
     };
 }
 
-/// A budget of log lines per interval, so that a flood (a flapping hijack, a router sending
-/// garbage) cannot flood the journal: the first `burst` lines of each interval are written,
-/// the rest are counted; when the next interval starts, one line says how many were left out.
-///
-/// Pure bookkeeping: the caller passes the time and writes the lines it is allowed to.
-#[derive(Debug, Clone)]
+/// A bound on log lines: at most `burst` lines per `interval`; the rest are counted and
+/// summarised in one line when the interval ends (or the source does). A hostile or broken
+/// input (a router sending garbage, a flapping hijack) cannot flood the journal: each BMP
+/// session and the accept loop have one, and so has the daemon's event log.
+#[derive(Debug)]
 pub struct LogBudget {
     burst: u32,
-    interval: f64,
-    window_start: f64,
-    written: u32,
-    suppressed_in_window: u64,
-    suppressed_total: u64,
-}
-
-/// What [`LogBudget::admit`] allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Admission {
-    /// Whether this line may be written.
-    pub write: bool,
-    /// Lines left out in the interval that just ended (log a summary line when non-zero).
-    pub suppressed_before: u64,
+    interval: Duration,
+    start: Instant,
+    used: u32,
+    suppressed: u64,
 }
 
 impl LogBudget {
-    /// At most `burst` lines per `interval_seconds`.
-    pub fn new(burst: u32, interval_seconds: f64) -> Self {
+    /// `burst` lines per `interval`, the first interval starting at `now`.
+    pub fn new(burst: u32, interval: Duration, now: Instant) -> Self {
         LogBudget {
             burst,
-            interval: interval_seconds,
-            window_start: f64::NEG_INFINITY,
-            written: 0,
-            suppressed_in_window: 0,
-            suppressed_total: 0,
+            interval,
+            start: now,
+            used: 0,
+            suppressed: 0,
         }
     }
 
-    /// Asks to write one line at `now` (seconds).
-    pub fn admit(&mut self, now: f64) -> Admission {
-        let mut suppressed_before = 0;
-        if now - self.window_start >= self.interval {
-            suppressed_before = std::mem::take(&mut self.suppressed_in_window);
-            self.window_start = now;
-            self.written = 0;
-        }
-        let write = self.written < self.burst;
-        if write {
-            self.written += 1;
+    /// Whether a line may be written now; if not, it is counted as suppressed. Call
+    /// [`LogBudget::due`] first so that a new interval starts with its whole budget.
+    pub fn allow(&mut self) -> bool {
+        if self.used < self.burst {
+            self.used += 1;
+            true
         } else {
-            self.suppressed_in_window += 1;
-            self.suppressed_total += 1;
-        }
-        Admission {
-            write,
-            suppressed_before,
+            self.suppressed += 1;
+            false
         }
     }
 
-    /// Lines left out since the start.
-    pub fn suppressed_total(&self) -> u64 {
-        self.suppressed_total
+    /// When the interval is over: starts a new one and returns the lines suppressed in the
+    /// last one, if any (for the summary line).
+    pub fn due(&mut self, now: Instant) -> Option<u64> {
+        if now.duration_since(self.start) < self.interval {
+            return None;
+        }
+        self.start = now;
+        self.used = 0;
+        self.take()
+    }
+
+    /// Lines suppressed and not yet summarised (at the end of a session).
+    pub fn take(&mut self) -> Option<u64> {
+        let n = std::mem::take(&mut self.suppressed);
+        (n > 0).then_some(n)
+    }
+
+    /// When the current interval ends.
+    pub fn interval_end(&self) -> Instant {
+        self.start + self.interval
+    }
+
+    /// Whether lines are waiting for a summary.
+    pub fn pending(&self) -> bool {
+        self.suppressed > 0
     }
 }
 
@@ -90,20 +94,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_flood_writes_the_burst_then_one_summary_per_interval() {
-        let mut b = LogBudget::new(3, 10.0);
-        let written: Vec<bool> = (0..10).map(|i| b.admit(f64::from(i) * 0.1).write).collect();
-        assert_eq!(written.iter().filter(|w| **w).count(), 3);
-        assert_eq!(b.suppressed_total(), 7);
-        // The next interval: writes again, and says what was left out.
-        let a = b.admit(10.5);
-        assert_eq!(
-            a,
-            Admission {
-                write: true,
-                suppressed_before: 7
-            }
-        );
-        assert_eq!(b.admit(10.6).suppressed_before, 0);
+    fn burst_then_suppressed_then_summary_per_interval() {
+        let t0 = Instant::now();
+        let mut b = LogBudget::new(3, Duration::from_secs(10), t0);
+        let allowed = (0..100).filter(|_| b.allow()).count();
+        assert_eq!(allowed, 3);
+        assert_eq!(b.due(t0 + Duration::from_secs(5)), None);
+        assert_eq!(b.due(t0 + Duration::from_secs(10)), Some(97));
+        assert!(b.allow(), "a new interval has its budget again");
+        assert_eq!(b.take(), None);
     }
 }

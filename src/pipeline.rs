@@ -9,6 +9,7 @@
 //! store). The daemon and the one-shot replay both go through here, so they cannot disagree.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
@@ -28,8 +29,8 @@ use crate::rpki::metrics::RpkiMetrics;
 
 /// Event log lines written per [`EVENT_LOG_INTERVAL`] at most (the rest are counted).
 const EVENT_LOG_BURST: u32 = 200;
-/// Seconds of the event log budget.
-const EVENT_LOG_INTERVAL: f64 = 10.0;
+/// The interval of the event log budget.
+const EVENT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Where a pipeline's events go.
 #[derive(Default)]
@@ -85,7 +86,11 @@ impl Pipeline {
             rpki_metrics,
             reload_metrics,
             readers: EventReaders {
-                log: Some(LogBudget::new(EVENT_LOG_BURST, EVENT_LOG_INTERVAL)),
+                log: Some(LogBudget::new(
+                    EVENT_LOG_BURST,
+                    EVENT_LOG_INTERVAL,
+                    Instant::now(),
+                )),
                 ..EventReaders::default()
             },
             files_processed: 0,
@@ -173,23 +178,22 @@ impl Pipeline {
         events.sort_by(|a, b| a.time.total_cmp(&b.time));
         let r = &mut self.readers;
         if let Some(budget) = &mut r.log {
-            let now = unix_now();
-            let before = budget.suppressed_total();
+            if let Some(n) = budget.due(Instant::now()) {
+                warn!(
+                    lines = n,
+                    interval_seconds = EVENT_LOG_INTERVAL.as_secs(),
+                    "event log lines left out (more than {EVENT_LOG_BURST} in the interval); the events are in the event history"
+                );
+            }
+            let mut suppressed = 0;
             for ev in &events {
-                let admitted = budget.admit(now);
-                if admitted.suppressed_before > 0 {
-                    warn!(
-                        lines = admitted.suppressed_before,
-                        interval_seconds = EVENT_LOG_INTERVAL,
-                        "event log lines left out (more than {EVENT_LOG_BURST} in the interval); the events are in the event history"
-                    );
-                }
-                if admitted.write {
+                if budget.allow() {
                     log_event(ev);
+                } else {
+                    suppressed += 1;
                 }
             }
-            self.metrics
-                .record_log_suppressed("events", budget.suppressed_total() - before);
+            self.metrics.record_log_suppressed("events", suppressed);
         }
         if let Some(h) = &mut r.history {
             h.extend(anomalies);

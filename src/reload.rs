@@ -177,6 +177,26 @@ pub fn restart_required(running: &Config, new: &Config) -> Vec<&'static str> {
                 a.initial_table_timeout_seconds != b.initial_table_timeout_seconds,
                 "bmp.initial-table-timeout-seconds",
             );
+            check(
+                a.max_sessions_per_address != b.max_sessions_per_address,
+                "bmp.max-sessions-per-address",
+            );
+            check(
+                a.initiation_timeout_seconds != b.initiation_timeout_seconds,
+                "bmp.initiation-timeout-seconds",
+            );
+            check(
+                a.idle_timeout_seconds != b.idle_timeout_seconds,
+                "bmp.idle-timeout-seconds",
+            );
+            check(
+                a.tcp_keepalive_seconds != b.tcp_keepalive_seconds,
+                "bmp.tcp-keepalive-seconds",
+            );
+            check(
+                a.max_peers_per_router != b.max_peers_per_router,
+                "bmp.max-peers-per-router",
+            );
             check(a.routers != b.routers, "bmp.router");
         }
         (a, b) => check(a.is_some() != b.is_some(), "bmp"),

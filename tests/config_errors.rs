@@ -746,3 +746,32 @@ prefixes = ["::/0"]
          match it; register the location's own prefixes",
     );
 }
+
+#[test]
+fn bmp_max_sessions_below_the_configured_routers_and_keys_out_of_range() {
+    let text = format!(
+        "[bmp]\nmax-sessions = 1\n[[bmp.router]]\naddress = \"192.0.2.1\"\nname = \"a\"\n\
+         [[bmp.router]]\naddress = \"192.0.2.2\"\nname = \"b\"\n{A_LOCATION}"
+    );
+    expect_error(
+        &text,
+        2,
+        "1",
+        "bmp.max-sessions: 1 is fewer than the 2 [[bmp.router]] entries; each configured router \
+         has a reserved slot",
+    );
+    let text = format!("[bmp]\ninitiation-timeout-seconds = 0\n{A_LOCATION}");
+    expect_error(
+        &text,
+        2,
+        "0",
+        "bmp.initiation-timeout-seconds: 0 is out of range 1..=3600",
+    );
+    let text = format!("[bmp]\nmax-sessions-per-address = 0\n{A_LOCATION}");
+    expect_error(
+        &text,
+        2,
+        "0",
+        "bmp.max-sessions-per-address: 0 is out of range 1..=100000",
+    );
+}

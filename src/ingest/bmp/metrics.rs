@@ -12,11 +12,18 @@ use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 use super::framing::FrameError;
 use super::message::MessageType;
 
-/// Reasons a connection is refused at accept (the `reason` label).
-pub const REJECT_REASONS: [&str; 2] = ["not_allowed", "too_many_sessions"];
+/// Reasons a connection is refused at accept (the `reason` label): outside `allow`,
+/// `max-sessions` reached, `max-sessions-per-address` reached for its address, or only the slots
+/// reserved for configured routers left (the source is not a `[[bmp.router]]`).
+pub const REJECT_REASONS: [&str; 4] = [
+    "not_allowed",
+    "too_many_sessions",
+    "too_many_from_address",
+    "reserved_for_configured",
+];
 
 /// Reasons a session ends (the `reason` label of `routewatch_bmp_sessions_closed_total`).
-pub const CLOSE_REASONS: [&str; 7] = [
+pub const CLOSE_REASONS: [&str; 10] = [
     "termination",
     "tcp_close",
     "read_error",
@@ -24,6 +31,9 @@ pub const CLOSE_REASONS: [&str; 7] = [
     "bad_length",
     "truncated",
     "shutdown",
+    "initiation_timeout",
+    "idle_timeout",
+    "keepalive_timeout",
 ];
 
 /// Every bounded `error` label the BMP feed can report in `routewatch_parse_errors_total`.
@@ -59,6 +69,8 @@ pub struct BmpMetrics {
     last_message: prometheus::GaugeVec,
     rejected: IntCounterVec,
     closed: IntCounterVec,
+    oddities: IntCounterVec,
+    log_suppressed: prometheus::IntCounter,
     /// Live sessions per `router` label: a label's series go only with its last session (a
     /// router reconnecting before its old session is torn down, or two with one sysName).
     live: Arc<Mutex<HashMap<String, usize>>>,
@@ -139,8 +151,30 @@ impl BmpMetrics {
                     &["reason"],
                 )?,
             ),
+            oddities: add(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "routewatch_bmp_protocol_oddities_total",
+                        "BMP protocol oddities handled without losing data (or a sysName that \
+                         is another router's configured name), by kind.",
+                    ),
+                    &["kind"],
+                )?,
+            ),
+            log_suppressed: add(
+                r,
+                prometheus::IntCounter::new(
+                    "routewatch_bmp_log_lines_suppressed_total",
+                    "BMP log lines not written because a session (or the accept loop) exceeded \
+                     its log budget; summarised in one line per interval.",
+                )?,
+            ),
             live: Arc::new(Mutex::new(HashMap::new())),
         };
+        for kind in super::session::ANOMALY_KINDS {
+            m.oddities.with_label_values(&[kind]);
+        }
         for reason in REJECT_REASONS {
             m.rejected.with_label_values(&[reason]);
         }
@@ -161,6 +195,16 @@ impl BmpMetrics {
         for t in MessageType::ALL {
             self.messages.with_label_values(&[router, t.label()]);
         }
+    }
+
+    /// Protocol oddities of one kind since the last report.
+    pub fn oddities(&self, kind: &str, n: u64) {
+        self.oddities.with_label_values(&[kind]).inc_by(n);
+    }
+
+    /// Log lines left out.
+    pub fn log_suppressed(&self, n: u64) {
+        self.log_suppressed.inc_by(n);
     }
 
     /// A connection was refused.

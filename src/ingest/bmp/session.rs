@@ -88,9 +88,43 @@ use super::message::{
     ADD_PATH_RECEIVE, ADD_PATH_SEND,
 };
 
-/// Peers one router session may report; messages about further peers are dropped and counted
-/// (`too_many_peers`), so a misbehaving router cannot grow the table without bound.
+/// Peers one router session may report by default (`[bmp] max-peers-per-router`); messages
+/// about further peers are dropped and counted (`too_many_peers`), so a misbehaving router
+/// cannot grow the table without bound.
 pub const MAX_PEERS_PER_ROUTER: usize = 65_536;
+
+/// Every label [`RouterSession::anomalies`] can hold (bounded: the `kind` label of
+/// `routewatch_bmp_protocol_oddities_total`).
+pub const ANOMALY_KINDS: [&str; 8] = [
+    "route_monitoring_without_peer_up",
+    "route_monitoring_while_down",
+    "two_byte_as_path_without_a_flag",
+    "peer_up_while_up",
+    "peer_down_unknown_peer",
+    "message_after_termination",
+    "trailing_tlv",
+    "name_conflict",
+];
+
+/// Whether `b` is a whole sequence of TLVs (2-byte type, 2-byte length, value): what routers
+/// append after the UPDATE of a Route Monitoring message (draft-ietf-grow-bmp-tlv style;
+/// seen from Huawei VRP).
+fn is_tlv_sequence(mut b: &[u8]) -> bool {
+    if b.is_empty() {
+        return false;
+    }
+    while !b.is_empty() {
+        let [_, _, l0, l1, rest @ ..] = b else {
+            return false;
+        };
+        let len = usize::from(u16::from_be_bytes([*l0, *l1]));
+        if rest.len() < len {
+            return false;
+        }
+        b = &rest[len..];
+    }
+    true
+}
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,6 +453,9 @@ pub struct RouterSession {
     anomalies: BTreeMap<&'static str, u64>,
     peers: Vec<PeerInfo>,
     peer_index: HashMap<PeerId, usize>,
+    max_peers: usize,
+    reserved_names: Arc<[String]>,
+    initiated: bool,
     processed: u64,
     matched: u64,
     end_of_rib: u64,
@@ -443,6 +480,9 @@ impl RouterSession {
             anomalies: BTreeMap::new(),
             peers: Vec::new(),
             peer_index: HashMap::new(),
+            max_peers: MAX_PEERS_PER_ROUTER,
+            reserved_names: Arc::from(Vec::new()),
+            initiated: false,
             processed: 0,
             matched: 0,
             end_of_rib: 0,
@@ -450,6 +490,26 @@ impl RouterSession {
         };
         s.refresh_label();
         s
+    }
+
+    /// Caps the peer table at `max_peers` (default [`MAX_PEERS_PER_ROUTER`]).
+    pub fn with_max_peers(mut self, max_peers: usize) -> Self {
+        self.max_peers = max_peers;
+        self
+    }
+
+    /// Names bound to other routers (the configured `[[bmp.router]]` names): a sysName equal to
+    /// one of them does not become this session's label (the label stays `address:port`) and
+    /// is counted as `name_conflict`. A session with a configured name ignores this.
+    pub fn with_reserved_names(mut self, names: Arc<[String]>) -> Self {
+        self.reserved_names = names;
+        self.refresh_label();
+        self
+    }
+
+    /// Whether an Initiation message arrived (decoded).
+    pub fn initiated(&self) -> bool {
+        self.initiated
     }
 
     /// The router's TCP source address and port.
@@ -509,7 +569,10 @@ impl RouterSession {
     /// taken as up again), `two_byte_as_path_without_a_flag` (a 2-byte peer's AS_PATH that
     /// only reads as 2-byte, though the A flag is clear: decoded as 2-byte),
     /// `peer_up_while_up` (a new Peer Up without a Peer Down: the old session's routes were
-    /// withdrawn), `peer_down_unknown_peer`, `message_after_termination` (ignored).
+    /// withdrawn), `peer_down_unknown_peer`, `message_after_termination` (ignored),
+    /// `trailing_tlv` (TLVs after the UPDATE of a Route Monitoring message: ignored, the routes
+    /// used), `name_conflict` (the sysName is another router's configured name: not used as
+    /// the label). Every label is in [`ANOMALY_KINDS`].
     pub fn anomalies(&self) -> &BTreeMap<&'static str, u64> {
         &self.anomalies
     }
@@ -560,7 +623,7 @@ impl RouterSession {
     fn refresh_label(&mut self) {
         self.label = match (&self.configured_name, &self.sys_name) {
             (Some(n), _) => n.clone(),
-            (None, Some(n)) if !n.is_empty() => n.clone(),
+            (None, Some(n)) if !n.is_empty() && !self.reserved_names.contains(n) => n.clone(),
             _ => self.remote.to_string(),
         };
     }
@@ -618,8 +681,17 @@ impl RouterSession {
         }
         match msg {
             Message::Initiation(info) => {
+                self.initiated = true;
                 if info.sys_name.is_some() {
                     self.sys_name = info.sys_name;
+                }
+                if self.configured_name.is_none()
+                    && self
+                        .sys_name
+                        .as_ref()
+                        .is_some_and(|n| self.reserved_names.contains(n))
+                {
+                    self.anomaly("name_conflict");
                 }
                 if info.sys_descr.is_some() {
                     self.sys_descr = info.sys_descr;
@@ -687,14 +759,14 @@ impl RouterSession {
         if let Some(&i) = self.peer_index.get(&id) {
             return Some(i);
         }
-        if self.peers.len() >= MAX_PEERS_PER_ROUTER {
+        if self.peers.len() >= self.max_peers {
             self.error(
                 out,
                 msg_type,
                 "too_many_peers",
                 format!(
-                    "peer {} AS{} not tracked: {MAX_PEERS_PER_ROUTER} peers already",
-                    id.address, id.asn
+                    "peer {} AS{} not tracked: {} peers already",
+                    id.address, id.asn, self.max_peers
                 ),
             );
             return None;
@@ -833,7 +905,13 @@ impl RouterSession {
                 return;
             }
         };
-        if update.trailing > 0 {
+        let trailing = rm
+            .pdu
+            .get(rm.pdu.len() - update.trailing..)
+            .unwrap_or_default();
+        if update.trailing > 0 && is_tlv_sequence(trailing) {
+            self.anomaly("trailing_tlv");
+        } else if update.trailing > 0 {
             self.error(
                 out,
                 RM,

@@ -439,3 +439,76 @@ fn bad_route_monitoring_messages_are_counted_and_skipped() {
     assert_eq!(h.session.counts().get(MessageType::RouteMonitoring), 6);
     assert_eq!(h.session.errors().values().sum::<u64>(), 6);
 }
+
+/// Huawei VRP appends a TLV after the UPDATE of each Route Monitoring message: the routes are
+/// used and it is a protocol oddity, not a parse error. Bytes that are not a TLV sequence stay
+/// `trailing_data`.
+#[test]
+fn tlvs_after_the_update_are_an_oddity_and_other_trailing_bytes_an_error() {
+    let mut h = Harness::new(&["0.0.0.0/0"]);
+    let p = peer("198.51.100.1", 64510);
+    let good = update(
+        &[],
+        &[origin_igp(), as_path4(&[64510]), next_hop([1, 2, 3, 4])],
+        &pfx("203.0.113.0/24", None),
+    );
+    let with_tlvs = [good.clone(), tlv(0, b"vrf-a"), tlv(3, &[0, 1])].concat();
+    let with_garbage = [good.clone(), vec![0, 1, 0, 9, 7]].concat();
+    let out = h.feed(&[
+        p.route_monitoring(&with_tlvs),
+        p.route_monitoring(&with_tlvs),
+    ]);
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(announced(&out).len(), 2);
+    assert_eq!(h.session.anomalies().get("trailing_tlv"), Some(&2));
+    let out = h.feed(&[p.route_monitoring(&with_garbage)]);
+    let labels: Vec<&str> = out.errors.iter().map(|e| e.label).collect();
+    assert_eq!(labels, ["trailing_data"]);
+    assert_eq!(announced(&out).len(), 1, "the routes are used either way");
+}
+
+/// A sysName that is another router's configured name does not become the label: the session
+/// is labelled by its address and the conflict counted. The configured router itself keeps its
+/// name whatever its sysName.
+#[test]
+fn a_sysname_bound_to_another_router_is_not_used_as_the_label() {
+    let names: Arc<[String]> = vec!["edge1".to_string()].into();
+    let mut h = Harness::new(&["0.0.0.0/0"]);
+    h.session =
+        RouterSession::new(ROUTER.parse().unwrap(), None).with_reserved_names(names.clone());
+    h.feed(&[initiation("edge1", "impostor")]);
+    assert_eq!(h.session.label(), ROUTER);
+    assert_eq!(h.session.sys_name(), Some("edge1"));
+    assert_eq!(h.session.anomalies().get("name_conflict"), Some(&1));
+
+    let mut h = Harness::new(&["0.0.0.0/0"]);
+    h.session = RouterSession::new(ROUTER.parse().unwrap(), Some("edge1".into()))
+        .with_reserved_names(names.clone());
+    h.feed(&[initiation("edge1", "the real one")]);
+    assert_eq!(h.session.label(), "edge1");
+    assert!(h.session.anomalies().is_empty());
+
+    let mut h = Harness::new(&["0.0.0.0/0"]);
+    h.session = RouterSession::new(ROUTER.parse().unwrap(), None).with_reserved_names(names);
+    h.feed(&[initiation("edge2", "another router")]);
+    assert_eq!(h.session.label(), "edge2");
+}
+
+/// `[bmp] max-peers-per-router`: peers beyond it are not tracked, their messages counted.
+#[test]
+fn peers_beyond_the_configured_cap_are_refused_and_counted() {
+    let mut h = Harness::new(&["0.0.0.0/0"]);
+    h.session = RouterSession::new(ROUTER.parse().unwrap(), None).with_max_peers(2);
+    let good = update(
+        &[],
+        &[origin_igp(), as_path4(&[64510]), next_hop([1, 2, 3, 4])],
+        &pfx("203.0.113.0/24", None),
+    );
+    let msgs: Vec<Vec<u8>> = (1..=3)
+        .map(|i| peer(&format!("198.51.100.{i}"), 64510).route_monitoring(&good))
+        .collect();
+    let out = h.feed(&msgs);
+    assert_eq!(h.session.peers().len(), 2);
+    assert_eq!(announced(&out).len(), 2);
+    assert_eq!(h.session.errors().get("too_many_peers"), Some(&1));
+}
