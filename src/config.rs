@@ -26,6 +26,15 @@ use crate::registry::{Location, Registry, RegistryError};
 
 /// Default HTTP listen address: loopback only, so metrics and the API are not exposed by accident.
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9179";
+/// Default cap on open HTTP connections (`[http] max-connections`).
+pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 512;
+/// Default time a request head may take (`[http] header-read-timeout-seconds`).
+pub const DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECONDS: u64 = 10;
+/// Default time an HTTP connection may sit with no request and no bytes moving
+/// (`[http] idle-timeout-seconds`).
+pub const DEFAULT_HTTP_IDLE_TIMEOUT_SECONDS: u64 = 60;
+/// Default cap on API requests served at once (`[http] max-api-requests`).
+pub const DEFAULT_HTTP_MAX_API_REQUESTS: usize = 8;
 /// Default state directory (what systemd's `StateDirectory=routewatch` provides).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/routewatch";
 /// Default cap on registered prefixes that get their own metric series.
@@ -160,6 +169,49 @@ pub struct Config {
 pub struct HttpConfig {
     /// Address of the one HTTP listener (`/metrics`, `/live`, `/ready`, `/api/v1/...`).
     pub listen: SocketAddr,
+    /// Open connections at most; at the cap a new connection closes the longest-idle one
+    /// (no request in progress), or is closed itself when every connection is busy.
+    pub max_connections: usize,
+    /// A request head must be complete this long after the connection opened (or after the
+    /// first byte of a later request on a kept-alive connection).
+    pub header_read_timeout_seconds: u64,
+    /// A connection with no request in progress and no bytes moving this long is closed.
+    pub idle_timeout_seconds: u64,
+    /// `/api/*` requests served at once; more are answered 503 with `Retry-After`
+    /// (`/metrics`, `/live`, `/ready` are not limited by it).
+    pub max_api_requests: usize,
+    /// Bearer tokens for `/api/*` and `POST /-/reload`, read from `token-file`; `None`: no
+    /// token is asked for.
+    pub tokens: Option<crate::http::auth::Tokens>,
+    /// The token file, as configured.
+    pub token_file: Option<PathBuf>,
+    /// TLS certificate chain and private key (PEM), both or neither.
+    pub tls: Option<TlsFiles>,
+}
+
+/// `[http] tls-cert` and `tls-key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, PEM, the server's certificate first.
+    pub cert: PathBuf,
+    /// Private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+impl HttpConfig {
+    /// The defaults with `listen`.
+    pub fn new(listen: SocketAddr) -> HttpConfig {
+        HttpConfig {
+            listen,
+            max_connections: DEFAULT_HTTP_MAX_CONNECTIONS,
+            header_read_timeout_seconds: DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECONDS,
+            idle_timeout_seconds: DEFAULT_HTTP_IDLE_TIMEOUT_SECONDS,
+            max_api_requests: DEFAULT_HTTP_MAX_API_REQUESTS,
+            tokens: None,
+            token_file: None,
+            tls: None,
+        }
+    }
 }
 
 /// `[mrt]`
@@ -351,6 +403,13 @@ struct RawInclude {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawHttp {
     listen: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
+    header_read_timeout_seconds: Option<Spanned<i64>>,
+    idle_timeout_seconds: Option<Spanned<i64>>,
+    max_api_requests: Option<Spanned<i64>>,
+    token_file: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -692,6 +751,11 @@ impl Config {
                 .map_err(|_| main.invalid(&(0..0), "http.listen", "bad built-in default"))?,
         };
 
+        let mut http = HttpConfig::new(listen);
+        if let Some(h) = &raw.http {
+            convert_http(&main, h, &mut http, &resolve)?;
+        }
+
         let mut mrt = MrtConfig {
             watch_interval_seconds: DEFAULT_WATCH_INTERVAL_SECONDS,
             ..MrtConfig::default()
@@ -884,7 +948,7 @@ impl Config {
 
         Ok(Config {
             path: path.to_path_buf(),
-            http: HttpConfig { listen },
+            http,
             mrt,
             metrics,
             anomalies,
@@ -934,6 +998,63 @@ fn positive(
         return Err(src.invalid(&v.span(), key, format!("{x} is out of range {min}..={max}")));
     }
     Ok(x as u64)
+}
+
+fn convert_http(
+    src: &Source,
+    raw: &RawHttp,
+    http: &mut HttpConfig,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<(), ConfigError> {
+    if let Some(v) = &raw.max_connections {
+        http.max_connections = positive(src, v, "http.max-connections", 1, 1_000_000)? as usize;
+    }
+    if let Some(v) = &raw.header_read_timeout_seconds {
+        http.header_read_timeout_seconds =
+            positive(src, v, "http.header-read-timeout-seconds", 1, 3600)?;
+    }
+    if let Some(v) = &raw.idle_timeout_seconds {
+        http.idle_timeout_seconds = positive(src, v, "http.idle-timeout-seconds", 1, 86_400)?;
+    }
+    if let Some(v) = &raw.max_api_requests {
+        http.max_api_requests = positive(src, v, "http.max-api-requests", 1, 4096)? as usize;
+    }
+    if let Some(f) = &raw.token_file {
+        let path = resolve(f.get_ref());
+        let tokens = crate::http::auth::Tokens::load(&path)
+            .map_err(|e| src.invalid(&f.span(), "http.token-file", e))?;
+        http.tokens = Some(tokens);
+        http.token_file = Some(path);
+    }
+    match (&raw.tls_cert, &raw.tls_key) {
+        (None, None) => {}
+        (Some(c), None) => {
+            return Err(src.invalid(
+                &c.span(),
+                "http.tls-cert",
+                "tls-cert is set but tls-key is not; give both (PEM files) or neither",
+            ))
+        }
+        (None, Some(k)) => {
+            return Err(src.invalid(
+                &k.span(),
+                "http.tls-key",
+                "tls-key is set but tls-cert is not; give both (PEM files) or neither",
+            ))
+        }
+        (Some(c), Some(k)) => {
+            let files = TlsFiles {
+                cert: resolve(c.get_ref()),
+                key: resolve(k.get_ref()),
+            };
+            crate::http::tls::server_config(&files).map_err(|e| match e {
+                crate::http::tls::TlsError::Cert(m) => src.invalid(&c.span(), "http.tls-cert", m),
+                crate::http::tls::TlsError::Key(m) => src.invalid(&k.span(), "http.tls-key", m),
+            })?;
+            http.tls = Some(files);
+        }
+    }
+    Ok(())
 }
 
 fn convert_events(src: &Source, raw: &RawEvents) -> Result<EventsConfig, ConfigError> {

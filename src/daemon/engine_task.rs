@@ -112,16 +112,26 @@ impl EngineTask {
         let _ = swap.reply.send(summary);
     }
 
-    /// An API question.
+    /// An API question. Only the page asked for is built here (the engine is busy for
+    /// O(page) summaries, plus one pass over the anomaly keys for an anomalies page); naming and
+    /// JSON are done by the HTTP side.
     pub fn on_query(&self, q: Query) {
         let (p, ready) = (&self.pipeline, &self.ready);
         let registry = p.engine.registry();
         match q {
-            Query::Prefixes(tx) => {
-                let _ = tx.send(p.engine.prefix_summaries());
+            Query::Prefixes { from, limit, reply } => {
+                if !reply.is_closed() {
+                    let _ = reply.send(p.engine.prefix_summaries_page(from, limit));
+                }
             }
-            Query::Anomalies(tx) => {
-                let _ = tx.send(p.engine.anomalies());
+            Query::Anomalies {
+                after,
+                limit,
+                reply,
+            } => {
+                if !reply.is_closed() {
+                    let _ = reply.send(p.engine.anomalies_page(after, limit));
+                }
             }
             Query::Status(tx) => {
                 let _ = tx.send(StatusBody {

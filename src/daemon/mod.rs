@@ -22,14 +22,13 @@ pub mod rpki_task;
 pub mod signals;
 pub mod watch_dir;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::dns::enrich::EventNaming;
@@ -119,7 +118,18 @@ async fn run_async(config: Config) -> Result<(), Error> {
     // DNS names ([dns], off by default) for events and API answers; never awaited by the engine.
     let dns = crate::dns::enrich::start(&config.dns, pipeline.metrics.registry());
 
+    raise_nofile_limit();
     let http_listener = bind_http(&config, &registry).await?;
+    let tls = match &config.http.tls {
+        Some(files) => Some(tokio_rustls::TlsAcceptor::from(
+            http::tls::server_config(files).map_err(|e| Error::Io {
+                context: "loading the TLS certificate and key".into(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+            })?,
+        )),
+        None => None,
+    };
+    let http_metrics = http::metrics::HttpMetrics::new(pipeline.metrics.registry())?;
     let mut readiness = Readiness::default();
     let (bmp_task, bmp_rx) = start_bmp(
         &config,
@@ -143,6 +153,14 @@ async fn run_async(config: Config) -> Result<(), Error> {
             queries: query_tx,
             reloads: reload_tx.clone(),
             dns,
+            tokens: config.http.tokens.clone(),
+            api_permits: Arc::new(tokio::sync::Semaphore::new(config.http.max_api_requests)),
+            http_metrics: http_metrics.clone(),
+        },
+        HttpServing {
+            limits: http::server::Limits::from_config(&config.http),
+            tls,
+            metrics: http_metrics,
         },
         store.as_ref(),
         &wiring,
@@ -283,29 +301,44 @@ fn start_event_store(
     Ok(Some((store, naming, (metrics, counters))))
 }
 
-/// Serves HTTP on `listener` until shutdown.
+/// The HTTP listener's limits, TLS and metrics.
+struct HttpServing {
+    limits: http::server::Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    metrics: http::metrics::HttpMetrics,
+}
+
+/// Serves HTTP on `listener` until shutdown ([`http::server`]: connection cap, timeouts, TLS).
 fn start_http(
     listener: tokio::net::TcpListener,
     state: AppState,
+    serving: HttpServing,
     store: Option<&EventStore>,
     wiring: &Wiring,
 ) -> JoinHandle<()> {
-    let mut app = http::router(state);
-    if let Some(s) = store {
-        app = app.merge(crate::http::events::events_router(s.reader()));
+    let app = http::router(state, store.map(|s| s.reader()));
+    tokio::spawn(http::server::serve(
+        listener,
+        app,
+        serving.limits,
+        serving.tls,
+        serving.metrics,
+        wiring.shutdown.clone(),
+    ))
+}
+
+/// Raises the soft limit on open files to the hard limit (the unit sets `LimitNOFILE=`, which
+/// sets both; started by hand, the soft limit is often 1,024 under a hard one of 500k+), so that
+/// the HTTP and BMP connection caps, not the file limit, are what bounds connections.
+fn raise_nofile_limit() {
+    match rlimit::Resource::NOFILE.get() {
+        Ok((soft, hard)) if soft < hard => match rlimit::Resource::NOFILE.set(hard, hard) {
+            Ok(()) => info!(from = soft, to = hard, "raised the open-file limit"),
+            Err(e) => warn!(soft, hard, error = %e, "could not raise the open-file limit"),
+        },
+        Ok((soft, _)) => info!(limit = soft, "open-file limit"),
+        Err(e) => warn!(error = %e, "could not read the open-file limit"),
     }
-    let mut shutdown = wiring.shutdown.clone();
-    tokio::spawn(async move {
-        let r = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stopped(&mut shutdown).await })
-        .await;
-        if let Err(e) = r {
-            error!(error = %e, "HTTP server failed");
-        }
-    })
 }
 
 /// Starts the reload task (one reload at a time; the engine task only swaps).

@@ -35,7 +35,7 @@ pub use lifecycle::{AnomalyEvent, AnomalyState, RemovalReason, Transition, DEFAU
 pub use reload::ReloadSummary;
 pub use state::PrefixCounters;
 use state::{Announced, PathId, PathTable, PrefixState, RouteKeys, RouteSlot};
-pub use summary::{AnnouncedSummary, AnomalySummary, EngineMemory, PrefixSummary};
+pub use summary::{AnnouncedSummary, AnomalySummary, EngineMemory, Page, PrefixSummary};
 
 use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
 use crate::registry::{MatchKind, PrefixId, Registry};

@@ -351,3 +351,92 @@ impl Engine {
             .collect()
     }
 }
+
+/// One page of a list the API answers: the items, and where the next page starts (`None` on
+/// the last page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T, C> {
+    /// The items, in list order.
+    pub items: Vec<T>,
+    /// The position after the last item, when more follow.
+    pub next: Option<C>,
+}
+
+impl Engine {
+    /// At most `limit` registered prefixes' summaries from id `from` on, in registry order;
+    /// `next` is the id the following page starts at. Only the page is built: O(limit +
+    /// instances waiting out their hold-down), whatever the registry's size.
+    pub fn prefix_summaries_page(
+        &self,
+        from: PrefixId,
+        limit: usize,
+    ) -> Page<PrefixSummary, PrefixId> {
+        let n = self.prefixes.len();
+        let start = (from as usize).min(n);
+        let end = start.saturating_add(limit).min(n);
+        let mut released: FxMap<PrefixId, Vec<(&AnomalyKey, &Release)>> = FxMap::default();
+        for (k, r) in &self.releasing {
+            if (start..end).contains(&(k.registered as usize)) {
+                released.entry(k.registered).or_default().push((k, r));
+            }
+        }
+        let items = (start..end)
+            .map(|r| r as PrefixId)
+            .map(|r| self.summarise_prefix(r, released.get(&r).map_or(&[], Vec::as_slice)))
+            .collect();
+        Page {
+            items,
+            next: (end < n).then_some(end as PrefixId),
+        }
+    }
+
+    /// At most `limit` anomaly instances (as [`Engine::anomalies`] lists them, in key order)
+    /// after `after`; `next` is the key of the page's last item when more follow. One pass over
+    /// the instances keeping the `limit + 1` smallest keys (O(n log limit)); only the page's
+    /// summaries are built.
+    pub fn anomalies_page(
+        &self,
+        after: Option<AnomalyKey>,
+        limit: usize,
+    ) -> Page<AnomalySummary, AnomalyKey> {
+        use std::collections::BinaryHeap;
+        let keep = limit.saturating_add(1);
+        let mut heap: BinaryHeap<AnomalyKey> = BinaryHeap::with_capacity(keep.min(4096) + 1);
+        let keys = self
+            .prefixes
+            .iter()
+            .flat_map(|p| p.anomaly_iter().map(|(k, _)| k))
+            .chain(self.releasing.keys());
+        for k in keys {
+            if after.is_some_and(|a| *k <= a) {
+                continue;
+            }
+            if heap.len() < keep {
+                heap.push(*k);
+            } else if heap.peek().is_some_and(|top| k < top) {
+                heap.pop();
+                heap.push(*k);
+            }
+        }
+        let mut page = heap.into_sorted_vec();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let items = page
+            .iter()
+            .filter_map(|k| {
+                let held = self.prefixes[k.registered as usize]
+                    .anomalies
+                    .as_ref()
+                    .and_then(|m| m.get(k));
+                match held {
+                    Some(st) => Some(self.anomaly_summary(k, st)),
+                    None => self.releasing.get(k).map(|r| self.released_summary(k, r)),
+                }
+            })
+            .collect();
+        Page {
+            items,
+            next: if more { page.last().copied() } else { None },
+        }
+    }
+}

@@ -1166,3 +1166,43 @@ fn moas_needs_an_origin_the_location_did_not_register() {
     let kinds: Vec<_> = h.events().into_iter().map(|e| (e.0, e.1)).collect();
     assert!(kinds.contains(&(Resolved, AnomalyKind::Moas)), "{kinds:?}");
 }
+
+#[test]
+fn pages_concatenate_to_the_whole_lists() {
+    let mut h = Harness::new(1);
+    h.announce(1, "203.0.113.0/24", &[3356, 666]);
+    h.announce(2, "203.0.113.0/25", &[174, 667]);
+    h.announce(3, "203.0.113.128/25", &[174, 64500, 668]);
+    h.announce(1, "2001:db8:100::/48", &[3356, 669]);
+    h.announce(2, "2001:db8:100::/49", &[3356, 670]);
+    let all = h.engine.anomalies();
+    assert!(all.len() >= 5, "{all:?}");
+    for limit in [1, 2, 3, all.len(), all.len() + 1, 1000] {
+        let (mut got, mut after) = (Vec::new(), None);
+        for _ in 0..=all.len() {
+            let page = h.engine.anomalies_page(after, limit);
+            assert!(page.items.len() <= limit);
+            got.extend(page.items);
+            after = page.next;
+            if after.is_none() {
+                break;
+            }
+        }
+        assert_eq!(after, None, "limit {limit}: ended");
+        assert_eq!(got, all, "limit {limit}");
+    }
+    let prefixes = h.engine.prefix_summaries();
+    for limit in [1, 2, 1000] {
+        let (mut got, mut from) = (Vec::new(), 0);
+        loop {
+            let page = h.engine.prefix_summaries_page(from, limit);
+            got.extend(page.items);
+            match page.next {
+                Some(n) => from = n,
+                None => break,
+            }
+        }
+        assert_eq!(got, prefixes, "limit {limit}");
+    }
+    assert!(h.engine.prefix_summaries_page(99, 10).items.is_empty());
+}

@@ -52,7 +52,7 @@ pub struct ParamError {
 }
 
 impl ParamError {
-    fn new(parameter: &str, error: impl Into<String>) -> ParamError {
+    pub(crate) fn new(parameter: &str, error: impl Into<String>) -> ParamError {
         ParamError {
             error: error.into(),
             parameter: parameter.to_string(),
@@ -172,7 +172,7 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<EventQuery, ParamError>
 }
 
 /// Echoes a client's text back safely: at most 64 characters, control characters escaped.
-fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     let mut out: String = s.chars().take(64).flat_map(char::escape_debug).collect();
     if s.chars().count() > 64 {
         out.push('…');

@@ -3,6 +3,13 @@
 //! Handlers never touch route state directly: API queries go to the engine task over its command
 //! channel and wait for the answer (the engine stays the single owner, with no locks), and
 //! `/metrics` renders the metric set, which is safe to read concurrently.
+//!
+//! `/api/*` is behind [`api_guard`]: the bearer token when `[http] token-file` is set (401
+//! otherwise), then a cap on API requests in progress (`[http] max-api-requests`; beyond it 503
+//! with `Retry-After`). `/metrics`, `/live` and `/ready` pass neither, so they are answered while
+//! the API is saturated. The lists (`/api/v1/prefixes`, `/api/v1/anomalies`) are paged
+//! ([`pages`]): the engine builds only the requested page, and the JSON is written on a blocking
+//! thread. The listener itself (connection cap, timeouts, TLS) is [`server`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,20 +22,40 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
+pub mod auth;
 pub mod events;
+pub mod metrics;
 pub mod names;
+pub mod pages;
+pub mod server;
+pub mod tls;
 
-use crate::engine::{AnomalySummary, PrefixSummary};
+use crate::engine::{AnomalyKey, AnomalySummary, Page, PrefixSummary};
+use crate::registry::PrefixId;
 
 /// A question for the engine task.
 #[derive(Debug)]
 pub enum Query {
-    /// Every registered prefix.
-    Prefixes(oneshot::Sender<Vec<PrefixSummary>>),
-    /// Every anomaly instance.
-    Anomalies(oneshot::Sender<Vec<AnomalySummary>>),
+    /// A page of registered prefixes: at most `limit` from id `from` on.
+    Prefixes {
+        /// The first prefix id.
+        from: PrefixId,
+        /// Page size.
+        limit: usize,
+        /// The answer.
+        reply: oneshot::Sender<Page<PrefixSummary, PrefixId>>,
+    },
+    /// A page of anomaly instances: at most `limit` after `after`, in key order.
+    Anomalies {
+        /// The last key of the previous page.
+        after: Option<AnomalyKey>,
+        /// Page size.
+        limit: usize,
+        /// The answer.
+        reply: oneshot::Sender<Page<AnomalySummary, AnomalyKey>>,
+    },
     /// Engine and feed status.
     Status(oneshot::Sender<StatusBody>),
 }
@@ -85,19 +112,84 @@ pub struct AppState {
     pub reloads: mpsc::Sender<crate::reload::ReloadRequest>,
     /// DNS names for the answers, read from its cache only (disabled: no names).
     pub dns: crate::dns::Enricher,
+    /// Bearer tokens for `/api/*` and `POST /-/reload` (`None`: none asked for).
+    pub tokens: Option<auth::Tokens>,
+    /// API requests in progress at most (`[http] max-api-requests`).
+    pub api_permits: Arc<Semaphore>,
+    /// The listener's metrics.
+    pub http_metrics: metrics::HttpMetrics,
 }
 
-/// The router with every endpoint.
-pub fn router(state: AppState) -> Router {
+/// The router with every endpoint; `/api/v1/events` too when `events` is given.
+pub fn router(state: AppState, events: Option<crate::events::store::EventReader>) -> Router {
+    let mut api = Router::new()
+        .route("/api/v1/prefixes", get(prefixes))
+        .route("/api/v1/anomalies", get(anomalies))
+        .route("/api/v1/status", get(status))
+        .with_state(state.clone());
+    if let Some(reader) = events {
+        api = api.merge(events::events_router(reader));
+    }
+    let api = api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        api_guard,
+    ));
     Router::new()
         .route("/metrics", get(metrics))
         .route("/live", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
-        .route("/api/v1/prefixes", get(prefixes))
-        .route("/api/v1/anomalies", get(anomalies))
-        .route("/api/v1/status", get(status))
         .route("/-/reload", axum::routing::post(reload))
         .with_state(state)
+        .merge(api)
+}
+
+/// In front of `/api/*`: the bearer token (when tokens are configured), then a permit of the
+/// API's concurrency cap, held while the request is handled.
+async fn api_guard(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(denied) = check_token(&s, &req) {
+        return denied;
+    }
+    let Ok(permit) = s.api_permits.clone().try_acquire_owned() else {
+        s.http_metrics.request_rejected("api_busy");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            Json(serde_json::json!({
+                "error": "the API is busy (too many requests in progress); retry shortly"
+            })),
+        )
+            .into_response();
+    };
+    let response = next.run(req).await;
+    drop(permit);
+    response
+}
+
+/// 401 (counted) unless tokens are off or the request carries one of them.
+fn check_token<B>(s: &AppState, req: &axum::http::Request<B>) -> Option<Response> {
+    let tokens = s.tokens.as_ref()?;
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    if tokens.authorizes(presented) {
+        return None;
+    }
+    s.http_metrics.request_rejected("unauthorized");
+    Some(
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"routewatch\"")],
+            Json(serde_json::json!({
+                "error": "a bearer token is required (Authorization: Bearer <token>)"
+            })),
+        )
+            .into_response(),
+    )
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
@@ -127,21 +219,6 @@ async fn ready(State(s): State<AppState>) -> Response {
     }
 }
 
-async fn ask<T: Serialize>(
-    s: &AppState,
-    make: impl FnOnce(oneshot::Sender<T>) -> Query,
-    wrap: impl FnOnce(T) -> serde_json::Value,
-) -> Response {
-    let (tx, rx) = oneshot::channel();
-    if s.queries.send(make(tx)).await.is_err() {
-        return unavailable();
-    }
-    match rx.await {
-        Ok(v) => Json(wrap(v)).into_response(),
-        Err(_) => unavailable(),
-    }
-}
-
 fn unavailable() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -150,14 +227,21 @@ fn unavailable() -> Response {
         .into_response()
 }
 
-/// `POST /-/reload`: from loopback only (the configuration is the operator's, and a reload is
-/// not free); answers when the reload is done, 200 with what it did, or 400 with the error
-/// (the previous configuration stays in force).
+/// `POST /-/reload`: without tokens configured, from loopback only (the configuration is the
+/// operator's, and a reload is not free); with tokens, from any address with a valid token
+/// (loopback too). Answers when the reload is done, 200 with what it did, or 400 with the
+/// error (the previous configuration stays in force).
 async fn reload(
     State(s): State<AppState>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    req: axum::extract::Request,
 ) -> Response {
-    if !peer.ip().is_loopback() && !is_mapped_loopback(peer.ip()) {
+    if s.tokens.is_some() {
+        if let Some(denied) = check_token(&s, &req) {
+            return denied;
+        }
+    } else if !peer.ip().is_loopback() && !is_mapped_loopback(peer.ip()) {
+        s.http_metrics.request_rejected("forbidden");
         return (
             StatusCode::FORBIDDEN,
             Json(serde_json::json!({"error": "POST /-/reload is accepted from loopback only"})),
@@ -185,30 +269,95 @@ fn is_mapped_loopback(ip: std::net::IpAddr) -> bool {
         std::net::IpAddr::V4(_) => false,
     }
 }
-// Names are added here, from the DNS cache (never waiting), after the engine answered.
+// Names are added here, from the DNS cache (never waiting), after the engine answered; the
+// JSON is written on a blocking thread (a page of 1,000 prefixes is megabytes).
 
-async fn prefixes(State(s): State<AppState>) -> Response {
-    ask(
-        &s,
-        Query::Prefixes,
-        |v| serde_json::json!({ "prefixes": names::name_prefixes(&s.dns, v) }),
-    )
+async fn prefixes(State(s): State<AppState>, uri: axum::http::Uri) -> Response {
+    let req = match pages::PageRequest::parse(&uri, pages::PREFIXES) {
+        Ok(r) => r,
+        Err(e) => return pages::bad_request(e),
+    };
+    let from = match &req.cursor {
+        Some(c) => match pages::decode_prefix_cursor(c) {
+            Some(id) => id,
+            None => return pages::bad_request(pages::bad_cursor()),
+        },
+        None => 0,
+    };
+    let (tx, rx) = oneshot::channel();
+    let q = Query::Prefixes {
+        from,
+        limit: req.limit,
+        reply: tx,
+    };
+    if s.queries.send(q).await.is_err() {
+        return unavailable();
+    }
+    let Ok(page) = rx.await else {
+        return unavailable();
+    };
+    let dns = s.dns.clone();
+    pages::json_off_task(move || {
+        let next_cursor = page.next.map(pages::encode_prefix_cursor);
+        pages::PrefixesBody {
+            next: next_cursor
+                .as_deref()
+                .map(|c| pages::next_link(pages::PREFIXES, req.limit, c)),
+            prefixes: names::name_prefixes(&dns, page.items),
+            next_cursor,
+        }
+    })
     .await
 }
 
-async fn anomalies(State(s): State<AppState>) -> Response {
-    ask(
-        &s,
-        Query::Anomalies,
-        |v| serde_json::json!({ "anomalies": names::name_anomalies(&s.dns, v) }),
-    )
+async fn anomalies(State(s): State<AppState>, uri: axum::http::Uri) -> Response {
+    let req = match pages::PageRequest::parse(&uri, pages::ANOMALIES) {
+        Ok(r) => r,
+        Err(e) => return pages::bad_request(e),
+    };
+    let after = match &req.cursor {
+        Some(c) => match pages::decode_anomaly_cursor(c) {
+            Some(k) => Some(k),
+            None => return pages::bad_request(pages::bad_cursor()),
+        },
+        None => None,
+    };
+    let (tx, rx) = oneshot::channel();
+    let q = Query::Anomalies {
+        after,
+        limit: req.limit,
+        reply: tx,
+    };
+    if s.queries.send(q).await.is_err() {
+        return unavailable();
+    }
+    let Ok(page) = rx.await else {
+        return unavailable();
+    };
+    let dns = s.dns.clone();
+    pages::json_off_task(move || {
+        let next_cursor = page.next.as_ref().map(pages::encode_anomaly_cursor);
+        pages::AnomaliesBody {
+            next: next_cursor
+                .as_deref()
+                .map(|c| pages::next_link(pages::ANOMALIES, req.limit, c)),
+            anomalies: names::name_anomalies(&dns, page.items),
+            next_cursor,
+        }
+    })
     .await
 }
 
 async fn status(State(s): State<AppState>) -> Response {
-    ask(&s, Query::Status, |mut v: StatusBody| {
-        names::name_routers(&s.dns, &mut v.routers);
-        serde_json::to_value(v).unwrap_or_default()
-    })
-    .await
+    let (tx, rx) = oneshot::channel();
+    if s.queries.send(Query::Status(tx)).await.is_err() {
+        return unavailable();
+    }
+    match rx.await {
+        Ok(mut v) => {
+            names::name_routers(&s.dns, &mut v.routers);
+            Json(v).into_response()
+        }
+        Err(_) => unavailable(),
+    }
 }

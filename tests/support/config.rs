@@ -125,6 +125,7 @@ pub struct DaemonConfig {
     bmp: Option<(u16, String)>,
     rpki: Option<String>,
     sections: Vec<(String, String)>,
+    http_keys: String,
     locations: String,
 }
 
@@ -153,6 +154,7 @@ impl DaemonConfig {
             bmp: None,
             rpki: None,
             sections: Vec::new(),
+            http_keys: String::new(),
             locations: String::new(),
         }
     }
@@ -160,6 +162,13 @@ impl DaemonConfig {
     /// `state-dir` (instead of `state` in the directory written to).
     pub fn state_dir(mut self, dir: &Path) -> DaemonConfig {
         self.state_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// More `[http]` keys (after `listen`).
+    pub fn http(mut self, keys: &str) -> DaemonConfig {
+        self.http_keys.push_str(keys);
+        self.http_keys.push('\n');
         self
     }
 
@@ -234,7 +243,7 @@ impl DaemonConfig {
         let state = self.state_dir.clone().unwrap_or_else(|| dir.join("state"));
         let mut t = format!("state-dir = {}\n", toml_path(&state));
         if let Some(addr) = self.http {
-            let _ = write!(t, "\n[http]\nlisten = \"{addr}\"\n");
+            let _ = write!(t, "\n[http]\nlisten = \"{addr}\"\n{}", self.http_keys);
         }
         if !self.mrt_files.is_empty() || self.watch.is_some() {
             let files: Vec<String> = self.mrt_files.iter().map(|f| toml_path(f)).collect();

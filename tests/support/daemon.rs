@@ -69,13 +69,24 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<HttpResponse> {
 
 /// `METHOD path` (no body) on 127.0.0.1:`port` with `Connection: close`, read to the end.
 pub fn http_request(port: u16, method: &str, path: &str) -> std::io::Result<HttpResponse> {
+    http_request_with(port, method, path, &[])
+}
+
+/// [`http_request`] with more header fields.
+pub fn http_request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpResponse> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\nContent-Length: 0\r\nConnection: close\r\n{}\r\n",
+        headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect::<String>()
     )?;
     stream.flush()?;
     let mut raw = Vec::new();
@@ -83,7 +94,7 @@ pub fn http_request(port: u16, method: &str, path: &str) -> std::io::Result<Http
     parse_response(&raw)
 }
 
-fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
+pub fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
