@@ -6,8 +6,9 @@
 //!
 //! Run: `cargo bench --bench bmp_ingest` (env: `BMP_BENCH_PREFIXES`, default 1,000,000 per
 //! session; `BMP_BENCH_SESSIONS`, default "1,4"; `BMP_BENCH_REGISTRY`, registered prefixes,
-//! default 10,000 — set it to the table size to measure memory per tracked route). Figures go
-//! to BENCHMARKS.md.
+//! default 10,000 — set it to the table size to measure memory per tracked route;
+//! `ROUTEWATCH_BIN`, another build's binary to run instead of this one, for before/after
+//! comparisons). Figures go to BENCHMARKS.md.
 
 // Benchmark set-up; a failure to set up is a panic with a message.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
@@ -202,7 +203,10 @@ fn run(sessions: u32, prefixes: u32, registry: u32, dir: &std::path::Path) {
     }
     let cfg = dir.join("bench.toml");
     std::fs::write(&cfg, cfg_text).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_routewatch"))
+    // Another build's binary (a before/after comparison) with ROUTEWATCH_BIN.
+    let bin = std::env::var_os("ROUTEWATCH_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_routewatch").into());
+    let child = Command::new(bin)
         .args(["run", "-c"])
         .arg(&cfg)
         .env("RUST_LOG", "warn")
