@@ -31,6 +31,7 @@ use routewatch::engine::Engine;
 use routewatch::ingest::bmp::{FrameReader, Output, PeerState, RouterSession};
 use serde_json::Value;
 
+use support::bmp::{bmp_message, initiation, peer_up, route_monitoring, tlv};
 use support::daemon::{free_port, promtool_check, Daemon, Exposition};
 use support::process::ChildGuard;
 use support::{fixture, DaemonConfig, Location};
@@ -1093,108 +1094,6 @@ fn assert_closed_by_peer(stream: &mut TcpStream, what: &str) {
     }
 }
 
-fn bmp_message(version: u8, msg_type: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![version];
-    m.extend_from_slice(&((6 + body.len()) as u32).to_be_bytes());
-    m.push(msg_type);
-    m.extend_from_slice(body);
-    m
-}
-
-fn tlv(t: u16, value: &[u8]) -> Vec<u8> {
-    let mut v = t.to_be_bytes().to_vec();
-    v.extend_from_slice(&(value.len() as u16).to_be_bytes());
-    v.extend_from_slice(value);
-    v
-}
-
-fn initiation(sys_name: &str) -> Vec<u8> {
-    let body = [tlv(1, b"routewatch test"), tlv(2, sys_name.as_bytes())].concat();
-    bmp_message(3, 4, &body)
-}
-
-/// The per-peer header of a global IPv4 pre-policy peer with 4-byte AS paths.
-fn peer_header(peer: Ipv4Addr, asn: u32) -> Vec<u8> {
-    let mut h = vec![0, 0];
-    h.extend_from_slice(&[0; 8]);
-    h.extend_from_slice(&[0; 12]);
-    h.extend_from_slice(&peer.octets());
-    h.extend_from_slice(&asn.to_be_bytes());
-    h.extend_from_slice(&peer.octets());
-    h.extend_from_slice(&1_700_000_000u32.to_be_bytes());
-    h.extend_from_slice(&0u32.to_be_bytes());
-    h
-}
-
-fn bgp_message(msg_type: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![0xff; 16];
-    m.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
-    m.push(msg_type);
-    m.extend_from_slice(body);
-    m
-}
-
-/// An OPEN with IPv4 unicast and 4-octet AS capabilities.
-fn bgp_open(asn: u32, id: Ipv4Addr) -> Vec<u8> {
-    let mut caps = vec![1, 4, 0, 1, 0, 1, 65, 4];
-    caps.extend_from_slice(&asn.to_be_bytes());
-    let mut b = vec![4];
-    b.extend_from_slice(&u16::try_from(asn).unwrap_or(23456).to_be_bytes());
-    b.extend_from_slice(&90u16.to_be_bytes());
-    b.extend_from_slice(&id.octets());
-    b.push((caps.len() + 2) as u8);
-    b.push(2);
-    b.push(caps.len() as u8);
-    b.extend_from_slice(&caps);
-    bgp_message(1, &b)
-}
-
-fn peer_up(peer: Ipv4Addr, asn: u32) -> Vec<u8> {
-    let mut b = peer_header(peer, asn);
-    b.extend_from_slice(&[0; 12]);
-    b.extend_from_slice(&[127, 0, 0, 2]);
-    b.extend_from_slice(&179u16.to_be_bytes());
-    b.extend_from_slice(&40179u16.to_be_bytes());
-    b.extend_from_slice(&bgp_open(GOBGP_AS, Ipv4Addr::new(127, 0, 0, 2)));
-    b.extend_from_slice(&bgp_open(asn, peer));
-    bmp_message(3, 3, &b)
-}
-
-/// NLRI encoding of an IPv4 /24.
-fn nlri_24(prefix: [u8; 3]) -> Vec<u8> {
-    vec![24, prefix[0], prefix[1], prefix[2]]
-}
-
-/// Route Monitoring: `prefix` announced with the AS_SEQUENCE `path`, or withdrawn (`None`).
-fn route_monitoring(peer: Ipv4Addr, asn: u32, prefix: [u8; 3], path: Option<&[u32]>) -> Vec<u8> {
-    let mut update = Vec::new();
-    match path {
-        Some(path) => {
-            let mut seg = vec![2, path.len() as u8];
-            for a in path {
-                seg.extend_from_slice(&a.to_be_bytes());
-            }
-            let mut attrs = vec![0x40, 1, 1, 0]; // ORIGIN IGP
-            attrs.extend_from_slice(&[0x40, 2, seg.len() as u8]);
-            attrs.extend_from_slice(&seg);
-            attrs.extend_from_slice(&[0x40, 3, 4, 10, 0, 0, 1]); // NEXT_HOP
-            update.extend_from_slice(&0u16.to_be_bytes());
-            update.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-            update.extend_from_slice(&attrs);
-            update.extend_from_slice(&nlri_24(prefix));
-        }
-        None => {
-            let withdrawn = nlri_24(prefix);
-            update.extend_from_slice(&(withdrawn.len() as u16).to_be_bytes());
-            update.extend_from_slice(&withdrawn);
-            update.extend_from_slice(&0u16.to_be_bytes());
-        }
-    }
-    let mut b = peer_header(peer, asn);
-    b.extend_from_slice(&bgp_message(2, &update));
-    bmp_message(3, 0, &b)
-}
-
 #[test]
 fn connections_from_outside_allow_and_bad_frames_end_only_their_own_session() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1241,7 +1140,7 @@ fn connections_from_outside_allow_and_bad_frames_end_only_their_own_session() {
     let peer = Ipv4Addr::new(192, 0, 2, 7);
     let mut b = connect_from(allowed, bmp_port);
     let mut first = initiation("rw-test-b");
-    first.extend_from_slice(&peer_up(peer, 64510));
+    first.extend_from_slice(&peer_up(peer, 64510, GOBGP_AS));
     first.extend_from_slice(&route_monitoring(
         peer,
         64510,
@@ -1404,7 +1303,7 @@ fn status_shows_messages_that_follow_the_previous_read_closely() {
     s.write_all(&initiation("rw-stale")).unwrap();
     // Two reads, 20 ms apart (a setup delay, not an assertion).
     std::thread::sleep(Duration::from_millis(20));
-    let mut rest = peer_up(peer, 64510);
+    let mut rest = peer_up(peer, 64510, GOBGP_AS);
     rest.extend_from_slice(&route_monitoring(
         peer,
         64510,

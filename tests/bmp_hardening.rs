@@ -21,6 +21,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use support::bmp::{bgp_message, bmp_message, initiation, peer_header, peer_up, tlv, ROUTER_AS};
 use support::daemon::{Daemon, Exposition};
 use support::{DaemonConfig, Location};
 
@@ -123,71 +124,6 @@ fn wait_closed(stream: &mut TcpStream, within: Duration, what: &str) -> Instant 
 
 // ---- raw BMP ---------------------------------------------------------------------------------
 
-fn bmp_message(msg_type: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![3];
-    m.extend_from_slice(&((6 + body.len()) as u32).to_be_bytes());
-    m.push(msg_type);
-    m.extend_from_slice(body);
-    m
-}
-
-fn tlv(t: u16, value: &[u8]) -> Vec<u8> {
-    let mut v = t.to_be_bytes().to_vec();
-    v.extend_from_slice(&(value.len() as u16).to_be_bytes());
-    v.extend_from_slice(value);
-    v
-}
-
-fn initiation(sys_name: &str) -> Vec<u8> {
-    let body = [tlv(1, b"routewatch test"), tlv(2, sys_name.as_bytes())].concat();
-    bmp_message(4, &body)
-}
-
-fn peer_header(peer: Ipv4Addr, asn: u32) -> Vec<u8> {
-    let mut h = vec![0, 0];
-    h.extend_from_slice(&[0; 8]);
-    h.extend_from_slice(&[0; 12]);
-    h.extend_from_slice(&peer.octets());
-    h.extend_from_slice(&asn.to_be_bytes());
-    h.extend_from_slice(&peer.octets());
-    h.extend_from_slice(&1_700_000_000u32.to_be_bytes());
-    h.extend_from_slice(&0u32.to_be_bytes());
-    h
-}
-
-fn bgp_message(msg_type: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![0xff; 16];
-    m.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
-    m.push(msg_type);
-    m.extend_from_slice(body);
-    m
-}
-
-fn bgp_open(asn: u32, id: Ipv4Addr) -> Vec<u8> {
-    let mut caps = vec![1, 4, 0, 1, 0, 1, 65, 4];
-    caps.extend_from_slice(&asn.to_be_bytes());
-    let mut b = vec![4];
-    b.extend_from_slice(&u16::try_from(asn).unwrap_or(23456).to_be_bytes());
-    b.extend_from_slice(&90u16.to_be_bytes());
-    b.extend_from_slice(&id.octets());
-    b.push((caps.len() + 2) as u8);
-    b.push(2);
-    b.push(caps.len() as u8);
-    b.extend_from_slice(&caps);
-    bgp_message(1, &b)
-}
-
-fn peer_up(peer: Ipv4Addr, asn: u32) -> Vec<u8> {
-    let mut b = peer_header(peer, asn);
-    b.extend_from_slice(&[0; 12]);
-    b.extend_from_slice(&[127, 0, 0, 2]);
-    b.extend_from_slice(&179u16.to_be_bytes());
-    b.extend_from_slice(&40179u16.to_be_bytes());
-    b.extend_from_slice(&bgp_open(65001, Ipv4Addr::new(127, 0, 0, 2)));
-    b.extend_from_slice(&bgp_open(asn, peer));
-    bmp_message(3, &b)
-}
-
 /// Route Monitoring announcing 203.0.113.0/24 with the path `peer_asn ORIGIN`, with `after`
 /// appended after the UPDATE (inside the BMP message).
 fn announcement(peer: Ipv4Addr, asn: u32, after: &[u8]) -> Vec<u8> {
@@ -205,7 +141,7 @@ fn announcement(peer: Ipv4Addr, asn: u32, after: &[u8]) -> Vec<u8> {
     let mut b = peer_header(peer, asn);
     b.extend_from_slice(&bgp_message(2, &update));
     b.extend_from_slice(after);
-    bmp_message(0, &b)
+    bmp_message(3, 0, &b)
 }
 
 /// A router session: Initiation, a Peer Up and the registered prefix announced.
@@ -213,7 +149,7 @@ fn router_with_route(sys_name: &str) -> Vec<u8> {
     let peer = Ipv4Addr::new(192, 0, 2, 7);
     [
         initiation(sys_name),
-        peer_up(peer, 64510),
+        peer_up(peer, 64510, ROUTER_AS),
         announcement(peer, 64510, &[]),
     ]
     .concat()
@@ -420,7 +356,7 @@ fn tlvs_after_each_update_are_an_oddity_not_a_parse_error() {
     let peer = Ipv4Addr::new(192, 0, 2, 7);
     let trailer = tlv(0, b"vpn-instance-a");
     let mut s = connect_from(Ipv4Addr::LOCALHOST, port);
-    let mut stream = [initiation("rw-huawei"), peer_up(peer, 64510)].concat();
+    let mut stream = [initiation("rw-huawei"), peer_up(peer, 64510, ROUTER_AS)].concat();
     for _ in 0..5 {
         stream.extend_from_slice(&announcement(peer, 64510, &trailer));
     }
@@ -455,7 +391,7 @@ fn a_flood_of_malformed_messages_writes_a_bounded_number_of_log_lines() {
     const FLOOD: usize = 20_000;
     let lines_before = rw.log().lines().count();
     let mut s = connect_from(Ipv4Addr::LOCALHOST, port);
-    let bad_peer_up = bmp_message(3, &[0; 10]);
+    let bad_peer_up = bmp_message(3, 3, &[0; 10]);
     let mut stream = initiation("rw-flood");
     for _ in 0..FLOOD {
         stream.extend_from_slice(&bad_peer_up);
