@@ -93,7 +93,12 @@ impl Setup {
 
     fn processed_list(&self) -> Vec<String> {
         std::fs::read_to_string(self.state_dir.join("mrt-processed.txt"))
-            .map(|s| s.lines().map(String::from).collect())
+            // A line is name, size and mtime (tab-separated): the name.
+            .map(|s| {
+                s.lines()
+                    .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
