@@ -221,12 +221,13 @@ impl FileReport {
     pub fn result(&self) -> &'static str {
         if let Some(reason) = self.abandoned {
             reason
-        } else if self.no_entries {
-            "no_entries"
         } else if self.waited_out {
             "truncated"
         } else if self.error_count() > 0 {
+            // With no entry read too (logged as such): the errors say why.
             "parse_errors"
+        } else if self.no_entries {
+            "no_entries"
         } else {
             "ok"
         }
@@ -785,9 +786,16 @@ fn read_file_inner(
         Decoder::Bgpkit => sink.bgpkit_stream(reader),
         Decoder::Prefilter => prefilter(&mut sink, reader),
     }
-    if non_empty && sink.report.processed == 0 && !sink.stopped && decoder == Decoder::Prefilter {
+    if non_empty
+        && sink.report.processed == 0
+        && !sink.stopped
+        && decoder == Decoder::Prefilter
+        && !sink.report.errors.contains_key("malformed_mp_attribute")
+    {
         // Nothing was matched (nothing handed on): read the file again with the reference
-        // decoder, which knows layouts the prefilter does not. Its errors replace ours.
+        // decoder, which knows layouts the prefilter does not. Its errors replace ours. (Not
+        // when the prefilter refused an UPDATE under RFC 7606 on purpose: bgpkit-parser would
+        // use it.)
         warn!(file = %path.display(), "no route entry read by the prefilter; reading the file again with bgpkit-parser");
         sink.report.errors.clear();
         sink.batch.errors.clear();
