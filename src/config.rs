@@ -223,6 +223,27 @@ pub struct MrtConfig {
     pub watch_dir: Option<PathBuf>,
     /// Poll interval of `watch_dir`.
     pub watch_interval_seconds: u64,
+    /// Parse errors after which the rest of a file is abandoned (0: no bound).
+    pub max_errors_per_file: u64,
+    /// Largest decompressed/compressed ratio of a gzip/bzip2 file (0: no bound).
+    pub max_decompression_ratio: u64,
+    /// How long a watched file that is still incomplete (a compressed stream or a record cut
+    /// short) is waited for before it is read as it is.
+    pub incomplete_file_timeout_seconds: u64,
+}
+
+/// Default `[mrt] incomplete-file-timeout-seconds`.
+pub const DEFAULT_INCOMPLETE_FILE_TIMEOUT_SECONDS: u64 = 600;
+
+impl MrtConfig {
+    /// The per-file bounds.
+    pub fn limits(&self) -> crate::ingest::mrt::Limits {
+        crate::ingest::mrt::Limits {
+            max_errors: self.max_errors_per_file,
+            max_ratio: self.max_decompression_ratio,
+            ..crate::ingest::mrt::Limits::default()
+        }
+    }
 }
 
 /// `[rpki]`
@@ -419,6 +440,9 @@ struct RawMrt {
     files: Vec<String>,
     watch_dir: Option<String>,
     watch_interval_seconds: Option<Spanned<i64>>,
+    max_errors_per_file: Option<Spanned<i64>>,
+    max_decompression_ratio: Option<Spanned<i64>>,
+    incomplete_file_timeout_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -758,6 +782,9 @@ impl Config {
 
         let mut mrt = MrtConfig {
             watch_interval_seconds: DEFAULT_WATCH_INTERVAL_SECONDS,
+            max_errors_per_file: crate::ingest::mrt::DEFAULT_MAX_ERRORS_PER_FILE,
+            max_decompression_ratio: crate::ingest::mrt::DEFAULT_MAX_DECOMPRESSION_RATIO,
+            incomplete_file_timeout_seconds: DEFAULT_INCOMPLETE_FILE_TIMEOUT_SECONDS,
             ..MrtConfig::default()
         };
         if let Some(m) = &raw.mrt {
@@ -766,6 +793,18 @@ impl Config {
             if let Some(i) = &m.watch_interval_seconds {
                 mrt.watch_interval_seconds =
                     positive(&main, i, "mrt.watch-interval-seconds", 1, 86_400)?;
+            }
+            if let Some(v) = &m.max_errors_per_file {
+                mrt.max_errors_per_file =
+                    positive(&main, v, "mrt.max-errors-per-file", 0, 1_000_000_000)?;
+            }
+            if let Some(v) = &m.max_decompression_ratio {
+                mrt.max_decompression_ratio =
+                    positive(&main, v, "mrt.max-decompression-ratio", 0, 1_000_000)?;
+            }
+            if let Some(v) = &m.incomplete_file_timeout_seconds {
+                mrt.incomplete_file_timeout_seconds =
+                    positive(&main, v, "mrt.incomplete-file-timeout-seconds", 0, 604_800)?;
             }
         }
 

@@ -118,6 +118,18 @@ impl Pipeline {
         self.after_updates(Some((feed, batch)));
     }
 
+    /// Applies a batch whose events are already in the history (a watched file processed
+    /// before a restart, re-read to rebuild route state): route state, anomalies and metrics are
+    /// updated as by [`Pipeline::ingest`], but its events are neither logged nor stored.
+    /// Anomalies whose hold-down has passed by the wall clock are resolved quietly too (their
+    /// resolution is in the history already; the engine's tick would otherwise record it again).
+    pub fn ingest_quietly(&mut self, feed: Feed, batch: &Batch) {
+        let readers = std::mem::take(&mut self.readers);
+        self.ingest(feed, batch);
+        self.release_due(unix_now());
+        self.readers = readers;
+    }
+
     /// Applies what a BMP session produced (routes and peer-downs, in stream order).
     pub fn ingest_bmp(&mut self, out: &bmp::Output) {
         let removed = apply_output(&mut self.engine, out);
@@ -235,11 +247,7 @@ impl Pipeline {
     /// Records a finished MRT file.
     pub fn file_done(&mut self, report: &FileReport) {
         self.files_processed += 1;
-        let result = if report.error_count() > 0 {
-            "parse_errors"
-        } else {
-            "ok"
-        };
+        let result = report.result();
         self.metrics.record_mrt_file(result);
         info!(
             file = %report.path.display(),

@@ -123,3 +123,31 @@ fn every_fixture_gives_the_same_state_with_both_decoders() {
         "sampled {sampled_prefixes} prefixes"
     );
 }
+
+/// The early (2000) RIPE RIS TABLE_DUMP layout (several entries per record, length declared 4
+/// bytes short; `fixtures/synthetic/early-ris.table_dump_v1.mrt`): both decoders read all 18
+/// entries and give the same routes, with a registry that matches the first entry of no record
+/// (so the prefilter must look past it) and one that matches everything.
+#[test]
+fn the_early_ris_table_dump_layout_reads_alike_with_both_decoders() {
+    let file = fixture("synthetic/early-ris.table_dump_v1.mrt");
+    for (what, prefixes) in [
+        ("8.8.4.0/24 only", vec!["8.8.4.0/24"]),
+        ("covering", vec!["0.0.0.0/1", "128.0.0.0/1"]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let nets: Vec<IpNet> = prefixes.iter().map(|p| p.parse().unwrap()).collect();
+        let cfg = config(dir.path(), &nets);
+        let (reference, prefilter) = both(&cfg, &file);
+        assert_same(what, &reference, &prefilter);
+        assert_eq!(reference.files[0].processed, 18, "{what}: entries read");
+        assert_eq!(prefilter.files[0].processed, 18, "{what}: entries read");
+        assert!(prefilter.files[0].errors.is_empty(), "{what}");
+    }
+    // The registered 8.8.4.0/24 sits in the fifth record: all three peers' routes are seen.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &["8.8.4.0/24".parse().unwrap()]);
+    let (_, prefilter) = both(&cfg, &file);
+    assert_eq!(prefilter.files[0].matched, 3);
+    assert_eq!(prefilter.prefixes[0].visibility, 3);
+}

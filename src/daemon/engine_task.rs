@@ -73,6 +73,13 @@ impl EngineTask {
         match msg {
             FeedMessage::Batch(b) => self.pipeline.ingest(Feed::Mrt, &b),
             FeedMessage::FileDone(r) => self.pipeline.file_done(&r),
+            FeedMessage::Replaying(b) => self.pipeline.ingest_quietly(Feed::Mrt, &b),
+            FeedMessage::Restored(r) => info!(
+                file = %r.path.display(),
+                routes = r.processed,
+                matched = r.matched,
+                "watched MRT file processed before the restart re-read (no events recorded)"
+            ),
             FeedMessage::FileFailed(e) => {
                 self.pipeline.metrics.record_mrt_file("failed");
                 error!(error = %e, "MRT file could not be read");

@@ -1,25 +1,34 @@
-//! The MRT feed task: the configured files first (the baseline, RIBs before updates), then the
-//! watched directory. Each file is read and matched on a blocking thread; its batches go to the
+//! The MRT feed task: the configured files first (the baseline, RIBs before updates), then (after
+//! a restart) the watched files already processed before it, re-read quietly to rebuild their
+//! routes (the newest RIB among them and the update files after it; their events are already in
+//! the history), then the watched directory. Each file is read and matched on a blocking thread; its batches go to the
 //! engine task through a bounded channel (a slow engine slows the reader; nothing is dropped).
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
-use tracing::error;
+use tracing::{error, info, warn};
 
 use super::stopped;
-use super::watch_dir::{load_processed, new_files, remember_processed, PROCESSED_FILE};
+use super::watch_dir::{
+    load_processed, processed_present, remember_processed, stable_new_files, Stamp, PROCESSED_FILE,
+};
 use crate::config::Config;
-use crate::ingest::mrt::{self, Batch, FileReport};
+use crate::ingest::mrt::{self, Batch, FileReport, Limits};
 use crate::registry::{Registry, SharedRegistry};
 
 /// Messages from the MRT feed to the engine task.
 pub enum FeedMessage {
     /// Matched routes of a file.
     Batch(Batch),
+    /// Matched routes of a watched file processed before a restart, re-read to rebuild route
+    /// state: applied without recording events (the history has them already).
+    Replaying(Batch),
+    /// A watched file processed before a restart was re-read.
+    Restored(FileReport),
     /// A file was read to its end.
     FileDone(FileReport),
     /// A file could not be read.
@@ -39,22 +48,45 @@ enum FileOutcome {
     EngineGone,
 }
 
+/// How a file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A new file.
+    New,
+    /// A watched file still incomplete when its wait ran out: read as it is.
+    WaitedOut,
+    /// A watched file processed before a restart (no events recorded).
+    Replaying,
+}
+
 /// Reads one file on a blocking thread, sending its batches to the engine task.
 async fn process_file(
     path: PathBuf,
     registry: Arc<Registry>,
+    limits: Limits,
+    mode: Mode,
     tx: mpsc::Sender<FeedMessage>,
 ) -> FileOutcome {
     // The registry in force when the file starts; a reload meanwhile is caught up with by the
     // engine (it matches batches of an older registry again).
     let joined = tokio::task::spawn_blocking(move || {
         let mut open = true;
-        let r = mrt::read_file(&path, &registry, |b| {
-            open = tx.blocking_send(FeedMessage::Batch(b)).is_ok();
+        let r = mrt::read_file_limited(&path, &registry, mrt::Decoder::default(), limits, |b| {
+            let msg = match mode {
+                Mode::Replaying => FeedMessage::Replaying(b),
+                _ => FeedMessage::Batch(b),
+            };
+            open = tx.blocking_send(msg).is_ok();
             open
         });
         let (outcome, msg) = match r {
-            Ok(report) => (FileOutcome::Read, FeedMessage::FileDone(report)),
+            Ok(report) if mode == Mode::Replaying => {
+                (FileOutcome::Read, FeedMessage::Restored(report))
+            }
+            Ok(mut report) => {
+                report.waited_out = mode == Mode::WaitedOut;
+                (FileOutcome::Read, FeedMessage::FileDone(report))
+            }
             Err(e) => (
                 FileOutcome::Unreadable,
                 FeedMessage::FileFailed(e.to_string()),
@@ -74,6 +106,8 @@ async fn process_file(
 async fn process_or_stop(
     path: PathBuf,
     registry: &SharedRegistry,
+    limits: Limits,
+    mode: Mode,
     tx: &mpsc::Sender<FeedMessage>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<FileOutcome> {
@@ -81,7 +115,7 @@ async fn process_or_stop(
         return None;
     }
     tokio::select! {
-        o = process_file(path, registry.current(), tx.clone()) => {
+        o = process_file(path, registry.current(), limits, mode, tx.clone()) => {
             (o != FileOutcome::EngineGone).then_some(o)
         }
         _ = stopped(shutdown) => None,
@@ -120,47 +154,141 @@ pub async fn mrt_feed(
                 .collect()
         }
     };
+    let limits = config.mrt.limits();
     for (path, _) in ordered {
-        if process_or_stop(path, &registry, &tx, &mut shutdown)
+        if process_or_stop(path, &registry, limits, Mode::New, &tx, &mut shutdown)
             .await
             .is_none()
         {
             return;
         }
     }
+    let watched = config.mrt.watch_dir.clone().map(|dir| {
+        let state_file = config.state_dir.join(PROCESSED_FILE);
+        if let Err(e) = std::fs::create_dir_all(&config.state_dir) {
+            error!(dir = %config.state_dir.display(), error = %e, "cannot create the state directory; processed MRT files will not be remembered across restarts");
+        }
+        let processed = load_processed(&state_file);
+        (dir, state_file, processed)
+    });
+    // After a restart: the routes the watched files gave, before the directory is polled.
+    if let Some((dir, _, processed)) = &watched {
+        let present = processed_present(dir, processed);
+        let dir2 = dir.clone();
+        let chosen = tokio::task::spawn_blocking(move || restore_order(&dir2, present));
+        let chosen = tokio::select! {
+            r = chosen => r.unwrap_or_default(),
+            _ = stopped(&mut shutdown) => return,
+        };
+        if !chosen.is_empty() {
+            info!(
+                files = chosen.len(),
+                "re-reading watched MRT files processed before the restart"
+            );
+        }
+        for name in chosen {
+            if process_or_stop(
+                dir.join(&name),
+                &registry,
+                limits,
+                Mode::Replaying,
+                &tx,
+                &mut shutdown,
+            )
+            .await
+            .is_none()
+            {
+                return;
+            }
+        }
+    }
     if tx.send(FeedMessage::InitialLoadDone).await.is_err() {
         return;
     }
-    let Some(dir) = config.mrt.watch_dir.clone() else {
+    let Some((dir, state_file, mut processed)) = watched else {
         return;
     };
-    let state_file = config.state_dir.join(PROCESSED_FILE);
-    if let Err(e) = std::fs::create_dir_all(&config.state_dir) {
-        error!(dir = %config.state_dir.display(), error = %e, "cannot create the state directory; processed MRT files will not be remembered across restarts");
-    }
-    let mut processed = load_processed(&state_file);
     // Files that could not be opened are retried after a restart, not on every poll.
-    let mut unreadable: BTreeSet<String> = BTreeSet::new();
+    let mut unreadable: BTreeSet<(String, Stamp)> = BTreeSet::new();
+    // Stamps at the previous poll (a file is read once its stamp is stable).
+    let mut seen: BTreeMap<String, Stamp> = BTreeMap::new();
+    // Compressed files found incomplete, since when (per stamp: a file that grows starts over).
+    let mut incomplete: BTreeMap<String, (Stamp, Instant)> = BTreeMap::new();
+    let wait = Duration::from_secs(config.mrt.incomplete_file_timeout_seconds);
     let mut tick = tokio::time::interval(Duration::from_secs(config.mrt.watch_interval_seconds));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stopped(&mut shutdown) => return,
         }
-        for name in new_files(&dir, &processed) {
-            if unreadable.contains(&name) {
+        for (name, stamp) in stable_new_files(&dir, &processed, &mut seen) {
+            if unreadable.contains(&(name.clone(), stamp)) {
                 continue;
             }
-            match process_or_stop(dir.join(&name), &registry, &tx, &mut shutdown).await {
+            let path = dir.join(&name);
+            let check = tokio::task::spawn_blocking({
+                let path = path.clone();
+                move || mrt::is_complete(&path, limits)
+            });
+            let complete = tokio::select! {
+                r = check => r.ok(),
+                _ = stopped(&mut shutdown) => return,
+            };
+            let mode = match complete {
+                Some(Ok(true)) => {
+                    incomplete.remove(&name);
+                    Mode::New
+                }
+                Some(Ok(false)) => {
+                    let since = match incomplete.get(&name) {
+                        Some((s, since)) if *s == stamp => *since,
+                        _ => {
+                            warn!(file = %path.display(), "watched MRT file incomplete (compressed stream cut short); waiting for the rest");
+                            incomplete.insert(name.clone(), (stamp, Instant::now()));
+                            Instant::now()
+                        }
+                    };
+                    if since.elapsed() < wait {
+                        continue;
+                    }
+                    warn!(file = %path.display(), waited_seconds = wait.as_secs(), "watched MRT file still incomplete; read as it is (mrt.incomplete-file-timeout-seconds)");
+                    incomplete.remove(&name);
+                    Mode::WaitedOut
+                }
+                // Unreadable: reading reports it.
+                _ => Mode::New,
+            };
+            match process_or_stop(path, &registry, limits, mode, &tx, &mut shutdown).await {
                 Some(FileOutcome::Read) => {
-                    remember_processed(&state_file, &name);
-                    processed.insert(name);
+                    remember_processed(&state_file, &name, stamp);
+                    processed.insert(name, Some(stamp));
                 }
                 Some(_) => {
-                    unreadable.insert(name);
+                    unreadable.insert((name, stamp));
                 }
                 None => return,
             }
         }
     }
+}
+
+/// Which of the processed watched files `names` (in name order) a restart re-reads: the newest
+/// RIB among them and the update files after it, in name order; without a RIB, every update
+/// file.
+fn restore_order(dir: &Path, names: Vec<String>) -> Vec<String> {
+    let kinds: Vec<(String, mrt::MrtFileKind)> = names
+        .into_iter()
+        .filter_map(|n| Some((n.clone(), mrt::classify(&dir.join(&n)).ok()?)))
+        .collect();
+    let start = kinds
+        .iter()
+        .rposition(|(_, k)| *k == mrt::MrtFileKind::Rib)
+        .unwrap_or(0);
+    kinds
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (_, k))| *i == start || *k == mrt::MrtFileKind::Updates)
+        .filter(|(i, (_, k))| *i >= start && *k != mrt::MrtFileKind::Unknown)
+        .map(|(_, (n, _))| n)
+        .collect()
 }

@@ -47,7 +47,7 @@ use feeds::FeedMessage;
 use rpki_task::VrpUpdate;
 use signals::Signals;
 
-pub use watch_dir::{load_processed, new_files, PROCESSED_FILE};
+pub use watch_dir::{load_processed, stable_new_files, PROCESSED_FILE};
 
 /// Resolves once shutdown has been requested.
 pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {

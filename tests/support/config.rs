@@ -122,6 +122,7 @@ pub struct DaemonConfig {
     http: Option<SocketAddr>,
     mrt_files: Vec<PathBuf>,
     watch: Option<(PathBuf, u64)>,
+    mrt_keys: String,
     bmp: Option<(u16, String)>,
     rpki: Option<String>,
     sections: Vec<(String, String)>,
@@ -151,6 +152,7 @@ impl DaemonConfig {
             http: None,
             mrt_files: Vec::new(),
             watch: None,
+            mrt_keys: String::new(),
             bmp: None,
             rpki: None,
             sections: Vec::new(),
@@ -186,6 +188,12 @@ impl DaemonConfig {
     /// `[mrt] files`.
     pub fn mrt_files(mut self, files: &[PathBuf]) -> DaemonConfig {
         self.mrt_files = files.to_vec();
+        self
+    }
+
+    /// More `[mrt]` keys (TOML lines).
+    pub fn mrt_keys(mut self, keys: &str) -> DaemonConfig {
+        self.mrt_keys = keys.to_string();
         self
     }
 
@@ -255,6 +263,7 @@ impl DaemonConfig {
                     toml_path(watch)
                 );
             }
+            let _ = writeln!(t, "{}", self.mrt_keys);
         }
         for (name, body) in &self.sections {
             let _ = write!(t, "\n[{name}]\n{body}\n");

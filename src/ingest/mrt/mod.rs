@@ -25,6 +25,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ use bgpkit_parser::{BgpkitParser, ParserError};
 use ipnet::IpNet;
 use serde::Serialize;
 use smallvec::SmallVec;
-use tracing::warn;
+use tracing::{error, warn};
 
 use crate::ingest::bgp::as_path::{convert_path, path_from_wire};
 use crate::model::{AsPath, Feed, PeerKey, RouteChange, RouteSource, RouteUpdate};
@@ -65,6 +66,93 @@ pub const BATCH_SIZE: usize = 4096;
 
 /// Parse errors logged individually per file before the rest are only counted.
 const LOGGED_ERRORS_PER_FILE: u64 = 5;
+
+/// Bounds on what one file may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Parse errors after which the rest of a file is abandoned (0: no bound).
+    pub max_errors: u64,
+    /// Largest decompressed/compressed ratio of a gzip or bzip2 file (0: no bound), checked once
+    /// [`Limits::ratio_after_bytes`] have been inflated.
+    pub max_ratio: u64,
+    /// Decompressed bytes before the ratio is checked.
+    pub ratio_after_bytes: u64,
+}
+
+/// Default [`Limits::max_errors`].
+pub const DEFAULT_MAX_ERRORS_PER_FILE: u64 = 10_000;
+/// Default [`Limits::max_ratio`]: real dumps inflate 4-12× (bz2 RIBs about 10×, see
+/// `fixtures/`); a zero-filled bomb inflates over 10,000×.
+pub const DEFAULT_MAX_DECOMPRESSION_RATIO: u64 = 1000;
+/// Default [`Limits::ratio_after_bytes`].
+pub const RATIO_AFTER_BYTES: u64 = 4 << 20;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_errors: DEFAULT_MAX_ERRORS_PER_FILE,
+            max_ratio: DEFAULT_MAX_DECOMPRESSION_RATIO,
+            ratio_after_bytes: RATIO_AFTER_BYTES,
+        }
+    }
+}
+
+/// Why a file was not read to its end (the `result` label of the files counter).
+pub const ABANDONED_ERROR_BUDGET: &str = "error_budget";
+/// See [`ABANDONED_ERROR_BUDGET`].
+pub const ABANDONED_RATIO: &str = "decompression_ratio";
+
+/// What the decompression thread saw, shared with the reader.
+#[derive(Debug, Default)]
+struct StreamState {
+    /// Compressed bytes read from the file.
+    compressed: AtomicU64,
+    /// The decompressed/compressed ratio went over the bound; the stream was stopped.
+    ratio_exceeded: AtomicBool,
+    /// The file is gzip or bzip2.
+    compressed_input: bool,
+}
+
+/// Counts the compressed bytes read from the file.
+struct CountingReader<R> {
+    inner: R,
+    state: Arc<StreamState>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.state.compressed.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Stops a decompressed stream whose ratio to the compressed bytes goes over the bound.
+struct RatioGuard<R> {
+    inner: R,
+    state: Arc<StreamState>,
+    out: u64,
+    limits: Limits,
+}
+
+impl<R: Read> Read for RatioGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out += n as u64;
+        let compressed = self.state.compressed.load(Ordering::Relaxed).max(1);
+        if self.limits.max_ratio > 0
+            && self.out > self.limits.ratio_after_bytes
+            && self.out / compressed > self.limits.max_ratio
+        {
+            self.state.ratio_exceeded.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::other(format!(
+                "decompression ratio over {}:1 ({} bytes from {compressed})",
+                self.limits.max_ratio, self.out
+            )));
+        }
+        Ok(n)
+    }
+}
 
 /// Errors that stop a file from being read at all.
 #[derive(Debug, thiserror::Error)]
@@ -112,12 +200,37 @@ pub struct FileReport {
     pub matched: u64,
     /// Parse errors by label.
     pub errors: BTreeMap<&'static str, u64>,
+    /// Why the rest of the file was not read ([`ABANDONED_ERROR_BUDGET`], [`ABANDONED_RATIO`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abandoned: Option<&'static str>,
+    /// The stream was not empty but no route entry came out of it (with either decoder).
+    #[serde(skip)]
+    pub no_entries: bool,
+    /// A watched file still incomplete when its wait ran out, read as it was.
+    #[serde(skip)]
+    pub waited_out: bool,
 }
 
 impl FileReport {
     /// Total parse errors.
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
+    }
+
+    /// The `result` label of `routewatch_mrt_files_processed_total` for this file.
+    pub fn result(&self) -> &'static str {
+        if let Some(reason) = self.abandoned {
+            reason
+        } else if self.waited_out {
+            "truncated"
+        } else if self.error_count() > 0 {
+            // With no entry read too (logged as such): the errors say why.
+            "parse_errors"
+        } else if self.no_entries {
+            "no_entries"
+        } else {
+            "ok"
+        }
     }
 }
 
@@ -137,6 +250,14 @@ pub fn error_label(e: &ParserError) -> &'static str {
 /// Opens an MRT file, transparently decompressing gzip (multi-member) and bzip2 on a separate
 /// thread.
 pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, MrtError> {
+    Ok(open_guarded(path, Limits::default())?.0)
+}
+
+/// [`open`] with the decompression-ratio guard of `limits` and the state it reports.
+fn open_guarded(
+    path: &Path,
+    limits: Limits,
+) -> Result<(Box<dyn BufRead + Send>, Arc<StreamState>), MrtError> {
     let err = |source| MrtError::Open {
         path: path.to_path_buf(),
         source,
@@ -145,17 +266,46 @@ pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, MrtError> {
     let mut magic = [0u8; 3];
     let n = read_up_to(&mut file, &mut magic).map_err(err)?;
     let file = File::open(path).map_err(err)?;
-    let raw = BufReader::with_capacity(256 * 1024, file);
+    let state = Arc::new(StreamState {
+        compressed_input: matches!(&magic[..n], [0x1f, 0x8b, _] | b"BZh"),
+        ..StreamState::default()
+    });
+    let counted = CountingReader {
+        inner: file,
+        state: state.clone(),
+    };
+    let raw = BufReader::with_capacity(256 * 1024, counted);
     let threaded = |inner: Box<dyn Read + Send>| -> Result<Box<dyn BufRead + Send>, MrtError> {
+        let guarded = RatioGuard {
+            inner,
+            state: state.clone(),
+            out: 0,
+            limits,
+        };
         Ok(Box::new(
-            threaded::ThreadedReader::spawn(inner).map_err(err)?,
+            threaded::ThreadedReader::spawn(Box::new(guarded)).map_err(err)?,
         ))
     };
-    match &magic[..n] {
-        [0x1f, 0x8b, _] => threaded(Box::new(flate2::read::MultiGzDecoder::new(raw))),
-        b"BZh" => threaded(Box::new(bzip2::read::MultiBzDecoder::new(raw))),
-        _ => Ok(Box::new(raw)),
+    let reader = match &magic[..n] {
+        [0x1f, 0x8b, _] => threaded(Box::new(flate2::read::MultiGzDecoder::new(raw)))?,
+        b"BZh" => threaded(Box::new(bzip2::read::MultiBzDecoder::new(raw)))?,
+        _ => Box::new(raw) as Box<dyn BufRead + Send>,
+    };
+    Ok((reader, state))
+}
+
+/// Whether a file is complete as far as can be told: a gzip or bzip2 file whose stream is cut
+/// short (a writer still writing) or corrupt is not; the decoder must reach the end of its last
+/// stream. Inflates the whole file (discarding the output) under the decompression-ratio guard
+/// of `limits`: a file stopped by the guard counts as complete (reading it reports the guard).
+/// A plain file is complete (its size being stable is the caller's test).
+pub fn is_complete(path: &Path, limits: Limits) -> Result<bool, MrtError> {
+    let (mut reader, state) = open_guarded(path, limits)?;
+    if !state.compressed_input {
+        return Ok(true);
     }
+    let complete = std::io::copy(&mut reader, &mut std::io::sink()).is_ok();
+    Ok(complete || state.ratio_exceeded.load(Ordering::Relaxed))
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -209,6 +359,9 @@ struct Sink<'a, F> {
     batch: Batch,
     report: FileReport,
     stopped: bool,
+    /// The consumer is gone (shutdown): nothing more is handed on.
+    consumer_gone: bool,
+    limits: Limits,
     source: Arc<RouteSource>,
     /// Interned peers, each with a dense number (its position in `rib_run_counts`).
     peers: FxMap<(IpAddr, u32), (Arc<PeerKey>, u32)>,
@@ -255,8 +408,21 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
     fn error(&mut self, label: &'static str, detail: &dyn std::fmt::Display) {
         *self.batch.errors.entry(label).or_insert(0) += 1;
         *self.report.errors.entry(label).or_insert(0) += 1;
-        if self.report.error_count() <= LOGGED_ERRORS_PER_FILE {
+        let count = self.report.error_count();
+        if count <= LOGGED_ERRORS_PER_FILE {
             warn!(file = %self.path.display(), error = label, detail = %detail, "MRT parse error; skipped");
+        }
+        if self.limits.max_errors > 0
+            && count >= self.limits.max_errors
+            && self.report.abandoned.is_none()
+        {
+            self.report.abandoned = Some(ABANDONED_ERROR_BUDGET);
+            self.stopped = true;
+            error!(
+                file = %self.path.display(),
+                errors = count,
+                "MRT file abandoned: too many parse errors (mrt.max-errors-per-file)"
+            );
         }
     }
 
@@ -326,6 +492,7 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
             let next = self.next_batch();
             if !(self.on_batch)(std::mem::replace(&mut self.batch, next)) {
                 self.stopped = true;
+                self.consumer_gone = true;
             }
         }
     }
@@ -503,7 +670,7 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
                 "more MRT parse errors in this file were counted but not logged"
             );
         }
-        if !self.stopped {
+        if !self.consumer_gone {
             (self.on_batch)(std::mem::take(&mut self.batch));
         }
         self.report
@@ -528,7 +695,34 @@ pub fn read_file_with(
     decoder: Decoder,
     on_batch: impl FnMut(Batch) -> bool,
 ) -> Result<FileReport, MrtError> {
-    read_file_inner(path, registry, decoder, on_batch, None, WIRE_PATH_CACHE)
+    read_file_inner(
+        path,
+        registry,
+        decoder,
+        Limits::default(),
+        on_batch,
+        None,
+        WIRE_PATH_CACHE,
+    )
+}
+
+/// [`read_file_with`] under `limits` (the daemon's `[mrt]` bounds).
+pub fn read_file_limited(
+    path: &Path,
+    registry: &Registry,
+    decoder: Decoder,
+    limits: Limits,
+    on_batch: impl FnMut(Batch) -> bool,
+) -> Result<FileReport, MrtError> {
+    read_file_inner(
+        path,
+        registry,
+        decoder,
+        limits,
+        on_batch,
+        None,
+        WIRE_PATH_CACHE,
+    )
 }
 
 /// [`read_file_with`] for a consumer on another thread that hands applied batches back through
@@ -545,6 +739,7 @@ pub fn read_file_recycling(
         path,
         registry,
         decoder,
+        Limits::default(),
         on_batch,
         Some(recycled),
         WIRE_PATH_CACHE,
@@ -555,12 +750,14 @@ fn read_file_inner(
     path: &Path,
     registry: &Registry,
     decoder: Decoder,
+    limits: Limits,
     on_batch: impl FnMut(Batch) -> bool,
     recycled: Option<&Receiver<Batch>>,
     wire_path_cap: usize,
 ) -> Result<FileReport, MrtError> {
-    let mut reader = open(path)?;
+    let (mut reader, state) = open_guarded(path, limits)?;
     let kind = peek_kind(&mut reader);
+    let non_empty = reader.fill_buf().map_or(true, |b| !b.is_empty());
     let mut sink = Sink {
         path,
         registry,
@@ -572,6 +769,8 @@ fn read_file_inner(
             ..FileReport::default()
         },
         stopped: false,
+        consumer_gone: false,
+        limits,
         source: Arc::new(RouteSource::new(Feed::Mrt)),
         peers: FxMap::default(),
         empty_path: Arc::new(AsPath::from_sequence(&[])),
@@ -586,6 +785,38 @@ fn read_file_inner(
     match decoder {
         Decoder::Bgpkit => sink.bgpkit_stream(reader),
         Decoder::Prefilter => prefilter(&mut sink, reader),
+    }
+    if non_empty
+        && sink.report.processed == 0
+        && !sink.stopped
+        && decoder == Decoder::Prefilter
+        && !sink.report.errors.contains_key("malformed_mp_attribute")
+    {
+        // Nothing was matched (nothing handed on): read the file again with the reference
+        // decoder, which knows layouts the prefilter does not. Its errors replace ours. (Not
+        // when the prefilter refused an UPDATE under RFC 7606 on purpose: bgpkit-parser would
+        // use it.)
+        warn!(file = %path.display(), "no route entry read by the prefilter; reading the file again with bgpkit-parser");
+        sink.report.errors.clear();
+        sink.batch.errors.clear();
+        let (again, _) = open_guarded(path, limits)?;
+        sink.bgpkit_stream(again);
+    }
+    if state.ratio_exceeded.load(Ordering::Relaxed) && sink.report.abandoned.is_none() {
+        sink.report.abandoned = Some(ABANDONED_RATIO);
+        error!(
+            file = %path.display(),
+            max_ratio = limits.max_ratio,
+            "MRT file abandoned: its decompressed size is out of proportion to its compressed size (mrt.max-decompression-ratio)"
+        );
+    }
+    if non_empty && sink.report.processed == 0 && sink.report.abandoned.is_none() {
+        sink.report.no_entries = true;
+        error!(
+            file = %path.display(),
+            errors = sink.report.error_count(),
+            "MRT file not empty but no route entry could be read from it"
+        );
     }
     Ok(sink.finish())
 }
@@ -672,13 +903,24 @@ fn prefilter<F: FnMut(Batch) -> bool>(sink: &mut Sink<'_, F>, reader: Box<dyn Bu
                     }
                 }
             }
-            wire::types::TABLE_DUMP => match wire::table_dump_prefix(header.subtype, body) {
-                Ok(p) if sink.registry.lookup(&p).is_none() => {
-                    sink.processed(1, ts);
-                    false
+            wire::types::TABLE_DUMP => {
+                let registry = sink.registry;
+                let mut matched = false;
+                match wire::table_dump_prefixes(header.subtype, body, |p| {
+                    matched = registry.lookup(&p).is_some();
+                    if matched {
+                        std::ops::ControlFlow::Break(())
+                    } else {
+                        std::ops::ControlFlow::Continue(())
+                    }
+                }) {
+                    Ok(n) if !matched && n > 0 => {
+                        sink.processed(n, ts);
+                        false
+                    }
+                    _ => true,
                 }
-                _ => true,
-            },
+            }
             _ => true,
         };
         if needs_full_decode {
@@ -714,6 +956,7 @@ mod tests {
             &path,
             &registry,
             Decoder::Prefilter,
+            Limits::default(),
             |b| {
                 out.extend(b.updates.iter().map(|u| {
                     let path = match &u.change {
@@ -729,6 +972,90 @@ mod tests {
         )
         .unwrap();
         out
+    }
+
+    fn everything() -> Registry {
+        Registry::new(vec![crate::registry::tests::loc(
+            "all",
+            &["0.0.0.0/0", "::/0"],
+            &[64496],
+        )])
+        .unwrap()
+    }
+
+    #[test]
+    fn a_file_over_its_error_budget_is_abandoned() {
+        // 50 records of an unknown MRT type: each one a parse error.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junk.mrt");
+        let mut bytes = Vec::new();
+        for _ in 0..50 {
+            bytes.extend_from_slice(&[0, 0, 0, 1, 0, 99, 0, 0, 0, 0, 0, 1, 0]);
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let limits = Limits {
+            max_errors: 10,
+            ..Limits::default()
+        };
+        for decoder in [Decoder::Prefilter, Decoder::Bgpkit] {
+            let r = read_file_limited(&path, &everything(), decoder, limits, |_| true).unwrap();
+            assert_eq!(r.error_count(), 10, "{decoder:?}");
+            assert_eq!(r.result(), ABANDONED_ERROR_BUDGET, "{decoder:?}");
+        }
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_stopped_and_a_real_dump_is_not() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.bz2");
+        let mut enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            enc.write_all(&zeros).unwrap();
+        }
+        std::fs::write(&path, enc.finish().unwrap()).unwrap();
+        // Zeros are records of MRT type 0, each an error: the error budget alone stops the
+        // file after 10,000 of them (120 kB); without it, the ratio guard does.
+        let r = read_file(&path, &everything(), |_| true).unwrap();
+        assert_eq!(r.result(), ABANDONED_ERROR_BUDGET);
+        let started = std::time::Instant::now();
+        let no_budget = Limits {
+            max_errors: 0,
+            ..Limits::default()
+        };
+        let r = read_file_limited(&path, &everything(), Decoder::Prefilter, no_budget, |_| {
+            true
+        })
+        .unwrap();
+        assert_eq!(r.result(), ABANDONED_RATIO);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert!(is_complete(&path, Limits::default()).unwrap());
+        let rib = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/mrt/ribs/ripe-bgpdump__bview.20020722.2337.gz");
+        let r = read_file(&rib, &everything(), |_| true).unwrap();
+        assert_eq!(r.result(), "ok");
+    }
+
+    #[test]
+    fn a_cut_compressed_stream_is_incomplete() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/mrt/ribs/ripe-bgpdump__bview.20020722.2337.gz");
+        let bytes = std::fs::read(&src).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (name, data) in [
+            ("whole.gz", &bytes[..]),
+            ("cut.gz", &bytes[..bytes.len() / 2]),
+        ] {
+            std::fs::write(dir.path().join(name), data).unwrap();
+        }
+        assert!(is_complete(&dir.path().join("whole.gz"), Limits::default()).unwrap());
+        assert!(!is_complete(&dir.path().join("cut.gz"), Limits::default()).unwrap());
+        let bz = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/mrt/ribs/fetchmesh__rib.20180131.0800.bz2");
+        let bytes = std::fs::read(&bz).unwrap();
+        std::fs::write(dir.path().join("cut.bz2"), &bytes[..bytes.len() - 100]).unwrap();
+        assert!(!is_complete(&dir.path().join("cut.bz2"), Limits::default()).unwrap());
     }
 
     #[test]

@@ -103,9 +103,19 @@ impl<R: BufRead> RecordReader<R> {
             }
         };
         let (header, _) = buf.split_first_chunk::<12>()?;
-        let length = RecordHeader::parse(header).length;
+        let header = RecordHeader::parse(header);
+        let length = header.length;
         let total = 12 + length as usize;
-        (length <= MAX_RECORD_LEN && buf.len() >= total).then_some(total)
+        if length > MAX_RECORD_LEN || buf.len() < total {
+            return None;
+        }
+        if header.mrt_type == types::TABLE_DUMP
+            && table_dump_length_short(header.subtype, &buf[12..total])
+        {
+            // The copying path reads the 4 missing bytes when they are not buffered.
+            return (buf.len() >= total + 4).then_some(total + 4);
+        }
+        Some(total)
     }
 
     /// The next record; `Ok(None)` at a clean end of stream.
@@ -150,6 +160,15 @@ impl<R: BufRead> RecordReader<R> {
         self.inner
             .read_exact(&mut self.body)
             .map_err(ReadError::Truncated)?;
+        if header.mrt_type == types::TABLE_DUMP
+            && table_dump_length_short(header.subtype, &self.body)
+        {
+            let mut missing = [0u8; 4];
+            self.inner
+                .read_exact(&mut missing)
+                .map_err(ReadError::Truncated)?;
+            self.body.extend_from_slice(&missing);
+        }
         Ok(Some(Record {
             header,
             raw_header: &self.header_bytes,
@@ -442,6 +461,80 @@ pub fn table_dump_prefix(subtype: u16, body: &[u8]) -> Result<IpNet, WireError> 
     IpNet::new(addr, len)
         .map(|n| n.trunc())
         .map_err(|_| WireError::Invalid("prefix length"))
+}
+
+/// Visits the prefix of every entry of a TABLE_DUMP record until `visit` breaks; returns the
+/// entries visited. RFC 6396 puts one entry in a record; early MRT writers (Zebra, the year-2000
+/// RIPE RIS dumps) put several behind one view/sequence header, and bgpkit-parser reads them
+/// all, so the prefilter must see every one (a record skipped for its first prefix alone would
+/// lose the others). Any entry that does not fit is an error: the caller hands the record to
+/// bgpkit-parser.
+pub fn table_dump_prefixes(
+    subtype: u16,
+    body: &[u8],
+    mut visit: impl FnMut(IpNet) -> ControlFlow<()>,
+) -> Result<u64, WireError> {
+    let v6 = match subtype {
+        1 => false,
+        2 => true,
+        _ => return Err(WireError::Invalid("TABLE_DUMP subtype")),
+    };
+    let mut c = Cursor::new(body);
+    c.take(4, "view and sequence")?;
+    let mut n = 0;
+    while c.remaining() > 0 {
+        let addr = c.addr(v6, "prefix")?;
+        let len = c.u8("prefix length")?;
+        let prefix = IpNet::new(addr, len)
+            .map(|n| n.trunc())
+            .map_err(|_| WireError::Invalid("prefix length"))?;
+        c.take(5, "status and originated time")?;
+        c.addr(v6, "peer address")?;
+        c.take(2, "peer AS")?;
+        let attr_len = c.u16("attribute length")? as usize;
+        c.take(attr_len, "attributes")?;
+        n += 1;
+        if visit(prefix).is_break() {
+            break;
+        }
+    }
+    Ok(n)
+}
+
+/// Whether a TABLE_DUMP body was declared 4 bytes short: its entries walk to exactly 4 bytes
+/// past its end. Some early dumps (RIPE RIS, 2000) counted the length without the view and
+/// sequence numbers; bgpkit-parser reads the 4 bytes that follow as part of the record, and so
+/// must the prefilter, or every later record is misframed. The same rule as bgpkit-parser's.
+pub fn table_dump_length_short(subtype: u16, body: &[u8]) -> bool {
+    let address_len = match subtype {
+        1 => 4usize,
+        2 => 16usize,
+        _ => return false,
+    };
+    if body.len() < 4 {
+        return false;
+    }
+    let fixed = address_len * 2 + 10;
+    let mut offset = 4usize;
+    while offset < body.len() {
+        let attr_len_at = offset + fixed - 2;
+        if attr_len_at + 2 > body.len() {
+            return false;
+        }
+        let attr_len = usize::from(u16::from_be_bytes([
+            body[attr_len_at],
+            body[attr_len_at + 1],
+        ]));
+        let end = offset + fixed + attr_len;
+        if end == body.len() + 4 {
+            return true;
+        }
+        if end > body.len() {
+            return false;
+        }
+        offset = end;
+    }
+    false
 }
 
 #[cfg(test)]
