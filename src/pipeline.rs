@@ -121,12 +121,12 @@ impl Pipeline {
     /// Applies a batch whose events are already in the history (a watched file processed
     /// before a restart, re-read to rebuild route state): route state, anomalies and metrics are
     /// updated as by [`Pipeline::ingest`], but its events are neither logged nor stored.
-    /// Anomalies whose hold-down has passed by the wall clock are resolved quietly too (their
-    /// resolution is in the history already; the engine's tick would otherwise record it again).
+    /// An anomaly the re-read leaves in its hold-down resolves by the wall clock later; its
+    /// resolution is then recorded with the same identity as before the restart, which the
+    /// event store keeps once.
     pub fn ingest_quietly(&mut self, feed: Feed, batch: &Batch) {
         let readers = std::mem::take(&mut self.readers);
         self.ingest(feed, batch);
-        self.release_due(unix_now());
         self.readers = readers;
     }
 
