@@ -1,10 +1,10 @@
 //! The event store: SQLite (bundled) in `<state-dir>/events.sqlite`.
 //!
 //! * **Writes never block the caller, and memory is bounded.** [`EventWriter::send`] puts a
-//!   `Vec<Event>` into a bounded channel (`try_send`); events beyond `max_backlog +
+//!   `Vec<Event>` into a bounded channel (`try_send`); route events beyond `max_backlog +
 //!   queue_capacity` waiting in the channel and the backlog together (whatever the batch sizes)
 //!   are dropped at once and counted ([`DropReason::QueueFull`]), so a flood cannot grow the
-//!   queue. One writer thread
+//!   queue; anomaly events are kept (the engine's hold-down bounds them). One writer thread
 //!   drains the channel into an in-memory backlog and commits it as **one transaction per
 //!   flush**: when the oldest buffered event has waited `flush_interval`, or when `max_batch`
 //!   events are buffered, whichever comes first.
@@ -656,7 +656,7 @@ impl std::fmt::Debug for EventWriter {
 impl EventWriter {
     /// Queues `events` for the writer thread. Never blocks: when the channel is full or the
     /// writer has stopped the events are dropped, counted, and `false` is returned.
-    pub fn send(&self, events: Vec<Event>) -> bool {
+    pub fn send(&self, mut events: Vec<Event>) -> bool {
         if events.is_empty() {
             return true;
         }
@@ -664,8 +664,14 @@ impl EventWriter {
         self.counters.received.fetch_add(n, Ordering::Relaxed);
         let waiting = self.counters.pending.fetch_add(n, Ordering::Relaxed);
         if waiting.saturating_add(n) > self.max_pending {
-            self.counters.add_dropped(DropReason::QueueFull, n);
-            return false;
+            // Full: route events go, anomaly openings and resolutions stay (the hold-down keeps
+            // them to one pair per incident, so they cannot flood the queue themselves).
+            events.retain(|e| e.anomaly.is_some());
+            let dropped = n - events.len() as u64;
+            self.counters.add_dropped(DropReason::QueueFull, dropped);
+            if events.is_empty() {
+                return false;
+            }
         }
         match self.tx.try_send(Msg::Events(events)) {
             Ok(()) => true,

@@ -135,3 +135,32 @@ pub fn route_monitoring_at(
     b.extend_from_slice(&bgp_message(2, &update));
     bmp_message(3, 0, &b)
 }
+
+/// Route Monitoring announcing every /24 of `prefixes` in one UPDATE with the AS_SEQUENCE
+/// `path` (at most about 1,000 /24s fit a 4,096-byte BGP message).
+pub fn route_monitoring_many(
+    peer: Ipv4Addr,
+    asn: u32,
+    prefixes: &[[u8; 3]],
+    path: &[u32],
+    seconds: u32,
+) -> Vec<u8> {
+    let mut seg = vec![2, path.len() as u8];
+    for a in path {
+        seg.extend_from_slice(&a.to_be_bytes());
+    }
+    let mut attrs = vec![0x40, 1, 1, 0]; // ORIGIN IGP
+    attrs.extend_from_slice(&[0x40, 2, seg.len() as u8]);
+    attrs.extend_from_slice(&seg);
+    attrs.extend_from_slice(&[0x40, 3, 4, 10, 0, 0, 1]); // NEXT_HOP
+    let mut update = Vec::new();
+    update.extend_from_slice(&0u16.to_be_bytes());
+    update.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    update.extend_from_slice(&attrs);
+    for p in prefixes {
+        update.extend_from_slice(&nlri_24(*p));
+    }
+    let mut b = peer_header_at(peer, asn, seconds);
+    b.extend_from_slice(&bgp_message(2, &update));
+    bmp_message(3, 0, &b)
+}

@@ -1061,6 +1061,21 @@ fn the_queue_is_bounded_in_events_not_batches() {
     assert!(c.events_pending() <= 104, "{}", c.events_pending());
     assert_eq!(c.events_received(), 50_000);
     assert!(c.dropped(DropReason::QueueFull) >= 49_000 - 104);
+    // Full, anomaly openings still get in; the route events of their batch do not.
+    let opening = |n| Event {
+        kind: EventKind::AnomalyOpened,
+        anomaly: Some("origin_mismatch".into()),
+        ..event(n)
+    };
+    let dropped = c.dropped(DropReason::QueueFull);
+    let mut batch: Vec<Event> = (0..200).map(event).collect();
+    batch.extend((200..205).map(opening));
+    assert!(store.writer().send(batch));
+    let gone = c.dropped(DropReason::QueueFull) - dropped;
+    assert_eq!(
+        gone, 200,
+        "the batch alone is over the bound: its route events go"
+    );
 }
 
 #[test]
