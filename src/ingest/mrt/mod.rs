@@ -531,6 +531,28 @@ pub fn read_file_with(
     read_file_inner(path, registry, decoder, on_batch, None, WIRE_PATH_CACHE)
 }
 
+/// Reads an MRT stream that is already open (and decompressed, if it was compressed: see
+/// [`open`]) exactly as [`read_file_with`] reads a file; `path` only names the stream in the
+/// report and the log. For readers that do not come from a file, such as the fuzz targets
+/// (`fuzz/`) or an in-memory buffer.
+pub fn read_stream(
+    reader: Box<dyn BufRead + Send>,
+    path: &Path,
+    registry: &Registry,
+    decoder: Decoder,
+    on_batch: impl FnMut(Batch) -> bool,
+) -> FileReport {
+    read_stream_inner(
+        reader,
+        path,
+        registry,
+        decoder,
+        on_batch,
+        None,
+        WIRE_PATH_CACHE,
+    )
+}
+
 /// [`read_file_with`] for a consumer on another thread that hands applied batches back through
 /// `recycled`: they are emptied here (the updates' references are dropped on the thread that
 /// took them) and refilled instead of allocating a new batch each time.
@@ -559,7 +581,27 @@ fn read_file_inner(
     recycled: Option<&Receiver<Batch>>,
     wire_path_cap: usize,
 ) -> Result<FileReport, MrtError> {
-    let mut reader = open(path)?;
+    let reader = open(path)?;
+    Ok(read_stream_inner(
+        reader,
+        path,
+        registry,
+        decoder,
+        on_batch,
+        recycled,
+        wire_path_cap,
+    ))
+}
+
+fn read_stream_inner(
+    mut reader: Box<dyn BufRead + Send>,
+    path: &Path,
+    registry: &Registry,
+    decoder: Decoder,
+    on_batch: impl FnMut(Batch) -> bool,
+    recycled: Option<&Receiver<Batch>>,
+    wire_path_cap: usize,
+) -> FileReport {
     let kind = peek_kind(&mut reader);
     let mut sink = Sink {
         path,
@@ -587,7 +629,7 @@ fn read_file_inner(
         Decoder::Bgpkit => sink.bgpkit_stream(reader),
         Decoder::Prefilter => prefilter(&mut sink, reader),
     }
-    Ok(sink.finish())
+    sink.finish()
 }
 
 /// A decoded PEER_INDEX_TABLE (each peer with its interned key) and its raw record.
@@ -747,6 +789,45 @@ mod tests {
                     "{file}, cache of {cap}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_stream_reads_as_its_file() {
+        let registry = Registry::new(vec![crate::registry::tests::loc(
+            "all",
+            &["0.0.0.0/0", "::/0"],
+            &[64496],
+        )])
+        .unwrap();
+        for file in [
+            "fixtures/mrt/lab/mrtparse__openbgpd_rib_table-v2.mrt",
+            "fixtures/mrt/lab/mrtparse__quagga_bgp.mrt",
+        ] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            let mut from_file = Vec::new();
+            let file_report = read_file(&path, &registry, |b| {
+                from_file.extend(b.updates.iter().map(|u| format!("{u:?}")));
+                true
+            })
+            .unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            let mut from_stream = Vec::new();
+            let stream_report = read_stream(
+                Box::new(std::io::Cursor::new(bytes)),
+                &path,
+                &registry,
+                Decoder::Prefilter,
+                |b| {
+                    from_stream.extend(b.updates.iter().map(|u| format!("{u:?}")));
+                    true
+                },
+            );
+            assert!(file_report.processed > 0, "{file}");
+            assert_eq!(stream_report.processed, file_report.processed, "{file}");
+            assert_eq!(stream_report.matched, file_report.matched, "{file}");
+            assert_eq!(stream_report.errors, file_report.errors, "{file}");
+            assert_eq!(from_stream, from_file, "{file}");
         }
     }
 }
