@@ -108,6 +108,7 @@ impl Pipeline {
             ..EventReaders::default()
         };
         p.engine.set_route_events(keep_history);
+        p.engine.set_anomaly_events(keep_history);
         Ok(p)
     }
 

@@ -331,10 +331,10 @@ impl Engine {
         reason: RemovalReason,
     ) {
         let min_peers = self.min_peers(r);
-        let registered = &self.registry.location_of(r).origin_asns;
+        let location = self.registry.location_of(r);
         let st = &mut self.prefixes[r as usize];
         let (distinct, npeers, well_carried) = st.announced(&q, exact).map_or((0, 0, 0), |a| {
-            if a.origins.iter().all(|(o, _)| registered.contains(o)) {
+            if a.origins.iter().all(|(o, _)| location.expects_origin(*o)) {
                 return (0, a.peers, 0); // only the location's own origins
             }
             let well = a.origins.iter().filter(|(_, n)| *n >= min_peers).count();
@@ -454,20 +454,22 @@ impl Engine {
         path: Option<Arc<AsPath>>,
         ts: f64,
     ) {
-        let ev = self.event(
-            key,
-            Transition::Opened,
-            peers,
-            peer,
-            path.as_ref(),
-            ts,
-            None,
-        );
         self.prefixes[key.registered as usize]
             .stats
             .anomaly_opened(key.kind.index());
         self.mark_dirty(key.registered);
-        self.events.push(ev);
+        if self.record_anomaly_events {
+            let ev = self.event(
+                key,
+                Transition::Opened,
+                peers,
+                peer,
+                path.as_ref(),
+                ts,
+                None,
+            );
+            self.events.push(ev);
+        }
     }
 
     pub(super) fn resolved(
@@ -479,21 +481,23 @@ impl Engine {
         reason: RemovalReason,
         flaps: u32,
     ) {
-        let mut ev = self.event(
-            key,
-            Transition::Resolved,
-            0,
-            peer,
-            path.as_ref(),
-            ts,
-            Some(reason),
-        );
-        ev.flaps = flaps;
         self.prefixes[key.registered as usize]
             .stats
             .anomaly_resolved(key.kind.index());
         self.mark_dirty(key.registered);
-        self.events.push(ev);
+        if self.record_anomaly_events {
+            let mut ev = self.event(
+                key,
+                Transition::Resolved,
+                0,
+                peer,
+                path.as_ref(),
+                ts,
+                Some(reason),
+            );
+            ev.flaps = flaps;
+            self.events.push(ev);
+        }
     }
 
     /// Takes the anomaly transitions recorded since the last call, oldest first.

@@ -142,6 +142,8 @@ pub struct Engine {
     route_room: usize,
     /// Whether route events are recorded ([`Engine::set_route_events`]).
     record_route_events: bool,
+    /// Whether anomaly transitions are recorded ([`Engine::set_anomaly_events`]).
+    record_anomaly_events: bool,
     dirty: Vec<PrefixId>,
     /// Open instances that lost their last carrier, waiting out the hold-down.
     releasing: FxMap<AnomalyKey, lifecycle::Release>,
@@ -178,6 +180,7 @@ impl Engine {
             last_path_event: vec![f64::NEG_INFINITY; prefix_count],
             route_room: 0,
             record_route_events: true,
+            record_anomaly_events: true,
             dirty: Vec::new(),
             releasing: FxMap::default(),
             hold_down: 0.0,
@@ -192,6 +195,15 @@ impl Engine {
     /// self-contained record with its strings for every registered prefix's first route.
     pub fn set_route_events(&mut self, on: bool) {
         self.record_route_events = on;
+    }
+
+    /// Whether anomaly transitions are recorded for [`Engine::drain_events`] (the default); off
+    /// when nobody reads them (a replay without a report): the counters and instances are kept
+    /// the same, but no self-contained record (names, paths, an RPKI validation) is built for
+    /// each opening and resolution, which is most of a replay's cost when most matched routes
+    /// are anomalous.
+    pub fn set_anomaly_events(&mut self, on: bool) {
+        self.record_anomaly_events = on;
     }
 
     /// The registry the engine evaluates against.

@@ -67,6 +67,8 @@ impl Engine {
         next.clock = self.clock;
         next.wall = self.wall;
         next.flaps = self.flaps;
+        next.record_route_events = self.record_route_events;
+        next.record_anomaly_events = self.record_anomaly_events;
         next.peers = self.peers.clone();
         next.peer_index = self.peer_index.clone();
         next.peer_routes = vec![0; self.peers.len()];

@@ -46,13 +46,24 @@ impl Location {
     /// Whether `asn` is an expected origin of this location.
     #[inline]
     pub fn expects_origin(&self, asn: u32) -> bool {
-        self.origin_asns.contains(&asn)
+        listed(&self.origin_asns, asn)
     }
 
     /// Whether `asn` is an expected upstream; always true when no provider ASNs are configured.
     #[inline]
     pub fn expects_upstream(&self, asn: u32) -> bool {
-        self.provider_asns.is_empty() || self.provider_asns.contains(&asn)
+        self.provider_asns.is_empty() || listed(&self.provider_asns, asn)
+    }
+}
+
+/// Whether `asn` is in `list`: a scan of a short list, a binary search of a long one (which
+/// [`Registry::new`] sorts).
+#[inline]
+fn listed(list: &[u32], asn: u32) -> bool {
+    if list.len() <= 16 {
+        list.contains(&asn)
+    } else {
+        list.binary_search(&asn).is_ok()
     }
 }
 
@@ -184,7 +195,14 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// Builds the registry, enforcing: unique location names, each prefix registered once,
     /// max-length not shorter than any prefix it applies to.
-    pub fn new(locations: Vec<Location>) -> Result<Registry, RegistryError> {
+    pub fn new(mut locations: Vec<Location>) -> Result<Registry, RegistryError> {
+        // Sorted, so a location with thousands of origins is searched, not scanned, per route.
+        for loc in &mut locations {
+            for list in [&mut loc.origin_asns, &mut loc.provider_asns] {
+                list.sort_unstable();
+                list.dedup();
+            }
+        }
         let mut names: HashMap<&str, usize> = HashMap::new();
         for (i, loc) in locations.iter().enumerate() {
             if let Some(&first) = names.get(loc.name.as_str()) {
