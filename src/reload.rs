@@ -152,7 +152,26 @@ pub fn restart_required(running: &Config, new: &Config) -> Vec<&'static str> {
             keys.push(key);
         }
     };
-    check(running.http.listen != new.http.listen, "http.listen");
+    let (h, n) = (&running.http, &new.http);
+    check(h.listen != n.listen, "http.listen");
+    check(
+        h.max_connections != n.max_connections,
+        "http.max-connections",
+    );
+    check(
+        h.header_read_timeout_seconds != n.header_read_timeout_seconds,
+        "http.header-read-timeout-seconds",
+    );
+    check(
+        h.idle_timeout_seconds != n.idle_timeout_seconds,
+        "http.idle-timeout-seconds",
+    );
+    check(
+        h.max_api_requests != n.max_api_requests,
+        "http.max-api-requests",
+    );
+    check(h.token_file != n.token_file, "http.token-file");
+    check(h.tls != n.tls, "http.tls-cert");
     check(running.state_dir != new.state_dir, "state-dir");
     check(
         running.anomalies != new.anomalies,
@@ -163,6 +182,18 @@ pub fn restart_required(running: &Config, new: &Config) -> Vec<&'static str> {
     check(
         running.mrt.watch_interval_seconds != new.mrt.watch_interval_seconds,
         "mrt.watch-interval-seconds",
+    );
+    check(
+        running.mrt.max_errors_per_file != new.mrt.max_errors_per_file,
+        "mrt.max-errors-per-file",
+    );
+    check(
+        running.mrt.max_decompression_ratio != new.mrt.max_decompression_ratio,
+        "mrt.max-decompression-ratio",
+    );
+    check(
+        running.mrt.incomplete_file_timeout_seconds != new.mrt.incomplete_file_timeout_seconds,
+        "mrt.incomplete-file-timeout-seconds",
     );
     match (&running.bmp, &new.bmp) {
         (Some(a), Some(b)) => {
@@ -324,5 +355,45 @@ async fn reload_once(
         locations: registry.locations().len(),
         prefixes: registry.prefixes().len(),
         summary: Some(summary),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn load(dir: &std::path::Path, name: &str, extra: &str) -> Config {
+        let path = dir.join(name);
+        let text = format!(
+            "state-dir = \"{}\"\n{extra}\n[[location]]\nname = \"l\"\norigin-asns = [64496]\n\
+             prefixes = [\"203.0.113.0/24\"]\n",
+            dir.join("state").display()
+        );
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path).unwrap()
+    }
+
+    /// Every restart-only key that changed is named, the new [http] and [mrt] ones included.
+    #[test]
+    fn restart_only_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = load(dir.path(), "a.toml", "");
+        assert!(restart_required(&running, &running).is_empty());
+        let new = load(
+            dir.path(),
+            "b.toml",
+            "[http]\nmax-connections = 100\nidle-timeout-seconds = 5\n\
+             [mrt]\nmax-errors-per-file = 7\n[anomalies]\nhold-down-seconds = 0\n",
+        );
+        assert_eq!(
+            restart_required(&running, &new),
+            vec![
+                "http.max-connections",
+                "http.idle-timeout-seconds",
+                "anomalies.hold-down-seconds",
+                "mrt.max-errors-per-file",
+            ]
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `routewatch replay`: the one-shot command. RIB dumps first, then update files in time order,
-//! through the same [`Pipeline`] as the daemon; returns the [`ReplayReport`].
+//! through the same [`Pipeline`] as the daemon, under the same `[mrt]` bounds (error budget,
+//! decompression ratio); returns the [`ReplayReport`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,7 +91,8 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplayReport, Error> {
     let ordered = mrt::order_for_replay(&options.files)?;
     let mut reports = Vec::with_capacity(ordered.len());
     for (path, _kind) in ordered {
-        let report = replay_file(&mut pipeline, &path, &registry, options.decoder)?;
+        let limits = config.mrt.limits();
+        let report = replay_file(&mut pipeline, &path, &registry, options.decoder, limits)?;
         pipeline.file_done(&report);
         reports.push(report);
     }
@@ -143,6 +145,7 @@ fn replay_file(
     path: &Path,
     registry: &crate::registry::Registry,
     decoder: mrt::Decoder,
+    limits: mrt::Limits,
 ) -> Result<FileReport, Error> {
     std::thread::scope(|scope| -> Result<FileReport, Error> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(REPLAY_QUEUE);
@@ -150,7 +153,14 @@ fn replay_file(
         let reader = std::thread::Builder::new()
             .name("mrt-read".into())
             .spawn_scoped(scope, move || {
-                mrt::read_file_recycling(path, registry, decoder, |b| tx.send(b).is_ok(), &back_rx)
+                mrt::read_file_recycling(
+                    path,
+                    registry,
+                    decoder,
+                    limits,
+                    |b| tx.send(b).is_ok(),
+                    &back_rx,
+                )
             })
             .map_err(|source| Error::Io {
                 context: "starting the MRT reader thread".into(),

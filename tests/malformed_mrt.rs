@@ -745,3 +745,38 @@ fn nlri_with_bits_past_the_mask() {
     assert_eq!(s.announcements, 1);
     assert!(s.more_specifics.is_empty());
 }
+
+/// `routewatch replay` keeps the `[mrt]` bounds of its configuration: a small bz2 of zeros is
+/// abandoned by the error budget, and with no error budget by the decompression-ratio guard,
+/// instead of costing minutes of CPU.
+#[test]
+fn replay_keeps_the_mrt_bounds_of_its_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+    std::io::Write::write_all(&mut enc, &vec![0u8; 64 << 20]).unwrap();
+    let bomb = dir.path().join("bomb.bz2");
+    std::fs::write(&bomb, enc.finish().unwrap()).unwrap();
+    let prefixes: Vec<IpNet> = vec!["192.0.2.0/24".parse().unwrap()];
+    let cases = [
+        (
+            "max-errors-per-file = 100\nmax-decompression-ratio = 0\n",
+            "error_budget",
+        ),
+        (
+            "max-errors-per-file = 0\nmax-decompression-ratio = 1000\n",
+            "decompression_ratio",
+        ),
+    ];
+    for (keys, reason) in cases {
+        let locations = vec![Location::new("l", &[64496], &prefixes)];
+        let config = DaemonConfig::replay()
+            .mrt_keys(keys)
+            .locations(&locations)
+            .write(dir.path())
+            .path;
+        let report =
+            routewatch::replay::replay(&ReplayOptions::new(&config, std::slice::from_ref(&bomb)))
+                .unwrap();
+        assert_eq!(report.files[0].abandoned, Some(reason), "{keys}");
+    }
+}

@@ -253,7 +253,7 @@ impl DaemonConfig {
         if let Some(addr) = self.http {
             let _ = write!(t, "\n[http]\nlisten = \"{addr}\"\n{}", self.http_keys);
         }
-        if !self.mrt_files.is_empty() || self.watch.is_some() {
+        if !self.mrt_files.is_empty() || self.watch.is_some() || !self.mrt_keys.is_empty() {
             let files: Vec<String> = self.mrt_files.iter().map(|f| toml_path(f)).collect();
             let _ = write!(t, "\n[mrt]\nfiles = [{}]\n", files.join(", "));
             if let Some((watch, interval)) = &self.watch {

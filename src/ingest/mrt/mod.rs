@@ -725,13 +725,14 @@ pub fn read_file_limited(
     )
 }
 
-/// [`read_file_with`] for a consumer on another thread that hands applied batches back through
-/// `recycled`: they are emptied here (the updates' references are dropped on the thread that
-/// took them) and refilled instead of allocating a new batch each time.
+/// [`read_file_limited`] for a consumer on another thread that hands applied batches back
+/// through `recycled`: they are emptied here (the updates' references are dropped on the thread
+/// that took them) and refilled instead of allocating a new batch each time.
 pub fn read_file_recycling(
     path: &Path,
     registry: &Registry,
     decoder: Decoder,
+    limits: Limits,
     on_batch: impl FnMut(Batch) -> bool,
     recycled: &Receiver<Batch>,
 ) -> Result<FileReport, MrtError> {
@@ -739,7 +740,7 @@ pub fn read_file_recycling(
         path,
         registry,
         decoder,
-        Limits::default(),
+        limits,
         on_batch,
         Some(recycled),
         WIRE_PATH_CACHE,
