@@ -98,25 +98,7 @@ fn error(status: StatusCode, e: &StoreError) -> Response {
 /// Turns decoded query pairs into an [`EventQuery`], validating every parameter.
 pub fn parse_query(pairs: &[(String, String)]) -> Result<EventQuery, ParamError> {
     let mut q = EventQuery::default();
-    let mut seen: Vec<&str> = Vec::with_capacity(pairs.len());
-    for (name, value) in pairs {
-        let Some(&param) = PARAMETERS.iter().find(|p| **p == name.as_str()) else {
-            return Err(ParamError::new(
-                name,
-                format!(
-                    "unknown parameter '{}'; accepted: {}",
-                    printable(name),
-                    PARAMETERS.join(", ")
-                ),
-            ));
-        };
-        if seen.contains(&param) {
-            return Err(ParamError::new(param, "given more than once"));
-        }
-        seen.push(param);
-        if value.is_empty() {
-            return Err(ParamError::new(param, "empty value"));
-        }
+    for (param, value) in checked_params(pairs, &PARAMETERS)? {
         let bad = |msg: String| ParamError::new(param, msg);
         match param {
             "since" => q.since = Some(parse_time(value).map_err(bad)?),
@@ -134,7 +116,7 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<EventQuery, ParamError>
                 if value.chars().count() > 128 || value.chars().any(char::is_control) {
                     return Err(bad("must be 1 to 128 printable characters".into()));
                 }
-                q.location = Some(value.clone());
+                q.location = Some(value.to_string());
             }
             "prefix" => q.prefix = Some(crate::config::parse_prefix(value).map_err(bad)?),
             "severity" => {
@@ -172,6 +154,35 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<EventQuery, ParamError>
 }
 
 /// Echoes a client's text back safely: at most 64 characters, control characters escaped.
+/// The query's pairs with every name one of `accepted`, none twice and no value empty (else
+/// the first problem, naming the parameter), as (accepted name, value).
+pub(crate) fn checked_params<'a>(
+    pairs: &'a [(String, String)],
+    accepted: &[&'static str],
+) -> Result<Vec<(&'static str, &'a str)>, ParamError> {
+    let mut out: Vec<(&'static str, &'a str)> = Vec::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        let Some(&param) = accepted.iter().find(|p| **p == name.as_str()) else {
+            return Err(ParamError::new(
+                name,
+                format!(
+                    "unknown parameter '{}'; accepted: {}",
+                    printable(name),
+                    accepted.join(", ")
+                ),
+            ));
+        };
+        if out.iter().any(|(p, _)| *p == param) {
+            return Err(ParamError::new(param, "given more than once"));
+        }
+        if value.is_empty() {
+            return Err(ParamError::new(param, "empty value"));
+        }
+        out.push((param, value.as_str()));
+    }
+    Ok(out)
+}
+
 pub(crate) fn printable(s: &str) -> String {
     let mut out: String = s.chars().take(64).flat_map(char::escape_debug).collect();
     if s.chars().count() > 64 {

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use super::events::{printable, ParamError};
+use super::events::{checked_params, ParamError};
 use super::names::{AnomalyBody, PrefixBody};
 use crate::engine::{AnomalyKey, AnomalyKind};
 use crate::registry::PrefixId;
@@ -66,25 +66,7 @@ impl PageRequest {
             limit: DEFAULT_LIMIT,
             cursor: None,
         };
-        let mut seen: Vec<&str> = Vec::new();
-        for (name, value) in pairs {
-            let Some(&param) = PARAMETERS.iter().find(|p| **p == name.as_str()) else {
-                return Err(ParamError::new(
-                    name,
-                    format!(
-                        "unknown parameter '{}'; accepted: {}",
-                        printable(name),
-                        PARAMETERS.join(", ")
-                    ),
-                ));
-            };
-            if seen.contains(&param) {
-                return Err(ParamError::new(param, "given more than once"));
-            }
-            seen.push(param);
-            if value.is_empty() {
-                return Err(ParamError::new(param, "empty value"));
-            }
+        for (param, value) in checked_params(pairs, &PARAMETERS)? {
             match param {
                 "limit" => {
                     req.limit = value
@@ -101,7 +83,7 @@ impl PageRequest {
                     if value.len() > 256 {
                         return Err(bad_cursor());
                     }
-                    req.cursor = Some(value.clone());
+                    req.cursor = Some(value.to_string());
                 }
             }
         }
