@@ -31,7 +31,7 @@ use routewatch::engine::Engine;
 use routewatch::ingest::bmp::{FrameReader, Output, PeerState, RouterSession};
 use serde_json::Value;
 
-use support::bmp::{bmp_message, initiation, peer_up, route_monitoring, tlv};
+use support::bmp::{bmp_message, connect_from, initiation, peer_up, route_monitoring, tlv};
 use support::daemon::{free_port, promtool_check, Daemon, Exposition};
 use support::process::ChildGuard;
 use support::{fixture, DaemonConfig, Location};
@@ -1053,29 +1053,6 @@ fn recorded_bmp_stream_replayed_over_tcp_matches_offline_decoding_and_close_with
 }
 
 // ---- allowlist and framing errors ------------------------------------------------------------
-
-/// A TCP connection to 127.0.0.1:`port` from `local` (any port): std cannot bind before
-/// connecting, so tokio's socket connects and the stream is handed back as a blocking one.
-fn connect_from(local: Ipv4Addr, port: u16) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let stream = rt
-        .block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.bind(SocketAddr::from((local, 0)))?;
-            let target = SocketAddr::from(([127, 0, 0, 1], port));
-            tokio::time::timeout(Duration::from_secs(5), socket.connect(target))
-                .await
-                .map_err(|_| std::io::Error::new(ErrorKind::TimedOut, "connect timed out"))?
-        })
-        .unwrap_or_else(|e| panic!("connect from {local} to 127.0.0.1:{port}: {e}"));
-    let stream = stream.into_std().unwrap();
-    stream.set_nonblocking(false).unwrap();
-    assert_eq!(stream.local_addr().unwrap().ip(), local);
-    stream
-}
 
 /// Asserts that the other end closes `stream` (EOF or reset) within [`WAIT`], without sending
 /// anything.

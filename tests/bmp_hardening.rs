@@ -17,11 +17,13 @@
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::bmp::{bgp_message, bmp_message, initiation, peer_header, peer_up, tlv, ROUTER_AS};
+use support::bmp::{
+    bgp_message, bmp_message, connect_from, initiation, peer_header, peer_up, tlv, ROUTER_AS,
+};
 use support::daemon::{Daemon, Exposition};
 use support::{DaemonConfig, Location};
 
@@ -82,27 +84,6 @@ fn rejected(m: &Exposition, reason: &str) -> f64 {
 
 fn oddities(m: &Exposition, kind: &str) -> f64 {
     m.value("routewatch_bmp_protocol_oddities_total", &[("kind", kind)])
-}
-
-/// A TCP connection to 127.0.0.1:`port` from `local` (any port).
-fn connect_from(local: Ipv4Addr, port: u16) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let stream = rt
-        .block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.bind(SocketAddr::from((local, 0)))?;
-            let target = SocketAddr::from(([127, 0, 0, 1], port));
-            tokio::time::timeout(Duration::from_secs(5), socket.connect(target))
-                .await
-                .map_err(|_| std::io::Error::new(ErrorKind::TimedOut, "connect timed out"))?
-        })
-        .unwrap_or_else(|e| panic!("connect from {local} to 127.0.0.1:{port}: {e}"));
-    let stream = stream.into_std().unwrap();
-    stream.set_nonblocking(false).unwrap();
-    stream
 }
 
 /// Waits (at most `within`) for the other end to close `stream`; returns when it did.

@@ -1,6 +1,8 @@
 //! BMP messages built byte by byte (RFC 7854) for tests that play a router over TCP.
 
-use std::net::Ipv4Addr;
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::Duration;
 
 /// The local AS of the monitored router in these messages.
 pub const ROUTER_AS: u32 = 65001;
@@ -163,4 +165,28 @@ pub fn route_monitoring_many(
     let mut b = peer_header_at(peer, asn, seconds);
     b.extend_from_slice(&bgp_message(2, &update));
     bmp_message(3, 0, &b)
+}
+
+/// A TCP connection to 127.0.0.1:`port` from `local` (any port; another loopback address
+/// plays another router): std cannot bind before connecting, so tokio's socket connects and
+/// the stream is handed back as a blocking one.
+pub fn connect_from(local: Ipv4Addr, port: u16) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = rt
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::from((local, 0)))?;
+            let target = SocketAddr::from(([127, 0, 0, 1], port));
+            tokio::time::timeout(Duration::from_secs(5), socket.connect(target))
+                .await
+                .map_err(|_| std::io::Error::new(ErrorKind::TimedOut, "connect timed out"))?
+        })
+        .unwrap_or_else(|e| panic!("connect from {local} to 127.0.0.1:{port}: {e}"));
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    assert_eq!(stream.local_addr().unwrap().ip(), local);
+    stream
 }
