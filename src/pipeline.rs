@@ -121,13 +121,16 @@ impl Pipeline {
 
     /// Applies a batch whose events are already in the history (a watched file processed
     /// before a restart, re-read to rebuild route state): route state, anomalies and metrics are
-    /// updated as by [`Pipeline::ingest`], but its events are neither logged nor stored.
+    /// updated as by [`Pipeline::ingest`], but its events are neither logged nor stored and its
+    /// anomaly openings are not counted again in `routewatch_anomalies_opened_total`.
     /// An anomaly the re-read leaves in its hold-down resolves by the wall clock later; its
     /// resolution is then recorded with the same identity as before the restart, which the
     /// event store keeps once.
     pub fn ingest_quietly(&mut self, feed: Feed, batch: &Batch) {
         let readers = std::mem::take(&mut self.readers);
+        self.metrics.set_quiet(true);
         self.ingest(feed, batch);
+        self.metrics.set_quiet(false);
         self.readers = readers;
     }
 

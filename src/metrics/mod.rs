@@ -62,6 +62,8 @@ pub struct Metrics {
     synced_flaps: [u64; KINDS],
     anomalies_resolving: IntGauge,
     log_suppressed: IntCounterVec,
+    /// See [`Metrics::set_quiet`].
+    quiet: bool,
     registered: IntGaugeVec,
     folded: IntGauge,
 }
@@ -257,6 +259,7 @@ impl Metrics {
             synced_flaps: [0; KINDS],
             anomalies_resolving,
             log_suppressed,
+            quiet: false,
             registered,
             folded: folded_gauge,
         };
@@ -299,7 +302,13 @@ impl Metrics {
             let new = engine.counters(r);
             let old = &mut self.synced[r as usize];
             if new != old {
-                table.apply(r, &old.to_stats(), &new.to_stats());
+                let before = old.to_stats();
+                let mut after = new.to_stats();
+                if self.quiet {
+                    // Openings already counted before a restart are not counted again.
+                    after.anomalies_opened = before.anomalies_opened;
+                }
+                table.apply(r, &before, &after);
                 old.clone_from(new);
             }
         }
@@ -373,6 +382,14 @@ impl Metrics {
                 g.set(t);
             }
         }
+    }
+
+    /// While set, [`Metrics::sync`] does not count anomaly openings in
+    /// `routewatch_anomalies_opened_total` (a re-read of data already processed before a
+    /// restart: counting its openings again would make an `increase()` alert fire for incidents
+    /// that are over).
+    pub fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = quiet;
     }
 
     /// Counts `n` log lines left out by the log budget of `source`.
