@@ -21,7 +21,7 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,7 +31,9 @@ use routewatch::engine::Engine;
 use routewatch::ingest::bmp::{FrameReader, Output, PeerState, RouterSession};
 use serde_json::Value;
 
-use support::bmp::{bmp_message, connect_from, initiation, peer_up, route_monitoring, tlv};
+use support::bmp::{
+    bmp_message, connect_from, initiation, peer_up, route_monitoring, tlv, wait_closed,
+};
 use support::daemon::{free_port, promtool_check, Daemon, Exposition};
 use support::process::ChildGuard;
 use support::{fixture, DaemonConfig, Location};
@@ -1057,18 +1059,7 @@ fn recorded_bmp_stream_replayed_over_tcp_matches_offline_decoding_and_close_with
 /// Asserts that the other end closes `stream` (EOF or reset) within [`WAIT`], without sending
 /// anything.
 fn assert_closed_by_peer(stream: &mut TcpStream, what: &str) {
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    let mut buf = [0u8; 64];
-    match stream.read(&mut buf) {
-        Ok(0) => {}
-        Err(e)
-            if matches!(
-                e.kind(),
-                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
-            ) => {}
-        Ok(n) => panic!("{what}: routewatch sent {n} bytes"),
-        Err(e) => panic!("{what}: not closed within {WAIT:?} ({e})"),
-    }
+    wait_closed(stream, WAIT, what);
 }
 
 #[test]

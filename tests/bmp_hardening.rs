@@ -16,13 +16,14 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::{Ipv4Addr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::bmp::{
-    bgp_message, bmp_message, connect_from, initiation, peer_header, peer_up, tlv, ROUTER_AS,
+    bgp_message, bmp_message, connect_from, initiation, peer_header, peer_up, tlv, wait_closed,
+    ROUTER_AS,
 };
 use support::daemon::{Daemon, Exposition};
 use support::{DaemonConfig, Location};
@@ -84,23 +85,6 @@ fn rejected(m: &Exposition, reason: &str) -> f64 {
 
 fn oddities(m: &Exposition, kind: &str) -> f64 {
     m.value("routewatch_bmp_protocol_oddities_total", &[("kind", kind)])
-}
-
-/// Waits (at most `within`) for the other end to close `stream`; returns when it did.
-fn wait_closed(stream: &mut TcpStream, within: Duration, what: &str) -> Instant {
-    stream.set_read_timeout(Some(within)).unwrap();
-    let mut buf = [0u8; 64];
-    match stream.read(&mut buf) {
-        Ok(0) => {}
-        Err(e)
-            if matches!(
-                e.kind(),
-                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
-            ) => {}
-        Ok(n) => panic!("{what}: routewatch sent {n} bytes"),
-        Err(e) => panic!("{what}: not closed within {within:?} ({e})"),
-    }
-    Instant::now()
 }
 
 // ---- raw BMP ---------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 //! BMP messages built byte by byte (RFC 7854) for tests that play a router over TCP.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The local AS of the monitored router in these messages.
 pub const ROUTER_AS: u32 = 65001;
@@ -189,4 +189,22 @@ pub fn connect_from(local: Ipv4Addr, port: u16) -> TcpStream {
     stream.set_nonblocking(false).unwrap();
     assert_eq!(stream.local_addr().unwrap().ip(), local);
     stream
+}
+
+/// Waits (at most `within`) for the other end to close `stream` (EOF or reset) without sending
+/// anything; returns when it did.
+pub fn wait_closed(stream: &mut TcpStream, within: Duration, what: &str) -> Instant {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+            ) => {}
+        Ok(n) => panic!("{what}: routewatch sent {n} bytes"),
+        Err(e) => panic!("{what}: not closed within {within:?} ({e})"),
+    }
+    Instant::now()
 }
