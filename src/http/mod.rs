@@ -4,7 +4,7 @@
 //! channel and wait for the answer (the engine stays the single owner, with no locks), and
 //! `/metrics` renders the metric set, which is safe to read concurrently.
 //!
-//! `/api/*` is behind [`api_guard`]: the bearer token when `[http] token-file` is set (401
+//! `/api/*` is behind `api_guard`: the bearer token when `[http] token-file` is set (401
 //! otherwise), then a cap on API requests in progress (`[http] max-api-requests`; beyond it 503
 //! with `Retry-After`). `/metrics`, `/live` and `/ready` pass neither, so they are answered while
 //! the API is saturated. The lists (`/api/v1/prefixes`, `/api/v1/anomalies`) are paged

@@ -3,7 +3,13 @@
 //! backlog, full queue) being counted and recovered from.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use super::writer::evictions;
 use super::*;
+use crate::clock::unix_now;
+use crate::engine::AnomalyKind;
+use crate::events::{Event, EventKind, EventPeer, Severity};
+use ipnet::IpNet;
+use rusqlite::Connection;
 
 const T: Duration = Duration::from_secs(5);
 
