@@ -46,6 +46,11 @@ pub struct AnomalyState {
 /// Seconds an open anomaly instance with no carrier left is held before it resolves.
 pub const DEFAULT_HOLD_DOWN: f64 = 60.0;
 
+/// Instances held at most at once; beyond, an instance resolves at once (counted in
+/// [`Engine::holds_skipped`]), so a flood of distinct hijacked more-specifics cannot grow the
+/// hold-down set.
+pub const MAX_RELEASING: usize = 100_000;
+
 /// An open instance that lost its last carrier, waiting out the hold-down.
 #[derive(Debug)]
 pub(super) struct Release {
@@ -164,6 +169,11 @@ impl Engine {
         self.releasing.len()
     }
 
+    /// Instances resolved at once because [`MAX_RELEASING`] were already held (counter).
+    pub fn holds_skipped(&self) -> u64 {
+        self.holds_skipped
+    }
+
     /// An instance lost its last carrier (or its condition) at `ts`: an open one is held for
     /// the hold-down, one that never opened goes.
     pub(super) fn release(
@@ -177,7 +187,11 @@ impl Engine {
         if !state.open {
             return;
         }
-        if self.hold_down <= 0.0 {
+        let full = self.releasing.len() >= self.max_releasing;
+        if full {
+            self.holds_skipped += 1;
+        }
+        if self.hold_down <= 0.0 || full {
             let flaps = state.flaps;
             return self.resolved(key, peer, state.example.map(|e| e.1), ts, reason, flaps);
         }

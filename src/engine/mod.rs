@@ -155,6 +155,10 @@ pub struct Engine {
     wall: f64,
     /// Instances that came back within the hold-down, per kind.
     flaps: [u64; KINDS],
+    /// Most instances held at once ([`lifecycle::MAX_RELEASING`]; smaller in tests).
+    max_releasing: usize,
+    /// Instances resolved at once because the hold-down set was full.
+    holds_skipped: u64,
 }
 
 impl Engine {
@@ -187,6 +191,8 @@ impl Engine {
             clock: f64::NEG_INFINITY,
             wall: f64::NEG_INFINITY,
             flaps: [0; KINDS],
+            max_releasing: lifecycle::MAX_RELEASING,
+            holds_skipped: 0,
         }
     }
 

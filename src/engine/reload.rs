@@ -67,6 +67,7 @@ impl Engine {
         next.clock = self.clock;
         next.wall = self.wall;
         next.flaps = self.flaps;
+        next.holds_skipped = self.holds_skipped;
         next.record_route_events = self.record_route_events;
         next.record_anomaly_events = self.record_anomaly_events;
         next.peers = self.peers.clone();

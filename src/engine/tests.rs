@@ -1206,3 +1206,29 @@ fn pages_concatenate_to_the_whole_lists() {
     }
     assert!(h.engine.prefix_summaries_page(99, 10).items.is_empty());
 }
+
+/// The hold-down set is bounded: past its cap an instance resolves at once, counted.
+#[test]
+fn the_hold_down_set_is_capped_and_what_it_skips_is_counted() {
+    let mut h = Harness::new(1);
+    h.engine.set_hold_down(60.0);
+    h.engine.max_releasing = 2;
+    h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
+    for (i, prefix) in ["203.0.113.0/25", "203.0.113.128/25", "203.0.113.64/26"]
+        .iter()
+        .enumerate()
+    {
+        h.announce(2, prefix, &[3356, 600 + i as u32]);
+        h.withdraw(2, prefix);
+    }
+    assert_eq!(h.engine.releasing(), 2);
+    assert_eq!(h.engine.holds_skipped(), 1);
+    let resolved: Vec<AnomalyEvent> = h
+        .engine
+        .drain_events()
+        .into_iter()
+        .filter(|e| e.transition == Resolved)
+        .collect();
+    assert_eq!(resolved.len(), 1, "the third resolved at once");
+    assert_eq!(resolved[0].announced.to_string(), "203.0.113.64/26");
+}

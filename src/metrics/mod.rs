@@ -61,6 +61,7 @@ pub struct Metrics {
     /// The engine's flap counts as last mirrored.
     synced_flaps: [u64; KINDS],
     anomalies_resolving: IntGauge,
+    holds_skipped: prometheus::IntCounter,
     log_suppressed: IntCounterVec,
     /// See [`Metrics::set_quiet`].
     quiet: bool,
@@ -227,6 +228,13 @@ impl Metrics {
                 "Open anomaly instances with no carrier left, waiting out the hold-down before they resolve.",
             ))?,
         );
+        let holds_skipped = register(
+            &r,
+            prometheus::IntCounter::with_opts(opts(
+                "routewatch_anomaly_holds_skipped_total",
+                "Anomalies resolved at once, without a hold-down, because 100,000 were already held.",
+            ))?,
+        );
         let log_suppressed = register(
             &r,
             IntCounterVec::new(
@@ -258,6 +266,7 @@ impl Metrics {
             anomaly_flaps,
             synced_flaps: [0; KINDS],
             anomalies_resolving,
+            holds_skipped,
             log_suppressed,
             quiet: false,
             registered,
@@ -314,6 +323,11 @@ impl Metrics {
         }
         self.tracked_routes.set(engine.tracked_routes() as i64);
         self.anomalies_resolving.set(engine.releasing() as i64);
+        let skipped = engine.holds_skipped();
+        if skipped > self.holds_skipped.get() {
+            self.holds_skipped
+                .inc_by(skipped - self.holds_skipped.get());
+        }
         for (k, (&now, seen)) in engine
             .flaps()
             .iter()
