@@ -123,10 +123,15 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplayReport, Error> {
     } else {
         Vec::new()
     };
+    // Transitions come in processing order (RIB dumps first, then updates; a RIB's entries carry
+    // their peers' own times): the report lists them in BGP-time order. The sort is stable, so
+    // one instance's transitions at the same time keep their order.
+    let mut events = pipeline.take_history();
+    events.sort_by(|a, b| a.time.total_cmp(&b.time));
     let report = ReplayReport {
         files: reports,
         prefixes,
-        events: pipeline.take_history(),
+        events,
         history: pipeline.take_all_events(),
         memory,
         peak_rss_bytes,

@@ -15,7 +15,8 @@ pub struct ReplayReport {
     pub files: Vec<FileReport>,
     /// Per registered prefix, final state.
     pub prefixes: Vec<PrefixSummary>,
-    /// Anomaly transitions in the order they happened.
+    /// Anomaly transitions in BGP-time order (the time of the update or RIB entry that caused
+    /// each).
     pub events: Vec<AnomalyEvent>,
     /// Every event (anomaly transitions, first/last peer, path and origin changes) in BGP-time
     /// order, in the event store's and `/api/v1/events`' shape.
@@ -63,6 +64,12 @@ pub fn format_time(t: f64) -> String {
         rem % 60
     )
 }
+
+/// The one-line legend printed above the anomaly transitions.
+pub const TRANSITIONS_LEGEND: &str = "columns: BGP time (UTC), OPENED/RESOLVED, kind, location, \
+registered prefix, announced prefix, offending AS, the peer whose update caused it; peers= \
+carriers at the opening, path = one AS path carrying it; reason= why the last carrier went \
+away, flaps= times it came back within the hold-down";
 
 fn join<T: ToString>(items: &[T], sep: &str) -> String {
     items
@@ -137,6 +144,9 @@ impl ReplayReport {
             self.events.len()
         );
         let _ = writeln!(out, "\nAnomaly transitions ({})", self.events.len());
+        if !self.events.is_empty() {
+            let _ = writeln!(out, "  {TRANSITIONS_LEGEND}");
+        }
         for e in &self.events {
             let what = match e.transition {
                 Transition::Opened => "OPENED  ",
@@ -146,8 +156,13 @@ impl ReplayReport {
             let tail = match (e.transition, &e.example_path, e.reason) {
                 (Transition::Opened, Some(path), _) => format!(" peers={} path [{path}]", e.peers),
                 (Transition::Resolved, _, Some(reason)) => {
+                    let flaps = if e.flaps > 0 {
+                        format!(" flaps={}", e.flaps)
+                    } else {
+                        String::new()
+                    };
                     format!(
-                        " reason={}",
+                        " reason={}{flaps}",
                         serde_json::to_value(reason)
                             .unwrap_or_default()
                             .as_str()

@@ -159,4 +159,26 @@ fn demo_replay_opens_and_resolves_the_injected_hijacks() {
         .unwrap();
     assert_eq!(apnic.path_changes, 4);
     assert!(apnic.anomalies.is_empty());
+
+    // The transitions are in BGP-time order although the RIB's entries (loaded first) carry
+    // their peers' own times, and the table explains its columns.
+    assert!(report.events.len() > 10, "RIB-time openings too");
+    assert!(report.events.windows(2).all(|w| w[0].time <= w[1].time));
+    let table = report.to_table();
+    let section = table.split("Anomaly transitions").nth(1).unwrap();
+    let mut lines = section.lines().skip(1);
+    assert!(lines
+        .next()
+        .unwrap()
+        .trim_start()
+        .starts_with("columns: BGP time (UTC)"));
+    let times: Vec<&str> = lines
+        .filter(|l| l.contains("OPENED") || l.contains("RESOLVED"))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(times.len(), report.events.len());
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "RFC 3339 UTC sorts as text"
+    );
 }
