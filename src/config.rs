@@ -155,6 +155,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// DNS enrichment (AS names, router names); see [`crate::dns`].
     pub dns: DnsConfig,
+    /// `[log]`: the daemon's log format and default level.
+    pub log: LogConfig,
     /// `allow-empty-registry`: a configuration without any location is accepted (otherwise it
     /// is refused, on start and on reload, as an empty or cut file would be).
     pub allow_empty_registry: bool,
@@ -303,6 +305,25 @@ pub struct MetricsConfig {
     pub max_prefix_series: usize,
 }
 
+/// `[log]`: how `routewatch run` writes its log lines (to stderr, i.e. the journal under
+/// systemd).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `format`: `text` (default) or `json` (one JSON object per line, for log shippers).
+    pub format: crate::log::LogFormat,
+    /// `level`: the default filter (`info`), in `RUST_LOG` syntax; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: crate::log::LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
 /// `[anomalies]`
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnomaliesConfig {
@@ -409,6 +430,8 @@ struct RawFile {
     #[serde(default)]
     dns: Option<RawDns>,
     #[serde(default)]
+    log: Option<RawLog>,
+    #[serde(default)]
     location: Vec<RawLocation>,
 }
 
@@ -502,6 +525,13 @@ struct RawDns {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawMetrics {
     max_prefix_series: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLog {
+    format: Option<Spanned<String>>,
+    level: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -601,7 +631,7 @@ const SPLIT_PARSE_BYTES: usize = 4 << 20;
 const SPLIT_PIECE_BYTES: usize = 1 << 20;
 
 /// Table headers a main file may have besides `[[location]]` for [`parse_split`].
-const SPLIT_HEADERS: [&str; 9] = [
+const SPLIT_HEADERS: [&str; 10] = [
     "[http]",
     "[mrt]",
     "[bmp]",
@@ -610,6 +640,7 @@ const SPLIT_HEADERS: [&str; 9] = [
     "[events]",
     "[dns]",
     "[metrics]",
+    "[log]",
     "[[location]]",
 ];
 
@@ -830,6 +861,13 @@ impl Config {
                 positive(&main, h, "anomalies.hold-down-seconds", 0, 86_400)?;
         }
 
+        let log = raw
+            .log
+            .as_ref()
+            .map(|l| convert_log(&main, l))
+            .transpose()?
+            .unwrap_or_default();
+
         let events = raw
             .events
             .as_ref()
@@ -996,6 +1034,7 @@ impl Config {
             state_dir,
             events,
             dns,
+            log,
             allow_empty_registry: raw.allow_empty_registry,
             validated,
         })
@@ -1111,6 +1150,35 @@ fn convert_events(src: &Source, raw: &RawEvents) -> Result<EventsConfig, ConfigE
         events.max_rows = positive(src, v, "events.max-rows", 1, 1_000_000_000)?;
     }
     Ok(events)
+}
+
+fn convert_log(src: &Source, raw: &RawLog) -> Result<LogConfig, ConfigError> {
+    let mut log = LogConfig::default();
+    if let Some(f) = &raw.format {
+        log.format = match f.get_ref().as_str() {
+            "text" => crate::log::LogFormat::Text,
+            "json" => crate::log::LogFormat::Json,
+            other => {
+                return Err(src.invalid(
+                    &f.span(),
+                    "log.format",
+                    format!("'{other}': expected \"text\" or \"json\""),
+                ))
+            }
+        };
+    }
+    if let Some(l) = &raw.level {
+        let text = l.get_ref().trim();
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(text) {
+            return Err(src.invalid(
+                &l.span(),
+                "log.level",
+                format!("'{text}': {e} (expected e.g. \"info\" or \"warn,routewatch=debug\")"),
+            ));
+        }
+        log.level = text.to_string();
+    }
+    Ok(log)
 }
 
 fn convert_dns(src: &Source, raw: &RawDns) -> Result<DnsConfig, ConfigError> {

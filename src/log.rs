@@ -1,15 +1,28 @@
-//! Logging setup: `tracing` to stderr, filtered by `RUST_LOG` (default `info`); [`LogBudget`]
-//! bounds the lines a flood can write.
+//! Logging setup: `tracing` to stderr, filtered by `RUST_LOG` (default `info`, or `[log] level`
+//! for `run`), as text or as JSON lines (`[log] format = "json"`); [`LogBudget`] bounds the lines
+//! a flood can write.
 //!
-//! Under systemd (`JOURNAL_STREAM` set) timestamps and colours are left out: journald adds its
-//! own timestamp and does not render ANSI.
+//! Text under systemd (`JOURNAL_STREAM` set) leaves out timestamps and colours: journald adds its
+//! own timestamp and does not render ANSI. JSON lines always carry `timestamp` (RFC 3339 UTC),
+//! `level`, `target` and the event's fields at the top level (`message` among them), one object
+//! per line, for log shippers (Vector, Promtail, Filebeat, journald's own JSON export).
 
 use std::time::{Duration, Instant};
 
 use tracing_subscriber::EnvFilter;
 
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `tracing`'s human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Installs the global subscriber. Safe to call more than once (later calls are no-ops).
-pub fn init(default_level: &str) {
+pub fn init(default_level: &str, format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
@@ -17,10 +30,15 @@ pub fn init(default_level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false);
-    let _ = if journald {
-        builder.without_time().try_init()
-    } else {
-        builder.try_init()
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text if journald => builder.without_time().try_init(),
+        LogFormat::Text => builder.try_init(),
     };
 }
 

@@ -13,11 +13,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = routewatch::cli::Cli::parse();
     // replay prints its report on stdout; keep stderr to warnings unless RUST_LOG says otherwise.
+    // `run` sets up logging itself once it has read `[log]` from its configuration.
     let level = match cli.command {
-        routewatch::cli::Command::Replay { .. } => "warn",
-        _ => "info",
+        routewatch::cli::Command::Replay { .. } => Some("warn"),
+        routewatch::cli::Command::Run { .. } => None,
+        _ => Some("info"),
     };
-    routewatch::log::init(level);
+    if let Some(level) = level {
+        routewatch::log::init(level, routewatch::log::LogFormat::Text);
+    }
     match routewatch::cli::execute(cli.command) {
         Ok(()) => ExitCode::from(routewatch::error::EXIT_OK),
         Err(e) => {

@@ -173,6 +173,8 @@ pub fn restart_required(running: &Config, new: &Config) -> Vec<&'static str> {
     check(h.token_file != n.token_file, "http.token-file");
     check(h.tls != n.tls, "http.tls-cert");
     check(running.state_dir != new.state_dir, "state-dir");
+    check(running.log.format != new.log.format, "log.format");
+    check(running.log.level != new.log.level, "log.level");
     check(
         running.anomalies != new.anomalies,
         "anomalies.hold-down-seconds",

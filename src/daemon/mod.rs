@@ -57,6 +57,7 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
 /// `routewatch run`.
 pub fn run(config_path: &Path) -> Result<(), Error> {
     let config = Config::load(config_path)?;
+    crate::log::init(&config.log.level, config.log.format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
