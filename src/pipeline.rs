@@ -112,9 +112,18 @@ impl Pipeline {
         Ok(p)
     }
 
-    /// Applies one batch from `feed`.
+    /// Applies one batch from `feed`: its routes, and the sessions that went down among them
+    /// (in feed order).
     pub fn ingest(&mut self, feed: Feed, batch: &Batch) {
-        self.engine.apply_batch(&batch.updates, batch.generation);
+        let removed = apply_batch(&mut self.engine, batch);
+        if !batch.sources_down.is_empty() {
+            info!(
+                feed = feed.as_str(),
+                sessions = batch.sources_down.len(),
+                routes = removed,
+                "peer sessions down: their routes withdrawn"
+            );
+        }
         self.engine.release_due(self.engine.clock());
         self.after_updates(Some((feed, batch)));
     }
@@ -136,12 +145,7 @@ impl Pipeline {
 
     /// Applies what a BMP session produced (routes and peer-downs, in stream order).
     pub fn ingest_bmp(&mut self, out: &bmp::Output) {
-        let removed = apply_output(&mut self.engine, out);
-        if removed > 0 {
-            info!(routes = removed, "BMP peer down: routes withdrawn");
-        }
-        self.engine.release_due(self.engine.clock());
-        self.after_updates(Some((Feed::Bmp, &out.batch)));
+        self.ingest(Feed::Bmp, &out.batch);
     }
 
     /// Moves to a new registry (configuration reload): route state is kept, the per-prefix
@@ -268,23 +272,23 @@ impl Pipeline {
     }
 }
 
-/// Applies a BMP session's output to `engine`: the updates and peer-downs in stream order.
-/// Returns the routes removed by peer-downs.
-pub fn apply_output(engine: &mut Engine, out: &bmp::Output) -> u64 {
-    let (updates, generation) = (&out.batch.updates, out.batch.generation);
+/// Applies a batch to `engine`: the updates and the sessions that went down, in feed order.
+/// Returns the routes removed by the sessions going down.
+pub fn apply_batch(engine: &mut Engine, batch: &Batch) -> u64 {
+    let (updates, generation) = (&batch.updates, batch.generation);
+    if batch.sources_down.is_empty() {
+        engine.apply_batch(updates, generation);
+        return 0;
+    }
     let mut removed = 0;
     let mut next = 0;
-    for ev in &out.peer_down {
+    for ev in &batch.sources_down {
         let upto = ev.after.min(updates.len());
-        for u in updates.get(next..upto).unwrap_or(&[]) {
-            engine.apply_matched(u, generation);
-        }
+        engine.apply_batch(updates.get(next..upto).unwrap_or(&[]), generation);
         next = next.max(upto);
         removed += engine.peer_down(&ev.key, ev.timestamp);
     }
-    for u in updates.get(next..).unwrap_or(&[]) {
-        engine.apply_matched(u, generation);
-    }
+    engine.apply_batch(updates.get(next..).unwrap_or(&[]), generation);
     removed
 }
 

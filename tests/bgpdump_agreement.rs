@@ -11,6 +11,11 @@
 //! hand-picked. Besides visibility and origins, the announcements and withdrawals per registered
 //! prefix (longest-prefix match), the matched entries and the processed entries are compared.
 //!
+//! Peer sessions: a `STATE` line that takes a peer out of Established (6) removes every route of
+//! that peer, as routewatch does for a BGP4MP state change (its session, and the routes learned
+//! over it, are gone). The registry also takes every prefix whose final state depends on that
+//! (up to a bound), so a file with such a state change is compared where it matters.
+//!
 //! Origin policy shared with `routewatch::ingest::bgp::convert_path`: a path ending in an AS_SET of
 //! two or more ASes has no single origin (skipped); a one-member AS_SET (`{64496}`, duplicates
 //! removed) names its origin; confederation segments are not part of the path.
@@ -50,6 +55,8 @@ const MAX_MOAS: usize = 60;
 const MAX_GONE: usize = 20;
 /// At most this many prefixes announced with a path ending in an AS_SET are added.
 const MAX_AS_SET: usize = 20;
+/// At most this many prefixes whose final state a session going down decides are added.
+const MAX_STATE_SENSITIVE: usize = 40;
 /// Registered prefixes per generated location.
 const PER_LOCATION: usize = 40;
 
@@ -67,11 +74,12 @@ type RouteKey = (IpAddr, u32, IpNet, u32);
 struct Expectation {
     /// Current routes (origin per route; `None` = no single-AS origin).
     routes: HashMap<RouteKey, Option<u32>>,
-    /// The same, but dropping a peer's routes when a STATE line shows its session leaving
-    /// Established (6): what a BGP speaker would do. Kept to show that ignoring STATE lines (as
-    /// routewatch v1 does) does not change the compared figures for these fixtures. `None` until
-    /// the first such STATE line (identical to `routes` up to there).
-    routes_state_aware: Option<HashMap<RouteKey, Option<u32>>>,
+    /// The same, ignoring STATE lines (as routewatch did before it acted on state changes):
+    /// `None` until the first state change that removes routes (identical to `routes` up to
+    /// there). The prefixes where the two differ are the ones the state changes decide.
+    routes_state_blind: Option<HashMap<RouteKey, Option<u32>>>,
+    /// STATE lines leaving Established (6).
+    sessions_down: u64,
     /// Route entries in file order: (prefix, is_withdrawal).
     entries: Vec<(IpNet, bool)>,
     a: u64,
@@ -254,9 +262,11 @@ fn expectation(file: &Path) -> Expectation {
             let ip: IpAddr = f[3].parse().unwrap();
             let asn: u32 = f[4].parse().unwrap();
             if f[5] == "6" && f[6] != "6" {
-                e.routes_state_aware
-                    .get_or_insert_with(|| e.routes.clone())
-                    .retain(|&(i, a, _, _), _| (i, a) != (ip, asn));
+                e.sessions_down += 1;
+                if e.routes.keys().any(|&(i, a, _, _)| (i, a) == (ip, asn)) {
+                    e.routes_state_blind.get_or_insert_with(|| e.routes.clone());
+                    e.routes.retain(|&(i, a, _, _), _| (i, a) != (ip, asn));
+                }
             }
             continue;
         }
@@ -301,7 +311,7 @@ fn expectation(file: &Path) -> Expectation {
                     // An UPDATE without an AS_PATH: treat-as-withdraw (module documentation).
                     e.no_path += 1;
                     e.routes.remove(&key);
-                    if let Some(r) = &mut e.routes_state_aware {
+                    if let Some(r) = &mut e.routes_state_blind {
                         r.remove(&key);
                     }
                     e.entries.push((prefix, true));
@@ -312,7 +322,7 @@ fn expectation(file: &Path) -> Expectation {
                     e.as_set.insert(prefix);
                 }
                 e.routes.insert(key, origin);
-                if let Some(r) = &mut e.routes_state_aware {
+                if let Some(r) = &mut e.routes_state_blind {
                     r.insert(key, origin);
                 }
                 e.entries.push((prefix, false));
@@ -320,7 +330,7 @@ fn expectation(file: &Path) -> Expectation {
             "W" => {
                 e.w += 1;
                 e.routes.remove(&key);
-                if let Some(r) = &mut e.routes_state_aware {
+                if let Some(r) = &mut e.routes_state_blind {
                     r.remove(&key);
                 }
                 e.entries.push((prefix, true));
@@ -333,7 +343,11 @@ fn expectation(file: &Path) -> Expectation {
 
 /// Deterministic registry: every n-th distinct prefix, plus MOAS, fully withdrawn and AS_SET
 /// prefixes.
-fn choose_registry(e: &Expectation, figures: &HashMap<IpNet, Figures>) -> Vec<IpNet> {
+fn choose_registry(
+    e: &Expectation,
+    figures: &HashMap<IpNet, Figures>,
+    state_sensitive: &[IpNet],
+) -> Vec<IpNet> {
     // Very short prefixes (a default route, 2000::/3) are left out: every route of the file would
     // match them as a more-specific, which only slows the debug-build replay down.
     let all: Vec<IpNet> = e
@@ -367,6 +381,12 @@ fn choose_registry(e: &Expectation, figures: &HashMap<IpNet, Figures>) -> Vec<Ip
         .copied()
         .collect();
     chosen.extend(spread(as_set, MAX_AS_SET));
+    let sensitive: Vec<IpNet> = state_sensitive
+        .iter()
+        .filter(|p| all.contains(p))
+        .copied()
+        .collect();
+    chosen.extend(spread(sensitive, MAX_STATE_SENSITIVE));
     chosen.into_iter().collect()
 }
 
@@ -419,27 +439,21 @@ fn check_agreement(rel: &str) -> routewatch::report::ReplayReport {
     let file = fixture(rel);
     let e = expectation(&file);
     let figures = Expectation::figures(&e.routes);
-    let registry = choose_registry(&e, &figures);
+    // The prefixes whose final state the sessions going down decide.
+    let state_blind = e
+        .routes_state_blind
+        .as_ref()
+        .map_or_else(|| figures.clone(), Expectation::figures);
+    let state_sensitive: Vec<IpNet> = e
+        .prefixes
+        .iter()
+        .filter(|p| figures.get(p) != state_blind.get(p))
+        .copied()
+        .collect();
+    let registry = choose_registry(&e, &figures, &state_sensitive);
     assert!(
         !registry.is_empty(),
         "{rel}: no prefixes to register (bgpdump printed no routes?)"
-    );
-
-    // Ignoring STATE lines (routewatch v1 does not act on BGP4MP state changes) must not change
-    // any compared figure; if it ever does, the expectation has to model peer-down and so does
-    // routewatch.
-    let state_aware = e
-        .routes_state_aware
-        .as_ref()
-        .map_or_else(|| figures.clone(), Expectation::figures);
-    let state_sensitive: Vec<&IpNet> = registry
-        .iter()
-        .filter(|p| figures.get(p) != state_aware.get(p))
-        .collect();
-    assert!(
-        state_sensitive.is_empty(),
-        "{rel}: registered prefixes whose state depends on BGP4MP STATE lines (a peer's session \
-         left Established while it held routes): {state_sensitive:?}"
     );
 
     let dir = tempfile::tempdir().unwrap();
@@ -468,6 +482,10 @@ fn check_agreement(rel: &str) -> routewatch::report::ReplayReport {
     }
     let got_errors = &report.files[0].errors;
     assert_eq!(*got_errors, want_errors, "{rel}: parse errors");
+    assert_eq!(
+        report.files[0].sessions_down, e.sessions_down,
+        "{rel}: sessions leaving Established"
+    );
 
     let counts = expected_counts(&e, &registry);
     let matched: u64 = counts.values().map(|c| c.0 + c.1).sum();
@@ -526,11 +544,96 @@ fn check_agreement(rel: &str) -> routewatch::report::ReplayReport {
     println!(
         "{rel}: {compared} registered prefixes agree ({visible} visible, {moas} MOAS, \
          {as_set} with AS_SET paths); \
-         {entries} route entries ({} A, {} W, {} B, {} STATE ignored, {} without AS path); \
-         {matched} matched",
-        e.a, e.w, e.b, e.state, e.no_path
+         {entries} route entries ({} A, {} W, {} B, {} STATE, {} without AS path); \
+         {matched} matched; {} sessions down decide {} registered prefixes",
+        e.a,
+        e.w,
+        e.b,
+        e.state,
+        e.no_path,
+        e.sessions_down,
+        registry
+            .iter()
+            .filter(|p| state_sensitive.contains(p))
+            .count()
     );
     report
+}
+
+/// The records of MRT file `src` (gzip or plain) up to and including its last BGP4MP state
+/// change out of Established, uncompressed: the state right after the session went down (by the
+/// end of a file the peer has often come back and sent its routes again).
+fn cut_after_last_session_down(src: &Path, dst: &Path) -> u64 {
+    let raw = std::fs::read(src).unwrap();
+    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut out)
+            .unwrap();
+        out
+    } else {
+        raw
+    };
+    let (mut at, mut end, mut downs) = (0usize, 0usize, 0u64);
+    while at + 12 <= bytes.len() {
+        let h = &bytes[at..at + 12];
+        let (mrt_type, subtype) = (
+            u16::from_be_bytes([h[4], h[5]]),
+            u16::from_be_bytes([h[6], h[7]]),
+        );
+        let len = u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize;
+        let next = at + 12 + len;
+        assert!(next <= bytes.len(), "{}: cut record", src.display());
+        // BGP4MP (16) / BGP4MP_ET (17) STATE_CHANGE (0) / STATE_CHANGE_AS4 (5): the old and
+        // new states are the last four bytes (RFC 6396 §4.4.1).
+        if matches!(mrt_type, 16 | 17) && matches!(subtype, 0 | 5) && len >= 4 {
+            let old = u16::from_be_bytes([bytes[next - 4], bytes[next - 3]]);
+            let new = u16::from_be_bytes([bytes[next - 2], bytes[next - 1]]);
+            if old == 6 && new != 6 {
+                downs += 1;
+                end = next;
+            }
+        }
+        at = next;
+    }
+    assert!(
+        downs > 0,
+        "{}: no session leaves Established",
+        src.display()
+    );
+    std::fs::write(dst, &bytes[..end]).unwrap();
+    downs
+}
+
+/// [`check_agreement`] on `rel` cut right after its last session going down: the registered
+/// prefixes whose state that decides are among the compared ones, with the visibility the
+/// state-aware replay of bgpdump's output gives, lower than ignoring the state change would.
+fn check_agreement_with_sessions_down(rel: &str, sessions: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let name = Path::new(rel).file_name().unwrap().to_string_lossy();
+    let cut = dir
+        .path()
+        .join(format!("{}.cut.mrt", name.trim_end_matches(".gz")));
+    assert_eq!(cut_after_last_session_down(&fixture(rel), &cut), sessions);
+    let report = check_agreement(cut.to_str().unwrap());
+    assert_eq!(report.files[0].sessions_down, sessions, "{rel}");
+    let e = expectation(&cut);
+    let figures = Expectation::figures(&e.routes);
+    let blind = Expectation::figures(e.routes_state_blind.as_ref().unwrap());
+    let decided: Vec<_> = report
+        .prefixes
+        .iter()
+        .filter(|p| figures.get(&p.prefix) != blind.get(&p.prefix))
+        .collect();
+    assert!(
+        !decided.is_empty(),
+        "{rel}: no registered prefix whose state a session going down decides"
+    );
+    for p in decided {
+        let want = figures.get(&p.prefix).map_or(0, |f| f.visibility);
+        let blind = blind.get(&p.prefix).map_or(0, |f| f.visibility);
+        assert_eq!(p.visibility, want, "{rel}: {}", p.prefix);
+        assert!(want < blind, "{rel}: {}", p.prefix);
+    }
 }
 
 #[test]
@@ -595,6 +698,49 @@ fn assert_add_path_rib(rel: &str, report: &routewatch::report::ReplayReport) {
 #[test]
 fn bgp4mp_updates_ipv4_ipv6_with_state_changes() {
     check_agreement("updates/ripe-bgpdump__updates.20160811.1600.gz");
+}
+
+/// RouteViews, November 2000: a peer's session leaves Established holding 21 routes.
+#[test]
+fn bgp4mp_updates_with_a_peer_session_going_down() {
+    check_agreement_with_sessions_down("updates/bgpkit-parser__updates.20001104.0124.gz", 1);
+}
+
+/// Quagga's MRT dump of a lab session (IPv4 and IPv6): both sessions go down (Quagga's state 7,
+/// Clearing), then come back and send their routes again. Right after the second goes down no
+/// registered prefix is visible; at the end of the file every route is back.
+#[test]
+fn bgp4mp_updates_quagga_sessions_down_and_back() {
+    let rel = "lab/mrtparse__quagga_bgp.mrt";
+    let whole = check_agreement(rel);
+    assert_eq!(whole.files[0].sessions_down, 2);
+    let visible = whole.prefixes.iter().filter(|p| p.visibility > 0).count();
+    assert!(visible > 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("quagga.cut.mrt");
+    assert_eq!(cut_after_last_session_down(&fixture(rel), &cut), 2);
+    let config = write_config(
+        dir.path(),
+        &whole.prefixes.iter().map(|p| p.prefix).collect::<Vec<_>>(),
+    );
+    let report = routewatch::replay::replay(&ReplayOptions::new(&config, &[cut])).unwrap();
+    assert_eq!(report.files[0].sessions_down, 2);
+    assert!(
+        report.files[0].matched > 0,
+        "routes before the sessions went down"
+    );
+    for p in &report.prefixes {
+        assert_eq!(
+            p.visibility, 0,
+            "{} after both sessions went down",
+            p.prefix
+        );
+        assert!(
+            p.withdrawals == 0,
+            "withdrawn by the state change, not by UPDATEs"
+        );
+    }
 }
 
 #[test]

@@ -763,7 +763,7 @@ fn decode_offline(config: &Path, bytes: &[u8]) -> Offline {
                 session.handle_frame(frame, &registry, now, &mut out)
             })
             .expect("the capture frames cleanly");
-        routewatch::pipeline::apply_output(&mut engine, &out);
+        routewatch::pipeline::apply_batch(&mut engine, &out.batch);
     }
     assert!(session.errors().is_empty(), "{:?}", session.errors());
     assert_eq!(session.counts().total(), CAPTURE_MESSAGES);
@@ -799,7 +799,7 @@ fn decode_offline(config: &Path, bytes: &[u8]) -> Offline {
     };
     let mut out = Output::default();
     session.close(now, &mut out);
-    routewatch::pipeline::apply_output(&mut engine, &out);
+    routewatch::pipeline::apply_batch(&mut engine, &out.batch);
     assert_eq!(engine.tracked_routes(), 0);
     Offline {
         closed: serde_json::json!({ "prefixes": engine.prefix_summaries() }),

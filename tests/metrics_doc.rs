@@ -317,6 +317,7 @@ fn the_codes_label_values_are_documented() {
         "routewatch_parse_errors_total",
         "routewatch_feed_last_message_timestamp_seconds",
         "routewatch_feed_peers",
+        "routewatch_feed_sessions_down_total",
     ] {
         check(m, "feed", feeds.clone());
     }

@@ -119,7 +119,7 @@ fuzz_target!(|data: &[u8]| {
             session.close(NOW, &mut out);
             failed = true;
         }
-        routewatch::pipeline::apply_output(&mut engine, &out);
+        routewatch::pipeline::apply_batch(&mut engine, &out.batch);
         seen = check(seen, &session);
         if failed {
             break;
@@ -129,7 +129,7 @@ fuzz_target!(|data: &[u8]| {
         let mut out = Output::default();
         let _cut_short = frames.finish();
         session.close(NOW, &mut out);
-        routewatch::pipeline::apply_output(&mut engine, &out);
+        routewatch::pipeline::apply_batch(&mut engine, &out.batch);
         check(seen, &session);
     }
     assert!(session.state() == SessionState::Closed);

@@ -2,14 +2,18 @@
 //! read to produce them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use crate::model::RouteUpdate;
+use crate::model::{PeerKey, RouteUpdate};
 
 /// A group of matched routes with the counts of what was read to produce them.
 #[derive(Debug, Default)]
 pub struct Batch {
     /// Matched route updates, in feed order.
     pub updates: Vec<RouteUpdate>,
+    /// Route sources whose session went down (a BMP Peer Down, an MRT BGP4MP STATE_CHANGE out
+    /// of Established), positioned among `updates`: every route of each goes.
+    pub sources_down: Vec<SourceDown>,
     /// Route entries decoded (matched or not) since the previous batch.
     pub processed: u64,
     /// Parse errors since the previous batch, by bounded error label.
@@ -19,4 +23,16 @@ pub struct Batch {
     /// [`crate::registry::Registry::generation`] of the registry `updates` were matched against
     /// (0: none yet).
     pub generation: u64,
+}
+
+/// A route source whose BGP session went down: all its routes are withdrawn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceDown {
+    /// The route source (a peer's view).
+    pub key: Arc<PeerKey>,
+    /// When (the message's or record's timestamp).
+    pub timestamp: f64,
+    /// Position in the feed: apply after the first `after` entries of [`Batch::updates`] and
+    /// before the rest.
+    pub after: usize,
 }

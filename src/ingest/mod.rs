@@ -8,4 +8,4 @@ pub mod bgp;
 pub mod bmp;
 pub mod mrt;
 
-pub use batch::Batch;
+pub use batch::{Batch, SourceDown};

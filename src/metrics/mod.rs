@@ -56,6 +56,7 @@ pub struct Metrics {
     feed_last_message: GaugeVec,
     feed_last_received: GaugeVec,
     feed_peers: IntGaugeVec,
+    sessions_down: IntCounterVec,
     tracked_routes: IntGauge,
     anomaly_flaps: IntCounterVec,
     /// The engine's flap counts as last mirrored.
@@ -191,6 +192,16 @@ impl Metrics {
                 &["feed"],
             )?,
         );
+        let sessions_down = register(
+            &r,
+            IntCounterVec::new(
+                opts(
+                    "routewatch_feed_sessions_down_total",
+                    "Route sources whose BGP session went down (an MRT BGP4MP state change out of Established, a BMP Peer Down per RIB view of the peer); every route of each was withdrawn.",
+                ),
+                &["feed"],
+            )?,
+        );
         let feed_peers = register(
             &r,
             IntGaugeVec::new(
@@ -262,6 +273,7 @@ impl Metrics {
             feed_last_message,
             feed_last_received,
             feed_peers,
+            sessions_down,
             tracked_routes,
             anomaly_flaps,
             synced_flaps: [0; KINDS],
@@ -367,6 +379,7 @@ impl Metrics {
         self.feed_last_message.with_label_values(&[name]);
         self.feed_last_received.with_label_values(&[name]);
         self.feed_peers.with_label_values(&[name]);
+        self.sessions_down.with_label_values(&[name]);
         for e in error_labels {
             self.parse_errors.with_label_values(&[name, e]);
         }
@@ -384,6 +397,11 @@ impl Metrics {
             self.parse_errors
                 .with_label_values(&[feed, label])
                 .inc_by(*n);
+        }
+        if !batch.sources_down.is_empty() {
+            self.sessions_down
+                .with_label_values(&[feed])
+                .inc_by(batch.sources_down.len() as u64);
         }
         if batch.processed > 0 {
             self.feed_last_received

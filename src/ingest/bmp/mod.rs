@@ -19,7 +19,7 @@
 //!                   ├─ bgp::decode_as_path      bgpkit-parser parse_bgp_message, A flag → 2/4-byte
 //!                   │                           ASNs; once per message, only for matched routes
 //!                   ▼
-//!               session::Output { batch: ingest::Batch, peer_down, errors }  (stream order kept)
+//!               session::Output { batch: ingest::Batch (updates, sources_down), errors }  (stream order kept)
 //!  TCP close ──► RouterSession::close           every route of every peer withdrawn
 //! ```
 //!
@@ -38,7 +38,7 @@
 //!         // log and count the `FrameError::label()`; the session ends here
 //!         session.close(now, &mut out);
 //!     }
-//!     routewatch::pipeline::apply_output(engine, &out); // the pipeline does this in the daemon
+//!     routewatch::pipeline::apply_batch(engine, &out.batch); // the pipeline does this in the daemon
 //!     if framed.is_err() {
 //!         return;
 //!     }
@@ -47,7 +47,7 @@
 //! let mut out = Output::default();
 //! let _cut_short = frames.finish(); // Err(FrameError::Truncated) if it stopped mid-message
 //! session.close(now, &mut out);
-//! routewatch::pipeline::apply_output(engine, &out);
+//! routewatch::pipeline::apply_batch(engine, &out.batch);
 //! # }
 //! ```
 //!
@@ -81,6 +81,6 @@ pub use crate::ingest::bgp::Family;
 pub use framing::{FrameError, FrameReader, DEFAULT_MAX_FRAME};
 pub use message::{decode_message, Message, MessageType, PeerHeader, PeerId, PeerType, RibView};
 pub use session::{
-    FamilyState, MessageCounts, MessageError, Output, PeerDownEvent, PeerInfo, PeerState,
-    RouterSession, SessionState, ViewState,
+    FamilyState, MessageCounts, MessageError, Output, PeerInfo, PeerState, RouterSession,
+    SessionState, ViewState,
 };

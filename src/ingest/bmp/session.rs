@@ -9,7 +9,7 @@
 //!   *before* anything is built for it (as in the MRT feed); the AS path is decoded at most once
 //!   per message and only if a matched announcement needs it. An announcement without a usable
 //!   AS_PATH is treated as a withdrawal (RFC 7606) and counted.
-//! * Peer Down → a [`PeerDownEvent`] per route source of that peer: all its routes go.
+//! * Peer Down → a [`SourceDown`] per route source of that peer: all its routes go.
 //! * Termination, or [`RouterSession::close`] (TCP closed, framing error, shutdown) → the same
 //!   for every peer that is up.
 //! * End-of-RIB → that peer's view/family is marked complete ([`PeerInfo::initial_table_complete`]).
@@ -78,7 +78,7 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use crate::ingest::bgp::{convert_path, decode_as_path, split_update, Family};
-use crate::ingest::Batch;
+use crate::ingest::{Batch, SourceDown};
 use crate::model::{AsPath, Feed, PeerKey, RouteChange, RouteSource, RouteUpdate};
 use crate::registry::Registry;
 
@@ -393,27 +393,14 @@ pub struct MessageError {
     pub detail: String,
 }
 
-/// All routes of one route source must be withdrawn.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PeerDownEvent {
-    /// The route source (a peer's view).
-    pub key: Arc<PeerKey>,
-    /// When (the message's timestamp, else the time given to the session).
-    pub timestamp: f64,
-    /// Position in the stream: apply after the first `after` entries of
-    /// [`Output::batch`]`.updates` and before the rest.
-    pub after: usize,
-}
-
 /// What messages produced, in stream order. Reuse one across calls to batch several messages;
-/// the `after` positions keep the order ([`crate::pipeline::apply_output`] follows them).
+/// the `after` positions keep the order ([`crate::pipeline::apply_batch`] follows them).
 #[derive(Debug, Default)]
 pub struct Output {
-    /// Matched route updates, route entries decoded, error counts by label, newest timestamp:
-    /// the same shape the MRT feed hands to the pipeline.
+    /// Matched route updates, route sources to clear (positioned among them), route entries
+    /// decoded, error counts by label, newest timestamp: the same shape the MRT feed hands to
+    /// the pipeline.
     pub batch: Batch,
-    /// Route sources to clear, positioned among `batch.updates`.
-    pub peer_down: Vec<PeerDownEvent>,
     /// The problems counted in `batch.errors`, with details.
     pub errors: Vec<MessageError>,
 }
@@ -423,7 +410,7 @@ impl Output {
     pub fn is_empty(&self) -> bool {
         self.batch.updates.is_empty()
             && self.batch.processed == 0
-            && self.peer_down.is_empty()
+            && self.batch.sources_down.is_empty()
             && self.errors.is_empty()
     }
 
@@ -739,7 +726,7 @@ impl RouterSession {
 
     fn withdraw_views(p: &PeerInfo, ts: f64, out: &mut Output) {
         for v in &p.views {
-            out.peer_down.push(PeerDownEvent {
+            out.batch.sources_down.push(SourceDown {
                 key: v.key.clone(),
                 timestamp: ts,
                 after: out.batch.updates.len(),

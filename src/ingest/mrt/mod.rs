@@ -13,7 +13,15 @@
 //!   under RFC 7606 for both feeds, it is counted (`malformed_mp_attribute`) and skipped here.
 //! * [`Decoder::Bgpkit`] runs bgpkit-parser's fallible route iterator over the whole file: the
 //!   reference the prefilter is tested against (it keeps bgpkit-parser's handling of those
-//!   UPDATEs).
+//!   UPDATEs). An update dump is framed here and handed to bgpkit-parser between its state
+//!   changes, which its route iterator does not report.
+//!
+//! Peer sessions in update dumps: a BGP4MP STATE_CHANGE(_AS4) record (RFC 6396 §4.4.1) that
+//! takes a peer out of Established withdraws every route of that peer, in file order, as a BMP
+//! Peer Down does ([`crate::ingest::SourceDown`]): the collector's session went down, and so did
+//! the Adj-RIB-In it learned (RFC 4271 §8.2.2). The routes come back with the peer's updates once
+//! it is Established again. Counted in the file report (`sessions_down`) and in
+//! `routewatch_feed_sessions_down_total{feed="mrt"}`.
 //!
 //! A corrupt record is reported, counted under a bounded `error` label and logged (the first few
 //! per file, then a summary), and the rest of the file is still processed. Compressed input is
@@ -37,6 +45,7 @@ use smallvec::SmallVec;
 use tracing::{error, warn};
 
 use crate::ingest::bgp::as_path::{convert_path, path_from_wire};
+use crate::ingest::SourceDown;
 use crate::model::{AsPath, Feed, PeerKey, RouteChange, RouteSource, RouteUpdate};
 use crate::registry::{Match, Registry};
 use crate::util::FxMap;
@@ -200,6 +209,8 @@ pub struct FileReport {
     pub matched: u64,
     /// Parse errors by label.
     pub errors: BTreeMap<&'static str, u64>,
+    /// Peer sessions that left Established (BGP4MP state changes): their routes were withdrawn.
+    pub sessions_down: u64,
     /// Why the rest of the file was not read ([`ABANDONED_ERROR_BUDGET`], [`ABANDONED_RATIO`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abandoned: Option<&'static str>,
@@ -467,6 +478,20 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
         }
         *n += 1;
         *n - 1
+    }
+
+    /// A BGP4MP state change: a peer leaving Established loses every route (in file order).
+    fn state_change(&mut self, change: &wire::StateChange, timestamp: f64) {
+        if !change.leaves_established() {
+            return;
+        }
+        let key = self.peer(change.peer_address, change.peer_asn).0;
+        self.report.sessions_down += 1;
+        self.batch.sources_down.push(SourceDown {
+            key,
+            timestamp,
+            after: self.batch.updates.len(),
+        });
     }
 
     /// An empty batch: a recycled one if the consumer handed one back.
@@ -784,6 +809,7 @@ fn read_file_inner(
         recycled,
     };
     match decoder {
+        Decoder::Bgpkit if kind == MrtFileKind::Updates => bgpkit_framed(&mut sink, reader),
         Decoder::Bgpkit => sink.bgpkit_stream(reader),
         Decoder::Prefilter => prefilter(&mut sink, reader),
     }
@@ -820,6 +846,50 @@ fn read_file_inner(
         );
     }
     Ok(sink.finish())
+}
+
+/// Most raw bytes [`bgpkit_framed`] hands bgpkit-parser at once.
+const FRAMED_CHUNK: usize = 1 << 20;
+
+/// The reference decoder over an update dump: records are framed here so that state changes
+/// are seen in order; the records between them go to bgpkit-parser in chunks.
+fn bgpkit_framed<F: FnMut(Batch) -> bool>(sink: &mut Sink<'_, F>, reader: Box<dyn BufRead + Send>) {
+    let mut records = RecordReader::new(reader);
+    let mut chunk: Vec<u8> = Vec::new();
+    while !sink.stopped {
+        let record = match records.next_record() {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(e) => {
+                sink.bgpkit_stream(std::io::Cursor::new(std::mem::take(&mut chunk)));
+                let label = match e {
+                    ReadError::Truncated(_) => "truncated_stream",
+                    ReadError::Oversized(_) => "oversized_record",
+                };
+                sink.error(label, &e);
+                return;
+            }
+        };
+        let h = &record.header;
+        let bgp4mp = matches!(h.mrt_type, wire::types::BGP4MP | wire::types::BGP4MP_ET);
+        if bgp4mp && matches!(h.subtype, 0 | 5) {
+            if let Ok(wire::Bgp4mp::StateChange(change)) =
+                wire::bgp4mp(h.mrt_type, h.subtype, record.body)
+            {
+                sink.bgpkit_stream(std::io::Cursor::new(std::mem::take(&mut chunk)));
+                sink.state_change(&change, f64::from(h.timestamp));
+                continue;
+            }
+        }
+        chunk.extend_from_slice(record.raw_header);
+        chunk.extend_from_slice(record.body);
+        if chunk.len() >= FRAMED_CHUNK {
+            sink.bgpkit_stream(std::io::Cursor::new(std::mem::take(&mut chunk)));
+        }
+    }
+    if !sink.stopped {
+        sink.bgpkit_stream(std::io::Cursor::new(chunk));
+    }
 }
 
 /// A decoded PEER_INDEX_TABLE (each peer with its interned key) and its raw record.
@@ -900,6 +970,10 @@ fn prefilter<F: FnMut(Batch) -> bool>(sink: &mut Sink<'_, F>, reader: Box<dyn Bu
                     wire::Bgp4mpScan::FullDecode => true,
                     wire::Bgp4mpScan::Malformed(e) => {
                         sink.error(e.label(), &e);
+                        false
+                    }
+                    wire::Bgp4mpScan::StateChange(change) => {
+                        sink.state_change(&change, ts);
                         false
                     }
                 }

@@ -340,11 +340,38 @@ pub fn td2_as_path(attrs: &[u8]) -> Result<Option<&[u8]>, WireError> {
     Ok(path)
 }
 
+/// The BGP FSM state Established (RFC 4271 §8.2.2; RFC 6396 §4.4.1 numbers the states 1 Idle
+/// to 6 Established).
+pub const BGP_ESTABLISHED: u16 = 6;
+
+/// A BGP4MP STATE_CHANGE(_AS4) record (RFC 6396 §4.4.1, §4.4.4): a collector's session with a
+/// peer changed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateChange {
+    /// The peer's AS.
+    pub peer_asn: u32,
+    /// The peer's address.
+    pub peer_address: IpAddr,
+    /// The FSM state before (1 Idle, 2 Connect, 3 Active, 4 OpenSent, 5 OpenConfirm,
+    /// 6 Established).
+    pub old_state: u16,
+    /// The FSM state after.
+    pub new_state: u16,
+}
+
+impl StateChange {
+    /// Whether the session left Established: every route learned over it is gone (RFC 4271
+    /// §8.2.2 releases all BGP resources, the Adj-RIB-In included).
+    pub fn leaves_established(&self) -> bool {
+        self.old_state == BGP_ESTABLISHED && self.new_state != BGP_ESTABLISHED
+    }
+}
+
 /// What a BGP4MP(_ET) record holds, as far as its header tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bgp4mp<'a> {
     /// A state change (subtypes 0 and 5): no routes.
-    StateChange,
+    StateChange(StateChange),
     /// A BGP message (subtypes 1 MESSAGE, 4 MESSAGE_AS4, 6 MESSAGE_LOCAL, 7 MESSAGE_AS4_LOCAL,
     /// and their ADD-PATH variants 8 to 11, RFC 8050).
     Message {
@@ -365,7 +392,7 @@ pub fn bgp4mp(mrt_type: u16, subtype: u16, body: &[u8]) -> Result<Bgp4mp<'_>, Wi
         c.take(4, "microseconds")?;
     }
     let (as4, add_path) = match subtype {
-        0 | 5 => return Ok(Bgp4mp::StateChange),
+        0 | 5 => return state_change(&mut c, subtype == 5).map(Bgp4mp::StateChange),
         1 | 6 => (false, false),
         4 | 7 => (true, false),
         8 | 10 => (false, true),
@@ -387,6 +414,32 @@ pub fn bgp4mp(mrt_type: u16, subtype: u16, body: &[u8]) -> Result<Bgp4mp<'_>, Wi
     Ok(Bgp4mp::Message { bgp, add_path })
 }
 
+/// The rest of a STATE_CHANGE(_AS4) record after the `_ET` microseconds.
+fn state_change(c: &mut Cursor<'_>, as4: bool) -> Result<StateChange, WireError> {
+    let peer_asn = if as4 {
+        c.u32("peer AS")?
+    } else {
+        u32::from(c.u16("peer AS")?)
+    };
+    c.take(if as4 { 4 } else { 2 }, "local AS")?;
+    c.take(2, "interface index")?;
+    let v6 = match c.u16("address family")? {
+        1 => false,
+        2 => true,
+        _ => return Err(WireError::Invalid("address family")),
+    };
+    let peer_address = c.addr(v6, "peer address")?;
+    c.addr(v6, "local address")?;
+    let old_state = c.u16("old state")?;
+    let new_state = c.u16("new state")?;
+    Ok(StateChange {
+        peer_asn,
+        peer_address,
+        old_state,
+        new_state,
+    })
+}
+
 /// What the prefilter makes of a BGP4MP(_ET) record ([`bgp4mp_scan`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bgp4mpScan {
@@ -399,6 +452,8 @@ pub enum Bgp4mpScan {
     /// A repeated or malformed MP_REACH_NLRI/MP_UNREACH_NLRI ([`UpdateError::MalformedMp`]):
     /// counted under its label, nothing of the record used (see [`crate::ingest::bgp`]).
     Malformed(UpdateError),
+    /// A session state change (no routes).
+    StateChange(StateChange),
 }
 
 /// The prefilter's look at a BGP4MP(_ET) record: the BGP4MP header is read here, the UPDATE
@@ -413,7 +468,7 @@ pub fn bgp4mp_scan(
 ) -> Bgp4mpScan {
     let (bgp, add_path) = match bgp4mp(mrt_type, subtype, body) {
         Ok(Bgp4mp::Message { bgp, add_path }) => (bgp, add_path),
-        Ok(Bgp4mp::StateChange) => return Bgp4mpScan::Skip(0),
+        Ok(Bgp4mp::StateChange(sc)) => return Bgp4mpScan::StateChange(sc),
         Ok(Bgp4mp::Other) | Err(_) => return Bgp4mpScan::FullDecode,
     };
     let update = match split_update(bgp) {

@@ -172,7 +172,7 @@ fn recorded_router_streams_decode_to_the_reference_counts() {
             count(false, true),
             count(true, true),
             session.end_of_rib_markers(),
-            out.peer_down.len() as u64,
+            out.batch.sources_down.len() as u64,
             session
                 .anomalies()
                 .get("route_monitoring_without_peer_up")
@@ -199,7 +199,7 @@ fn recorded_router_streams_decode_to_the_reference_counts() {
         assert!(out.batch.errors.is_empty(), "{file}");
 
         // The engine's state equals a plain replay of the output in order.
-        crate::pipeline::apply_output(&mut engine, &out);
+        crate::pipeline::apply_batch(&mut engine, &out.batch);
         let mut live: HashSet<(Arc<PeerKey>, IpNet, u32)> = HashSet::new();
         let mut next = 0;
         let mut replay = |upto: usize, live: &mut HashSet<_>| {
@@ -212,7 +212,7 @@ fn recorded_router_streams_decode_to_the_reference_counts() {
             }
             next = upto;
         };
-        for ev in &out.peer_down {
+        for ev in &out.batch.sources_down {
             replay(ev.after, &mut live);
             live.retain(|(k, _, _)| *k != ev.key);
         }
@@ -231,7 +231,7 @@ fn recorded_router_streams_decode_to_the_reference_counts() {
         // Closing the session withdraws whatever is left.
         let mut end = Output::default();
         session.close(NOW, &mut end);
-        crate::pipeline::apply_output(&mut engine, &end);
+        crate::pipeline::apply_batch(&mut engine, &end.batch);
         assert_eq!(engine.tracked_routes(), 0, "{file}");
         assert_eq!(session.peers_up(), 0);
     }

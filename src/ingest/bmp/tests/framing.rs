@@ -144,7 +144,7 @@ fn frames_split_across_reads_at_every_byte_boundary() {
                 .unwrap();
         }
         assert_eq!(out.batch.updates.len(), reference.batch.updates.len());
-        assert_eq!(out.peer_down, reference.peer_down);
+        assert_eq!(out.batch.sources_down, reference.batch.sources_down);
         assert_eq!(s.counts(), whole.session.counts());
     }
 }

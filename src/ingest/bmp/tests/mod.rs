@@ -209,14 +209,14 @@ impl Harness {
             })
             .unwrap();
         frames.finish().unwrap();
-        crate::pipeline::apply_output(&mut self.engine, &out);
+        crate::pipeline::apply_batch(&mut self.engine, &out.batch);
         out
     }
 
     fn close(&mut self) -> Output {
         let mut out = Output::default();
         self.session.close(NOW, &mut out);
-        crate::pipeline::apply_output(&mut self.engine, &out);
+        crate::pipeline::apply_batch(&mut self.engine, &out.batch);
         out
     }
 

@@ -178,7 +178,8 @@ fn peer_down_withdraws_every_view_of_that_peer_only() {
     // Reason 3: NOTIFICATION Cease (6) / administrative shutdown (2) follows.
     let out = h.feed(&[a.peer_down(3, &bgp_msg(3, &[6, 2]))]);
     let keys: Vec<String> = out
-        .peer_down
+        .batch
+        .sources_down
         .iter()
         .map(|e| e.key.source.to_string())
         .collect();
@@ -190,7 +191,8 @@ fn peer_down_withdraws_every_view_of_that_peer_only() {
         ]
     );
     assert!(out
-        .peer_down
+        .batch
+        .sources_down
         .iter()
         .all(|e| e.key.address.to_string() == "198.51.100.1"));
     assert_eq!(h.visibility("203.0.113.0/24"), 1);
@@ -211,8 +213,8 @@ fn peer_down_withdraws_every_view_of_that_peer_only() {
         a.peer_up(&s, &r, &[]),
         a.route_monitoring(&ann(64510)),
     ]);
-    assert_eq!(out.peer_down.len(), 2);
-    assert_eq!(out.peer_down[0].after, 1);
+    assert_eq!(out.batch.sources_down.len(), 2);
+    assert_eq!(out.batch.sources_down[0].after, 1);
     assert_eq!(h.engine.tracked_routes(), 2);
     assert_eq!(
         h.session.peers()[0].down_reason,
@@ -222,7 +224,7 @@ fn peer_down_withdraws_every_view_of_that_peer_only() {
 
     // A Peer Down whose data is garbage still takes the peer down.
     let out = h.feed(&[b.peer_down(1, &[1, 2, 3])]);
-    assert_eq!(out.peer_down.len(), 1);
+    assert_eq!(out.batch.sources_down.len(), 1);
     assert_eq!(
         h.session.peers()[1].down_reason,
         Some(PeerDownReason::LocalNotification(None))
@@ -251,7 +253,7 @@ fn repeated_peer_up_of_one_session_keeps_routes_a_new_session_does_not() {
         p.route_monitoring(&update(&[], &[], &[])),
         p.flags(0x40).peer_up(&s, &r, &[]),
     ]);
-    assert!(out.peer_down.is_empty());
+    assert!(out.batch.sources_down.is_empty());
     assert_eq!(h.engine.tracked_routes(), 1);
     assert!(h.session.peers()[0].initial_table_complete());
     assert!(h.session.anomalies().is_empty());
@@ -262,7 +264,7 @@ fn repeated_peer_up_of_one_session_keeps_routes_a_new_session_does_not() {
         ..p
     };
     let out = h.feed(&[again.peer_up(&s, &r, &[])]);
-    assert_eq!(out.peer_down.len(), 1);
+    assert_eq!(out.batch.sources_down.len(), 1);
     assert_eq!(h.engine.tracked_routes(), 0);
     assert!(!h.session.peers()[0].initial_table_complete());
     assert_eq!(h.session.anomalies().get("peer_up_while_up"), Some(&1));
@@ -333,7 +335,7 @@ fn termination_and_close_withdraw_every_peer_once() {
     ]);
     assert_eq!(h.engine.tracked_routes(), 2);
     let out = h.feed(&[termination(0), a.route_monitoring(&ann)]);
-    assert_eq!(out.peer_down.len(), 2);
+    assert_eq!(out.batch.sources_down.len(), 2);
     assert!(
         out.batch.updates.is_empty(),
         "messages after the Termination are ignored"
@@ -348,7 +350,7 @@ fn termination_and_close_withdraw_every_peer_once() {
         h.session.anomalies().get("message_after_termination"),
         Some(&1)
     );
-    assert!(h.close().peer_down.is_empty());
+    assert!(h.close().batch.sources_down.is_empty());
     assert_eq!(h.session.state(), SessionState::Closed);
 
     // TCP close without a Termination.
@@ -359,8 +361,8 @@ fn termination_and_close_withdraw_every_peer_once() {
         a.flags(0x40).route_monitoring(&ann),
     ]);
     assert_eq!(h.engine.tracked_routes(), 2);
-    assert_eq!(h.close().peer_down.len(), 2);
+    assert_eq!(h.close().batch.sources_down.len(), 2);
     assert_eq!(h.engine.tracked_routes(), 0);
     assert_eq!(h.session.peers_up(), 0);
-    assert!(h.close().peer_down.is_empty());
+    assert!(h.close().batch.sources_down.is_empty());
 }

@@ -102,10 +102,45 @@ fn non_update_messages_and_state_changes_carry_no_prefixes() {
     let type_at = keepalive.len() - 1;
     keepalive[type_at] = 4;
     assert_eq!(visited(&keepalive), (Bgp4mpScan::Skip(0), vec![]));
-    // Subtype 5 = STATE_CHANGE_AS4.
+    // Subtype 5 = STATE_CHANGE_AS4 (RFC 6396 §4.4.4): peer AS 196615, local AS 12654,
+    // interface 0, AFI 1, peer 192.0.2.1, local 192.0.2.254, Established (6) -> Idle (1).
+    let mut sc = Vec::new();
+    sc.extend_from_slice(&196_615u32.to_be_bytes());
+    sc.extend_from_slice(&12_654u32.to_be_bytes());
+    sc.extend_from_slice(&[0, 0, 0, 1, 192, 0, 2, 1, 192, 0, 2, 254, 0, 6, 0, 1]);
+    let down = StateChange {
+        peer_asn: 196_615,
+        peer_address: "192.0.2.1".parse().unwrap(),
+        old_state: 6,
+        new_state: 1,
+    };
+    assert!(down.leaves_established());
+    assert_eq!(
+        bgp4mp_scan(types::BGP4MP, 5, &sc, |_| true),
+        Bgp4mpScan::StateChange(down)
+    );
+    // The same in BGP4MP_ET, after its microseconds.
+    let et: Vec<u8> = [0u8, 0, 0, 7].iter().chain(&sc).copied().collect();
+    assert_eq!(
+        bgp4mp_scan(types::BGP4MP_ET, 5, &et, |_| true),
+        Bgp4mpScan::StateChange(down)
+    );
+    // Subtype 0 = STATE_CHANGE with 2-byte ASNs; Active (3) -> Connect (2) leaves nothing.
+    let mut sc2 = vec![
+        0xfd, 0xe8, 0x31, 0x6e, 0, 0, 0, 1, 192, 0, 2, 1, 192, 0, 2, 254,
+    ];
+    sc2.extend_from_slice(&[0, 3, 0, 2]);
+    match bgp4mp_scan(types::BGP4MP, 0, &sc2, |_| true) {
+        Bgp4mpScan::StateChange(c) => {
+            assert_eq!((c.peer_asn, c.old_state, c.new_state), (65_000, 3, 2));
+            assert!(!c.leaves_established());
+        }
+        other => panic!("{other:?}"),
+    }
+    // A cut state change is for the full decoder to judge.
     assert_eq!(
         bgp4mp_scan(types::BGP4MP, 5, &[1, 2, 3], |_| true),
-        Bgp4mpScan::Skip(0)
+        Bgp4mpScan::FullDecode
     );
     // Message type 9 does not exist: for the full decoder to judge.
     keepalive[type_at] = 9;
