@@ -57,11 +57,44 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// The registry: `registry generate` writes locations from what RIB dumps show.
+    Registry {
+        /// What to do with it.
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
     /// Validate a configuration file and exit 0 (valid) or 2 (invalid).
     CheckConfig {
         /// Configuration file.
         #[arg(short, long)]
         config: PathBuf,
+    },
+}
+
+/// `routewatch registry ...`
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Write a locations file (TOML) for the prefixes the given ASes originate in MRT dumps:
+    /// one location per AS, with its observed upstreams and max-length where more-specifics
+    /// are seen. The output loads as it is (check-config, or `include` it).
+    Generate {
+        /// An origin AS to monitor (repeat for several).
+        #[arg(long = "asn", required = true, value_parser = clap::value_parser!(u32).range(1..))]
+        asns: Vec<u32>,
+        /// An upstream becomes expected when at least this many distinct peers' paths show it
+        /// (or it is the collector's peer itself).
+        #[arg(long, default_value_t = 2)]
+        min_upstream_peers: usize,
+        /// With more expected upstreams than this, the AS is taken as widely peered and its
+        /// upstreams are not checked.
+        #[arg(long, default_value_t = 16)]
+        max_upstreams: usize,
+        /// Write to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// MRT files: RIB dumps (TABLE_DUMP, TABLE_DUMP_V2) or update dumps, plain, gzip or bzip2.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -102,6 +135,94 @@ pub fn execute(command: Command) -> Result<(), Error> {
                 })
         }
         Command::Run { config } => crate::daemon::run(&config),
+        Command::Registry {
+            command:
+                RegistryCommand::Generate {
+                    asns,
+                    min_upstream_peers,
+                    max_upstreams,
+                    output,
+                    files,
+                },
+        } => {
+            let options = crate::registry::generate::RenderOptions {
+                min_upstream_peers,
+                max_upstreams,
+                files: files
+                    .iter()
+                    .map(|f| {
+                        f.file_name()
+                            .map_or_else(|| f.display().to_string(), |n| n.to_string_lossy().into())
+                    })
+                    .collect(),
+            };
+            registry_generate(&asns, &options, output.as_deref(), &files)
+        }
+    }
+}
+
+/// `registry generate`: every route of `files` goes through the MRT reader (against a registry
+/// covering everything), the ones the ASes originate are kept.
+fn registry_generate(
+    asns: &[u32],
+    options: &crate::registry::generate::RenderOptions,
+    output: Option<&Path>,
+    files: &[PathBuf],
+) -> Result<(), Error> {
+    use crate::model::RouteChange;
+    use crate::registry::generate::Observations;
+    use crate::registry::{Location, Registry};
+    let everything = Registry::new(vec![Location {
+        name: "everything".into(),
+        provider: None,
+        provider_asns: Vec::new(),
+        region: None,
+        origin_asns: Vec::new(),
+        prefixes: vec![
+            "0.0.0.0/0".parse().unwrap_or_default(),
+            "::/0".parse().unwrap_or_default(),
+        ],
+        max_length: Some(32),
+        max_length_v6: Some(128),
+        min_peers: 1,
+        min_visibility: 0,
+    }])
+    .map_err(|e| Error::Nothing(format!("building the covering registry: {e}")))?;
+    let mut seen = Observations::new(asns);
+    for (path, _) in crate::ingest::mrt::order_for_replay(files)? {
+        // Parse errors are logged by the reader; a cut file still gives its complete records.
+        crate::ingest::mrt::read_file(&path, &everything, |batch| {
+            for u in &batch.updates {
+                if let RouteChange::Announce(p) = &u.change {
+                    seen.observe((u.peer.address, u.peer.asn), u.prefix, p);
+                }
+            }
+            true
+        })?;
+    }
+    let Some(text) = seen.render(options) else {
+        let list: Vec<String> = asns.iter().map(|a| format!("AS{a}")).collect();
+        return Err(Error::Nothing(format!(
+            "no route in the {} file(s) ({} routes) is originated by {}",
+            files.len(),
+            seen.routes(),
+            list.join(", ")
+        )));
+    };
+    match output {
+        Some(path) => std::fs::write(path, text).map_err(|source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        }),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|source| Error::Io {
+                    context: "writing the locations to stdout".into(),
+                    source,
+                })
+        }
     }
 }
 

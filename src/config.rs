@@ -1470,7 +1470,8 @@ fn convert_location(
 
 /// Refuses what cannot sensibly be registered: a default route (every route would match it)
 /// and an IPv4-mapped IPv6 prefix (BGP carries IPv4 routes as IPv4; it would never match).
-fn registrable(text: &str, net: IpNet) -> Result<IpNet, String> {
+/// Whether `net` (written `text`) may be registered: not a default route, not IPv4-mapped IPv6.
+pub(crate) fn registrable(text: &str, net: IpNet) -> Result<IpNet, String> {
     if net.prefix_len() == 0 {
         let family = if net.addr().is_ipv4() { "IPv4" } else { "IPv6" };
         return Err(format!(

@@ -43,6 +43,9 @@ pub enum Error {
         /// Cause.
         source: std::io::Error,
     },
+    /// A command found nothing to do what it was asked (e.g. no route of the given ASes).
+    #[error("{0}")]
+    Nothing(String),
     /// Any other I/O failure.
     #[error("{context}: {source}")]
     Io {

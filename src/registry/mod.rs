@@ -5,6 +5,7 @@
 //! by the feeds (which use it to drop unrelated routes early) and the engine (which uses the
 //! per-prefix policy: expected origins, upstreams, max-length, min-peers).
 
+pub mod generate;
 mod trie;
 
 pub use trie::PrefixTrie;
