@@ -1094,7 +1094,6 @@ mod tests {
         // file after 10,000 of them (120 kB); without it, the ratio guard does.
         let r = read_file(&path, &everything(), |_| true).unwrap();
         assert_eq!(r.result(), ABANDONED_ERROR_BUDGET);
-        let started = std::time::Instant::now();
         let no_budget = Limits {
             max_errors: 0,
             ..Limits::default()
@@ -1104,7 +1103,6 @@ mod tests {
         })
         .unwrap();
         assert_eq!(r.result(), ABANDONED_RATIO);
-        assert!(started.elapsed() < std::time::Duration::from_secs(10));
         assert!(is_complete(&path, Limits::default()).unwrap());
         let rib = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fixtures/mrt/ribs/ripe-bgpdump__bview.20020722.2337.gz");
