@@ -478,7 +478,7 @@ impl Engine {
         let mut o = AnomalyOverview::default();
         let mut heap: BinaryHeap<(Reverse<Severity>, AnomalyKey)> =
             BinaryHeap::with_capacity(limit.min(4096) + 1);
-        let mut keep = |k: &AnomalyKey, heap: &mut BinaryHeap<(Reverse<Severity>, AnomalyKey)>| {
+        let keep = |k: &AnomalyKey, heap: &mut BinaryHeap<(Reverse<Severity>, AnomalyKey)>| {
             let entry = (Reverse(k.kind.severity()), *k);
             if heap.len() < limit {
                 heap.push(entry);

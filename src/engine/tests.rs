@@ -1219,6 +1219,9 @@ fn anomaly_overview_counts_and_puts_the_most_severe_first() {
     h.announce(2, "2001:db8:100::/49", &[3356, 670]);
     h.announce(3, "203.0.113.64/26", &[3356, 671]);
     h.withdraw(3, "203.0.113.64/26");
+    // Warnings: an upstream that is not a provider, a more-specific beyond max-length.
+    h.announce(4, "203.0.113.0/24", &[3356, 64501, 64496]);
+    h.announce(4, "203.0.113.192/26", &[3356, 64500, 64496]);
     assert_eq!(h.engine.releasing(), 1);
     let all = h.engine.anomalies();
     let mut by_severity = all.clone();
