@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::bmp::{connect_from, initiation, peer_up, route_monitoring, ROUTER_AS};
+use support::bmp::{
+    bgp_message, bmp_message, connect_from, initiation, peer_header, peer_up, route_monitoring,
+    ROUTER_AS,
+};
 use support::daemon::{http_request_with, Daemon, HttpResponse};
 use support::process::ChildGuard;
 use support::{demo_locations, encode_updates, fixture, DaemonConfig, Location, DEMO_RIB};
@@ -189,6 +192,10 @@ fn the_status_page_shows_an_ongoing_hijack_in_a_real_browser() {
             Some(&[64510, 64500]),
         ))
         .unwrap();
+    // End-of-RIB (IPv4 unicast): an UPDATE with nothing in it.
+    let mut eor = peer_header(peer, 64510);
+    eor.extend_from_slice(&bgp_message(2, &[0, 0, 0, 0]));
+    router.write_all(&bmp_message(3, 0, &eor)).unwrap();
 
     // What the API says, once everything is in.
     let (hijack_vis, hostile_vis) = daemon.poll("hijack, router and events in", WAIT, |d| {
@@ -201,7 +208,10 @@ fn the_status_page_shows_an_ongoing_hijack_in_a_real_browser() {
         });
         let status = api(d, "/api/v1/status");
         let up = status["routers"].as_array().unwrap().iter().any(|r| {
-            r["sys_name"] == SYS_NAME && r["state"] == "up" && r["last_message"].is_f64()
+            r["sys_name"] == SYS_NAME
+                && r["state"] == "up"
+                && r["initial_tables_complete"] == true
+                && r["last_message"].is_f64()
         });
         let events = api(d, "/api/v1/events?kind=origin_mismatch");
         let opened = events["events"]
@@ -235,7 +245,10 @@ fn the_status_page_shows_an_ongoing_hijack_in_a_real_browser() {
     for headers in [
         vec![],
         vec![("Authorization", "Bearer wrong-token-0123456789abc")],
-        vec![("Authorization", "Basic b3BzOndyb25nLXRva2VuLTAxMjM0NTY3ODk=")],
+        vec![(
+            "Authorization",
+            "Basic b3BzOndyb25nLXRva2VuLTAxMjM0NTY3ODk=",
+        )],
     ] {
         let r = http_request_with(port, "GET", "/", &headers).unwrap();
         assert_eq!(r.status, 401, "{headers:?}: {}", r.text());
@@ -297,15 +310,19 @@ fn the_status_page_shows_an_ongoing_hijack_in_a_real_browser() {
         "markup from the network or the configuration became elements:\n{dom}"
     );
     // Header: instance, version, readiness.
-    assert!(dom.contains(&format!(
-        "version <b>{}</b>",
-        env!("CARGO_PKG_VERSION")
-    )));
+    assert!(dom.contains(&format!("version <b>{}</b>", env!("CARGO_PKG_VERSION"))));
     assert!(dom.contains(">ready</span>"), "{dom}");
 
     // The hijack: its row names the kind, the prefix, the offending AS and a path through it.
     let row = one_row(&dom, "anomalies", &["origin_mismatch", "8.8.8.0/24"]);
-    for want in [">critical<", ">open<", "google-dns", "AS64666", "7018 64666", "2014-05-23T06:01:00Z"] {
+    for want in [
+        ">critical<",
+        ">open<",
+        "google-dns",
+        "AS64666",
+        "7018 64666",
+        "2014-05-23T06:01:00Z",
+    ] {
         assert!(row.contains(want), "anomaly row lacks {want:?}: {row}");
     }
     // The location: visibility as the API says, both origins, the hijacker's marked.
@@ -318,9 +335,15 @@ fn the_status_page_shows_an_ongoing_hijack_in_a_real_browser() {
     assert!(row.contains("<span class=\"asn bad\">AS64666"), "{row}");
     assert!(row.contains("<span class=\"asn \">AS15169"), "{row}");
     let row = one_row(&dom, "locations", &[HOSTILE_PREFIX]);
-    assert!(row.contains("&lt;script&gt;alert('loc')&lt;/script&gt; &amp; &lt;b&gt;lab&lt;/b&gt;"), "{row}");
+    assert!(
+        row.contains("&lt;script&gt;alert('loc')&lt;/script&gt; &amp; &lt;b&gt;lab&lt;/b&gt;"),
+        "{row}"
+    );
     assert!(row.contains("AT&amp;T &lt;lab&gt;"), "{row}");
-    assert!(row.contains(&format!("<span>{hostile_vis}</span>")), "{row}");
+    assert!(
+        row.contains(&format!("<span>{hostile_vis}</span>")),
+        "{row}"
+    );
     // Feeds and the router.
     let row = one_row(&dom, "feeds", &["<b>mrt</b>"]);
     // The RIB fixture is a cut bz2 stream: read with parse errors, and the page says so.
@@ -330,7 +353,10 @@ fn the_status_page_shows_an_ongoing_hijack_in_a_real_browser() {
         "{row}"
     );
     let row = one_row(&dom, "feeds", &["<b>bmp</b>"]);
-    assert!(row.contains(">receiving<") && row.contains("1 of 1 routers up"), "{row}");
+    assert!(
+        row.contains(">receiving<") && row.contains("1 of 1 routers up"),
+        "{row}"
+    );
     let row = one_row(&dom, "routers", &["127.0.0.3:"]);
     assert!(row.contains(">up<") && row.contains(">complete<"), "{row}");
     assert!(row.contains("&lt;script&gt;document.title="), "{row}");

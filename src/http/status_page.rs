@@ -404,6 +404,15 @@ fn badge(out: &mut String, class: &str, text: &str) {
     );
 }
 
+/// Short names stay on one line; long ones wrap anywhere.
+fn name_class(name: &str) -> &'static str {
+    if name.chars().count() <= 24 {
+        "nw"
+    } else {
+        "name"
+    }
+}
+
 fn severity_class(s: Severity) -> &'static str {
     match s {
         Severity::Critical => "crit",
@@ -464,13 +473,14 @@ font-size:12px;font-weight:600}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%}
 th{text-align:left;font-size:11.5px;text-transform:uppercase;letter-spacing:.4px;
-color:var(--muted);font-weight:600;border-bottom:1px solid var(--line);padding:6px 10px;white-space:nowrap}
-td{border-bottom:1px solid var(--line);padding:7px 10px;vertical-align:top}
+color:var(--muted);font-weight:600;border-bottom:1px solid var(--line);padding:6px 8px;white-space:nowrap}
+td{border-bottom:1px solid var(--line);padding:7px 8px;vertical-align:top}
 tr:last-child td{border-bottom:none}
 tbody tr:nth-child(even){background:#fafbfc}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .mono,.asn,.path{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
-.path{color:#344054;word-break:break-all}
+.path{color:#344054;overflow-wrap:break-word;min-width:8em}
+.nw{white-space:nowrap}.name{max-width:22em;overflow-wrap:anywhere}
 .time time{display:block;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
 font-size:12px;white-space:nowrap}
 .ago{color:var(--muted);font-size:12px}
@@ -634,7 +644,11 @@ fn anomalies(out: &mut String, d: &PageData) {
         let x = &body.anomaly;
         out.push_str("<tr><td>");
         badge(out, severity_class(x.severity), x.severity.as_str());
-        let _ = write!(out, "</td><td>{}</td><td>", esc(x.kind.as_str()));
+        let _ = write!(
+            out,
+            "</td><td class=\"nw\">{}</td><td>",
+            esc(x.kind.as_str())
+        );
         if x.resolving_since.is_some() {
             badge(out, "info", "resolving");
         } else if x.open {
@@ -644,7 +658,8 @@ fn anomalies(out: &mut String, d: &PageData) {
         }
         let _ = write!(
             out,
-            "</td><td>{}</td><td class=\"mono\">{}",
+            "</td><td class=\"{}\">{}</td><td class=\"mono\">{}",
+            name_class(&x.location),
             esc(&x.location),
             x.prefix
         );
@@ -656,7 +671,11 @@ fn anomalies(out: &mut String, d: &PageData) {
             Some(asn) => asn_html(out, asn, body.as_name.as_deref(), "bad"),
             None => out.push_str("<span class=\"muted\">—</span>"),
         }
-        let _ = write!(out, "</td><td class=\"num\">{}</td>", thousands(x.peers.into()));
+        let _ = write!(
+            out,
+            "</td><td class=\"num\">{}</td>",
+            thousands(x.peers.into())
+        );
         time_cell(out, x.opened_at.or(Some(x.first_seen)), d.now);
         time_cell(out, Some(x.last_seen), d.now);
         match &x.example_path {
@@ -678,7 +697,12 @@ fn anomalies(out: &mut String, d: &PageData) {
     out.push_str("</section>");
 }
 
-fn asn_list(out: &mut String, asns: &[u32], names: &std::collections::BTreeMap<u32, String>, expected: Option<&[u32]>) {
+fn asn_list(
+    out: &mut String,
+    asns: &[u32],
+    names: &std::collections::BTreeMap<u32, String>,
+    expected: Option<&[u32]>,
+) {
     if asns.is_empty() {
         out.push_str("<span class=\"muted\">none</span>");
         return;
@@ -735,7 +759,7 @@ fn prefixes(out: &mut String, d: &PageData) {
     for body in &d.prefixes {
         let p = &body.prefix;
         let loc = s.locations.iter().find(|l| l.name == p.location);
-        out.push_str("<tr><td>");
+        let _ = write!(out, "<tr><td class=\"{}\">", name_class(&p.location));
         if previous != Some(p.location.as_str()) {
             let _ = write!(out, "<b>{}</b>", esc(&p.location));
             if let Some(l) = loc {
@@ -744,7 +768,11 @@ fn prefixes(out: &mut String, d: &PageData) {
                     .flatten()
                     .collect();
                 if !detail.is_empty() {
-                    let _ = write!(out, "<span class=\"sub\">{}</span>", esc(&detail.join(" · ")));
+                    let _ = write!(
+                        out,
+                        "<span class=\"sub\">{}</span>",
+                        esc(&detail.join(" · "))
+                    );
                 }
             }
         } else {
@@ -762,12 +790,7 @@ fn prefixes(out: &mut String, d: &PageData) {
         let expected = loc.map(|l| l.origin_asns.as_slice());
         asn_list(out, &p.origins, &body.origin_names, expected);
         out.push_str("</td><td>");
-        asn_list(
-            out,
-            expected.unwrap_or_default(),
-            &body.origin_names,
-            None,
-        );
+        asn_list(out, expected.unwrap_or_default(), &body.origin_names, None);
         let _ = write!(
             out,
             "</td><td class=\"num\">{}</td><td>",
@@ -898,11 +921,11 @@ fn routers(out: &mut String, d: &PageData) {
     out.push_str(
         "<div class=\"scroll\"><table><thead><tr><th>Router</th><th>Address</th><th>State</th>\
          <th>Since</th><th>Last message</th><th class=\"num\">Peers up</th>\
-         <th>Initial tables</th><th class=\"num\">Routes matched / read</th>\
+         <th>Initial tables</th><th class=\"num\">Routes matched</th>\
          <th class=\"num\">Messages</th></tr></thead><tbody>",
     );
     for r in list.iter().take(MAX_ROUTER_ROWS) {
-        let _ = write!(out, "<tr><td><b>{}</b>", esc(&r.router));
+        let _ = write!(out, "<tr><td class=\"name\"><b>{}</b>", esc(&r.router));
         let mut sub: Vec<String> = Vec::new();
         if let Some(n) = r.sys_name.as_deref().filter(|n| *n != r.router) {
             sub.push(format!("sysName {n}"));
@@ -938,12 +961,13 @@ fn routers(out: &mut String, d: &PageData) {
         } else if r.initial_tables_complete {
             badge(out, "ok", "complete");
         } else {
-            badge(out, "info", "loading");
+            badge(out, "info", "waiting for End-of-RIB");
         }
         let messages: u64 = r.messages.values().sum();
         let _ = write!(
             out,
-            "</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td></tr>",
+            "</td><td class=\"num\">{}<span class=\"sub\">of {} read</span></td>\
+             <td class=\"num\">{}</td></tr>",
             thousands(r.routes_matched),
             thousands(r.routes_processed),
             thousands(messages)
@@ -1004,7 +1028,8 @@ fn events(out: &mut String, d: &PageData) {
                 }
                 let _ = write!(
                     out,
-                    "</td><td>{}</td><td class=\"mono\">{}",
+                    "</td><td class=\"{}\">{}</td><td class=\"mono\">{}",
+                    name_class(&e.location),
                     esc(&e.location),
                     e.prefix
                 );
@@ -1160,10 +1185,13 @@ mod tests {
         assert!(html.contains("instance <b>&lt;host&gt;</b>"));
         assert!(html.contains("<meta http-equiv=\"refresh\" content=\"30\">"));
         // Every section capped, with the count of the rest and where to find them.
-        assert_eq!(html.matches("<tr><td><span class=\"badge crit\">").count(), MAX_ANOMALY_ROWS);
-        assert!(html.contains(
-            "99,950 more anomalies not shown — see <a href=\"/api/v1/anomalies\">"
-        ));
+        assert_eq!(
+            html.matches("<tr><td><span class=\"badge crit\">").count(),
+            MAX_ANOMALY_ROWS
+        );
+        assert!(
+            html.contains("99,950 more anomalies not shown — see <a href=\"/api/v1/anomalies\">")
+        );
         assert!(html.contains("70 more prefixes not shown — see <a href=\"/api/v1/prefixes\">"));
         assert!(html.contains("3 more routers not shown — see <a href=\"/api/v1/status\">"));
         // Origins: 8 shown of 20, the unexpected ones marked.
@@ -1211,8 +1239,7 @@ mod tests {
             min_visibility: 0,
         }])
         .unwrap_or_else(|e| panic!("{e}"));
-        let metrics =
-            crate::metrics::Metrics::new(&registry, 10).unwrap_or_else(|e| panic!("{e}"));
+        let metrics = crate::metrics::Metrics::new(&registry, 10).unwrap_or_else(|e| panic!("{e}"));
         let http_metrics = super::super::metrics::HttpMetrics::new(metrics.registry())
             .unwrap_or_else(|e| panic!("{e}"));
         let (queries, mut engine) = tokio::sync::mpsc::channel(4);
@@ -1258,7 +1285,11 @@ mod tests {
         };
         const TOKEN: &str = "0123456789abcdef";
         let (status, headers, body) = get(app(Some(TOKEN), 0), None).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "the token is checked first");
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "the token is checked first"
+        );
         let challenges: Vec<_> = headers.get_all(header::WWW_AUTHENTICATE).iter().collect();
         assert_eq!(challenges.len(), 2);
         assert!(body.contains("Sign-in required"));
@@ -1269,7 +1300,10 @@ mod tests {
             headers.get(header::RETRY_AFTER).map(|v| v.as_bytes()),
             Some(&b"1"[..])
         );
-        assert!(body.contains("Busy") && body.contains("max-api-requests"), "{body}");
+        assert!(
+            body.contains("Busy") && body.contains("max-api-requests"),
+            "{body}"
+        );
         let (status, headers, body) = get(app(None, 1), None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(
