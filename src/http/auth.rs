@@ -111,7 +111,7 @@ impl Tokens {
 /// Standard base64 with padding (RFC 4648 §4), as in HTTP Basic credentials; `None` for
 /// anything else or more than what a user name and the longest token need.
 fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
-    if text.is_empty() || text.len() % 4 != 0 || text.len() > 2 * MAX_TOKEN_LEN {
+    if text.is_empty() || !text.len().is_multiple_of(4) || text.len() > 2 * MAX_TOKEN_LEN {
         return None;
     }
     let value = |c: u8| -> Option<u32> {

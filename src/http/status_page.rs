@@ -295,10 +295,10 @@ fn html_response(status: StatusCode, html: String) -> Response {
 fn message_page(status: StatusCode, title: &str, text: &str) -> Response {
     let mut out = String::with_capacity(2048);
     head(&mut out, title);
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<header class=\"top\"><div class=\"brand\">routewatch</div></header>\
-         <main><section><h2>{}</h2><p>{}</p></section></main></body></html>\n",
+         <main><section><h2>{}</h2><p>{}</p></section></main></body></html>",
         esc(title),
         esc(text)
     );
@@ -341,7 +341,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
