@@ -59,6 +59,8 @@ pub const MAX_ROUTER_ROWS: usize = 50;
 pub const MAX_EVENT_ROWS: usize = 25;
 /// Characters shown of one string (longer ones end in `…`).
 pub const MAX_TEXT: usize = 160;
+/// Characters shown of an event's description.
+pub const MAX_DESCRIPTION: usize = 600;
 /// ASNs shown in one cell (the rest counted).
 const MAX_ASNS: usize = 8;
 
@@ -310,16 +312,22 @@ fn message_page(status: StatusCode, title: &str, text: &str) -> Response {
 /// `s` escaped for HTML text and attribute values (`& < > " '`), at most [`MAX_TEXT`]
 /// characters (then `…`).
 pub fn esc(s: &str) -> Escaped<'_> {
-    Escaped(s)
+    Escaped(s, MAX_TEXT)
+}
+
+/// [`esc`] for an event's description (our sentence around names and a path): at most
+/// [`MAX_DESCRIPTION`] characters.
+pub fn esc_description(s: &str) -> Escaped<'_> {
+    Escaped(s, MAX_DESCRIPTION)
 }
 
 /// See [`esc`].
-pub struct Escaped<'a>(&'a str);
+pub struct Escaped<'a>(&'a str, usize);
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, c) in self.0.chars().enumerate() {
-            if i == MAX_TEXT {
+            if i == self.1 {
                 return f.write_char('…');
             }
             match c {
@@ -1036,7 +1044,11 @@ fn events(out: &mut String, d: &PageData) {
                 if e.announced != e.prefix {
                     let _ = write!(out, "<span class=\"sub\">{}</span>", e.announced);
                 }
-                let _ = write!(out, "</td><td>{}</td></tr>", esc(&e.description));
+                let _ = write!(
+                    out,
+                    "</td><td>{}</td></tr>",
+                    esc_description(&e.description)
+                );
             }
             out.push_str("</tbody></table></div>");
             if *more {
@@ -1328,6 +1340,10 @@ mod tests {
         let cut = esc(&long).to_string();
         assert_eq!(cut.chars().count(), MAX_TEXT + 1);
         assert!(cut.ends_with('…'));
+        let long = "y".repeat(MAX_DESCRIPTION + 50);
+        let cut = esc_description(&long).to_string();
+        assert_eq!(cut.chars().count(), MAX_DESCRIPTION + 1);
+        assert_eq!(esc_description("a<b").to_string(), "a&lt;b");
     }
 
     #[test]
