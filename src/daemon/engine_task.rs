@@ -19,7 +19,7 @@ use super::stopped;
 use crate::clock::unix_now;
 use crate::events::metrics::EventStoreMetrics;
 use crate::events::store::StoreCounters;
-use crate::http::{Query, Readiness, StatusBody};
+use crate::http::{status_page, Query, Readiness, StatusBody};
 use crate::ingest::bmp;
 use crate::model::Feed;
 use crate::pipeline::Pipeline;
@@ -123,8 +123,7 @@ impl EngineTask {
     /// O(page) summaries, plus one pass over the anomaly keys for an anomalies page); naming and
     /// JSON are done by the HTTP side.
     pub fn on_query(&self, q: Query) {
-        let (p, ready) = (&self.pipeline, &self.ready);
-        let registry = p.engine.registry();
+        let p = &self.pipeline;
         match q {
             Query::Prefixes { from, limit, reply } => {
                 if !reply.is_closed() {
@@ -141,17 +140,55 @@ impl EngineTask {
                 }
             }
             Query::Status(tx) => {
-                let _ = tx.send(StatusBody {
-                    version: env!("CARGO_PKG_VERSION"),
-                    ready: ready.is_ready(),
-                    locations: registry.locations().len(),
-                    registered_prefixes: registry.prefixes().len(),
-                    tracked_routes: p.engine.tracked_routes(),
-                    peers: p.engine.peers_with_routes(),
-                    mrt_files_processed: p.files_processed(),
-                    routers: ready.bmp.as_ref().map(|b| b.snapshot()).unwrap_or_default(),
-                });
+                let _ = tx.send(self.status_body());
             }
+            Query::StatusPage(tx) => {
+                if !tx.is_closed() {
+                    let _ = tx.send(self.status_page());
+                }
+            }
+        }
+    }
+
+    /// `/api/v1/status`.
+    fn status_body(&self) -> StatusBody {
+        let (p, ready) = (&self.pipeline, &self.ready);
+        let registry = p.engine.registry();
+        StatusBody {
+            version: env!("CARGO_PKG_VERSION"),
+            ready: ready.is_ready(),
+            locations: registry.locations().len(),
+            registered_prefixes: registry.prefixes().len(),
+            tracked_routes: p.engine.tracked_routes(),
+            peers: p.engine.peers_with_routes(),
+            mrt_files_processed: p.files_processed(),
+            routers: ready.bmp.as_ref().map(|b| b.snapshot()).unwrap_or_default(),
+        }
+    }
+
+    /// What `/` shows: bounded (a page of prefixes, the most severe anomalies), built here in
+    /// O(rows + anomaly instances); the HTML is written by the HTTP side.
+    fn status_page(&self) -> status_page::Snapshot {
+        let p = &self.pipeline;
+        let registry = p.engine.registry();
+        let prefixes = p
+            .engine
+            .prefix_summaries_page(0, status_page::MAX_PREFIX_ROWS);
+        let mut locations: Vec<status_page::LocationInfo> = Vec::new();
+        for id in 0..prefixes.items.len() as crate::registry::PrefixId {
+            let l = registry.location_of(id);
+            if !locations.iter().any(|i| i.name == l.name) {
+                locations.push(status_page::LocationInfo::of(l));
+            }
+        }
+        status_page::Snapshot {
+            status: self.status_body(),
+            anomalies: p.engine.anomaly_overview(status_page::MAX_ANOMALY_ROWS),
+            prefixes,
+            locations,
+            feeds: p.metrics.feed_statuses(),
+            rpki: p.rpki_metrics.state(),
+            taken_at: unix_now(),
         }
     }
 

@@ -440,3 +440,83 @@ impl Engine {
         }
     }
 }
+
+/// The anomaly instances at a glance, for the status page: counts by state and severity, and
+/// the first few instances, most severe first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnomalyOverview {
+    /// At most the `limit` asked for: by severity (highest first), then in key order (kind,
+    /// registered prefix, announced prefix, ASN).
+    pub top: Vec<AnomalySummary>,
+    /// Every instance held (open, below min-peers, waiting out its hold-down).
+    pub total: usize,
+    /// Open instances (at or above min-peers, a carrier present).
+    pub open: usize,
+    /// Instances still below min-peers.
+    pub pending: usize,
+    /// Instances waiting out their hold-down.
+    pub resolving: usize,
+    /// Instances by severity: information, warning, error, critical.
+    pub by_severity: [usize; 4],
+}
+
+fn severity_index(s: Severity) -> usize {
+    match s {
+        Severity::Information => 0,
+        Severity::Warning => 1,
+        Severity::Error => 2,
+        Severity::Critical => 3,
+    }
+}
+
+impl Engine {
+    /// [`AnomalyOverview`] with at most `limit` instances: one pass over the instances keeping
+    /// the `limit` most severe (O(n log limit)); only those summaries are built.
+    pub fn anomaly_overview(&self, limit: usize) -> AnomalyOverview {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut o = AnomalyOverview::default();
+        let mut heap: BinaryHeap<(Reverse<Severity>, AnomalyKey)> =
+            BinaryHeap::with_capacity(limit.min(4096) + 1);
+        let keep = |k: &AnomalyKey, heap: &mut BinaryHeap<(Reverse<Severity>, AnomalyKey)>| {
+            let entry = (Reverse(k.kind.severity()), *k);
+            if heap.len() < limit {
+                heap.push(entry);
+            } else if heap.peek().is_some_and(|top| entry < *top) {
+                heap.pop();
+                heap.push(entry);
+            }
+        };
+        for (k, st) in self.prefixes.iter().flat_map(|p| p.anomaly_iter()) {
+            o.total += 1;
+            o.by_severity[severity_index(k.kind.severity())] += 1;
+            if st.open {
+                o.open += 1;
+            } else {
+                o.pending += 1;
+            }
+            keep(k, &mut heap);
+        }
+        for k in self.releasing.keys() {
+            o.total += 1;
+            o.resolving += 1;
+            o.by_severity[severity_index(k.kind.severity())] += 1;
+            keep(k, &mut heap);
+        }
+        o.top = heap
+            .into_sorted_vec()
+            .iter()
+            .filter_map(|(_, k)| {
+                let held = self.prefixes[k.registered as usize]
+                    .anomalies
+                    .as_ref()
+                    .and_then(|m| m.get(k));
+                match held {
+                    Some(st) => Some(self.anomaly_summary(k, st)),
+                    None => self.releasing.get(k).map(|r| self.released_summary(k, r)),
+                }
+            })
+            .collect();
+        o
+    }
+}

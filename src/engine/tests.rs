@@ -1207,6 +1207,43 @@ fn pages_concatenate_to_the_whole_lists() {
     assert!(h.engine.prefix_summaries_page(99, 10).items.is_empty());
 }
 
+/// The status page's overview: counts by state and severity, the most severe first.
+#[test]
+fn anomaly_overview_counts_and_puts_the_most_severe_first() {
+    let mut h = Harness::new(1);
+    h.engine.set_hold_down(60.0);
+    h.announce(1, "203.0.113.0/24", &[3356, 666]);
+    h.announce(2, "203.0.113.0/25", &[174, 667]);
+    h.announce(3, "203.0.113.128/25", &[174, 64500, 668]);
+    h.announce(1, "2001:db8:100::/48", &[3356, 669]);
+    h.announce(2, "2001:db8:100::/49", &[3356, 670]);
+    h.announce(3, "203.0.113.64/26", &[3356, 671]);
+    h.withdraw(3, "203.0.113.64/26");
+    // Warnings: an upstream that is not a provider, a more-specific beyond max-length.
+    h.announce(4, "203.0.113.0/24", &[3356, 64501, 64496]);
+    h.announce(4, "203.0.113.192/26", &[3356, 64500, 64496]);
+    assert_eq!(h.engine.releasing(), 1);
+    let all = h.engine.anomalies();
+    let mut by_severity = all.clone();
+    by_severity.sort_by_key(|a| std::cmp::Reverse(a.severity));
+    assert!(
+        by_severity.first().map(|a| a.severity) > by_severity.last().map(|a| a.severity),
+        "mixed severities: {all:?}"
+    );
+    for limit in [0, 1, 3, all.len(), all.len() + 5] {
+        let o = h.engine.anomaly_overview(limit);
+        assert_eq!(o.total, all.len());
+        assert_eq!(o.resolving, 1);
+        assert_eq!(o.pending, 0, "min-peers 1");
+        assert_eq!(o.open + o.pending + o.resolving, o.total);
+        assert_eq!(o.by_severity.iter().sum::<usize>(), o.total);
+        let critical = all.iter().filter(|a| a.severity == Severity::Critical);
+        assert_eq!(o.by_severity[3], critical.count());
+        let want: Vec<_> = by_severity.iter().take(limit).cloned().collect();
+        assert_eq!(o.top, want, "limit {limit}");
+    }
+}
+
 /// The hold-down set is bounded: past its cap an instance resolves at once, counted.
 #[test]
 fn the_hold_down_set_is_capped_and_what_it_skips_is_counted() {

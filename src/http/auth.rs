@@ -1,4 +1,6 @@
-//! Bearer tokens for `/api/*` and `POST /-/reload` (`[http] token-file`).
+//! Bearer tokens for `/api/*`, the status page `/` and `POST /-/reload` (`[http] token-file`).
+//! A request carries one as `Authorization: Bearer <token>`, or as the password of HTTP Basic
+//! credentials (any user name), which is what a browser sends after its sign-in prompt.
 //!
 //! The file holds one token per line; blank lines and lines starting with `#` are ignored, as is
 //! whitespace around a token. A token is 16 to 4096 visible ASCII characters (no spaces). Tokens
@@ -82,15 +84,62 @@ impl Tokens {
         ok.into()
     }
 
-    /// Whether an `Authorization` header value carries one of the tokens (`Bearer <token>`,
-    /// the scheme case-insensitive).
+    /// Whether an `Authorization` header value carries one of the tokens: `Bearer <token>`, or
+    /// `Basic base64(<any user>:<token>)` (what a browser sends once its sign-in prompt is
+    /// filled in: the token is the password); schemes case-insensitive.
     pub fn authorizes(&self, header: Option<&[u8]>) -> bool {
         let Some(h) = header else { return false };
+        let Some((scheme, rest)) = h.split_at_checked(6) else {
+            return false;
+        };
+        if scheme.eq_ignore_ascii_case(b"basic ") {
+            let Some(decoded) = base64_decode(rest.trim_ascii()) else {
+                return false;
+            };
+            return decoded
+                .iter()
+                .position(|&b| b == b':')
+                .is_some_and(|colon| self.accepts(&decoded[colon + 1..]));
+        }
         let Some((scheme, rest)) = h.split_at_checked(7) else {
             return false;
         };
         scheme.eq_ignore_ascii_case(b"bearer ") && self.accepts(rest.trim_ascii())
     }
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as in HTTP Basic credentials; `None` for
+/// anything else or more than what a user name and the longest token need.
+fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+    if text.is_empty() || !text.len().is_multiple_of(4) || text.len() > 2 * MAX_TOKEN_LEN {
+        return None;
+    }
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let quads = text.len() / 4;
+    for (i, quad) in text.chunks_exact(4).enumerate() {
+        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && i + 1 < quads) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &quad[..4 - pad] {
+            n = (n << 6) | value(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..4 - pad]);
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -110,6 +159,17 @@ mod tests {
         assert!(t.authorizes(Some(b"Bearer 0123456789abcdef")));
         assert!(t.authorizes(Some(b"bearer 0123456789abcdef")));
         assert!(!t.authorizes(Some(b"Basic 0123456789abcdef")));
+        // Basic: any user, the token as the password (base64 of "ops:0123456789abcdef").
+        assert!(t.authorizes(Some(b"Basic b3BzOjAxMjM0NTY3ODlhYmNkZWY=")));
+        assert!(t.authorizes(Some(b"basic b3BzOjAxMjM0NTY3ODlhYmNkZWY=")));
+        // ":0123456789abcdef" (no user name).
+        assert!(t.authorizes(Some(b"Basic OjAxMjM0NTY3ODlhYmNkZWY=")));
+        // "0123456789abcdef" with no colon: a token where the user name goes is refused.
+        assert!(!t.authorizes(Some(b"Basic MDEyMzQ1Njc4OWFiY2RlZg==")));
+        // "user:pass".
+        assert!(!t.authorizes(Some(b"Basic dXNlcjpwYXNz")));
+        assert!(!t.authorizes(Some(b"Basic b3BzOjAxMjM0NTY3ODlhYmNkZWY")));
+        assert!(!t.authorizes(Some(b"Basic =3BzOjAxMjM0NTY3ODlhYmNkZWY=")));
         assert!(!t.authorizes(Some(b"Bearer")));
         assert!(!t.authorizes(None));
         assert!(format!("{t:?}").contains("2 configured"));
@@ -121,5 +181,25 @@ mod tests {
         );
         assert!(Tokens::parse("# nothing\n").is_err());
         assert!(Tokens::parse("has space inside 0123456789\n").is_err());
+    }
+
+    #[test]
+    fn base64_of_rfc_4648() {
+        for (plain, coded) in [
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(
+                base64_decode(coded.as_bytes()).as_deref(),
+                Some(plain.as_bytes())
+            );
+        }
+        for bad in ["", "Zg=", "Z===", "Zg==Zg==", "Zm9v!A==", "Zm=v"] {
+            assert_eq!(base64_decode(bad.as_bytes()), None, "{bad}");
+        }
     }
 }

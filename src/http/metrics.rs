@@ -51,9 +51,10 @@ impl HttpMetrics {
         let requests_rejected = IntCounterVec::new(
             Opts::new(
                 "routewatch_http_requests_rejected_total",
-                "HTTP requests refused: api_busy (503, [http] max-api-requests reached), \
-                 unauthorized (401, missing or wrong bearer token), forbidden (403, reload \
-                 from a non-loopback address without tokens configured).",
+                "HTTP requests refused (the API and the status page): api_busy (503, [http] \
+                 max-api-requests reached), unauthorized (401, missing or wrong token), \
+                 forbidden (403, reload from a non-loopback address without tokens \
+                 configured).",
             ),
             &["reason"],
         )?;

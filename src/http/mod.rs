@@ -1,4 +1,5 @@
-//! HTTP: `/metrics`, `/live`, `/ready` and the JSON API under `/api/v1/`.
+//! HTTP: `/metrics`, `/live`, `/ready`, the JSON API under `/api/v1/` and the status page `/`
+//! ([`status_page`], behind the API's token and concurrency cap).
 //!
 //! Handlers never touch route state directly: API queries go to the engine task over its command
 //! channel and wait for the answer (the engine stays the single owner, with no locks), and
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod names;
 pub mod pages;
 pub mod server;
+pub mod status_page;
 pub mod tls;
 
 use crate::engine::{AnomalyKey, AnomalySummary, Page, PrefixSummary};
@@ -58,6 +60,8 @@ pub enum Query {
     },
     /// Engine and feed status.
     Status(oneshot::Sender<StatusBody>),
+    /// What the status page (`/`) shows.
+    StatusPage(oneshot::Sender<status_page::Snapshot>),
 }
 
 /// `/api/v1/status`.
@@ -122,6 +126,7 @@ pub struct AppState {
 
 /// The router with every endpoint; `/api/v1/events` too when `events` is given.
 pub fn router(state: AppState, events: Option<crate::events::store::EventReader>) -> Router {
+    let page = status_page::router(state.clone(), events.clone());
     let mut api = Router::new()
         .route("/api/v1/prefixes", get(prefixes))
         .route("/api/v1/anomalies", get(anomalies))
@@ -141,6 +146,7 @@ pub fn router(state: AppState, events: Option<crate::events::store::EventReader>
         .route("/-/reload", axum::routing::post(reload))
         .with_state(state)
         .merge(api)
+        .merge(page)
 }
 
 /// In front of `/api/*`: the bearer token (when tokens are configured), then a permit of the

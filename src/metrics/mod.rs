@@ -40,6 +40,25 @@ pub const PARSE_ERROR_LABELS: [&str; 6] = [
 /// Values of the `result` label of `routewatch_mrt_files_processed_total`.
 pub const MRT_FILE_RESULTS: [&str; 3] = ["ok", "parse_errors", "failed"];
 
+/// One feed's counters, as [`Metrics::feed_statuses`] reads them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedStatus {
+    /// The feed.
+    pub feed: Feed,
+    /// Route entries read.
+    pub routes_processed: u64,
+    /// Route entries that matched a registered prefix.
+    pub routes_matched: u64,
+    /// Peers holding matched routes now.
+    pub peers: u64,
+    /// Wall-clock time route entries last arrived (`None`: never).
+    pub last_received: Option<f64>,
+    /// BGP time of the newest route read (`None`: none yet).
+    pub last_message: Option<f64>,
+    /// MRT files by result, in [`MRT_FILE_RESULTS`] order (the MRT feed only).
+    pub mrt_files: Option<[u64; 3]>,
+}
+
 /// The metric set of one routewatch process.
 pub struct Metrics {
     registry: Registry,
@@ -359,6 +378,32 @@ impl Metrics {
                 .with_label_values(&[feed.as_str()])
                 .set(peers[feed as usize] as i64);
         }
+    }
+
+    /// What each feed this process runs has done so far, as its metrics say (for the status
+    /// page).
+    pub fn feed_statuses(&self) -> Vec<FeedStatus> {
+        let time = |g: &GaugeVec, name: &str| {
+            let t = g.with_label_values(&[name]).get();
+            (t > 0.0).then_some(t)
+        };
+        self.feeds
+            .iter()
+            .map(|&feed| {
+                let name = feed.as_str();
+                FeedStatus {
+                    feed,
+                    routes_processed: self.routes_processed.with_label_values(&[name]).get(),
+                    routes_matched: self.routes_matched.with_label_values(&[name]).get(),
+                    peers: self.feed_peers.with_label_values(&[name]).get().max(0) as u64,
+                    last_received: time(&self.feed_last_received, name),
+                    last_message: time(&self.feed_last_message, name),
+                    mrt_files: (feed == Feed::Mrt).then(|| {
+                        MRT_FILE_RESULTS.map(|r| self.mrt_files.with_label_values(&[r]).get())
+                    }),
+                }
+            })
+            .collect()
     }
 
     /// The registry every subsystem registers its own metrics on (the BMP listener, the event

@@ -49,6 +49,17 @@ impl RpkiMetrics {
         })
     }
 
+    /// The VRPs loaded, when the last successful load was (`None`: never), and the failed
+    /// loads so far (for the status page).
+    pub fn state(&self) -> (u64, Option<f64>, u64) {
+        let last = self.last_load.get();
+        (
+            self.vrps.get().max(0) as u64,
+            (last > 0.0).then_some(last),
+            self.loads.with_label_values(&["error"]).get(),
+        )
+    }
+
     /// Records a load of the VRP file: `Some(n)` loaded `n` VRPs, `None` failed (the previous
     /// set stays in use).
     pub fn record_load(&self, loaded: Option<usize>, now: f64) {

@@ -64,6 +64,8 @@ pub struct RouterStatus {
     pub since: f64,
     /// Whether every up peer has sent End-of-RIB for its tables.
     pub initial_tables_complete: bool,
+    /// When its last BMP message arrived, seconds since the epoch (`null`: none yet).
+    pub last_message: Option<f64>,
     /// Messages received per type.
     pub messages: BTreeMap<&'static str, u64>,
     /// Route entries decoded and matched.
@@ -156,6 +158,7 @@ impl RouterBoard {
                         state: "down",
                         since: *since,
                         initial_tables_complete: false,
+                        last_message: None,
                         messages: BTreeMap::new(),
                         routes_processed: 0,
                         routes_matched: 0,
@@ -207,6 +210,7 @@ fn status_of(session: &RouterSession, since: f64) -> RouterStatus {
         },
         since,
         initial_tables_complete: session.initial_tables_complete(),
+        last_message: session.last_received(),
         messages: session
             .counts()
             .iter()

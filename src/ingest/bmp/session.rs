@@ -447,6 +447,8 @@ pub struct RouterSession {
     matched: u64,
     end_of_rib: u64,
     last_timestamp: Option<f64>,
+    /// When the last message arrived (wall clock).
+    last_received: Option<f64>,
 }
 
 impl RouterSession {
@@ -474,6 +476,7 @@ impl RouterSession {
             matched: 0,
             end_of_rib: 0,
             last_timestamp: None,
+            last_received: None,
         };
         s.refresh_label();
         s
@@ -587,6 +590,12 @@ impl RouterSession {
         up.peek().is_some() && up.all(PeerInfo::initial_table_complete)
     }
 
+    /// When the last message (of any type, well-formed or not) arrived: the `now` of the
+    /// last [`RouterSession::handle_frame`].
+    pub fn last_received(&self) -> Option<f64> {
+        self.last_received
+    }
+
     /// Route entries (unicast/multicast prefixes) decoded so far.
     pub fn processed(&self) -> u64 {
         self.processed
@@ -633,6 +642,7 @@ impl RouterSession {
     /// Decodes and handles one framed message (as [`super::FrameReader`] delivers it). `now`
     /// (seconds since the epoch) stands in for zero message timestamps.
     pub fn handle_frame(&mut self, frame: &[u8], registry: &Registry, now: f64, out: &mut Output) {
+        self.last_received = Some(now);
         if self.state != SessionState::Open {
             let t = frame
                 .get(5)
