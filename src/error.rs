@@ -43,6 +43,12 @@ pub enum Error {
         /// Cause.
         source: std::io::Error,
     },
+    /// A notification test failed (the message names the targets).
+    #[error("{0}")]
+    Notify(String),
+    /// The command line asks for something the configuration does not have.
+    #[error("{0}")]
+    Usage(String),
     /// Any other I/O failure.
     #[error("{context}: {source}")]
     Io {
@@ -57,7 +63,7 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) => EXIT_CONFIG,
+            Error::Config(_) | Error::Usage(_) => EXIT_CONFIG,
             _ => EXIT_RUNTIME,
         }
     }

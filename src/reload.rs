@@ -178,6 +178,7 @@ pub fn restart_required(running: &Config, new: &Config) -> Vec<&'static str> {
         "anomalies.hold-down-seconds",
     );
     check(running.mrt.files != new.mrt.files, "mrt.files");
+    check(running.notify != new.notify, "notify");
     check(running.mrt.watch_dir != new.mrt.watch_dir, "mrt.watch-dir");
     check(
         running.mrt.watch_interval_seconds != new.mrt.watch_interval_seconds,
