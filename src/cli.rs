@@ -115,9 +115,7 @@ pub fn execute(command: Command) -> Result<(), Error> {
                 })
         }
         Command::Run { config } => crate::daemon::run(&config),
-        Command::Notify {
-            config, target, ..
-        } => {
+        Command::Notify { config, target, .. } => {
             let c = Config::load(&config)?;
             crate::notify::test_targets(&c.notify, &c.http, target.as_deref())
         }

@@ -11,7 +11,8 @@
 //! configuration is refused here: no location at all (unless `allow-empty-registry = true`), a
 //! default route or an IPv4-mapped IPv6 prefix as a registered prefix (the library's registry
 //! accepts them), `bmp.listen` clashing with `http.listen`, `[bmp] allow = []`, a `state-dir` that
-//! is not a directory, and two `[[bmp.router]]` with one address or one name.
+//! is not a directory, two `[[bmp.router]]` with one address or one name, and a `[[notify]]`
+//! target with a bad URL, an inline credential header or a filter naming no location.
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -1294,16 +1295,16 @@ fn convert_notify(
                 .find(|l| !l.is_empty() && !l.starts_with('#'))
                 .unwrap_or_default();
             let endpoint = Endpoint::parse(url, allow_http).map_err(|e| {
-                src.invalid(&f.span(), key("url-file"), format!("{}: {e}", path.display()))
+                src.invalid(
+                    &f.span(),
+                    key("url-file"),
+                    format!("{}: {e}", path.display()),
+                )
             })?;
             (endpoint, Some(path))
         }
         (Some(u), Some(_)) => {
-            return Err(src.invalid(
-                &u.span(),
-                key("url"),
-                "give url or url-file, not both",
-            ))
+            return Err(src.invalid(&u.span(), key("url"), "give url or url-file, not both"))
         }
         (None, None) => {
             return Err(src.invalid(
@@ -1315,17 +1316,18 @@ fn convert_notify(
     };
     let mut filter = Filter::default();
     if let Some(s) = &raw.min_severity {
-        filter.min_severity = crate::engine::Severity::parse(s.get_ref().trim()).ok_or_else(|| {
-            src.invalid(
-                &s.span(),
-                key("min-severity"),
-                format!(
-                    "'{}' is not a severity; accepted: warning, error, critical (information \
+        filter.min_severity =
+            crate::engine::Severity::parse(s.get_ref().trim()).ok_or_else(|| {
+                src.invalid(
+                    &s.span(),
+                    key("min-severity"),
+                    format!(
+                        "'{}' is not a severity; accepted: warning, error, critical (information \
                      sends every kind too)",
-                    s.get_ref()
-                ),
-            )
-        })?;
+                        s.get_ref()
+                    ),
+                )
+            })?;
     }
     if let Some(list) = &raw.locations {
         if list.get_ref().is_empty() {
@@ -1369,7 +1371,9 @@ fn convert_notify(
                         format!(
                             "'{}' is not an anomaly kind; accepted: {}",
                             k.get_ref(),
-                            crate::engine::AnomalyKind::ALL.map(|x| x.as_str()).join(", ")
+                            crate::engine::AnomalyKind::ALL
+                                .map(|x| x.as_str())
+                                .join(", ")
                         ),
                     )
                 })?;

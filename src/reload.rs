@@ -396,5 +396,11 @@ mod tests {
                 "mrt.max-errors-per-file",
             ]
         );
+        let notify = load(
+            dir.path(),
+            "c.toml",
+            "[[notify]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"https://x/\"\n",
+        );
+        assert_eq!(restart_required(&running, &notify), vec!["notify"]);
     }
 }

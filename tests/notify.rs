@@ -64,7 +64,11 @@ fn anomalies_open_and_resolve_at_webhook_and_slack_targets() {
     });
     let dir = tempfile::tempdir().unwrap();
     let headers = dir.path().join("ops.headers");
-    std::fs::write(&headers, format!("# ops credentials\nAuthorization: {TOKEN}\n")).unwrap();
+    std::fs::write(
+        &headers,
+        format!("# ops credentials\nAuthorization: {TOKEN}\n"),
+    )
+    .unwrap();
     let mut config = DaemonConfig::new()
         .bmp("allow = [\"127.0.0.0/8\"]\ninitial-table-timeout-seconds = 1\n")
         .section("anomalies", "hold-down-seconds = 2\n")
@@ -107,8 +111,14 @@ fn anomalies_open_and_resolve_at_webhook_and_slack_targets() {
     daemon.wait_ready();
     let m = daemon.scrape();
     for t in ["ops", "chat", "broken", "limited"] {
-        assert_eq!(m.value("routewatch_notify_sent_total", &[("target", t)]), 0.0);
-        assert_eq!(m.value("routewatch_notify_queue_depth", &[("target", t)]), 0.0);
+        assert_eq!(
+            m.value("routewatch_notify_sent_total", &[("target", t)]),
+            0.0
+        );
+        assert_eq!(
+            m.value("routewatch_notify_queue_depth", &[("target", t)]),
+            0.0
+        );
         assert_eq!(
             m.value(
                 "routewatch_notify_failed_total",
@@ -133,10 +143,34 @@ fn anomalies_open_and_resolve_at_webhook_and_slack_targets() {
         T,
     ));
     let hijack = [TRANSIT, HIJACKER];
-    bytes.extend(route_monitoring_at(peer, TRANSIT, [203, 0, 113], Some(&hijack), T));
-    bytes.extend(route_monitoring_at(peer, TRANSIT, [203, 0, 113], None, T + 1));
-    bytes.extend(route_monitoring_at(peer, TRANSIT, [203, 0, 113], Some(&hijack), T + 2));
-    bytes.extend(route_monitoring_at(peer, TRANSIT, [203, 0, 113], None, T + 3));
+    bytes.extend(route_monitoring_at(
+        peer,
+        TRANSIT,
+        [203, 0, 113],
+        Some(&hijack),
+        T,
+    ));
+    bytes.extend(route_monitoring_at(
+        peer,
+        TRANSIT,
+        [203, 0, 113],
+        None,
+        T + 1,
+    ));
+    bytes.extend(route_monitoring_at(
+        peer,
+        TRANSIT,
+        [203, 0, 113],
+        Some(&hijack),
+        T + 2,
+    ));
+    bytes.extend(route_monitoring_at(
+        peer,
+        TRANSIT,
+        [203, 0, 113],
+        None,
+        T + 3,
+    ));
     router.write_all(&bytes).unwrap();
 
     // The JSON webhook: one opening, one resolve (after the hold-down), nothing else.
@@ -153,7 +187,10 @@ fn anomalies_open_and_resolve_at_webhook_and_slack_targets() {
     assert_eq!(open["expected_origins"], serde_json::json!([64496]));
     assert_eq!(open["as_path"], "64500 666");
     assert_eq!(open["peers"], 1);
-    assert!(open["peer"].as_str().unwrap().contains("192.0.2.1"), "{open}");
+    assert!(
+        open["peer"].as_str().unwrap().contains("192.0.2.1"),
+        "{open}"
+    );
     assert_eq!(open["opened_at"], "2023-11-14T22:13:20Z");
     assert_eq!(open["resolved_at"], serde_json::Value::Null);
     let link = format!(
@@ -184,7 +221,10 @@ fn anomalies_open_and_resolve_at_webhook_and_slack_targets() {
     // The link leads to the incident in the event history.
     let events = daemon.poll("the linked events", WAIT, |d| {
         let page = d
-            .get_ok(link.strip_prefix(&format!("http://127.0.0.1:{}", d.port)).unwrap())
+            .get_ok(
+                link.strip_prefix(&format!("http://127.0.0.1:{}", d.port))
+                    .unwrap(),
+            )
             .json();
         let list = page["events"].as_array().unwrap().clone();
         if list.len() >= 2 {
@@ -201,7 +241,9 @@ fn anomalies_open_and_resolve_at_webhook_and_slack_targets() {
     );
 
     // Slack: text naming the prefix and the AS, blocks.
-    let chat = server.wait("/slack", "chat got open and resolve", WAIT, |r| r.len() >= 2);
+    let chat = server.wait("/slack", "chat got open and resolve", WAIT, |r| {
+        r.len() >= 2
+    });
     let text = chat[0].json()["text"].as_str().unwrap().to_string();
     assert!(
         text.contains("203.0.113.0/24") && text.contains("AS666") && text.contains("opened"),
@@ -220,12 +262,19 @@ fn anomalies_open_and_resolve_at_webhook_and_slack_targets() {
     let limited = server.wait("/limited", "limited got all four", WAIT, |r| r.len() >= 5);
     let waited = limited[1].at.duration_since(limited[0].at);
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
-    assert_eq!(limited[0].body, limited[1].body, "the same notification again");
+    assert_eq!(
+        limited[0].body, limited[1].body,
+        "the same notification again"
+    );
     let mut kinds: Vec<String> = limited[1..]
         .iter()
         .map(|r| {
             let j = r.json();
-            format!("{} {}", j["event"].as_str().unwrap(), j["kind"].as_str().unwrap())
+            format!(
+                "{} {}",
+                j["event"].as_str().unwrap(),
+                j["kind"].as_str().unwrap()
+            )
         })
         .collect();
     kinds.sort();
@@ -249,28 +298,50 @@ fn anomalies_open_and_resolve_at_webhook_and_slack_targets() {
         )
     });
     assert_eq!(server.on("/fail").len(), 6, "3 attempts × 2 notifications");
-    assert_eq!(m.value("routewatch_notify_retries_total", &[("target", "broken")]), 4.0);
-    assert_eq!(m.value("routewatch_notify_sent_total", &[("target", "broken")]), 0.0);
+    assert_eq!(
+        m.value("routewatch_notify_retries_total", &[("target", "broken")]),
+        4.0
+    );
+    assert_eq!(
+        m.value("routewatch_notify_sent_total", &[("target", "broken")]),
+        0.0
+    );
     assert_eq!(sum_failed(&m, "broken"), 2.0);
-    assert_eq!(m.value("routewatch_notify_sent_total", &[("target", "ops")]), 2.0);
-    assert_eq!(m.value("routewatch_notify_sent_total", &[("target", "chat")]), 2.0);
-    assert_eq!(m.value("routewatch_notify_sent_total", &[("target", "limited")]), 4.0);
-    assert_eq!(m.value("routewatch_notify_retries_total", &[("target", "limited")]), 1.0);
+    assert_eq!(
+        m.value("routewatch_notify_sent_total", &[("target", "ops")]),
+        2.0
+    );
+    assert_eq!(
+        m.value("routewatch_notify_sent_total", &[("target", "chat")]),
+        2.0
+    );
+    assert_eq!(
+        m.value("routewatch_notify_sent_total", &[("target", "limited")]),
+        4.0
+    );
+    assert_eq!(
+        m.value("routewatch_notify_retries_total", &[("target", "limited")]),
+        1.0
+    );
     for t in ["ops", "chat", "limited"] {
         assert_eq!(sum_failed(&m, t), 0.0, "{t}");
     }
     for t in ["ops", "chat", "broken", "limited"] {
-        assert_eq!(m.value("routewatch_notify_dropped_total", &[("target", t)]), 0.0);
-        assert_eq!(m.value("routewatch_notify_queue_depth", &[("target", t)]), 0.0);
+        assert_eq!(
+            m.value("routewatch_notify_dropped_total", &[("target", t)]),
+            0.0
+        );
+        assert_eq!(
+            m.value("routewatch_notify_queue_depth", &[("target", t)]),
+            0.0
+        );
     }
 
     // The severity filter: the critical-only target never heard of the bank's warning.
     std::thread::sleep(Duration::from_millis(500));
     let ops = server.on("/hook");
     assert_eq!(ops.len(), 2, "open and resolve only");
-    assert!(ops
-        .iter()
-        .all(|r| r.json()["prefix"] == "203.0.113.0/24"));
+    assert!(ops.iter().all(|r| r.json()["prefix"] == "203.0.113.0/24"));
     let log = daemon.log();
     assert!(log.contains("notification not delivered"), "{log}");
     assert!(!log.contains("test-token"), "a header value in the log");
@@ -363,12 +434,20 @@ fn a_flood_beyond_a_hung_targets_queue_is_dropped_without_delaying_ingest() {
     let m = daemon.scrape();
     let dropped = m.value("routewatch_notify_dropped_total", &[("target", "slowpoke")]);
     let depth = m.value("routewatch_notify_queue_depth", &[("target", "slowpoke")]);
-    assert_eq!(dropped + depth, 300.0, "the new hijack's notification dropped too");
+    assert_eq!(
+        dropped + depth,
+        300.0,
+        "the new hijack's notification dropped too"
+    );
     assert_eq!(server.on("/hang").len(), 1, "still one in flight");
     let asked = Instant::now();
     let status = daemon.get_ok("/api/v1/status").json();
     assert_eq!(status["tracked_routes"], 301, "{status}");
-    assert!(asked.elapsed() < Duration::from_secs(2), "{:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
 
     // Shutdown does not wait for the hung target beyond its grace.
     drop(router);
@@ -423,7 +502,10 @@ fn a_quiet_re_read_after_a_restart_sends_no_opening_again() {
     // ...and no notification goes out for it, over several ticks.
     std::thread::sleep(Duration::from_secs(3));
     let m = second.scrape();
-    assert_eq!(m.value("routewatch_notify_sent_total", &[("target", "ops")]), 0.0);
+    assert_eq!(
+        m.value("routewatch_notify_sent_total", &[("target", "ops")]),
+        0.0
+    );
     assert_eq!(server.on("/hook").len(), 1, "no second opening");
     second.terminate_cleanly();
 }
@@ -453,17 +535,26 @@ fn notify_test_reaches_each_target_and_names_the_ones_that_fail() {
     let good = || {
         let c = notify(
             DaemonConfig::new().location(Location::new("victim", &[64496], &["203.0.113.0/24"])),
-            &format!("name = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n", server.url("/hook")),
+            &format!(
+                "name = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+                server.url("/hook")
+            ),
         );
         notify(
             c,
-            &format!("name = \"chat\"\ntype = \"slack\"\nurl = \"{}\"\n", server.url("/slack")),
+            &format!(
+                "name = \"chat\"\ntype = \"slack\"\nurl = \"{}\"\n",
+                server.url("/slack")
+            ),
         )
     };
     let file = good().write(dir.path());
     let (code, out, err) = notify_test(&file.path, None);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("hook: OK") && out.contains("chat: OK"), "{out}");
+    assert!(
+        out.contains("hook: OK") && out.contains("chat: OK"),
+        "{out}"
+    );
     let hook = server.on("/hook");
     assert_eq!(hook.len(), 1);
     assert_eq!(hook[0].json()["event"], "test");
@@ -483,9 +574,14 @@ fn notify_test_reaches_each_target_and_names_the_ones_that_fail() {
     let file = notify(
         notify(
             good(),
-            &format!("name = \"dead\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{dead_port}/x\"\n"),
+            &format!(
+                "name = \"dead\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{dead_port}/x\"\n"
+            ),
         ),
-        &format!("name = \"err\"\ntype = \"webhook\"\nurl = \"{}\"\n", server.url("/fail")),
+        &format!(
+            "name = \"err\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+            server.url("/fail")
+        ),
     )
     .write(dir.path());
     let (code, out, err) = notify_test(&file.path, None);
@@ -495,7 +591,10 @@ fn notify_test_reaches_each_target_and_names_the_ones_that_fail() {
         "{err}"
     );
     assert!(!err.contains("hook") && !err.contains("chat"), "{err}");
-    assert!(out.contains("hook: OK") && out.contains("dead: FAILED"), "{out}");
+    assert!(
+        out.contains("hook: OK") && out.contains("dead: FAILED"),
+        "{out}"
+    );
     assert_eq!(server.on("/hook").len(), 2);
     assert_eq!(server.on("/fail").len(), 1, "one attempt, no retries");
 
@@ -516,29 +615,93 @@ fn notify_test_reaches_each_target_and_names_the_ones_that_fail() {
 fn notify_configuration_errors_name_the_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("slack.url");
-    std::fs::write(&secret, "# the webhook URL\nhttps://hooks.example.com/services/T0/B0/s3cret\n")
-        .unwrap();
-    let ok = format!("name = \"chat\"\ntype = \"slack\"\nurl-file = {}\n", toml_path(&secret));
+    std::fs::write(
+        &secret,
+        "# the webhook URL\nhttps://hooks.example.com/services/T0/B0/s3cret\n",
+    )
+    .unwrap();
+    let ok = format!(
+        "name = \"chat\"\ntype = \"slack\"\nurl-file = {}\n",
+        toml_path(&secret)
+    );
     let (_, c) = support::load_config(dir.path(), &format!("[[notify]]\n{ok}"));
     let c = c.unwrap();
     assert_eq!(c.notify.len(), 1);
     assert_eq!(c.notify[0].endpoint.host, "hooks.example.com");
-    assert!(!format!("{:?}", c.notify[0]).contains("s3cret"), "Debug shows no secret");
+    assert!(
+        !format!("{:?}", c.notify[0]).contains("s3cret"),
+        "Debug shows no secret"
+    );
 
     let base = "name = \"t\"\ntype = \"webhook\"\n";
     let cases: [(&str, usize, &str, &str); 12] = [
-        ("url = \"https://x/\"\ncolour = 1\n", 5, "", "unknown field `colour`"),
-        ("url = \"http://hooks.example.com/x\"\n", 4, "notify[0].url", "allow-http"),
+        (
+            "url = \"https://x/\"\ncolour = 1\n",
+            5,
+            "",
+            "unknown field `colour`",
+        ),
+        (
+            "url = \"http://hooks.example.com/x\"\n",
+            4,
+            "notify[0].url",
+            "allow-http",
+        ),
         ("url = \"ftp://x/\"\n", 4, "notify[0].url", "scheme"),
-        ("url = \"https://x/\"\nmin-severity = \"loud\"\n", 5, "notify[0].min-severity", "'loud' is not a severity"),
-        ("url = \"https://x/\"\nlocations = [\"nowhere\"]\n", 5, "notify[0].locations", "'nowhere' is not the name of a [[location]]"),
-        ("url = \"https://x/\"\nanomalies = [\"hijack\"]\n", 5, "notify[0].anomalies", "'hijack' is not an anomaly kind"),
-        ("url = \"https://x/\"\nheaders = { Authorization = \"Bearer abc\" }\n", 5, "notify[0].headers", "headers-file"),
-        ("url = \"https://x/\"\nqueue-size = 0\n", 5, "notify[0].queue-size", "out of range"),
-        ("url = \"https://x/\"\nmax-attempts = 50\n", 5, "notify[0].max-attempts", "out of range"),
-        ("url = \"https://x/\"\nurl-file = \"x\"\n", 4, "notify[0].url", "not both"),
-        ("url = \"https://x/\"\nlink-base = \"https://rw/x?y\"\n", 5, "notify[0].link-base", "no path or query"),
-        ("url = \"https://x/\"\nheaders-file = \"missing.headers\"\n", 5, "notify[0].headers-file", "cannot be read"),
+        (
+            "url = \"https://x/\"\nmin-severity = \"loud\"\n",
+            5,
+            "notify[0].min-severity",
+            "'loud' is not a severity",
+        ),
+        (
+            "url = \"https://x/\"\nlocations = [\"nowhere\"]\n",
+            5,
+            "notify[0].locations",
+            "'nowhere' is not the name of a [[location]]",
+        ),
+        (
+            "url = \"https://x/\"\nanomalies = [\"hijack\"]\n",
+            5,
+            "notify[0].anomalies",
+            "'hijack' is not an anomaly kind",
+        ),
+        (
+            "url = \"https://x/\"\nheaders = { Authorization = \"Bearer abc\" }\n",
+            5,
+            "notify[0].headers",
+            "headers-file",
+        ),
+        (
+            "url = \"https://x/\"\nqueue-size = 0\n",
+            5,
+            "notify[0].queue-size",
+            "out of range",
+        ),
+        (
+            "url = \"https://x/\"\nmax-attempts = 50\n",
+            5,
+            "notify[0].max-attempts",
+            "out of range",
+        ),
+        (
+            "url = \"https://x/\"\nurl-file = \"x\"\n",
+            4,
+            "notify[0].url",
+            "not both",
+        ),
+        (
+            "url = \"https://x/\"\nlink-base = \"https://rw/x?y\"\n",
+            5,
+            "notify[0].link-base",
+            "no path or query",
+        ),
+        (
+            "url = \"https://x/\"\nheaders-file = \"missing.headers\"\n",
+            5,
+            "notify[0].headers-file",
+            "cannot be read",
+        ),
     ];
     for (rest, line, key, want) in cases {
         let (path, c) = support::load_config(dir.path(), &format!("[[notify]]\n{base}{rest}"));
@@ -566,7 +729,8 @@ fn notify_configuration_errors_name_the_line_and_key() {
     );
     let err = c.unwrap_err();
     assert!(
-        err.starts_with(&format!("{}:7:8: notify[1].name", path.display())) && err.contains("already"),
+        err.starts_with(&format!("{}:7:8: notify[1].name", path.display()))
+            && err.contains("already"),
         "{err}"
     );
 }

@@ -128,9 +128,7 @@ impl Endpoint {
         if host.is_empty() {
             return Err("the URL has no host".into());
         }
-        let port = authority
-            .port_u16()
-            .unwrap_or(if https { 443 } else { 80 });
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         if port == 0 {
             return Err("port 0 is not a server port".into());
         }
@@ -319,11 +317,8 @@ impl Filter {
             && self
                 .locations
                 .as_ref()
-                .is_none_or(|l| l.iter().any(|n| *n == ev.location))
-            && self
-                .anomalies
-                .as_ref()
-                .is_none_or(|k| k.contains(&ev.kind))
+                .is_none_or(|l| l.contains(&ev.location))
+            && self.anomalies.as_ref().is_none_or(|k| k.contains(&ev.kind))
     }
 }
 
@@ -417,7 +412,9 @@ pub fn start(
 ) -> Result<(Notifier, NotifyTasks), Error> {
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
     let m = metrics::NotifyMetrics::new(registry, &names)?;
-    let client = Arc::new(sender::Client::new(targets.iter().any(|t| t.endpoint.https)));
+    let client = Arc::new(sender::Client::new(
+        targets.iter().any(|t| t.endpoint.https),
+    ));
     let mut routes = Vec::with_capacity(targets.len());
     let mut workers = Vec::with_capacity(targets.len());
     for t in targets {
@@ -541,7 +538,10 @@ mod tests {
         assert!(Endpoint::parse("http://localhost:9/", false).is_ok());
         assert!(Endpoint::parse("http://127.0.0.2/", false).is_ok());
         let err = Endpoint::parse("http://hooks.example.com/secret", false).unwrap_err();
-        assert!(err.contains("allow-http") && !err.contains("secret"), "{err}");
+        assert!(
+            err.contains("allow-http") && !err.contains("secret"),
+            "{err}"
+        );
         assert!(Endpoint::parse("http://hooks.example.com/secret", true).is_ok());
         for (bad, want) in [
             ("ftp://x/y", "scheme"),
@@ -561,9 +561,15 @@ mod tests {
         let mut h = Headers::default();
         h.add("X-Team", "netops", true).unwrap();
         let err = h.add("Authorization", "Bearer s3cret", true).unwrap_err();
-        assert!(err.contains("headers-file") && !err.contains("s3cret"), "{err}");
+        assert!(
+            err.contains("headers-file") && !err.contains("s3cret"),
+            "{err}"
+        );
         assert!(h.add("Host", "x", false).unwrap_err().contains("itself"));
-        assert!(h.add("x-team", "again", false).unwrap_err().contains("twice"));
+        assert!(h
+            .add("x-team", "again", false)
+            .unwrap_err()
+            .contains("twice"));
         assert!(h.add("bad name", "v", false).is_err());
         h.add_file_text("# creds\n\nAuthorization: Bearer s3cret-token\n")
             .unwrap();

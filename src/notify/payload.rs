@@ -145,7 +145,9 @@ impl Notice {
     /// One line in plain words: what, where, who, since when.
     pub fn summary(&self) -> String {
         let what = self.what();
-        let asn = self.origin.map_or_else(String::new, |a| format!(" by AS{a}"));
+        let asn = self
+            .origin
+            .map_or_else(String::new, |a| format!(" by AS{a}"));
         let expected = if self.expected_origins.is_empty() {
             String::new()
         } else {
@@ -312,7 +314,8 @@ pub fn slack_body(n: &Notice, link: Option<&str>) -> Value {
         field("Announced prefix", n.announced.to_string()),
         field(
             "Origin AS",
-            n.origin.map_or_else(|| "—".to_string(), |a| format!("AS{a}")),
+            n.origin
+                .map_or_else(|| "—".to_string(), |a| format!("AS{a}")),
         ),
         field("Expected origins", as_list(&n.expected_origins)),
     ];
@@ -385,7 +388,11 @@ mod tests {
         });
         let resolved = transition == Transition::Resolved;
         AnomalyEvent {
-            time: if resolved { 1_700_003_725.0 } else { 1_700_000_000.0 },
+            time: if resolved {
+                1_700_003_725.0
+            } else {
+                1_700_000_000.0
+            },
             transition,
             kind: AnomalyKind::SubprefixHijack,
             severity: Severity::Critical,
@@ -451,7 +458,10 @@ mod tests {
         assert_eq!(n.duration(), Some(3725.0));
         let b = webhook_body(&n, None);
         assert_eq!(b["event"], "resolve");
-        assert_eq!(b["severity"], "critical", "a resolve keeps its kind's severity");
+        assert_eq!(
+            b["severity"], "critical",
+            "a resolve keeps its kind's severity"
+        );
         assert_eq!(b["resolved_at"], "2023-11-14T23:15:25Z");
         assert_eq!(b["opened_at"], "2023-11-14T22:13:20Z");
         assert_eq!(b["duration_seconds"], 3725);
@@ -472,7 +482,10 @@ mod tests {
         let b = slack_body(&n, Some("http://h:1/x?a=1&b=2"));
         let text = b["text"].as_str().unwrap();
         assert!(text.starts_with(":rotating_light: CRITICAL"), "{text}");
-        assert!(text.contains("203.0.113.128/25") && text.contains("AS666"), "{text}");
+        assert!(
+            text.contains("203.0.113.128/25") && text.contains("AS666"),
+            "{text}"
+        );
         assert!(text.contains("victim &lt;&amp;&gt;"), "{text}");
         let blocks = b["blocks"].as_array().unwrap();
         assert_eq!(blocks.len(), 3);

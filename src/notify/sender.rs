@@ -238,7 +238,10 @@ where
     let mut req = hyper::Request::post(t.endpoint.path.as_str())
         .header(HOST, t.endpoint.authority())
         .header(CONTENT_TYPE, "application/json")
-        .header(USER_AGENT, concat!("routewatch/", env!("CARGO_PKG_VERSION")));
+        .header(
+            USER_AGENT,
+            concat!("routewatch/", env!("CARGO_PKG_VERSION")),
+        );
     for (name, value) in t.headers.iter() {
         req = req.header(name, value);
     }
