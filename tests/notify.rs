@@ -734,3 +734,127 @@ fn notify_configuration_errors_name_the_line_and_key() {
         "{err}"
     );
 }
+
+/// A one-connection-at-a-time HTTPS receiver (rustls, a self-signed certificate for
+/// `localhost`) on a free loopback port, answering 200 to `accept` connections and recording
+/// the request bodies; returns (port, certificate PEM, thread giving the bodies).
+fn https_receiver(accept: usize) -> (u16, String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::Read as _;
+    use std::sync::Arc;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![rustls::pki_types::CertificateDer::from(cert.der().to_vec())],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let thread = std::thread::spawn(move || {
+        let mut bodies = Vec::new();
+        for _ in 0..accept {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Head and body (the test notice is well under one read past the head).
+            let complete = |raw: &[u8]| {
+                let text = String::from_utf8_lossy(raw);
+                let Some(end) = text.find("\r\n\r\n") else {
+                    return false;
+                };
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                raw.len() >= end + 4 + length
+            };
+            while !complete(&raw) {
+                match tls.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => raw.extend_from_slice(&buf[..n]),
+                }
+            }
+            if raw.is_empty() {
+                bodies.push(String::new()); // the handshake failed (an untrusted certificate)
+                continue;
+            }
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            bodies.push(text[text.find("\r\n\r\n").unwrap() + 4..].to_string());
+            let _ = tls.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+        bodies
+    });
+    (port, cert.pem(), thread)
+}
+
+/// https: the certificate checked against the trust store (`SSL_CERT_FILE` here); a server the
+/// store does not vouch for fails as `tls`.
+#[test]
+fn https_targets_are_verified_against_the_trust_store() {
+    let (port, pem, receiver) = https_receiver(2);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let config = notify(
+        DaemonConfig::new().location(Location::new("victim", &[64496], &["203.0.113.0/24"])),
+        &format!("name = \"secure\"\ntype = \"slack\"\nurl = \"https://localhost:{port}/hook\"\n"),
+    )
+    .write(dir.path());
+    let run = |trust: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_routewatch"))
+            .args(["notify", "--test", "-c"])
+            .arg(&config.path)
+            .env("SSL_CERT_FILE", trust)
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = run(&ca);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("secure: OK") && out.contains("HTTP 204"),
+        "{out}"
+    );
+    // Another certificate as the only trusted one: the receiver's is refused.
+    let other = dir.path().join("other.pem");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(&other, cert.pem()).unwrap();
+    let (code, out) = run(&other);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("secure (tls)"), "{out}");
+    let bodies = receiver.join().unwrap();
+    assert!(
+        bodies[0].contains("\"text\":") && bodies[0].contains("test notification"),
+        "{bodies:?}"
+    );
+    assert_eq!(bodies[1], "", "no request over an untrusted connection");
+}
