@@ -11,6 +11,7 @@
 //! * a flood beyond a hung target's queue is dropped and counted while ingest goes on;
 //! * a quiet re-read after a restart sends no opening again;
 //! * `routewatch notify --test` exits 0 against the receiver and non-zero naming a dead target;
+//! * an https target is verified against the trust store (`SSL_CERT_FILE`);
 //! * configuration errors name file:line:col and the key.
 //!
 //! Every daemon is killed by pid when its guard drops; every wait is bounded.
