@@ -63,6 +63,19 @@ pub enum Command {
         #[command(subcommand)]
         command: RegistryCommand,
     },
+    /// Notification targets (`[[notify]]`): `--test` sends each one a test notification and
+    /// exits 1 naming the targets that did not accept it.
+    Notify {
+        /// Configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Send one test notification to each target (or only to `--target`).
+        #[arg(long, required = true)]
+        test: bool,
+        /// Only the target of this name.
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Validate a configuration file and exit 0 (valid) or 2 (invalid).
     CheckConfig {
         /// Configuration file.
@@ -157,6 +170,10 @@ pub fn execute(command: Command) -> Result<(), Error> {
                     .collect(),
             };
             registry_generate(&asns, &options, output.as_deref(), &files)
+        }
+        Command::Notify { config, target, .. } => {
+            let c = Config::load(&config)?;
+            crate::notify::test_targets(&c.notify, &c.http, target.as_deref())
         }
     }
 }

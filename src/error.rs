@@ -46,6 +46,12 @@ pub enum Error {
     /// A command found nothing to do what it was asked (e.g. no route of the given ASes).
     #[error("{0}")]
     Nothing(String),
+    /// A notification test failed (the message names the targets).
+    #[error("{0}")]
+    Notify(String),
+    /// The command line asks for something the configuration does not have.
+    #[error("{0}")]
+    Usage(String),
     /// Any other I/O failure.
     #[error("{context}: {source}")]
     Io {
@@ -60,7 +66,7 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) => EXIT_CONFIG,
+            Error::Config(_) | Error::Usage(_) => EXIT_CONFIG,
             _ => EXIT_RUNTIME,
         }
     }

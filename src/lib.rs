@@ -26,7 +26,8 @@
 //! 6. [`http`] serves `/metrics`, `/live`, `/ready`, the JSON API, the event history and the
 //!    status page for people (`/`, [`http::status_page`]);
 //!    [`dns`] adds AS and router names to events and API answers without ever making the
-//!    engine or a handler wait.
+//!    engine or a handler wait; [`notify`] sends anomaly openings and resolves to webhooks
+//!    (generic JSON, Slack-compatible) from bounded per-target queues.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -42,6 +43,7 @@ pub mod ingest;
 pub mod log;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod pipeline;
 pub mod registry;
 pub mod reload;

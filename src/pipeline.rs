@@ -44,6 +44,8 @@ struct EventReaders {
     log: Option<LogBudget>,
     /// Where the daemon sends events (the event store), if anywhere.
     sink: Option<Box<dyn FnMut(Vec<Event>) + Send>>,
+    /// The daemon's notification targets (`[[notify]]`), if any: anomaly transitions only.
+    notify: Option<crate::notify::Notifier>,
 }
 
 impl EventReaders {
@@ -52,6 +54,7 @@ impl EventReaders {
             || self.all_events.is_some()
             || self.log.is_some()
             || self.sink.is_some()
+            || self.notify.is_some()
     }
 }
 
@@ -215,6 +218,9 @@ impl Pipeline {
             }
             self.metrics.record_log_suppressed("events", suppressed);
         }
+        if let Some(n) = &r.notify {
+            n.offer(&anomalies, self.engine.registry(), received);
+        }
         if let Some(h) = &mut r.history {
             h.extend(anomalies);
         }
@@ -229,6 +235,12 @@ impl Pipeline {
     /// Sends every future event to `sink` (the daemon's event store).
     pub fn set_event_sink(&mut self, sink: impl FnMut(Vec<Event>) + Send + 'static) {
         self.readers.sink = Some(Box::new(sink));
+    }
+
+    /// Sends every future anomaly transition of live processing to `notifier` (the daemon's
+    /// `[[notify]]` targets); a quiet re-read ([`Pipeline::ingest_quietly`]) sends none.
+    pub fn set_notifier(&mut self, notifier: crate::notify::Notifier) {
+        self.readers.notify = Some(notifier);
     }
 
     /// Takes every event kept so far (replay), in BGP-time order.

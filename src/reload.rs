@@ -180,6 +180,7 @@ pub fn restart_required(running: &Config, new: &Config) -> Vec<&'static str> {
         "anomalies.hold-down-seconds",
     );
     check(running.mrt.files != new.mrt.files, "mrt.files");
+    check(running.notify != new.notify, "notify");
     check(running.mrt.watch_dir != new.mrt.watch_dir, "mrt.watch-dir");
     check(
         running.mrt.watch_interval_seconds != new.mrt.watch_interval_seconds,
@@ -397,5 +398,11 @@ mod tests {
                 "mrt.max-errors-per-file",
             ]
         );
+        let notify = load(
+            dir.path(),
+            "c.toml",
+            "[[notify]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"https://x/\"\n",
+        );
+        assert_eq!(restart_required(&running, &notify), vec!["notify"]);
     }
 }

@@ -8,6 +8,7 @@
 //! | `start_http` | [`crate::http`] | the HTTP listener is bound first (`/metrics`, `/live`, `/ready`, API) |
 //! | `start_bmp` | [`crate::ingest::bmp::listener`] | the BMP listener, bound before READY=1 |
 //! | `start_event_store` | [`crate::events::store`], [`crate::dns::enrich`] | the SQLite history with its writer thread; events named on the way |
+//! | `start_notify` | [`crate::notify`] | one task per `[[notify]]` target, fed by the pipeline through a bounded queue each |
 //! | `start_reload` | [`crate::reload`] | configuration reload (SIGHUP, `POST /-/reload`) |
 //! | `start_rpki` | [`rpki_task`] | the VRP file, loaded at start and on change |
 //! | `start_feeds` | [`feeds`], [`watch_dir`] | the configured MRT files, then the watched directory |
@@ -103,6 +104,7 @@ struct Tasks {
     engine: JoinHandle<()>,
     naming: Option<EventNaming>,
     store: Option<EventStore>,
+    notify: Option<crate::notify::NotifyTasks>,
 }
 
 async fn run_async(config: Config) -> Result<(), Error> {
@@ -146,6 +148,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
         Some((store, naming, metrics)) => (Some(store), naming, Some(metrics)),
         None => (None, None, None),
     };
+    let notify = start_notify(&config, &mut pipeline)?;
     let http_task = start_http(
         http_listener,
         AppState {
@@ -207,6 +210,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
         engine: engine_task,
         naming,
         store,
+        notify,
     })
     .await;
     info!("stopped");
@@ -300,6 +304,22 @@ fn start_event_store(
     let metrics = EventStoreMetrics::new(pipeline.metrics.registry())?;
     let counters = store.counters();
     Ok(Some((store, naming, (metrics, counters))))
+}
+
+/// Starts the notification targets (`[[notify]]`), if any: the pipeline offers them the
+/// anomaly transitions of live processing.
+fn start_notify(
+    config: &Config,
+    pipeline: &mut Pipeline,
+) -> Result<Option<crate::notify::NotifyTasks>, Error> {
+    if config.notify.is_empty() {
+        return Ok(None);
+    }
+    let (notifier, tasks) =
+        crate::notify::start(&config.notify, &config.http, pipeline.metrics.registry())?;
+    pipeline.set_notifier(notifier);
+    info!(targets = config.notify.len(), "notifications on");
+    Ok(Some(tasks))
 }
 
 /// The HTTP listener's limits, TLS and metrics.
@@ -425,6 +445,10 @@ async fn stop(t: Tasks) {
         warn!("a feed did not stop within 5 s; exiting without it");
     }
     let _ = t.engine.await;
+    // The engine task dropped the notifier: the targets send what is queued, for a while.
+    if let Some(notify) = t.notify {
+        notify.finish(Duration::from_secs(5)).await;
+    }
     if let Some(naming) = t.naming {
         naming.finish().await;
     }

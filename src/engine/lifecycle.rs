@@ -94,6 +94,21 @@ pub enum RemovalReason {
     Recovered,
 }
 
+impl RemovalReason {
+    /// The stable snake_case name (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemovalReason::Withdrawn => "withdrawn",
+            RemovalReason::Replaced => "replaced",
+            RemovalReason::PeerDown => "peer_down",
+            RemovalReason::Revalidated => "revalidated",
+            RemovalReason::Unregistered => "unregistered",
+            RemovalReason::Reconfigured => "reconfigured",
+            RemovalReason::Recovered => "recovered",
+        }
+    }
+}
+
 /// An anomaly transition, self-contained (names resolved) for reports, logs and storage.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AnomalyEvent {
@@ -130,6 +145,10 @@ pub struct AnomalyEvent {
     /// For a resolve: how often the instance came back within the hold-down before it
     /// finally resolved (0: it never flapped).
     pub flaps: u32,
+    /// When the instance opened (BGP time): for an opening its own time, for a resolve the
+    /// time of its opening (the incident's duration is `time - opened_at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opened_at: Option<f64>,
 }
 
 impl Engine {
@@ -192,8 +211,7 @@ impl Engine {
             self.holds_skipped += 1;
         }
         if self.hold_down <= 0.0 || full {
-            let flaps = state.flaps;
-            return self.resolved(key, peer, state.example.map(|e| e.1), ts, reason, flaps);
+            return self.resolved(key, peer, state, ts, reason);
         }
         let release = Release {
             state,
@@ -275,9 +293,7 @@ impl Engine {
         due.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for (_, key) in &due {
             if let Some(r) = self.releasing.remove(key) {
-                let flaps = r.state.flaps;
-                let example = r.state.example.map(|e| e.1);
-                self.resolved(*key, r.peer, example, r.since, r.reason, flaps);
+                self.resolved(*key, r.peer, r.state, r.since, r.reason);
             }
         }
         due.len()
@@ -408,6 +424,7 @@ impl Engine {
                 _ => None,
             },
             flaps: 0,
+            opened_at: (transition == Transition::Opened).then_some(ts),
         }
     }
 
@@ -486,15 +503,16 @@ impl Engine {
         }
     }
 
+    /// The open instance `key` (its `state`) resolved at `ts`.
     pub(super) fn resolved(
         &mut self,
         key: AnomalyKey,
         peer: PeerIdx,
-        path: Option<Arc<AsPath>>,
+        state: AnomalyState,
         ts: f64,
         reason: RemovalReason,
-        flaps: u32,
     ) {
+        let path = state.example.map(|e| e.1);
         self.prefixes[key.registered as usize]
             .stats
             .anomaly_resolved(key.kind.index());
@@ -509,7 +527,8 @@ impl Engine {
                 ts,
                 Some(reason),
             );
-            ev.flaps = flaps;
+            ev.flaps = state.flaps;
+            ev.opened_at = state.opened_at;
             self.events.push(ev);
         }
     }

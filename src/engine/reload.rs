@@ -189,7 +189,7 @@ impl Engine {
                 RemovalReason::Unregistered
             };
             let (peer, path) = example(a);
-            events.push(self.event(
+            let mut ev = self.event(
                 k,
                 Transition::Resolved,
                 0,
@@ -197,7 +197,10 @@ impl Engine {
                 path.as_ref(),
                 ts,
                 Some(reason),
-            ));
+            );
+            ev.flaps = a.flaps;
+            ev.opened_at = a.opened_at;
+            events.push(ev);
         }
         opened.sort();
         for k in opened {

@@ -303,6 +303,7 @@ mod tests {
                 .then_some(crate::engine::RemovalReason::Withdrawn),
             rpki: None,
             flaps: 0,
+            opened_at: Some(5.0),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod process;
+pub mod webhook;
 
 #[allow(unused_imports)] // not every test uses each
 pub use config::{demo_locations, DaemonConfig, Location};
