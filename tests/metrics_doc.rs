@@ -383,6 +383,14 @@ fn the_codes_label_values_are_documented() {
         "reason",
         s(&routewatch::ingest::bmp::metrics::REJECT_REASONS),
     );
+    check(
+        "routewatch_notify_failed_total",
+        "reason",
+        routewatch::notify::sender::Reason::ALL
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect(),
+    );
     assert!(
         problems.is_empty(),
         "label values the code has and docs/METRICS.md lacks:\n{}",
