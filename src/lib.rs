@@ -48,4 +48,5 @@ pub mod replay;
 pub mod report;
 pub mod rpki;
 pub mod systemd;
+pub mod time_fmt;
 pub mod util;

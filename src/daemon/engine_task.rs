@@ -126,18 +126,24 @@ impl EngineTask {
         let (p, ready) = (&self.pipeline, &self.ready);
         let registry = p.engine.registry();
         match q {
-            Query::Prefixes { from, limit, reply } => {
+            Query::Prefixes {
+                from,
+                limit,
+                filter,
+                reply,
+            } => {
                 if !reply.is_closed() {
-                    let _ = reply.send(p.engine.prefix_summaries_page(from, limit));
+                    let _ = reply.send(p.engine.prefix_summaries_page(from, limit, &filter));
                 }
             }
             Query::Anomalies {
                 after,
                 limit,
+                filter,
                 reply,
             } => {
                 if !reply.is_closed() {
-                    let _ = reply.send(p.engine.anomalies_page(after, limit));
+                    let _ = reply.send(p.engine.anomalies_page(after, limit, &filter));
                 }
             }
             Query::Status(tx) => {

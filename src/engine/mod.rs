@@ -35,7 +35,10 @@ pub use lifecycle::{AnomalyEvent, AnomalyState, RemovalReason, Transition, DEFAU
 pub use reload::ReloadSummary;
 pub use state::PrefixCounters;
 use state::{Announced, PathId, PathTable, PrefixState, RouteKeys, RouteSlot};
-pub use summary::{AnnouncedSummary, AnomalySummary, EngineMemory, Page, PrefixSummary};
+pub use summary::{
+    AnnouncedSummary, AnomalyFilter, AnomalyPhase, AnomalySummary, EngineMemory, Page, PrefixFilter,
+    PrefixSummary,
+};
 
 use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
 use crate::registry::{MatchKind, PrefixId, Registry};
