@@ -469,7 +469,10 @@ mod tests {
     #[test]
     fn as_paths_in_json_are_arrays_with_a_final_set_nested() {
         let seq = AsPath::from_sequence(&[3356, 174, 64500]);
-        let set = AsPath::new(vec![3356, 174].into(), Origin::Set(vec![64500, 64501].into()));
+        let set = AsPath::new(
+            vec![3356, 174].into(),
+            Origin::Set(vec![64500, 64501].into()),
+        );
         let empty = AsPath::from_sequence(&[]);
         for (path, json, text) in [
             (&seq, "[3356,174,64500]", "3356 174 64500"),

@@ -102,16 +102,20 @@ fn start() -> Live {
         _router: router,
     };
     // The router's peer up, and the updates' events stored (the store commits within 1 s).
-    support::daemon::poll("the BMP peer and the stored events", Duration::from_secs(30), || {
-        let status = live.json("/api/v1/status");
-        let events = live.json("/api/v1/events?limit=1");
-        let peers = status["routers"][0]["peers"].as_array().map_or(0, Vec::len);
-        if peers == 1 && events["events"].as_array().is_some_and(|e| !e.is_empty()) {
-            Ok(())
-        } else {
-            Err(format!("{status}\n{events}"))
-        }
-    });
+    support::daemon::poll(
+        "the BMP peer and the stored events",
+        Duration::from_secs(30),
+        || {
+            let status = live.json("/api/v1/status");
+            let events = live.json("/api/v1/events?limit=1");
+            let peers = status["routers"][0]["peers"].as_array().map_or(0, Vec::len);
+            if peers == 1 && events["events"].as_array().is_some_and(|e| !e.is_empty()) {
+                Ok(())
+            } else {
+                Err(format!("{status}\n{events}"))
+            }
+        },
+    );
     live
 }
 
@@ -223,9 +227,7 @@ impl Validator {
                         Some(Value::Bool(false)) => {
                             out.push(format!("{at}: undocumented field {k}"))
                         }
-                        Some(s) if s.is_object() => {
-                            self.check(s, field, &format!("{at}/{k}"), out)
-                        }
+                        Some(s) if s.is_object() => self.check(s, field, &format!("{at}/{k}"), out),
                         _ => {}
                     },
                 }
@@ -366,7 +368,11 @@ fn every_endpoint_answers_what_the_openapi_document_says() {
         assert_eq!(p.as_array().unwrap().last(), Some(&Value::from(15169)));
     }
     time(&google["last_change"]);
-    let by_location = all_pages(&mut live, "/api/v1/prefixes?location=google-dns", "prefixes");
+    let by_location = all_pages(
+        &mut live,
+        "/api/v1/prefixes?location=google-dns",
+        "prefixes",
+    );
     let mut got: Vec<&str> = by_location
         .iter()
         .map(|p| p["prefix"].as_str().unwrap())
@@ -406,22 +412,34 @@ fn every_endpoint_answers_what_the_openapi_document_says() {
         states.contains(&"resolving"),
         "the hijacks wait out their hold-down: {anomalies:#?}"
     );
-    let cases: [(&str, &dyn Fn(&Value) -> bool); 7] = [
-        ("location=cernet-beijing", &|a| a["location"] == "cernet-beijing"),
+    type Admits<'a> = &'a dyn Fn(&Value) -> bool;
+    let cases: [(&str, Admits); 7] = [
+        ("location=cernet-beijing", &|a| {
+            a["location"] == "cernet-beijing"
+        }),
         ("prefix=8.8.8.0/24", &|a| a["prefix"] == "8.8.8.0/24"),
-        ("kind=subprefix_hijack", &|a| a["kind"] == "subprefix_hijack"),
+        ("kind=subprefix_hijack", &|a| {
+            a["kind"] == "subprefix_hijack"
+        }),
         ("open=true", &|a| a["open"] == true),
         ("open=false", &|a| a["open"] == false),
         ("state=resolving", &|a| a["state"] == "resolving"),
-        ("location=google-dns&kind=origin_mismatch&state=resolving", &|a| {
-            a["location"] == "google-dns"
-                && a["kind"] == "origin_mismatch"
-                && a["state"] == "resolving"
-        }),
+        (
+            "location=google-dns&kind=origin_mismatch&state=resolving",
+            &|a| {
+                a["location"] == "google-dns"
+                    && a["kind"] == "origin_mismatch"
+                    && a["state"] == "resolving"
+            },
+        ),
     ];
     for (query, admits) in cases {
         let want: Vec<&Value> = anomalies.iter().filter(|a| admits(a)).collect();
-        let got = all_pages(&mut live, &format!("/api/v1/anomalies?{query}&limit=1"), "anomalies");
+        let got = all_pages(
+            &mut live,
+            &format!("/api/v1/anomalies?{query}&limit=1"),
+            "anomalies",
+        );
         let got: Vec<&Value> = got.iter().collect();
         assert_eq!(got, want, "{query}");
     }
@@ -469,7 +487,9 @@ fn every_endpoint_answers_what_the_openapi_document_says() {
         "200",
         &serde_json::json!({"events": events, "next_cursor": null, "next": null}),
     );
-    assert!(events.iter().any(|e| e["as_path"] == serde_json::json!([7018, 64666])));
+    assert!(events
+        .iter()
+        .any(|e| e["as_path"] == serde_json::json!([7018, 64666])));
     for e in &events {
         assert!(time(&e["received"]) > time(&e["time"]), "{e}");
     }
@@ -477,7 +497,10 @@ fn every_endpoint_answers_what_the_openapi_document_says() {
     // Without the token: 401 in the documented shape, with the challenge.
     let r = support::daemon::http_get(live.daemon.port, "/api/v1/anomalies").unwrap();
     assert_eq!(r.status, 401);
-    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"routewatch\""));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"routewatch\"")
+    );
     v.assert_valid("/api/v1/anomalies", "401", &r.json());
     // An unknown API path: a JSON 404 pointing at the index.
     let r = live.get("/api/v2/nothing");
@@ -521,10 +544,22 @@ fn schemathesis_finds_the_live_api_conforming_to_its_openapi_document() {
         // Every check but positive_data_acceptance: the API refuses, with a documented 400,
         // values that are well-formed strings yet no cursor it gave, no prefix with its host
         // bits zero, or an `until` not after `since` — what JSON Schema cannot say.
-        .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
+        .args([
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+        ])
         // Bounded: a few examples per operation (with the coverage phase's boundary cases), a
         // fixed seed, no example database, one worker.
-        .args(["--max-examples", "30", "--seed", "20240101", "--workers", "1"])
+        .args([
+            "--max-examples",
+            "30",
+            "--seed",
+            "20240101",
+            "--workers",
+            "1",
+        ])
         .args(["--generation-database", "none", "--no-shrink"])
         .args(["--max-response-time", "5", "--request-timeout", "10"])
         .args(["--no-color", "--max-failures", "20"])

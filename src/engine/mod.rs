@@ -36,8 +36,8 @@ pub use reload::ReloadSummary;
 pub use state::PrefixCounters;
 use state::{Announced, PathId, PathTable, PrefixState, RouteKeys, RouteSlot};
 pub use summary::{
-    AnnouncedSummary, AnomalyFilter, AnomalyPhase, AnomalySummary, EngineMemory, Page, PrefixFilter,
-    PrefixSummary,
+    AnnouncedSummary, AnomalyFilter, AnomalyPhase, AnomalySummary, EngineMemory, Page,
+    PrefixFilter, PrefixSummary,
 };
 
 use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};

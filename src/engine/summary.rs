@@ -490,7 +490,11 @@ impl Engine {
                 None => Box::new((start..n).map(|r| r as PrefixId).filter(|&r| admits(r))),
             };
         let page: Vec<PrefixId> = ids.by_ref().take(limit).collect();
-        let next = if page.len() == limit { ids.next() } else { None };
+        let next = if page.len() == limit {
+            ids.next()
+        } else {
+            None
+        };
         let mut released: FxMap<PrefixId, Vec<(&AnomalyKey, &Release)>> = FxMap::default();
         if !self.releasing.is_empty() {
             for (k, r) in &self.releasing {

@@ -301,7 +301,11 @@ fn as_set_origin() {
     );
     let ev = h.engine.prefix_summary(0).anomalies;
     assert_eq!(
-        ev[0].example_path.as_ref().map(|p| p.to_string()).as_deref(),
+        ev[0]
+            .example_path
+            .as_ref()
+            .map(|p| p.to_string())
+            .as_deref(),
         Some("3356 64500 {64496,64511}")
     );
     assert_eq!(
@@ -1185,7 +1189,9 @@ fn pages_concatenate_to_the_whole_lists() {
     for limit in [1, 2, 3, all.len(), all.len() + 1, 1000] {
         let (mut got, mut after) = (Vec::new(), None);
         for _ in 0..=all.len() {
-            let page = h.engine.anomalies_page(after, limit, &AnomalyFilter::default());
+            let page = h
+                .engine
+                .anomalies_page(after, limit, &AnomalyFilter::default());
             assert!(page.items.len() <= limit);
             got.extend(page.items);
             after = page.next;
@@ -1200,7 +1206,9 @@ fn pages_concatenate_to_the_whole_lists() {
     for limit in [1, 2, 1000] {
         let (mut got, mut from) = (Vec::new(), 0);
         loop {
-            let page = h.engine.prefix_summaries_page(from, limit, &PrefixFilter::default());
+            let page = h
+                .engine
+                .prefix_summaries_page(from, limit, &PrefixFilter::default());
             got.extend(page.items);
             match page.next {
                 Some(n) => from = n,
@@ -1209,7 +1217,11 @@ fn pages_concatenate_to_the_whole_lists() {
         }
         assert_eq!(got, prefixes, "limit {limit}");
     }
-    assert!(h.engine.prefix_summaries_page(99, 10, &PrefixFilter::default()).items.is_empty());
+    assert!(h
+        .engine
+        .prefix_summaries_page(99, 10, &PrefixFilter::default())
+        .items
+        .is_empty());
 }
 
 /// The hold-down set is bounded: past its cap an instance resolves at once, counted.
@@ -1345,7 +1357,8 @@ fn filtered_pages_list_what_the_filter_admits() {
     assert!(all.iter().any(|a| phase_of(a) == AnomalyPhase::Pending));
     assert!(all.iter().any(|a| phase_of(a) == AnomalyPhase::Resolving));
     let v4: IpNet = "203.0.113.0/24".parse().unwrap();
-    let cases: Vec<(AnomalyFilter, Box<dyn Fn(&AnomalySummary) -> bool>)> = vec![
+    type Admits = Box<dyn Fn(&AnomalySummary) -> bool>;
+    let cases: Vec<(AnomalyFilter, Admits)> = vec![
         (AnomalyFilter::default(), Box::new(|_| true)),
         (
             AnomalyFilter {
@@ -1422,7 +1435,10 @@ fn filtered_pages_list_what_the_filter_admits() {
     };
     let page = h.engine.prefix_summaries_page(0, 10, &by_prefix);
     let got: Vec<String> = page.items.iter().map(|p| p.prefix.to_string()).collect();
-    assert_eq!((got, page.next), (vec!["2001:db8:100::/48".to_string()], None));
+    assert_eq!(
+        (got, page.next),
+        (vec!["2001:db8:100::/48".to_string()], None)
+    );
     let by_location = PrefixFilter {
         location: Some("contoso-seattle".into()),
         ..Default::default()

@@ -80,11 +80,15 @@ fn describe(name: &'static str) -> ParameterDoc {
     let description = match name {
         "location" => "a location name: only its registered prefixes (1 to 128 characters)",
         "prefix" => "a registered prefix with host bits zero (203.0.113.0/24): only that prefix",
-        "kind" => "an anomaly kind (origin_mismatch, subprefix_hijack, unexpected_more_specific, \
+        "kind" => {
+            "an anomaly kind (origin_mismatch, subprefix_hijack, unexpected_more_specific, \
                    unexpected_upstream, moas, as_set_origin, rpki_invalid, visibility_lost, \
-                   withdrawn): only that kind",
-        "open" => "true: open instances (opened and not resolved, waiting out the hold-down \
-                   included); false: instances below min-peers, not opened",
+                   withdrawn): only that kind"
+        }
+        "open" => {
+            "true: open instances (opened and not resolved, waiting out the hold-down \
+                   included); false: instances below min-peers, not opened"
+        }
         "state" => "pending, open or resolving: only that lifecycle phase",
         "limit" => "page size, 1 to 1000 (default 100)",
         "cursor" => "next_cursor of the previous page",

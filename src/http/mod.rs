@@ -37,9 +37,7 @@ pub mod pages;
 pub mod server;
 pub mod tls;
 
-use crate::engine::{
-    AnomalyFilter, AnomalyKey, AnomalySummary, Page, PrefixFilter, PrefixSummary,
-};
+use crate::engine::{AnomalyFilter, AnomalyKey, AnomalySummary, Page, PrefixFilter, PrefixSummary};
 use crate::registry::PrefixId;
 
 /// A question for the engine task.

@@ -348,7 +348,10 @@ mod tests {
     #[test]
     fn page_parameters() {
         let (d, f) = anomalies_request(&uri(&[])).unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!((d.limit, d.cursor, f), (DEFAULT_LIMIT, None, AnomalyFilter::default()));
+        assert_eq!(
+            (d.limit, d.cursor, f),
+            (DEFAULT_LIMIT, None, AnomalyFilter::default())
+        );
         let r = anomalies_request(&uri(&[("limit", "1000"), ("cursor", "p1~a")]));
         assert_eq!(r.map(|r| r.0.limit), Ok(1000));
         let long = "x".repeat(129);
