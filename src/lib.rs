@@ -23,7 +23,9 @@
 //!    `routewatch run`: start-up as `start_*` steps, the engine task, the MRT feed and watched
 //!    directory, the VRP file task ([`rpki`] validation), signals, [`reload`] of the
 //!    configuration without losing route state.
-//! 6. [`http`] serves `/metrics`, `/live`, `/ready`, the JSON API and the event history;
+//! 6. [`http`] serves `/metrics`, `/live`, `/ready`, the JSON API and the event history (one
+//!    surface, indexed at `/api/v1/` and described by `docs/openapi.json`; every time written
+//!    by [`time_fmt`], every AS path an array);
 //!    [`dns`] adds AS and router names to events and API answers without ever making the
 //!    engine or a handler wait.
 #![forbid(unsafe_code)]
