@@ -1347,7 +1347,7 @@ fn utc_now() -> String {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     // "2026-11-26T21:17:05Z" -> "2026-11-26 21:17 UTC"
-    let t = routewatch::report::format_time(secs);
+    let t = routewatch::time_fmt::format_rfc3339(secs);
     format!("{} {} UTC", &t[..10], &t[11..16])
 }
 

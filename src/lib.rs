@@ -23,8 +23,10 @@
 //!    `routewatch run`: start-up as `start_*` steps, the engine task, the MRT feed and watched
 //!    directory, the VRP file task ([`rpki`] validation), signals, [`reload`] of the
 //!    configuration without losing route state.
-//! 6. [`http`] serves `/metrics`, `/live`, `/ready`, the JSON API, the event history and the
-//!    status page for people (`/`, [`http::status_page`]);
+//! 6. [`http`] serves `/metrics`, `/live`, `/ready`, the JSON API and the event history (one
+//!    surface, indexed at `/api/v1/` and described by `docs/openapi.json`; every time written
+//!    by [`time_fmt`], every AS path an array), and the status page for people (`/`,
+//!    [`http::status_page`]);
 //!    [`dns`] adds AS and router names to events and API answers without ever making the
 //!    engine or a handler wait; [`notify`] sends anomaly openings and resolves to webhooks
 //!    (generic JSON, Slack-compatible) from bounded per-target queues.
@@ -51,4 +53,5 @@ pub mod replay;
 pub mod report;
 pub mod rpki;
 pub mod systemd;
+pub mod time_fmt;
 pub mod util;

@@ -335,6 +335,107 @@ impl fmt::Display for AsPath {
     }
 }
 
+/// In JSON (the API, the replay report) a path is an array read left to right, from the peer
+/// to the origin: a number per AS of the AS_SEQUENCE, and a final AS_SET (aggregation, an
+/// ambiguous origin) as a nested array of its members: `[3356, 174, [64500, 64501]]` for the
+/// text `3356 174 {64500,64501}`. An empty path is `[]`.
+impl serde::Serialize for AsPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let set = match &self.origin {
+            Origin::Set(members) => Some(members),
+            _ => None,
+        };
+        let mut seq = s.serialize_seq(Some(self.asns.len() + usize::from(set.is_some())))?;
+        for a in self.asns.iter() {
+            seq.serialize_element(a)?;
+        }
+        if let Some(members) = set {
+            seq.serialize_element(&members[..])?;
+        }
+        seq.end()
+    }
+}
+
+impl AsPath {
+    /// Reads the text [`AsPath`]'s `Display` writes (`3356 174 {64500,64501}`), as the event
+    /// store keeps it; `None` for anything else (a set that is not last, an empty set, a word
+    /// that is not an AS number).
+    pub fn from_text(text: &str) -> Option<AsPath> {
+        let mut asns = Vec::new();
+        let mut set: Option<Box<[u32]>> = None;
+        for word in text.split_ascii_whitespace() {
+            if set.is_some() {
+                return None;
+            }
+            match word.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+                Some(members) => {
+                    let members: Option<Vec<u32>> =
+                        members.split(',').map(|m| m.parse().ok()).collect();
+                    set = Some(members?.into());
+                }
+                None => asns.push(word.parse().ok()?),
+            }
+        }
+        Some(match set {
+            Some(members) => AsPath::new(asns.into(), Origin::Set(members)),
+            None => AsPath::from_sequence(&asns),
+        })
+    }
+}
+
+/// `#[serde(with = "crate::model::path_text")]` on an `Option<String>` holding an AS path's text
+/// (the event store's form): written in [`AsPath`]'s JSON shape (`null` when absent, or for
+/// text that is not a path), read from that shape or from the text.
+pub mod path_text {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{AsPath, Origin};
+
+    /// Writes the path as an array.
+    pub fn serialize<S: Serializer>(text: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        text.as_deref().and_then(AsPath::from_text).serialize(s)
+    }
+
+    /// One element of the JSON shape: an AS, or the final AS_SET.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Element {
+        Asn(u32),
+        Set(Vec<u32>),
+    }
+
+    /// Either form of a path.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Text(String),
+        Array(Vec<Element>),
+    }
+
+    /// Reads `null`, the array or the text.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(match Option::<Form>::deserialize(d)? {
+            None => None,
+            Some(Form::Text(t)) => Some(t),
+            Some(Form::Array(elements)) => {
+                let mut asns = Vec::new();
+                let mut origin = None;
+                for e in elements {
+                    match e {
+                        Element::Asn(a) => asns.push(a),
+                        Element::Set(m) => origin = Some(Origin::Set(m.into())),
+                    }
+                }
+                Some(match origin {
+                    Some(o) => AsPath::new(asns.into(), o).to_string(),
+                    None => AsPath::from_sequence(&asns).to_string(),
+                })
+            }
+        })
+    }
+}
+
 /// What happened to a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteChange {
@@ -359,4 +460,54 @@ pub struct RouteUpdate {
     pub matched: Match,
     /// Announcement or withdrawal.
     pub change: RouteChange,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_paths_in_json_are_arrays_with_a_final_set_nested() {
+        let seq = AsPath::from_sequence(&[3356, 174, 64500]);
+        let set = AsPath::new(
+            vec![3356, 174].into(),
+            Origin::Set(vec![64500, 64501].into()),
+        );
+        let empty = AsPath::from_sequence(&[]);
+        for (path, json, text) in [
+            (&seq, "[3356,174,64500]", "3356 174 64500"),
+            (&set, "[3356,174,[64500,64501]]", "3356 174 {64500,64501}"),
+            (&empty, "[]", ""),
+        ] {
+            assert_eq!(serde_json::to_string(path).ok().as_deref(), Some(json));
+            assert_eq!(path.to_string(), text);
+            assert_eq!(AsPath::from_text(text).as_ref(), Some(path), "{text}");
+        }
+        for bad in ["{1,2} 3", "1 {}", "1 x", "1 {2,x}", "-1"] {
+            assert_eq!(AsPath::from_text(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn stored_path_text_is_written_as_the_array_and_read_back() {
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        struct E {
+            #[serde(with = "path_text")]
+            p: Option<String>,
+        }
+        for (text, json) in [
+            (Some("64500 64496"), r#"{"p":[64500,64496]}"#),
+            (Some("1 {2,3}"), r#"{"p":[1,[2,3]]}"#),
+            (None, r#"{"p":null}"#),
+        ] {
+            let e = E {
+                p: text.map(String::from),
+            };
+            assert_eq!(serde_json::to_string(&e).ok().as_deref(), Some(json));
+            let back: Option<E> = serde_json::from_str(json).ok();
+            assert_eq!(back, Some(e));
+        }
+        let from_text: Option<E> = serde_json::from_str(r#"{"p":"1 2"}"#).ok();
+        assert_eq!(from_text.and_then(|e| e.p).as_deref(), Some("1 2"));
+    }
 }

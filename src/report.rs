@@ -1,5 +1,6 @@
 //! The `replay` report: per-prefix summary, anomaly transitions and per-file counts, as tables or
-//! as one JSON document (the same shapes as `/api/v1/prefixes`).
+//! as one JSON document (the same shapes as `/api/v1/prefixes` and `/api/v1/events`: times
+//! written by [`crate::time_fmt`], AS paths as arrays).
 
 use std::fmt::Write as _;
 
@@ -7,6 +8,7 @@ use serde::Serialize;
 
 use crate::engine::{AnomalyEvent, PrefixSummary, Transition};
 use crate::ingest::mrt::FileReport;
+use crate::time_fmt::format_rfc3339;
 
 /// Everything `replay` reports.
 #[derive(Debug, Serialize)]
@@ -40,29 +42,6 @@ pub fn peak_rss_bytes() -> Option<u64> {
         .parse()
         .ok()?;
     Some(kb * 1024)
-}
-
-/// Formats a UNIX time (seconds) as RFC 3339 UTC, to the second.
-pub fn format_time(t: f64) -> String {
-    let secs = t.floor() as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm), proleptic Gregorian.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
 }
 
 /// The one-line legend printed above the anomaly transitions.
@@ -174,7 +153,7 @@ impl ReplayReport {
             let _ = writeln!(
                 out,
                 "  {} {what} {:<24} {} {} announced {}{asn} via {}{tail}",
-                format_time(e.time),
+                format_rfc3339(e.time.floor()),
                 e.kind.as_str(),
                 e.location,
                 e.prefix,
@@ -183,18 +162,5 @@ impl ReplayReport {
             );
         }
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_utc_times() {
-        assert_eq!(format_time(0.0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_time(951_450_300.5), "2000-02-25T03:45:00Z");
-        assert_eq!(format_time(1_427_846_400.0), "2015-04-01T00:00:00Z");
-        assert_eq!(format_time(1_709_164_800.0), "2024-02-29T00:00:00Z");
     }
 }

@@ -807,9 +807,9 @@ fn decode_offline(config: &Path, bytes: &[u8]) -> Offline {
     }
 }
 
-/// The comparable part of an `/api/v1/prefixes` body: timestamps rounded to microseconds (the
-/// JSON round trip), or dropped with `times = false` (closing a session withdraws at the time
-/// it happens).
+/// The comparable part of an `/api/v1/prefixes` body: timestamps as they are (RFC 3339
+/// strings, to the microsecond), or dropped with `times = false` (closing a session withdraws
+/// at the time it happens).
 fn comparable(body: &Value, times: bool) -> Value {
     fn walk(v: &Value, times: bool) -> Value {
         match v {

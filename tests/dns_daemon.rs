@@ -179,7 +179,10 @@ fn bmp_initiation(sys_name: &str) -> Vec<u8> {
 fn scenario_sequence(events: &[Value]) -> Vec<String> {
     events
         .iter()
-        .filter(|e| e["time"].as_f64().unwrap() > DEMO_RIB_TIME)
+        .filter(|e| {
+            routewatch::time_fmt::parse_rfc3339(e["time"].as_str().unwrap()).unwrap()
+                > DEMO_RIB_TIME
+        })
         .map(|e| {
             let mut s = format!(
                 "{} {}",

@@ -160,8 +160,8 @@ async fn no_parameters_gives_the_newest_100_with_every_field() {
         *e,
         serde_json::json!({
             "id": 150,
-            "time": JAN1 + 60.0 * 149.0,
-            "received": JAN1 + 60.0 * 149.0 + 0.5,
+            "time": "2024-01-01T02:29:00Z",
+            "received": "2024-01-01T02:29:00.5Z",
             "kind": "anomaly_resolved",
             "anomaly": "origin_mismatch",
             "severity": "information",
@@ -170,7 +170,7 @@ async fn no_parameters_gives_the_newest_100_with_every_field() {
             "announced": "203.0.113.128/25",
             "peer": {"feed": "mrt", "source": "mrt", "address": "192.0.2.1", "asn": 64500},
             "origin": 64496,
-            "as_path": "64500 64496",
+            "as_path": [64500, 64496],
             "previous_path": null,
             "description": "event 149"
         })

@@ -186,7 +186,11 @@ fn anomalies_open_and_resolve_at_webhook_and_slack_targets() {
     assert_eq!(open["announced"], "203.0.113.0/24");
     assert_eq!(open["origin_asn"], HIJACKER);
     assert_eq!(open["expected_origins"], serde_json::json!([64496]));
-    assert_eq!(open["as_path"], "64500 666");
+    assert_eq!(
+        open["as_path"],
+        serde_json::json!([64500, 666]),
+        "an array, as in the API"
+    );
     assert_eq!(open["peers"], 1);
     assert!(
         open["peer"].as_str().unwrap().contains("192.0.2.1"),

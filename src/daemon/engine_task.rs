@@ -125,18 +125,24 @@ impl EngineTask {
     pub fn on_query(&self, q: Query) {
         let p = &self.pipeline;
         match q {
-            Query::Prefixes { from, limit, reply } => {
+            Query::Prefixes {
+                from,
+                limit,
+                filter,
+                reply,
+            } => {
                 if !reply.is_closed() {
-                    let _ = reply.send(p.engine.prefix_summaries_page(from, limit));
+                    let _ = reply.send(p.engine.prefix_summaries_page(from, limit, &filter));
                 }
             }
             Query::Anomalies {
                 after,
                 limit,
+                filter,
                 reply,
             } => {
                 if !reply.is_closed() {
-                    let _ = reply.send(p.engine.anomalies_page(after, limit));
+                    let _ = reply.send(p.engine.anomalies_page(after, limit, &filter));
                 }
             }
             Query::Status(tx) => {
@@ -171,9 +177,9 @@ impl EngineTask {
     fn status_page(&self) -> status_page::Snapshot {
         let p = &self.pipeline;
         let registry = p.engine.registry();
-        let prefixes = p
-            .engine
-            .prefix_summaries_page(0, status_page::MAX_PREFIX_ROWS);
+        let prefixes =
+            p.engine
+                .prefix_summaries_page(0, status_page::MAX_PREFIX_ROWS, &Default::default());
         let mut locations: Vec<status_page::LocationInfo> = Vec::new();
         for id in 0..prefixes.items.len() as crate::registry::PrefixId {
             let l = registry.location_of(id);

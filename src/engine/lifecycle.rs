@@ -43,6 +43,23 @@ pub struct AnomalyState {
     pub(super) flaps: u32,
 }
 
+impl AnomalyState {
+    /// A route carrying the instance was seen at `ts`. The routes of one instance do not come
+    /// in time order — the entries of a RIB dump carry their originated times, in no order; a
+    /// BMP message without a timestamp gets the wall clock; RPKI and reload changes are timed
+    /// by the wall clock — so `first_seen` is the earliest time seen and `last_seen` the latest
+    /// (never the time of the latest update applied: that put `last_seen` before
+    /// `first_seen` whenever an older route came second).
+    pub(super) fn seen(&mut self, ts: f64) {
+        if ts < self.first_seen {
+            self.first_seen = ts;
+        }
+        if ts > self.last_seen {
+            self.last_seen = ts;
+        }
+    }
+}
+
 /// Seconds an open anomaly instance with no carrier left is held before it resolves.
 pub const DEFAULT_HOLD_DOWN: f64 = 60.0;
 
@@ -113,6 +130,7 @@ impl RemovalReason {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AnomalyEvent {
     /// BGP time of the update that caused it.
+    #[serde(with = "crate::time_fmt::serde")]
     pub time: f64,
     /// Opened or resolved.
     pub transition: Transition,
@@ -136,7 +154,7 @@ pub struct AnomalyEvent {
     #[serde(skip)]
     pub peer_key: Arc<PeerKey>,
     /// An AS path that carried it.
-    pub example_path: Option<String>,
+    pub example_path: Option<Arc<AsPath>>,
     /// For a resolve: why the last carrier went away.
     pub reason: Option<RemovalReason>,
     /// RPKI state of the example route, when VRPs are loaded (an `origin_mismatch` that is
@@ -234,7 +252,7 @@ impl Engine {
             self.flaps[key.kind.index()] += 1;
             self.mark_dirty(key.registered);
         }
-        state.last_seen = state.last_seen.max(ts);
+        state.seen(ts);
         Some(state)
     }
 
@@ -315,7 +333,7 @@ impl Engine {
         let min_peers = self.min_peers(key.registered);
         let st = self.instance(key, ts);
         st.carriers.increment(peer);
-        st.last_seen = ts;
+        st.seen(ts);
         st.example = Some((peer, path.clone()));
         let carriers = st.carriers.len() as u32;
         if !st.open && carriers >= min_peers {
@@ -378,7 +396,7 @@ impl Engine {
         };
         if distinct >= 2 {
             let an = self.instance(key, ts);
-            an.last_seen = ts;
+            an.seen(ts);
             if let Some(p) = path {
                 an.example = Some((peer, p.clone()));
             }
@@ -417,7 +435,7 @@ impl Engine {
             peers,
             peer: self.peers[peer as usize].to_string(),
             peer_key: self.peers[peer as usize].clone(),
-            example_path: path.map(|p| p.to_string()),
+            example_path: path.cloned(),
             reason,
             rpki: match (&self.vrps, path) {
                 (Some(v), Some(p)) => Some(v.validate_path(&key.announced, p)),

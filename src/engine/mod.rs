@@ -36,7 +36,8 @@ pub use reload::ReloadSummary;
 pub use state::PrefixCounters;
 use state::{Announced, PathId, PathTable, PrefixState, RouteKeys, RouteSlot};
 pub use summary::{
-    AnnouncedSummary, AnomalyOverview, AnomalySummary, EngineMemory, Page, PrefixSummary,
+    AnnouncedSummary, AnomalyFilter, AnomalyOverview, AnomalyPhase, AnomalySummary, EngineMemory,
+    Page, PrefixFilter, PrefixSummary,
 };
 
 use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};

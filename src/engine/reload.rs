@@ -281,18 +281,17 @@ impl Engine {
                     ))
                 });
                 // Marked open by the caller (as a new opening, unless it was open before).
-                self.prefixes[r as usize].anomalies_mut().insert(
-                    key,
-                    AnomalyState {
-                        carriers: Default::default(),
-                        open: false,
-                        first_seen: old.map_or(ts, |a| a.first_seen),
-                        last_seen: ts,
-                        opened_at: None,
-                        example,
-                        flaps: old.map_or(0, |a| a.flaps),
-                    },
-                );
+                let mut state = AnomalyState {
+                    carriers: Default::default(),
+                    open: false,
+                    first_seen: old.map_or(ts, |a| a.first_seen),
+                    last_seen: old.map_or(ts, |a| a.last_seen),
+                    opened_at: None,
+                    example,
+                    flaps: old.map_or(0, |a| a.flaps),
+                };
+                state.seen(ts);
+                self.prefixes[r as usize].anomalies_mut().insert(key, state);
             }
         }
     }

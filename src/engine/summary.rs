@@ -27,24 +27,65 @@ pub struct AnomalySummary {
     pub announced: IpNet,
     /// Offending ASN.
     pub asn: Option<u32>,
-    /// Open (reached min-peers) or still held below it.
+    /// Open: it reached min-peers and has not resolved (also while it waits out its hold-down,
+    /// as `routewatch_anomalies_active` counts it); `false` while it is held below min-peers.
     pub open: bool,
+    /// `pending` (below min-peers, not opened), `open` (carried now) or `resolving` (lost its
+    /// carriers, waiting out the hold-down).
+    pub state: AnomalyPhase,
     /// Peers carrying it now.
     pub peers: u32,
     /// BGP time first seen.
+    #[serde(with = "crate::time_fmt::serde")]
     pub first_seen: f64,
     /// BGP time it opened.
+    #[serde(with = "crate::time_fmt::serde::option")]
     pub opened_at: Option<f64>,
-    /// BGP time of the latest route carrying it.
+    /// BGP time of the latest route carrying it (never before `first_seen`).
+    #[serde(with = "crate::time_fmt::serde")]
     pub last_seen: f64,
     /// An AS path carrying it.
-    pub example_path: Option<String>,
+    pub example_path: Option<Arc<AsPath>>,
     /// Times it came back within the hold-down after losing its last carrier.
     pub flaps: u32,
     /// Set while it waits out its hold-down: when its last carrier went away (it resolves at
     /// this time plus the hold-down unless a carrier comes back).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "crate::time_fmt::serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub resolving_since: Option<f64>,
+}
+
+/// Where an anomaly instance is in its lifecycle ([`AnomalySummary::state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyPhase {
+    /// Seen, but carried by fewer than min-peers peers: not opened.
+    Pending,
+    /// Opened and carried now.
+    Open,
+    /// Opened, lost its last carrier, waiting out the hold-down (it resolves unless a carrier
+    /// comes back).
+    Resolving,
+}
+
+impl AnomalyPhase {
+    /// Every phase.
+    pub const ALL: [AnomalyPhase; 3] = [
+        AnomalyPhase::Pending,
+        AnomalyPhase::Open,
+        AnomalyPhase::Resolving,
+    ];
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyPhase::Pending => "pending",
+            AnomalyPhase::Open => "open",
+            AnomalyPhase::Resolving => "resolving",
+        }
+    }
 }
 
 /// Routes of one announced prefix, for the API.
@@ -71,7 +112,7 @@ pub struct PrefixSummary<M = AnnouncedSummary, A = AnomalySummary> {
     /// Origins seen for exactly the prefix.
     pub origins: Vec<u32>,
     /// Up to three distinct AS paths for exactly the prefix.
-    pub sample_paths: Vec<String>,
+    pub sample_paths: Vec<Arc<AsPath>>,
     /// More-specifics currently announced.
     pub more_specifics: Vec<M>,
     /// Announcements received.
@@ -81,6 +122,7 @@ pub struct PrefixSummary<M = AnnouncedSummary, A = AnomalySummary> {
     /// Path changes.
     pub path_changes: u64,
     /// BGP time of the last change.
+    #[serde(with = "crate::time_fmt::serde::option")]
     pub last_change: Option<f64>,
     /// Anomaly instances of this prefix (open or held).
     pub anomalies: Vec<A>,
@@ -236,11 +278,16 @@ impl Engine {
             announced: key.announced,
             asn: key.asn,
             open: st.open,
+            state: if st.open {
+                AnomalyPhase::Open
+            } else {
+                AnomalyPhase::Pending
+            },
             peers,
             first_seen: st.first_seen,
             opened_at: st.opened_at,
             last_seen: st.last_seen,
-            example_path: st.example.as_ref().map(|e| e.1.to_string()),
+            example_path: st.example.as_ref().map(|e| e.1.clone()),
             flaps: st.flaps,
             resolving_since: None,
         }
@@ -256,6 +303,7 @@ impl Engine {
             s.peers = 0;
         }
         s.resolving_since = Some(r.since);
+        s.state = AnomalyPhase::Resolving;
         s
     }
 
@@ -307,7 +355,7 @@ impl Engine {
             .collect();
         paths.sort_by(|a, b| (a.asns.len(), &a.asns).cmp(&(b.asns.len(), &b.asns)));
         paths.dedup();
-        let sample_paths = paths.into_iter().take(3).map(|p| p.to_string()).collect();
+        let sample_paths = paths.into_iter().take(3).cloned().collect();
         let mut more_specifics: Vec<AnnouncedSummary> = st
             .all_announced()
             .filter_map(|(q, a)| q.map(|q| (q, a)))
@@ -362,53 +410,137 @@ pub struct Page<T, C> {
     pub next: Option<C>,
 }
 
+/// Which registered prefixes a page of [`Engine::prefix_summaries_page`] lists (all when every
+/// field is `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrefixFilter {
+    /// Only the prefixes of the location of this name.
+    pub location: Option<String>,
+    /// Only this registered prefix.
+    pub prefix: Option<IpNet>,
+}
+
+/// Which anomaly instances a page of [`Engine::anomalies_page`] lists (all when every field is
+/// `None`); the fields combine (and).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnomalyFilter {
+    /// Only instances of the registered prefixes of the location of this name.
+    pub location: Option<String>,
+    /// Only instances of this registered prefix (its more-specifics' included).
+    pub prefix: Option<IpNet>,
+    /// Only this kind.
+    pub kind: Option<AnomalyKind>,
+    /// Only open instances (`true`: opened and not resolved, waiting out the hold-down
+    /// included) or only those not opened yet (`false`: below min-peers).
+    pub open: Option<bool>,
+    /// Only instances in this phase.
+    pub state: Option<AnomalyPhase>,
+}
+
+impl AnomalyFilter {
+    fn admits_phase(&self, phase: AnomalyPhase) -> bool {
+        self.open
+            .is_none_or(|o| o == (phase != AnomalyPhase::Pending))
+            && self.state.is_none_or(|s| s == phase)
+    }
+}
+
 impl Engine {
-    /// At most `limit` registered prefixes' summaries from id `from` on, in registry order;
-    /// `next` is the id the following page starts at. Only the page is built: O(limit +
-    /// instances waiting out their hold-down), whatever the registry's size.
+    /// Whether registered prefix `r` passes a location and prefix filter (the location's name
+    /// and the prefix looked up once, here).
+    fn registered_filter(
+        &self,
+        location: Option<&str>,
+        prefix: Option<&IpNet>,
+    ) -> impl Fn(PrefixId) -> bool + '_ {
+        let location = location.map(|name| {
+            self.registry
+                .locations()
+                .iter()
+                .position(|l| l.name == name)
+        });
+        let prefix = prefix.map(|p| self.registry.find(p));
+        move |r: PrefixId| {
+            location.is_none_or(|l| l == Some(self.registry.prefix(r).location as usize))
+                && prefix.is_none_or(|p| p == Some(r))
+        }
+    }
+
+    /// At most `limit` summaries of the registered prefixes `filter` admits, from id `from` on,
+    /// in registry order; `next` is the id the following page starts at (only when another
+    /// admitted prefix follows). Only the page is built: O(limit + instances waiting out their
+    /// hold-down) for an unfiltered page, plus a pass over the ids when filtered by location.
     pub fn prefix_summaries_page(
         &self,
         from: PrefixId,
         limit: usize,
+        filter: &PrefixFilter,
     ) -> Page<PrefixSummary, PrefixId> {
         let n = self.prefixes.len();
         let start = (from as usize).min(n);
-        let end = start.saturating_add(limit).min(n);
+        let admits = self.registered_filter(filter.location.as_deref(), filter.prefix.as_ref());
+        let mut ids: Box<dyn Iterator<Item = PrefixId>> =
+            match filter.prefix.as_ref().map(|p| self.registry.find(p)) {
+                // One prefix at most: no pass over the registry.
+                Some(found) => Box::new(
+                    found
+                        .filter(|&r| r as usize >= start && admits(r))
+                        .into_iter(),
+                ),
+                None => Box::new((start..n).map(|r| r as PrefixId).filter(|&r| admits(r))),
+            };
+        let page: Vec<PrefixId> = ids.by_ref().take(limit).collect();
+        let next = if page.len() == limit {
+            ids.next()
+        } else {
+            None
+        };
         let mut released: FxMap<PrefixId, Vec<(&AnomalyKey, &Release)>> = FxMap::default();
-        for (k, r) in &self.releasing {
-            if (start..end).contains(&(k.registered as usize)) {
-                released.entry(k.registered).or_default().push((k, r));
+        if !self.releasing.is_empty() {
+            for (k, r) in &self.releasing {
+                if page.binary_search(&k.registered).is_ok() {
+                    released.entry(k.registered).or_default().push((k, r));
+                }
             }
         }
-        let items = (start..end)
-            .map(|r| r as PrefixId)
-            .map(|r| self.summarise_prefix(r, released.get(&r).map_or(&[], Vec::as_slice)))
+        let items = page
+            .iter()
+            .map(|&r| self.summarise_prefix(r, released.get(&r).map_or(&[], Vec::as_slice)))
             .collect();
-        Page {
-            items,
-            next: (end < n).then_some(end as PrefixId),
-        }
+        Page { items, next }
     }
 
-    /// At most `limit` anomaly instances (as [`Engine::anomalies`] lists them, in key order)
-    /// after `after`; `next` is the key of the page's last item when more follow. One pass over
-    /// the instances keeping the `limit + 1` smallest keys (O(n log limit)); only the page's
-    /// summaries are built.
+    /// At most `limit` anomaly instances `filter` admits (as [`Engine::anomalies`] lists them,
+    /// in key order) after `after`; `next` is the key of the page's last item when more follow.
+    /// One pass over the instances keeping the `limit + 1` smallest admitted keys
+    /// (O(n log limit)); only the page's summaries are built.
     pub fn anomalies_page(
         &self,
         after: Option<AnomalyKey>,
         limit: usize,
+        filter: &AnomalyFilter,
     ) -> Page<AnomalySummary, AnomalyKey> {
         use std::collections::BinaryHeap;
         let keep = limit.saturating_add(1);
         let mut heap: BinaryHeap<AnomalyKey> = BinaryHeap::with_capacity(keep.min(4096) + 1);
-        let keys = self
-            .prefixes
-            .iter()
-            .flat_map(|p| p.anomaly_iter().map(|(k, _)| k))
-            .chain(self.releasing.keys());
-        for k in keys {
-            if after.is_some_and(|a| *k <= a) {
+        let admits = self.registered_filter(filter.location.as_deref(), filter.prefix.as_ref());
+        let held = self.prefixes.iter().flat_map(|p| {
+            p.anomaly_iter().map(|(k, st)| {
+                let phase = if st.open {
+                    AnomalyPhase::Open
+                } else {
+                    AnomalyPhase::Pending
+                };
+                (k, phase)
+            })
+        });
+        let keys = held.chain(self.releasing.keys().map(|k| (k, AnomalyPhase::Resolving)));
+        for (k, phase) in keys {
+            if after.is_some_and(|a| *k <= a)
+                || filter.kind.is_some_and(|kind| kind != k.kind)
+                || !filter.admits_phase(phase)
+                || !admits(k.registered)
+            {
                 continue;
             }
             if heap.len() < keep {

@@ -301,8 +301,17 @@ fn as_set_origin() {
     );
     let ev = h.engine.prefix_summary(0).anomalies;
     assert_eq!(
-        ev[0].example_path.as_deref(),
+        ev[0]
+            .example_path
+            .as_ref()
+            .map(|p| p.to_string())
+            .as_deref(),
         Some("3356 64500 {64496,64511}")
+    );
+    assert_eq!(
+        serde_json::to_value(&ev[0].example_path).unwrap(),
+        serde_json::json!([3356, 64500, [64496, 64511]]),
+        "in JSON the final AS_SET is a nested array"
     );
 }
 
@@ -1180,7 +1189,9 @@ fn pages_concatenate_to_the_whole_lists() {
     for limit in [1, 2, 3, all.len(), all.len() + 1, 1000] {
         let (mut got, mut after) = (Vec::new(), None);
         for _ in 0..=all.len() {
-            let page = h.engine.anomalies_page(after, limit);
+            let page = h
+                .engine
+                .anomalies_page(after, limit, &AnomalyFilter::default());
             assert!(page.items.len() <= limit);
             got.extend(page.items);
             after = page.next;
@@ -1195,7 +1206,9 @@ fn pages_concatenate_to_the_whole_lists() {
     for limit in [1, 2, 1000] {
         let (mut got, mut from) = (Vec::new(), 0);
         loop {
-            let page = h.engine.prefix_summaries_page(from, limit);
+            let page = h
+                .engine
+                .prefix_summaries_page(from, limit, &PrefixFilter::default());
             got.extend(page.items);
             match page.next {
                 Some(n) => from = n,
@@ -1204,7 +1217,11 @@ fn pages_concatenate_to_the_whole_lists() {
         }
         assert_eq!(got, prefixes, "limit {limit}");
     }
-    assert!(h.engine.prefix_summaries_page(99, 10).items.is_empty());
+    assert!(h
+        .engine
+        .prefix_summaries_page(99, 10, &PrefixFilter::default())
+        .items
+        .is_empty());
 }
 
 /// The status page's overview: counts by state and severity, the most severe first.
@@ -1268,4 +1285,210 @@ fn the_hold_down_set_is_capped_and_what_it_skips_is_counted() {
         .collect();
     assert_eq!(resolved.len(), 1, "the third resolved at once");
     assert_eq!(resolved[0].announced.to_string(), "203.0.113.64/26");
+}
+
+/// The carriers of one instance come in no time order (RIB entries carry their originated
+/// times; a BMP message without a timestamp gets the wall clock): `first_seen` is the earliest
+/// time seen, `last_seen` the latest, and `opened_at` lies between, whatever the order —
+/// before, a carrier older than the first put `last_seen` before `first_seen`.
+#[test]
+fn first_seen_is_never_after_last_seen_whatever_order_the_routes_come_in() {
+    let mut h = Harness::new(2);
+    h.engine.set_hold_down(60.0);
+    let at = |h: &mut Harness, p: u8, prefix: &str, path: &[u32], ts: f64| {
+        let prefix: IpNet = prefix.parse().unwrap();
+        let matched = h.engine.registry().lookup(&prefix).unwrap();
+        h.engine.apply(&RouteUpdate {
+            timestamp: ts,
+            peer: peer(p),
+            prefix,
+            path_id: 0,
+            matched,
+            change: RouteChange::Announce(Arc::new(AsPath::from_sequence(path))),
+        });
+    };
+    // A RIB's entries: the registered prefix from its origin, then a hijacked sub-prefix and
+    // a second origin of the exact prefix, from peers whose routes are older than the first.
+    at(&mut h, 1, "203.0.113.0/24", &[3356, 64500, 64496], 5000.0);
+    at(&mut h, 1, "203.0.113.0/25", &[3356, 666], 4000.0);
+    at(&mut h, 2, "203.0.113.0/25", &[174, 666], 1000.0);
+    at(&mut h, 3, "203.0.113.0/25", &[2914, 666], 3000.0);
+    at(&mut h, 2, "203.0.113.0/24", &[174, 777], 2000.0);
+    at(&mut h, 3, "203.0.113.0/24", &[2914, 777], 1500.0);
+    let check = |h: &Harness| {
+        let all = h.engine.anomalies();
+        assert!(!all.is_empty());
+        for a in &all {
+            assert!(a.first_seen <= a.last_seen, "{a:?}");
+            if let Some(o) = a.opened_at {
+                assert!(a.first_seen <= o && o <= a.last_seen, "{a:?}");
+            }
+        }
+        all
+    };
+    let all = check(&h);
+    let find = |all: &[AnomalySummary], kind: AnomalyKind| {
+        all.iter()
+            .find(|a| a.kind == kind)
+            .map(|a| (a.first_seen, a.opened_at, a.last_seen))
+            .unwrap()
+    };
+    assert_eq!(
+        find(&all, AnomalyKind::SubprefixHijack),
+        (1000.0, Some(1000.0), 4000.0),
+        "opened by the second carrier (min-peers 2), at its time"
+    );
+    assert_eq!(
+        find(&all, AnomalyKind::OriginMismatch),
+        (1500.0, Some(1500.0), 2000.0)
+    );
+    assert_eq!(
+        find(&all, AnomalyKind::Moas),
+        (1500.0, None, 2000.0),
+        "pending: the registered origin has one route, fewer than min-peers"
+    );
+    // Back within the hold-down with an older time: the same incident, times still ordered.
+    for p in 1..=3 {
+        let prefix: IpNet = "203.0.113.0/25".parse().unwrap();
+        let matched = h.engine.registry().lookup(&prefix).unwrap();
+        h.engine.apply(&RouteUpdate {
+            timestamp: 6000.0,
+            peer: peer(p),
+            prefix,
+            path_id: 0,
+            matched,
+            change: RouteChange::Withdraw,
+        });
+    }
+    assert_eq!(h.engine.releasing(), 1);
+    at(&mut h, 2, "203.0.113.0/25", &[174, 666], 500.0);
+    let all = check(&h);
+    assert_eq!(
+        find(&all, AnomalyKind::SubprefixHijack),
+        (500.0, Some(1000.0), 4000.0)
+    );
+    // After a reload, the kept instances keep their times.
+    let reg = h.engine.registry().clone();
+    h.engine.reload(reg, 7000.0);
+    check(&h);
+}
+
+/// Filtered pages list exactly what the filter admits, in list order, across pages.
+#[test]
+fn filtered_pages_list_what_the_filter_admits() {
+    let mut h = Harness::new(2);
+    h.engine.set_hold_down(60.0);
+    // Open: a /25 hijack carried by two peers; pending: a /26 by one; resolving: a v6 /49
+    // that opened and lost its carriers.
+    for p in [1, 2] {
+        h.announce(p, "203.0.113.0/25", &[3356, 666]);
+        h.announce(p, "2001:db8:100::/49", &[3356, 670]);
+    }
+    h.announce(3, "203.0.113.64/26", &[174, 667]);
+    for p in [1, 2] {
+        h.withdraw(p, "2001:db8:100::/49");
+    }
+    let all = h.engine.anomalies();
+    let phase_of = |a: &AnomalySummary| a.state;
+    assert!(all.iter().any(|a| phase_of(a) == AnomalyPhase::Open));
+    assert!(all.iter().any(|a| phase_of(a) == AnomalyPhase::Pending));
+    assert!(all.iter().any(|a| phase_of(a) == AnomalyPhase::Resolving));
+    let v4: IpNet = "203.0.113.0/24".parse().unwrap();
+    type Admits = Box<dyn Fn(&AnomalySummary) -> bool>;
+    let cases: Vec<(AnomalyFilter, Admits)> = vec![
+        (AnomalyFilter::default(), Box::new(|_| true)),
+        (
+            AnomalyFilter {
+                open: Some(true),
+                ..Default::default()
+            },
+            Box::new(|a| a.open),
+        ),
+        (
+            AnomalyFilter {
+                open: Some(false),
+                ..Default::default()
+            },
+            Box::new(|a| !a.open && a.state == AnomalyPhase::Pending),
+        ),
+        (
+            AnomalyFilter {
+                state: Some(AnomalyPhase::Resolving),
+                ..Default::default()
+            },
+            Box::new(|a| a.resolving_since.is_some()),
+        ),
+        (
+            AnomalyFilter {
+                prefix: Some(v4),
+                kind: Some(AnomalyKind::SubprefixHijack),
+                ..Default::default()
+            },
+            Box::new(move |a| a.prefix == v4 && a.kind == AnomalyKind::SubprefixHijack),
+        ),
+        (
+            AnomalyFilter {
+                location: Some("contoso-seattle".into()),
+                ..Default::default()
+            },
+            Box::new(|_| true),
+        ),
+        (
+            AnomalyFilter {
+                location: Some("elsewhere".into()),
+                ..Default::default()
+            },
+            Box::new(|_| false),
+        ),
+        (
+            AnomalyFilter {
+                prefix: Some("198.51.100.0/24".parse().unwrap()),
+                ..Default::default()
+            },
+            Box::new(|_| false),
+        ),
+    ];
+    for (filter, admitted) in &cases {
+        let want: Vec<&AnomalySummary> = all.iter().filter(|a| admitted(a)).collect();
+        for limit in [1, 2, 1000] {
+            let (mut got, mut after) = (Vec::new(), None);
+            for _ in 0..=all.len() {
+                let page = h.engine.anomalies_page(after, limit, filter);
+                got.extend(page.items);
+                after = page.next;
+                if after.is_none() {
+                    break;
+                }
+            }
+            assert_eq!(after, None, "{filter:?} limit {limit}: ended");
+            let got: Vec<&AnomalySummary> = got.iter().collect();
+            assert_eq!(got, want, "{filter:?} limit {limit}");
+        }
+    }
+    // Prefixes: by location and by prefix.
+    let by_prefix = PrefixFilter {
+        prefix: Some("2001:db8:100::/48".parse().unwrap()),
+        ..Default::default()
+    };
+    let page = h.engine.prefix_summaries_page(0, 10, &by_prefix);
+    let got: Vec<String> = page.items.iter().map(|p| p.prefix.to_string()).collect();
+    assert_eq!(
+        (got, page.next),
+        (vec!["2001:db8:100::/48".to_string()], None)
+    );
+    let by_location = PrefixFilter {
+        location: Some("contoso-seattle".into()),
+        ..Default::default()
+    };
+    let first = h.engine.prefix_summaries_page(0, 1, &by_location);
+    assert_eq!(first.items.len(), 1);
+    let next = first.next.unwrap();
+    let second = h.engine.prefix_summaries_page(next, 1, &by_location);
+    assert_eq!((second.items.len(), second.next), (1, None));
+    let nowhere = PrefixFilter {
+        location: Some("elsewhere".into()),
+        ..Default::default()
+    };
+    let none = h.engine.prefix_summaries_page(0, 10, &nowhere);
+    assert!(none.items.is_empty() && none.next.is_none());
 }

@@ -77,9 +77,11 @@ pub struct EventPeer {
 pub struct Event {
     /// Store id (0 until stored); ids grow with insertion order.
     pub id: i64,
-    /// BGP time of the update that caused it (seconds since the epoch).
+    /// BGP time of the update that caused it (seconds since the epoch; RFC 3339 in JSON).
+    #[serde(with = "crate::time_fmt::serde")]
     pub time: f64,
-    /// When routewatch received it (seconds since the epoch).
+    /// When routewatch received it (seconds since the epoch; RFC 3339 in JSON).
+    #[serde(with = "crate::time_fmt::serde")]
     pub received: f64,
     /// Kind.
     pub kind: EventKind,
@@ -103,9 +105,12 @@ pub struct Event {
     /// The holder name of the origin AS (DNS enrichment, `[dns]`), when known in time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin_as_name: Option<String>,
-    /// AS path.
+    /// AS path, as its text (`64500 64496 {1,2}`); an array in JSON
+    /// ([`crate::model::path_text`]).
+    #[serde(with = "crate::model::path_text")]
     pub as_path: Option<String>,
-    /// Previous AS path (path and origin changes).
+    /// Previous AS path (path and origin changes), as `as_path`.
+    #[serde(with = "crate::model::path_text")]
     pub previous_path: Option<String>,
     /// In plain words.
     pub description: String,
@@ -139,7 +144,7 @@ impl Event {
                     a.location,
                     a.peers,
                     a.example_path
-                        .as_deref()
+                        .as_ref()
                         .map_or_else(String::new, |p| format!(", e.g. path {p}")),
                     match a.rpki {
                         Some(crate::rpki::RovState::Valid) => {
@@ -199,7 +204,7 @@ impl Event {
             peer_as_name: None,
             origin: a.asn,
             origin_as_name: None,
-            as_path: a.example_path.clone(),
+            as_path: a.example_path.as_ref().map(|p| p.to_string()),
             previous_path: None,
             description,
         }
@@ -298,7 +303,7 @@ mod tests {
             peers: 1,
             peer: peer().to_string(),
             peer_key: peer(),
-            example_path: Some("64500 666".into()),
+            example_path: Some(Arc::new(crate::model::AsPath::from_sequence(&[64500, 666]))),
             reason: (transition == Transition::Resolved)
                 .then_some(crate::engine::RemovalReason::Withdrawn),
             rpki: None,

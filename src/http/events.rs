@@ -11,12 +11,14 @@
 //! | `limit` | 1..=1000, default 100 | page size |
 //! | `cursor` | `next_cursor` of the previous page | the next (older) page |
 //!
-//! The answer is `{"events": [...], "next_cursor": "..." | null}`. Any bad parameter — an
+//! The answer is `{"events": [...], "next_cursor": "..." | null, "next": "/api/v1/events?...
+//! &cursor=..." | null}` (`next` repeats the request's other parameters); times are RFC 3339 UTC
+//! strings and AS paths arrays, as everywhere in the API. Any bad parameter — an
 //! unknown name, a value that does not parse or is out of range, an empty value or a parameter
 //! given twice — is `400 {"error": "...", "parameter": "<name>"}`. A store that cannot be read
 //! (not created yet) is `503 {"error": "..."}`.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -42,6 +44,17 @@ pub fn events_router(reader: EventReader) -> Router {
         .with_state(reader)
 }
 
+/// `/api/v1/events`.
+#[derive(Debug, Serialize)]
+pub struct EventsBody {
+    /// The page, newest first.
+    pub events: Vec<crate::events::Event>,
+    /// The cursor of the next (older) page.
+    pub next_cursor: Option<String>,
+    /// The path of the next page.
+    pub next: Option<String>,
+}
+
 /// A rejected parameter: the body of the 400 answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ParamError {
@@ -62,21 +75,33 @@ impl ParamError {
 
 /// The handler of [`EVENTS_PATH`] (the query runs on a blocking thread).
 pub async fn get_events(State(reader): State<EventReader>, uri: Uri) -> Response {
-    let pairs = match Query::<Vec<(String, String)>>::try_from_uri(&uri) {
-        Ok(Query(p)) => p,
-        Err(e) => {
-            return bad_request(ParamError::new(
-                "query",
-                format!("unreadable query string: {e}"),
-            ))
-        }
+    let pairs = match super::pages::query_pairs(&uri) {
+        Ok(p) => p,
+        Err(e) => return bad_request(e),
     };
     let query = match parse_query(&pairs) {
         Ok(q) => q,
         Err(e) => return bad_request(e),
     };
     match tokio::task::spawn_blocking(move || reader.query(&query)).await {
-        Ok(Ok(page)) => Json(page).into_response(),
+        Ok(Ok(page)) => {
+            // The other parameters as given (checked above), for the next page's link.
+            let keep: Vec<(&str, String)> = pairs
+                .iter()
+                .filter(|(name, _)| name != "cursor")
+                .map(|(name, value)| (name.as_str(), value.clone()))
+                .collect();
+            let next = page
+                .next_cursor
+                .as_deref()
+                .map(|c| super::pages::next_link(EVENTS_PATH, &keep, c));
+            Json(EventsBody {
+                events: page.events,
+                next_cursor: page.next_cursor,
+                next,
+            })
+            .into_response()
+        }
         Ok(Err(e @ StoreError::Unavailable(_))) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         Err(_) => (
@@ -112,12 +137,7 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<EventQuery, ParamError>
                     ))
                 })?)
             }
-            "location" => {
-                if value.chars().count() > 128 || value.chars().any(char::is_control) {
-                    return Err(bad("must be 1 to 128 printable characters".into()));
-                }
-                q.location = Some(value.to_string());
-            }
+            "location" => q.location = Some(parse_location(value).map_err(bad)?),
             "prefix" => q.prefix = Some(crate::config::parse_prefix(value).map_err(bad)?),
             "severity" => {
                 q.severity = Some(Severity::parse(value).ok_or_else(|| {
@@ -153,7 +173,14 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<EventQuery, ParamError>
     Ok(q)
 }
 
-/// Echoes a client's text back safely: at most 64 characters, control characters escaped.
+/// A location name given as a filter: 1 to 128 printable characters.
+pub(crate) fn parse_location(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.chars().count() > 128 || value.chars().any(char::is_control) {
+        return Err("must be 1 to 128 printable characters".into());
+    }
+    Ok(value.to_string())
+}
+
 /// The query's pairs with every name one of `accepted`, none twice and no value empty (else
 /// the first problem, naming the parameter), as (accepted name, value).
 pub(crate) fn checked_params<'a>(
@@ -183,6 +210,7 @@ pub(crate) fn checked_params<'a>(
     Ok(out)
 }
 
+/// Echoes a client's text back safely: at most 64 characters, control characters escaped.
 pub(crate) fn printable(s: &str) -> String {
     let mut out: String = s.chars().take(64).flat_map(char::escape_debug).collect();
     if s.chars().count() > 64 {
@@ -201,147 +229,12 @@ pub fn parse_time(s: &str) -> Result<f64, String> {
             .filter(|t| t.is_finite())
             .ok_or_else(|| format!("'{}': {hint}", printable(s)));
     }
-    parse_rfc3339(s).ok_or_else(|| format!("'{}': {hint}", printable(s)))
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` (RFC 3339; `t`/space separator and `z`
-/// accepted) into seconds since the epoch. Times before 1970 are refused.
-pub fn parse_rfc3339(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    let num = |from: usize, len: usize| -> Option<i64> {
-        let part = b.get(from..from + len)?;
-        if !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(part).ok()?.parse().ok()
-    };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > month_days[(month - 1) as usize]
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut i = 19;
-    let mut frac = 0.0;
-    if b[i] == b'.' {
-        let start = i + 1;
-        i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        frac = format!("0.{}", std::str::from_utf8(&b[start..i]).ok()?)
-            .parse()
-            .ok()?;
-    }
-    let offset = match b.get(i..)? {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let (h, m) = (num(i + 1, 2)?, num(i + 4, 2)?);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let o = h * 3600 + m * 60;
-            if *sign == b'-' {
-                -o
-            } else {
-                o
-            }
-        }
-        _ => return None,
-    };
-    // Days from the civil date (Howard Hinnant's algorithm), proleptic Gregorian.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    // A leap second (:60) counts as the last second of the minute.
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset;
-    (secs >= 0).then_some(secs as f64 + frac)
+    crate::time_fmt::parse_rfc3339(s).ok_or_else(|| format!("'{}': {hint}", printable(s)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_times() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0.0));
-        assert_eq!(parse_rfc3339("2024-01-01T00:00:00Z"), Some(1_704_067_200.0));
-        assert_eq!(parse_rfc3339("2024-01-01t00:00:00z"), Some(1_704_067_200.0));
-        assert_eq!(parse_rfc3339("2024-01-01 00:00:00Z"), Some(1_704_067_200.0));
-        assert_eq!(
-            parse_rfc3339("2024-01-01T01:00:00+01:00"),
-            Some(1_704_067_200.0)
-        );
-        assert_eq!(
-            parse_rfc3339("2023-12-31T19:00:00-05:00"),
-            Some(1_704_067_200.0)
-        );
-        assert_eq!(
-            parse_rfc3339("2024-02-29T12:00:00.25Z"),
-            Some(1_709_208_000.25)
-        );
-        assert_eq!(parse_rfc3339("2014-05-23T06:00:00Z"), Some(1_400_824_800.0));
-        assert_eq!(
-            crate::report::format_time(parse_rfc3339("2100-03-01T23:59:59Z").unwrap_or(0.0)),
-            "2100-03-01T23:59:59Z"
-        );
-        for bad in [
-            "2023-02-29T00:00:00Z",
-            "2024-13-01T00:00:00Z",
-            "2024-00-01T00:00:00Z",
-            "2024-01-32T00:00:00Z",
-            "2024-01-01T24:00:00Z",
-            "2024-01-01T00:60:00Z",
-            "2024-01-01T00:00:00",
-            "2024-01-01T00:00:00+0100",
-            "2024-01-01T00:00:00+24:00",
-            "2024-01-01T00:00:00.Z",
-            "2024-01-01T00:00:00ZZ",
-            "2024-1-01T00:00:00Z",
-            "1969-12-31T23:59:59Z",
-            "2024-01-01",
-            "yesterday",
-            "２024-01-01T00:00:00Z",
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn epoch_seconds() {

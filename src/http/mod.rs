@@ -1,5 +1,8 @@
 //! HTTP: `/metrics`, `/live`, `/ready`, the JSON API under `/api/v1/` and the status page `/`
-//! ([`status_page`], behind the API's token and concurrency cap).
+//! ([`status_page`], behind the API's token and concurrency cap). The API's index is at
+//! `/api/v1/` (also `/api`, `/api/`, `/api/v1`) and its OpenAPI document at
+//! `/api/v1/openapi.json` ([`index`]); times are RFC 3339 UTC strings ([`crate::time_fmt`]) and
+//! AS paths arrays ([`crate::model::AsPath`]) in every answer.
 //!
 //! Handlers never touch route state directly: API queries go to the engine task over its command
 //! channel and wait for the answer (the engine stays the single owner, with no locks), and
@@ -8,9 +11,10 @@
 //! `/api/*` is behind `api_guard`: the bearer token when `[http] token-file` is set (401
 //! otherwise), then a cap on API requests in progress (`[http] max-api-requests`; beyond it 503
 //! with `Retry-After`). `/metrics`, `/live` and `/ready` pass neither, so they are answered while
-//! the API is saturated. The lists (`/api/v1/prefixes`, `/api/v1/anomalies`) are paged
-//! ([`pages`]): the engine builds only the requested page, and the JSON is written on a blocking
-//! thread. The listener itself (connection cap, timeouts, TLS) is [`server`].
+//! the API is saturated. The lists (`/api/v1/prefixes`, `/api/v1/anomalies`) are paged and
+//! filtered ([`pages`]): the engine builds only the requested page, and the JSON is written on a
+//! blocking thread. An unknown path under `/api/` is a JSON 404. The listener itself
+//! (connection cap, timeouts, TLS) is [`server`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 pub mod auth;
 pub mod events;
+pub mod index;
 pub mod metrics;
 pub mod names;
 pub mod pages;
@@ -34,7 +39,7 @@ pub mod server;
 pub mod status_page;
 pub mod tls;
 
-use crate::engine::{AnomalyKey, AnomalySummary, Page, PrefixSummary};
+use crate::engine::{AnomalyFilter, AnomalyKey, AnomalySummary, Page, PrefixFilter, PrefixSummary};
 use crate::registry::PrefixId;
 
 /// A question for the engine task.
@@ -46,6 +51,8 @@ pub enum Query {
         from: PrefixId,
         /// Page size.
         limit: usize,
+        /// Which prefixes.
+        filter: PrefixFilter,
         /// The answer.
         reply: oneshot::Sender<Page<PrefixSummary, PrefixId>>,
     },
@@ -55,6 +62,8 @@ pub enum Query {
         after: Option<AnomalyKey>,
         /// Page size.
         limit: usize,
+        /// Which instances.
+        filter: AnomalyFilter,
         /// The answer.
         reply: oneshot::Sender<Page<AnomalySummary, AnomalyKey>>,
     },
@@ -127,11 +136,13 @@ pub struct AppState {
 /// The router with every endpoint; `/api/v1/events` too when `events` is given.
 pub fn router(state: AppState, events: Option<crate::events::store::EventReader>) -> Router {
     let page = status_page::router(state.clone(), events.clone());
+    let index = index::ApiIndex::new(events.is_some());
     let mut api = Router::new()
         .route("/api/v1/prefixes", get(prefixes))
         .route("/api/v1/anomalies", get(anomalies))
         .route("/api/v1/status", get(status))
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .merge(index::router(index));
     if let Some(reader) = events {
         api = api.merge(events::events_router(reader));
     }
@@ -279,7 +290,7 @@ fn is_mapped_loopback(ip: std::net::IpAddr) -> bool {
 // JSON is written on a blocking thread (a page of 1,000 prefixes is megabytes).
 
 async fn prefixes(State(s): State<AppState>, uri: axum::http::Uri) -> Response {
-    let req = match pages::PageRequest::parse(&uri, pages::PREFIXES) {
+    let (req, filter) = match pages::prefixes_request(&uri) {
         Ok(r) => r,
         Err(e) => return pages::bad_request(e),
     };
@@ -294,6 +305,7 @@ async fn prefixes(State(s): State<AppState>, uri: axum::http::Uri) -> Response {
     let q = Query::Prefixes {
         from,
         limit: req.limit,
+        filter,
         reply: tx,
     };
     if s.queries.send(q).await.is_err() {
@@ -308,7 +320,7 @@ async fn prefixes(State(s): State<AppState>, uri: axum::http::Uri) -> Response {
         pages::PrefixesBody {
             next: next_cursor
                 .as_deref()
-                .map(|c| pages::next_link(pages::PREFIXES, req.limit, c)),
+                .map(|c| req.next_link(pages::PREFIXES, c)),
             prefixes: names::name_prefixes(&dns, page.items),
             next_cursor,
         }
@@ -317,7 +329,7 @@ async fn prefixes(State(s): State<AppState>, uri: axum::http::Uri) -> Response {
 }
 
 async fn anomalies(State(s): State<AppState>, uri: axum::http::Uri) -> Response {
-    let req = match pages::PageRequest::parse(&uri, pages::ANOMALIES) {
+    let (req, filter) = match pages::anomalies_request(&uri) {
         Ok(r) => r,
         Err(e) => return pages::bad_request(e),
     };
@@ -332,6 +344,7 @@ async fn anomalies(State(s): State<AppState>, uri: axum::http::Uri) -> Response 
     let q = Query::Anomalies {
         after,
         limit: req.limit,
+        filter,
         reply: tx,
     };
     if s.queries.send(q).await.is_err() {
@@ -346,7 +359,7 @@ async fn anomalies(State(s): State<AppState>, uri: axum::http::Uri) -> Response 
         pages::AnomaliesBody {
             next: next_cursor
                 .as_deref()
-                .map(|c| pages::next_link(pages::ANOMALIES, req.limit, c)),
+                .map(|c| req.next_link(pages::ANOMALIES, c)),
             anomalies: names::name_anomalies(&dns, page.items),
             next_cursor,
         }
@@ -354,7 +367,13 @@ async fn anomalies(State(s): State<AppState>, uri: axum::http::Uri) -> Response 
     .await
 }
 
-async fn status(State(s): State<AppState>) -> Response {
+async fn status(State(s): State<AppState>, uri: axum::http::Uri) -> Response {
+    // No parameters: anything given is refused, as on the lists.
+    if let Err(e) =
+        pages::query_pairs(&uri).and_then(|p| events::checked_params(&p, &[]).map(|_| ()))
+    {
+        return pages::bad_request(e);
+    }
     let (tx, rx) = oneshot::channel();
     if s.queries.send(Query::Status(tx)).await.is_err() {
         return unavailable();

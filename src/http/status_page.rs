@@ -382,7 +382,7 @@ pub fn ago(t: f64, now: f64) -> String {
 fn time_cell(out: &mut String, t: Option<f64>, now: f64) {
     match t {
         Some(t) if t.is_finite() && t > 0.0 => {
-            let iso = crate::report::format_time(t);
+            let iso = crate::time_fmt::format_rfc3339(t.floor());
             let _ = write!(
                 out,
                 "<td class=\"time\"><time datetime=\"{iso}\">{iso}</time>\
@@ -545,7 +545,7 @@ pub fn render(d: &PageData) -> String {
         out,
         "</div><div class=\"right\">built {} UTC · refreshes every {REFRESH_SECONDS} s</div>\
          </header><main>",
-        crate::report::format_time(s.taken_at)
+        crate::time_fmt::format_rfc3339(s.taken_at.floor())
             .trim_end_matches('Z')
             .replace('T', " ")
     );
@@ -688,7 +688,7 @@ fn anomalies(out: &mut String, d: &PageData) {
         time_cell(out, Some(x.last_seen), d.now);
         match &x.example_path {
             Some(p) => {
-                let _ = write!(out, "<td class=\"path\">{}</td>", esc(p));
+                let _ = write!(out, "<td class=\"path\">{}</td>", esc(&p.to_string()));
             }
             None => out.push_str("<td class=\"muted\">—</td>"),
         }
@@ -1083,11 +1083,16 @@ mod tests {
             announced: "203.0.113.0/24".parse().unwrap_or_else(|_| unreachable!()),
             asn: Some(64_666 + i),
             open: true,
+            state: crate::engine::AnomalyPhase::Open,
             peers: 3,
             first_seen: 1_700_000_000.0,
             opened_at: Some(1_700_000_000.0),
             last_seen: 1_700_000_100.0,
-            example_path: Some(format!("3356 {}", "64666 ".repeat(200))),
+            example_path: Some(Arc::new(crate::model::AsPath::from_sequence(
+                &std::iter::once(3356)
+                    .chain(std::iter::repeat_n(64666, 200))
+                    .collect::<Vec<_>>(),
+            ))),
             flaps: 0,
             resolving_since: None,
         }

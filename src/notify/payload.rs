@@ -7,8 +7,9 @@ use ipnet::IpNet;
 use serde_json::{json, Value};
 
 use crate::engine::{AnomalyEvent, Severity, Transition};
+use crate::model::AsPath;
 use crate::registry::Registry;
-use crate::report::format_time;
+use crate::time_fmt::format_rfc3339;
 
 /// Version of the JSON webhook body (`"version"`); a field is only ever added within a version.
 pub const WEBHOOK_VERSION: u32 = 1;
@@ -57,8 +58,8 @@ pub struct Notice {
     pub origin: Option<u32>,
     /// The location's expected origin ASes.
     pub expected_origins: Vec<u32>,
-    /// An AS path that carried it.
-    pub as_path: Option<String>,
+    /// An AS path that carried it (an array in the JSON body, as in the API).
+    pub as_path: Option<std::sync::Arc<AsPath>>,
     /// Peers carrying it at the transition (0 at a resolve).
     pub peers: u32,
     /// The peer whose update caused the transition.
@@ -123,7 +124,7 @@ impl Notice {
             announced: doc("192.0.2.0/24"),
             origin: Some(64496),
             expected_origins: vec![64496],
-            as_path: Some("64511 64496".to_string()),
+            as_path: Some(std::sync::Arc::new(AsPath::from_sequence(&[64511, 64496]))),
             peers: 0,
             peer: None,
             opened_at: Some(now),
@@ -160,9 +161,10 @@ impl Notice {
                 self.kind,
                 self.location,
                 self.peers,
-                self.as_path
-                    .as_deref()
-                    .map_or_else(String::new, |p| format!(", path {}", short_path(p)))
+                self.as_path.as_deref().map_or_else(String::new, |p| format!(
+                    ", path {}",
+                    short_path(&p.to_string())
+                ))
             ),
             NoticeEvent::Resolve => format!(
                 "RESOLVED {} at location {}: {what}{asn}{} ({}){}",
@@ -258,7 +260,7 @@ pub fn link(base: &str, n: &Notice) -> String {
 }
 
 fn time(t: Option<f64>) -> Value {
-    t.map_or(Value::Null, |t| Value::String(format_time(t)))
+    t.map_or(Value::Null, |t| Value::String(format_rfc3339(t)))
 }
 
 /// The generic JSON webhook body (`"version": 1`).
@@ -320,11 +322,11 @@ pub fn slack_body(n: &Notice, link: Option<&str>) -> Value {
         field("Expected origins", as_list(&n.expected_origins)),
     ];
     if let Some(p) = &n.as_path {
-        fields.push(field("AS path", short_path(p)));
+        fields.push(field("AS path", short_path(&p.to_string())));
     }
     match n.event {
         NoticeEvent::Resolve => {
-            let mut when = n.resolved_at.map(format_time).unwrap_or_default();
+            let mut when = n.resolved_at.map(format_rfc3339).unwrap_or_default();
             if let Some(d) = n.duration() {
                 when.push_str(&format!(" (after {})", format_duration(d)));
             }
@@ -335,7 +337,7 @@ pub fn slack_body(n: &Notice, link: Option<&str>) -> Value {
             fields.push(field("Peers", n.peers.to_string()));
             fields.push(field(
                 "Opened",
-                n.opened_at.map(format_time).unwrap_or_default(),
+                n.opened_at.map(format_rfc3339).unwrap_or_default(),
             ));
         }
     }
@@ -403,7 +405,7 @@ mod tests {
             peers: if resolved { 0 } else { 3 },
             peer: peer.to_string(),
             peer_key: peer,
-            example_path: Some("64500 666".into()),
+            example_path: Some(std::sync::Arc::new(AsPath::from_sequence(&[64500, 666]))),
             reason: resolved.then_some(RemovalReason::Withdrawn),
             rpki: None,
             flaps: if resolved { 2 } else { 0 },
@@ -432,7 +434,7 @@ mod tests {
         assert_eq!(b["announced"], "203.0.113.128/25");
         assert_eq!(b["origin_asn"], 666);
         assert_eq!(b["expected_origins"], json!([64496, 64497]));
-        assert_eq!(b["as_path"], "64500 666");
+        assert_eq!(b["as_path"], json!([64500, 666]));
         assert_eq!(b["peers"], 3);
         assert_eq!(b["opened_at"], "2023-11-14T22:13:20Z");
         assert_eq!(b["resolved_at"], Value::Null);
@@ -519,7 +521,7 @@ mod tests {
     #[test]
     fn long_paths_are_cut_and_durations_read_well() {
         let mut e = event(Transition::Opened);
-        e.example_path = Some("64500 ".repeat(200));
+        e.example_path = Some(std::sync::Arc::new(AsPath::from_sequence(&[64500; 200])));
         let n = Notice::from_anomaly(&e, &registry(), 1.0);
         let s = n.summary();
         assert!(s.ends_with('…') && s.len() < 700, "{s}");

@@ -60,7 +60,8 @@ pub struct RouterStatus {
     pub configured: bool,
     /// `up`, `terminated` or `down` (a configured router not connected).
     pub state: &'static str,
-    /// When the session started (or ended, for `down`), seconds since the epoch.
+    /// When the session started (or ended, for `down`); RFC 3339 in JSON.
+    #[serde(with = "crate::time_fmt::serde")]
     pub since: f64,
     /// Whether every up peer has sent End-of-RIB for its tables.
     pub initial_tables_complete: bool,
@@ -91,7 +92,8 @@ pub struct PeerStatus {
     pub distinguisher: Option<String>,
     /// `up` or `down`.
     pub state: &'static str,
-    /// Time of the last state change.
+    /// Time of the last state change; RFC 3339 in JSON.
+    #[serde(with = "crate::time_fmt::serde")]
     pub since: f64,
     /// Whether its initial tables are complete (End-of-RIB).
     pub initial_table_complete: bool,
