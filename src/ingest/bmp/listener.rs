@@ -65,7 +65,8 @@ pub struct RouterStatus {
     pub since: f64,
     /// Whether every up peer has sent End-of-RIB for its tables.
     pub initial_tables_complete: bool,
-    /// When its last BMP message arrived, seconds since the epoch (`null`: none yet).
+    /// When its last BMP message arrived (wall clock; `null`: none yet).
+    #[serde(with = "crate::time_fmt::serde::option")]
     pub last_message: Option<f64>,
     /// Messages received per type.
     pub messages: BTreeMap<&'static str, u64>,
