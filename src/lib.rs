@@ -28,6 +28,7 @@
 //!    engine or a handler wait.
 #![forbid(unsafe_code)]
 
+pub mod build_info;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -47,5 +48,6 @@ pub mod reload;
 pub mod replay;
 pub mod report;
 pub mod rpki;
+pub mod runbook;
 pub mod systemd;
 pub mod util;
