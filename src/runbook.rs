@@ -125,12 +125,11 @@ pub fn alert_anchors() -> Vec<(String, String)> {
     for line in ALERT_RULES.lines() {
         if let Some(n) = line.trim().strip_prefix("- alert:") {
             name = Some(n.trim().to_string());
-        } else if let (Some((_, _, rest)), Some(n)) = (runbook_url_parts(line), name.take()) {
-            let anchor = rest
-                .trim_end()
-                .trim_end_matches('"')
-                .trim_start_matches('#');
-            out.push((n, anchor.to_string()));
+        } else if let Some((_, _, rest)) = runbook_url_parts(line) {
+            if let Some(n) = name.take() {
+                let anchor = rest.trim_end().trim_end_matches('"');
+                out.push((n, anchor.trim_start_matches('#').to_string()));
+            }
         }
     }
     out
@@ -184,7 +183,7 @@ mod tests {
         assert_eq!(alert_rules(None), ALERT_RULES);
         // As shipped: the alerting routewatch's own /runbook (RoutewatchTargetMissing, which
         // has no instance label, names the default listener instead).
-        for line in ALERT_RULES.lines().filter(|l| l.contains("runbook_url:")) {
+        for line in ALERT_RULES.lines().filter(|l| l.contains("runbook_url: \"")) {
             let (_, base, _) = runbook_url_parts(line).unwrap();
             assert!(
                 base == DEFAULT_RUNBOOK_BASE
@@ -196,7 +195,7 @@ mod tests {
         let text = alert_rules(Some(base));
         let urls: Vec<&str> = text
             .lines()
-            .filter(|l| l.contains("runbook_url:"))
+            .filter(|l| l.contains("runbook_url: \""))
             .collect();
         assert_eq!(urls.len(), alert_anchors().len());
         for (line, (_, anchor)) in urls.iter().zip(alert_anchors()) {
@@ -209,7 +208,7 @@ mod tests {
         // Nothing else changed.
         let strip = |t: &str| -> Vec<String> {
             t.lines()
-                .filter(|l| !l.contains("runbook_url:"))
+                .filter(|l| !l.contains("runbook_url: \""))
                 .map(String::from)
                 .collect()
         };
