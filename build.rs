@@ -48,12 +48,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     let generated = out_dir.join("generated");
     generate(&generated)?;
     // OUT_DIR is <target>/<profile>/build/routewatch-<hash>/out.
+    let in_build_dir =
+        out_dir.ancestors().nth(2).and_then(Path::file_name) == Some("build".as_ref());
     match out_dir.ancestors().nth(3) {
-        Some(profile_dir) if out_dir.ancestors().nth(2).and_then(Path::file_name) == Some("build".as_ref()) => {
-            copy_dir(&generated, &profile_dir.join("generated"))?;
-        }
+        Some(profile_dir) if in_build_dir => copy_dir(&generated, &profile_dir.join("generated"))?,
         _ => println!(
-            "cargo:warning=OUT_DIR {} is not <target>/<profile>/build/<pkg>/out: man pages and completions left there",
+            "cargo:warning=OUT_DIR {} is not <target>/<profile>/build/<package>/out: \
+             the man pages and completions are only there",
             out_dir.display()
         ),
     }

@@ -183,7 +183,10 @@ mod tests {
         assert_eq!(alert_rules(None), ALERT_RULES);
         // As shipped: the alerting routewatch's own /runbook (RoutewatchTargetMissing, which
         // has no instance label, names the default listener instead).
-        for line in ALERT_RULES.lines().filter(|l| l.contains("runbook_url: \"")) {
+        for line in ALERT_RULES
+            .lines()
+            .filter(|l| l.contains("runbook_url: \""))
+        {
             let (_, base, _) = runbook_url_parts(line).unwrap();
             assert!(
                 base == DEFAULT_RUNBOOK_BASE
