@@ -1,7 +1,7 @@
 //! Build script: what `routewatch --version` and `routewatch_build_info` say about this build
 //! (the git commit, the build date, the rustc version, as `ROUTEWATCH_*` environment variables
-//! for `src/build_info.rs`), and the man pages and bash / zsh / fish completions, generated from
-//! the same clap definitions as the binary (`src/cli/args.rs`).
+//! for `src/build_info.rs`), and the man pages (gzipped) and bash / zsh / fish completions,
+//! generated from the same clap definitions as the binary (`src/cli/args.rs`).
 //!
 //! The generated files are written to `$OUT_DIR/generated/` and copied to `generated/` next to
 //! the binary (`target/<profile>/generated/`), where the Debian package's assets name them.
@@ -61,7 +61,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// Man pages (`routewatch.1`, `routewatch-<command>.1`) in `dir/man/`, completions in `dir/`.
+/// Man pages (`routewatch.1.gz`, `routewatch-<command>.1.gz`) in `dir/man/`, completions in
+/// `dir/`.
 fn generate(dir: &Path) -> Result<(), Box<dyn Error>> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
@@ -69,6 +70,17 @@ fn generate(dir: &Path) -> Result<(), Box<dyn Error>> {
     let man = dir.join("man");
     std::fs::create_dir_all(&man)?;
     clap_mangen::generate_to(args::Cli::command(), &man)?;
+    // Gzipped as Debian policy wants (-9, no name or time stamp: reproducible).
+    for entry in std::fs::read_dir(&man)? {
+        let page = entry?.path();
+        let mut gz = flate2::GzBuilder::new().write(
+            std::fs::File::create(page.with_extension("1.gz"))?,
+            flate2::Compression::best(),
+        );
+        std::io::Write::write_all(&mut gz, &std::fs::read(&page)?)?;
+        gz.finish()?;
+        std::fs::remove_file(&page)?;
+    }
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         clap_complete::generate_to(shell, &mut args::Cli::command(), "routewatch", dir)?;
     }
