@@ -1,115 +1,20 @@
-//! Command-line interface: the clap definitions and [`execute`], which runs one command.
+//! Command-line interface: the clap definitions (`cli/args.rs`, shared with build.rs, which
+//! writes the man page and the shell completions from them) and [`execute`], which runs one
+//! command.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand, ValueEnum};
+mod args;
+pub use args::{Cli, Command, Format, RegistryCommand};
+
+// What args.rs takes from its parent (build.rs gives it its own).
+use crate::build_info::LONG_VERSION as VERSION;
+use crate::ingest::mrt::Decoder;
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::replay::{ReplayOptions, ReportContent};
-
-/// routewatch: BGP route telemetry for registered customer prefixes.
-#[derive(Debug, Parser)]
-#[command(name = "routewatch", version, about, long_about = None)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// Output format of `replay`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Human-readable tables.
-    Table,
-    /// One JSON document (the same shapes as the HTTP API).
-    Json,
-    /// No report (with `--metrics-out`: only the exposition file; for scripts and benchmarks).
-    None,
-}
-
-/// Subcommands. Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the daemon: serve HTTP, process the configured MRT files and watched directory.
-    Run {
-        /// Configuration file.
-        #[arg(short, long, default_value = "/etc/routewatch/routewatch.toml")]
-        config: PathBuf,
-    },
-    /// Replay MRT files (RIB dumps first, then updates) and print the per-prefix report.
-    Replay {
-        /// Configuration file (only the registry and metric settings are used).
-        #[arg(short, long)]
-        config: PathBuf,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-        /// Also write the final Prometheus exposition to this file.
-        #[arg(long)]
-        metrics_out: Option<PathBuf>,
-        /// MRT decoder: `prefilter` skips records that touch no registered prefix; `bgpkit`
-        /// decodes every record with bgpkit-parser (the reference; same results, slower).
-        #[arg(long, value_enum, default_value_t = crate::ingest::mrt::Decoder::Prefilter)]
-        decoder: crate::ingest::mrt::Decoder,
-        /// MRT files (plain, gzip or bzip2).
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
-    /// The registry: `registry generate` writes locations from what RIB dumps show.
-    Registry {
-        /// What to do with it.
-        #[command(subcommand)]
-        command: RegistryCommand,
-    },
-    /// Notification targets (`[[notify]]`): `--test` sends each one a test notification and
-    /// exits 1 naming the targets that did not accept it.
-    Notify {
-        /// Configuration file.
-        #[arg(short, long)]
-        config: PathBuf,
-        /// Send one test notification to each target (or only to `--target`).
-        #[arg(long, required = true)]
-        test: bool,
-        /// Only the target of this name.
-        #[arg(long)]
-        target: Option<String>,
-    },
-    /// Validate a configuration file and exit 0 (valid) or 2 (invalid).
-    CheckConfig {
-        /// Configuration file.
-        #[arg(short, long)]
-        config: PathBuf,
-    },
-}
-
-/// `routewatch registry ...`
-#[derive(Debug, Subcommand)]
-pub enum RegistryCommand {
-    /// Write a locations file (TOML) for the prefixes the given ASes originate in MRT dumps:
-    /// one location per AS, with its observed upstreams and max-length where more-specifics
-    /// are seen. The output loads as it is (check-config, or `include` it).
-    Generate {
-        /// An origin AS to monitor (repeat for several).
-        #[arg(long = "asn", required = true, value_parser = clap::value_parser!(u32).range(1..))]
-        asns: Vec<u32>,
-        /// An upstream becomes expected when at least this many distinct peers' paths show it
-        /// (or it is the collector's peer itself).
-        #[arg(long, default_value_t = 2)]
-        min_upstream_peers: usize,
-        /// With more expected upstreams than this, the AS is taken as widely peered and its
-        /// upstreams are not checked.
-        #[arg(long, default_value_t = 16)]
-        max_upstreams: usize,
-        /// Write to this file instead of stdout.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        /// MRT files: RIB dumps (TABLE_DUMP, TABLE_DUMP_V2) or update dumps, plain, gzip or bzip2.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
-}
 
 /// Runs one CLI command.
 pub fn execute(command: Command) -> Result<(), Error> {
@@ -148,6 +53,16 @@ pub fn execute(command: Command) -> Result<(), Error> {
                 })
         }
         Command::Run { config } => crate::daemon::run(&config),
+        Command::AlertRules { runbook_base_url } => {
+            let text = crate::runbook::alert_rules(runbook_base_url.as_deref());
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|source| Error::Io {
+                    context: "writing the alert rules to stdout".into(),
+                    source,
+                })
+        }
         Command::Registry {
             command:
                 RegistryCommand::Generate {

@@ -32,6 +32,7 @@
 //!    (generic JSON, Slack-compatible) from bounded per-target queues.
 #![forbid(unsafe_code)]
 
+pub mod build_info;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -52,6 +53,7 @@ pub mod reload;
 pub mod replay;
 pub mod report;
 pub mod rpki;
+pub mod runbook;
 pub mod systemd;
 pub mod time_fmt;
 pub mod util;

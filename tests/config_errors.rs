@@ -349,6 +349,7 @@ prefixes = ["10.0.0.0/8"]
 
 #[test]
 fn shipped_config_with_a_location_appended_is_valid() {
+    // The shipped file has one example location (192.0.2.0/24); this adds a second.
     let shipped = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("config/routewatch.toml"),
     )
@@ -372,7 +373,7 @@ fn shipped_config_with_a_location_appended_is_valid() {
     assert_eq!(
         stdout,
         format!(
-            "{}: OK: 1 locations, 2 prefixes (1 IPv4, 1 IPv6)\n",
+            "{}: OK: 2 locations, 3 prefixes (2 IPv4, 1 IPv6)\n",
             path.display()
         )
     );

@@ -204,6 +204,27 @@ fn assert_baseline(daemon: &mut Daemon, scrape_file: &Path) {
         build[0].0.get("version").map(String::as_str),
         Some(env!("CARGO_PKG_VERSION"))
     );
+    // The commit (what `routewatch --version` says) and the compiler ("1.88.0").
+    let version = std::process::Command::new(env!("CARGO_BIN_EXE_routewatch"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8(version.stdout).unwrap();
+    let revision = build[0].0.get("revision").map(String::as_str).unwrap_or("");
+    assert!(
+        !revision.is_empty() && version.contains(&format!("(commit {revision}, ")),
+        "revision {revision:?}, --version {version:?}"
+    );
+    let rust = build[0]
+        .0
+        .get("rustversion")
+        .map(String::as_str)
+        .unwrap_or("");
+    let parts: Vec<&str> = rust.split('.').collect();
+    assert!(
+        parts.len() == 3 && parts.iter().all(|p| p.parse::<u32>().is_ok()),
+        "rustversion {rust:?}"
+    );
     assert_eq!(
         m.value("routewatch_anomalies_opened_total", &subprefix_hijack_8()),
         0.0

@@ -109,6 +109,44 @@ fn alert_rules_pass_promtool_and_every_alert_has_unit_tests_and_a_runbook_sectio
     let tests = assert_promtool_ok(&["test", "rules", RULE_TESTS]);
     assert!(tests.contains("SUCCESS"), "{tests}");
 
+    // `routewatch alert-rules` prints the file as built, or with every runbook_url on another
+    // base, which promtool accepts as well.
+    let alert_rules = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_routewatch"))
+            .arg("alert-rules")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let shipped = alert_rules(&[]);
+    assert!(shipped.status.success());
+    assert_eq!(
+        String::from_utf8(shipped.stdout).unwrap(),
+        std::fs::read_to_string(repo(RULES)).unwrap()
+    );
+    let base = "https://wiki.example.net/ops/routewatch-runbook";
+    let moved = alert_rules(&["--runbook-base-url", base]);
+    assert!(moved.status.success(), "{moved:?}");
+    let moved = String::from_utf8(moved.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let moved_path = dir.path().join("routewatch-alerts.yml");
+    std::fs::write(&moved_path, &moved).unwrap();
+    let check = assert_promtool_ok(&["check", "rules", moved_path.to_str().unwrap()]);
+    assert!(
+        check.contains(&format!("SUCCESS: {} rules found", names.len())),
+        "{check}"
+    );
+    for name in &names {
+        let want = format!("runbook_url: \"{base}#{}\"\n", name.to_lowercase());
+        assert!(moved.contains(&want), "{name}: no {want:?}");
+    }
+    let bad = alert_rules(&["--runbook-base-url", "wiki.example.net/runbook"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("must start with http:// or https://"),
+        "{bad:?}"
+    );
+
     // Each alert is tested firing (an eval_time with exp_alerts) and absent (exp_alerts: []),
     // and has a runbook section.
     let unit = std::fs::read_to_string(repo(RULE_TESTS)).unwrap();
@@ -603,13 +641,22 @@ fn dashboard_and_alert_queries_return_the_demo_scenario_through_a_real_prometheu
     let loaded_names: Vec<&str> = loaded.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(loaded_names, alert_names(), "Prometheus loaded every rule");
     let runbook = std::fs::read_to_string(repo(RUNBOOK)).unwrap();
+    // The runbook routewatch serves (unauthenticated HTML): every runbook_url's anchor is the id
+    // of the alert's heading there.
+    let page = http_get(http_port, "/runbook").unwrap();
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let page = page.text();
     for (name, rule) in &loaded {
         let severity = rule["labels"]["severity"].as_str().unwrap_or("");
         assert!(
             ["critical", "warning", "info"].contains(&severity),
             "{name}: severity {severity:?}"
         );
-        for key in ["summary", "description", "runbook"] {
+        for key in ["summary", "description", "first_steps", "runbook_url"] {
             assert!(
                 rule["annotations"][key]
                     .as_str()
@@ -617,13 +664,15 @@ fn dashboard_and_alert_queries_return_the_demo_scenario_through_a_real_prometheu
                 "{name}: annotation {key}"
             );
         }
-        let anchor = format!("docs/RUNBOOK.md#{}", name.to_lowercase());
+        let anchor = name.to_lowercase();
+        let url = rule["annotations"]["runbook_url"].as_str().unwrap();
         assert!(
-            rule["annotations"]["runbook"]
-                .as_str()
-                .unwrap()
-                .contains(&anchor),
-            "{name}: runbook names {anchor}"
+            url.starts_with("http://{{ ") && url.ends_with(&format!("}}/runbook#{anchor}")),
+            "{name}: runbook_url {url}"
+        );
+        assert!(
+            page.contains(&format!("<h3 id=\"{anchor}\">{name}</h3>")),
+            "{name}: /runbook has no heading with id {anchor}"
         );
         assert!(runbook.contains(&format!("\n### {name}\n")), "{name}");
     }
@@ -951,10 +1000,15 @@ fn dashboard_and_alert_queries_return_the_demo_scenario_through_a_real_prometheu
         ),
         "{description}"
     );
-    let hint = hijack["annotations"]["runbook"].as_str().unwrap();
+    let hint = hijack["annotations"]["first_steps"].as_str().unwrap();
     assert!(
         hint.contains(&format!("http://{instance}/api/v1/anomalies")),
         "{hint}"
+    );
+    // The rendered runbook_url is this routewatch's /runbook, at the alert's section.
+    assert_eq!(
+        hijack["annotations"]["runbook_url"],
+        format!("http://{instance}/runbook#routewatchprefixhijack").as_str()
     );
     let moas = prom.wait_alert("RoutewatchMoas", &[("location", "cernet-beijing")]);
     assert_eq!(moas["labels"]["severity"], "warning");

@@ -35,6 +35,7 @@ pub mod index;
 pub mod metrics;
 pub mod names;
 pub mod pages;
+pub mod runbook;
 pub mod server;
 pub mod status_page;
 pub mod tls;
@@ -154,6 +155,7 @@ pub fn router(state: AppState, events: Option<crate::events::store::EventReader>
         .route("/metrics", get(metrics))
         .route("/live", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
+        .route("/runbook", get(runbook::runbook))
         .route("/-/reload", axum::routing::post(reload))
         .with_state(state)
         .merge(api)

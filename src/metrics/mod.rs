@@ -121,11 +121,20 @@ impl Metrics {
         let build = register(
             &r,
             IntGaugeVec::new(
-                opts("routewatch_build_info", "Build information; always 1."),
-                &["version"],
+                opts(
+                    "routewatch_build_info",
+                    "Build information (version, git commit, rustc version); always 1.",
+                ),
+                &["version", "revision", "rustversion"],
             )?,
         );
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        build
+            .with_label_values(&[
+                crate::build_info::VERSION,
+                crate::build_info::REVISION,
+                crate::build_info::rust_version(),
+            ])
+            .set(1);
 
         let registered = register(
             &r,
@@ -567,6 +576,12 @@ mod tests {
         assert!(text.contains(
             r#"routewatch_anomalies_active{kind="moas",location="l",prefix="10.0.0.0/24"} 0"#
         ));
-        assert!(text.contains(r#"routewatch_build_info{version=""#));
+        let build = format!(
+            "routewatch_build_info{{revision=\"{}\",rustversion=\"{}\",version=\"{}\"}} 1\n",
+            crate::build_info::REVISION,
+            crate::build_info::rust_version(),
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&build), "{build}");
     }
 }

@@ -60,15 +60,10 @@ pub mod wire;
 use path_cache::{Handle, WirePathCache};
 use wire::{ReadError, RecordReader};
 
-/// How MRT records are decoded; both give the same routes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Decoder {
-    /// Match prefixes before decoding; skip records that touch no registered prefix.
-    #[default]
-    Prefilter,
-    /// bgpkit-parser's route iterator over every record (the reference).
-    Bgpkit,
-}
+// In a file of its own (no crate paths): build.rs compiles it too, for the man page and the
+// shell completions of `replay --decoder`.
+mod decoder;
+pub use decoder::Decoder;
 
 /// Matched routes per batch handed to the engine.
 pub const BATCH_SIZE: usize = 4096;
