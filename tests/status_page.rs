@@ -211,7 +211,7 @@ fn the_status_page_shows_an_ongoing_hijack_in_a_real_browser() {
             r["sys_name"] == SYS_NAME
                 && r["state"] == "up"
                 && r["initial_tables_complete"] == true
-                && r["last_message"].is_f64()
+                && r["last_message"].is_string()
         });
         let events = api(d, "/api/v1/events?kind=origin_mismatch");
         let opened = events["events"]
