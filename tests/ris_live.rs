@@ -461,3 +461,42 @@ fn the_same_updates_as_mrt_and_as_ris_live_give_the_same_state_and_a_baseline_is
     assert_eq!(vis(&m, "b", "198.51.100.0/22"), 0.0);
     c.terminate_cleanly();
 }
+
+#[test]
+fn the_section_is_off_by_default_and_validated_with_file_line_col_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    // Absent, or not enabled: off.
+    let (_, c) = support::load_config(dir, "");
+    assert!(c.unwrap().ris_live.is_none());
+    let (_, c) = support::load_config(dir, "[ris-live]\nenabled = false\nclient = \"x\"\n");
+    assert!(c.unwrap().ris_live.is_none());
+    // Enabled: defaults, and the client name in the URL.
+    let (_, c) = support::load_config(dir, "[ris-live]\nenabled = true\nclient = \"rw-1\"\n");
+    let r = c.unwrap().ris_live.unwrap();
+    assert_eq!(r.url, "wss://ris-live.ripe.net/v1/ws/?client=rw-1");
+    assert_eq!(
+        (r.stale_seconds, r.ping_interval_seconds, r.backoff_min_ms, r.backoff_max_ms),
+        (120, 30, 1000, 60000)
+    );
+    assert_eq!(r.max_prefix_subscriptions, 1000);
+    assert!(r.host.is_none() && r.peers.is_empty() && r.baseline.is_empty());
+    // Errors name file:line:col and the key.
+    let client = "client = \"rw\"\nenabled = true";
+    support::assert_key_error(dir, "ris-live", &format!("url = \"https://x/\"\n{client}"), 7, "ris-live.url");
+    support::assert_key_error(dir, "ris-live", &format!("host = \"rrc 00\"\n{client}"), 8, "ris-live.host");
+    support::assert_key_error(dir, "ris-live", &format!("peers = [\"rrc00\"]\n{client}"), 10, "ris-live.peers");
+    support::assert_key_error(dir, "ris-live", &format!("stale-seconds = 0\n{client}"), 17, "ris-live.stale-seconds");
+    support::assert_key_error(dir, "ris-live", &format!("backoff-max-ms = 20\nbackoff-min-ms = 100\n{client}"), 18, "ris-live.backoff-max-ms");
+    support::assert_key_error(dir, "ris-live", &format!("ca-file = \"/nonexistent.pem\"\n{client}"), 11, "ris-live.ca-file");
+    support::assert_key_error(dir, "ris-live", &format!("client = \"a b\"\nenabled = true"), 10, "ris-live.client");
+    support::assert_key_error(dir, "ris-live", &format!("unknown = 1\n{client}"), 1, "unknown field");
+    let err = support::section_error(dir, "ris-live", "enabled = true");
+    assert!(err.contains("ris-live.client") && err.contains("required"), "{err}");
+    let err = support::section_error(
+        dir,
+        "ris-live",
+        "enabled = true\nclient = \"rw\"\nhost = \"rrc01\"\n[[ris-live.baseline]]\nfile = \"rib.gz\"\ncollector = \"rrc00\"",
+    );
+    assert!(err.starts_with("7:13: ris-live.baseline.collector"), "{err}");
+}
