@@ -3,9 +3,9 @@
 //! message formats (fixtures/ris-live/README.md).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
 #[path = "support/ris_live.rs"]
 mod ris_server;
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -82,7 +82,10 @@ fn msgs(m: &Exposition, t: &str) -> f64 {
 }
 
 fn reconnects(m: &Exposition, reason: &str) -> f64 {
-    m.value("routewatch_ris_live_reconnects_total", &[("reason", reason)])
+    m.value(
+        "routewatch_ris_live_reconnects_total",
+        &[("reason", reason)],
+    )
 }
 
 fn wait_connections(server: &RisServer, n: u32) {
@@ -194,7 +197,11 @@ fn the_stream_drives_state_anomalies_and_metrics_and_follows_reloads() {
 
     // Malformed messages are counted, not fatal.
     server.send_fixture("malformed.jsonl");
-    d.wait_metric("routewatch_ris_live_messages_total", &[("type", "malformed")], 4.0);
+    d.wait_metric(
+        "routewatch_ris_live_messages_total",
+        &[("type", "malformed")],
+        4.0,
+    );
     // Parse errors are handed on with the next batch (within a second).
     let m = d.wait_metric(
         "routewatch_parse_errors_total",
@@ -218,7 +225,11 @@ fn the_stream_drives_state_anomalies_and_metrics_and_follows_reloads() {
     server.send_fixture("ris-error.jsonl");
     server.queue([Command::Close]);
     wait_connections(&server, 2);
-    d.wait_metric("routewatch_ris_live_reconnects_total", &[("reason", "ris_error")], 1.0);
+    d.wait_metric(
+        "routewatch_ris_live_reconnects_total",
+        &[("reason", "ris_error")],
+        1.0,
+    );
     d.wait_metric("routewatch_ris_live_connected", &[], 1.0);
     wait_subscriptions(
         &server,
@@ -227,7 +238,11 @@ fn the_stream_drives_state_anomalies_and_metrics_and_follows_reloads() {
     // A connection dropped without a close: an error.
     server.queue([Command::Drop]);
     wait_connections(&server, 3);
-    let m = d.wait_metric("routewatch_ris_live_reconnects_total", &[("reason", "error")], 1.0);
+    let m = d.wait_metric(
+        "routewatch_ris_live_reconnects_total",
+        &[("reason", "error")],
+        1.0,
+    );
     assert_eq!(reconnects(&m, "stale"), 0.0);
     assert_eq!(msgs(&m, "ris_error"), 1.0);
     d.wait_metric("routewatch_ris_live_connected", &[], 1.0);
@@ -239,7 +254,12 @@ fn the_stream_drives_state_anomalies_and_metrics_and_follows_reloads() {
         Location::new("c", &[64502], &["203.0.113.0/24"]),
     ];
     let same_port = DaemonConfig::new().listen(([127, 0, 0, 1], d.port).into());
-    config_on(same_port, dir.path(), &new_locations, &ris_section(&server, false, ""));
+    config_on(
+        same_port,
+        dir.path(),
+        &new_locations,
+        &ris_section(&server, false, ""),
+    );
     d.signal("HUP");
     // 198.51.101.0/24 is covered by 198.51.100.0/22's more-specifics.
     wait_subscriptions(
@@ -248,10 +268,15 @@ fn the_stream_drives_state_anomalies_and_metrics_and_follows_reloads() {
     );
     let log = server.with(|s| s.log.clone());
     assert!(
-        log.iter().any(|(k, data)| k == "ris_unsubscribe" && data.contains("2001:db8::/32")),
+        log.iter()
+            .any(|(k, data)| k == "ris_unsubscribe" && data.contains("2001:db8::/32")),
         "{log:?}"
     );
-    assert_eq!(server.with(|s| s.connections), 3, "renewed without reconnecting");
+    assert_eq!(
+        server.with(|s| s.connections),
+        3,
+        "renewed without reconnecting"
+    );
     // The stream is matched with the new registry.
     server.queue([Command::Send(
         r#"{"type":"ris_message","data":{"timestamp":1700000100,"peer":"203.0.113.7","peer_asn":"64560","id":"00-203-0-113-7-1","host":"rrc00","type":"UPDATE","path":[64560,64502],"announcements":[{"next_hop":"203.0.113.7","prefixes":["203.0.113.0/24"]}]}}"#.into(),
@@ -283,13 +308,20 @@ fn a_silent_stream_is_stale_and_reconnected_pongs_do_not_count() {
     // Silence (the server still answers pings): down within stale-seconds plus a margin.
     server.heartbeat(false);
     let silent_from = Instant::now();
-    d.wait_metric("routewatch_ris_live_reconnects_total", &[("reason", "stale")], 1.0);
+    d.wait_metric(
+        "routewatch_ris_live_reconnects_total",
+        &[("reason", "stale")],
+        1.0,
+    );
     let took = silent_from.elapsed();
     assert!(
         took >= Duration::from_millis(1800) && took < Duration::from_secs(6),
         "stale after {took:?}"
     );
-    assert!(server.with(|s| s.pings) >= 2, "pings were answered meanwhile");
+    assert!(
+        server.with(|s| s.pings) >= 2,
+        "pings were answered meanwhile"
+    );
     // Reconnected (and, still silent, stale again: staleness is failure every time).
     wait_connections(&server, 2);
     server.heartbeat(true);
@@ -311,7 +343,11 @@ fn tls_with_a_generated_certificate_trusted_through_ca_file() {
     let (_, file) = config(
         dir.path(),
         &locations(),
-        &ris_section(&server, true, &format!("ca-file = \"{}\"\n", wrong.display())),
+        &ris_section(
+            &server,
+            true,
+            &format!("ca-file = \"{}\"\n", wrong.display()),
+        ),
     );
     let mut d = Daemon::start(&file);
     d.wait_ready();
@@ -329,7 +365,11 @@ fn tls_with_a_generated_certificate_trusted_through_ca_file() {
     let (_, file) = config(
         dir.path(),
         &locations(),
-        &ris_section(&server, true, &format!("ca-file = \"{}\"\n", good.display())),
+        &ris_section(
+            &server,
+            true,
+            &format!("ca-file = \"{}\"\n", good.display()),
+        ),
     );
     let mut d = Daemon::start(&file);
     d.wait_ready();
@@ -385,8 +425,7 @@ fn state(d: &mut Daemon) -> Vec<String> {
 }
 
 #[test]
-fn the_same_updates_as_mrt_and_as_ris_live_give_the_same_state_and_a_baseline_is_withdrawn_live()
-{
+fn the_same_updates_as_mrt_and_as_ris_live_give_the_same_state_and_a_baseline_is_withdrawn_live() {
     let dir = tempfile::tempdir().unwrap();
     // As MRT: the fixtures' announcements and withdrawals encoded as BGP4MP.
     let elems = fixture_elems(&["announcements.jsonl", "withdrawals.jsonl"]);
@@ -414,18 +453,28 @@ fn the_same_updates_as_mrt_and_as_ris_live_give_the_same_state_and_a_baseline_is
     b.wait_metric("routewatch_ris_live_connected", &[], 1.0);
     server.send_fixture("announcements.jsonl");
     server.send_fixture("withdrawals.jsonl");
-    b.wait_metric("routewatch_routes_processed_total", &[("feed", "ris-live")], 9.0);
+    b.wait_metric(
+        "routewatch_routes_processed_total",
+        &[("feed", "ris-live")],
+        9.0,
+    );
     let from_live = state(&mut b);
     b.terminate_cleanly();
     assert_eq!(from_mrt, from_live);
-    assert!(from_live.iter().any(|l| l.contains("vis=1")), "{from_live:?}");
+    assert!(
+        from_live.iter().any(|l| l.contains("vis=1")),
+        "{from_live:?}"
+    );
 
     // A baseline: the announcements as rrc00's and rrc01's dump (each collector's own peers),
     // loaded before the stream; a live withdrawal then removes a baseline route.
     let base_dir = dir.path().join("base");
     std::fs::create_dir(&base_dir).unwrap();
     let mut ris = String::new();
-    for (collector, peers) in [("rrc00", ["203.0.113.1", "203.0.113.5"]), ("rrc01", ["198.18.0.2", "2001:db8:ffff::2"])] {
+    for (collector, peers) in [
+        ("rrc00", ["203.0.113.1", "203.0.113.5"]),
+        ("rrc01", ["198.18.0.2", "2001:db8:ffff::2"]),
+    ] {
         let mine: Vec<_> = fixture_elems(&["announcements.jsonl"])
             .into_iter()
             .filter(|e| peers.contains(&e.peer_ip.to_string().as_str()))
@@ -438,7 +487,11 @@ fn the_same_updates_as_mrt_and_as_ris_live_give_the_same_state_and_a_baseline_is
         );
     }
     let server = RisServer::start();
-    let (_, file) = config(&base_dir, &locations(), &(ris_section(&server, false, "") + &ris));
+    let (_, file) = config(
+        &base_dir,
+        &locations(),
+        &(ris_section(&server, false, "") + &ris),
+    );
     let mut c = Daemon::start(&file);
     c.wait_ready();
     // Ready means the baseline is in: the hijack is already reported.
@@ -446,18 +499,29 @@ fn the_same_updates_as_mrt_and_as_ris_live_give_the_same_state_and_a_baseline_is
     assert_eq!(vis(&m, "a", "192.0.2.0/24"), 2.0);
     assert_eq!(active(&m, "origin_mismatch", "a", "192.0.2.0/24"), 1.0);
     // Four peers in the dumps; 203.0.113.5 announced only unregistered prefixes.
-    assert_eq!(m.value("routewatch_feed_peers", &[("feed", "ris-live")]), 3.0);
+    assert_eq!(
+        m.value("routewatch_feed_peers", &[("feed", "ris-live")]),
+        3.0
+    );
     c.wait_metric("routewatch_ris_live_connected", &[], 1.0);
     server.send_fixture("withdrawals.jsonl");
     let m = c.wait_metric(
         "routewatch_anomalies_active",
-        &[("kind", "origin_mismatch"), ("location", "a"), ("prefix", "192.0.2.0/24")],
+        &[
+            ("kind", "origin_mismatch"),
+            ("location", "a"),
+            ("prefix", "192.0.2.0/24"),
+        ],
         0.0,
     );
     assert_eq!(vis(&m, "a", "192.0.2.0/24"), 1.0);
     // And the peer's session down takes its baseline routes.
     server.send_fixture("peer-state.jsonl");
-    let m = c.wait_metric("routewatch_feed_sessions_down_total", &[("feed", "ris-live")], 1.0);
+    let m = c.wait_metric(
+        "routewatch_feed_sessions_down_total",
+        &[("feed", "ris-live")],
+        1.0,
+    );
     assert_eq!(vis(&m, "b", "198.51.100.0/22"), 0.0);
     c.terminate_cleanly();
 }
@@ -476,27 +540,86 @@ fn the_section_is_off_by_default_and_validated_with_file_line_col_and_key() {
     let r = c.unwrap().ris_live.unwrap();
     assert_eq!(r.url, "wss://ris-live.ripe.net/v1/ws/?client=rw-1");
     assert_eq!(
-        (r.stale_seconds, r.ping_interval_seconds, r.backoff_min_ms, r.backoff_max_ms),
+        (
+            r.stale_seconds,
+            r.ping_interval_seconds,
+            r.backoff_min_ms,
+            r.backoff_max_ms
+        ),
         (120, 30, 1000, 60000)
     );
     assert_eq!(r.max_prefix_subscriptions, 1000);
     assert!(r.host.is_none() && r.peers.is_empty() && r.baseline.is_empty());
     // Errors name file:line:col and the key.
     let client = "client = \"rw\"\nenabled = true";
-    support::assert_key_error(dir, "ris-live", &format!("url = \"https://x/\"\n{client}"), 7, "ris-live.url");
-    support::assert_key_error(dir, "ris-live", &format!("host = \"rrc 00\"\n{client}"), 8, "ris-live.host");
-    support::assert_key_error(dir, "ris-live", &format!("peers = [\"rrc00\"]\n{client}"), 10, "ris-live.peers");
-    support::assert_key_error(dir, "ris-live", &format!("stale-seconds = 0\n{client}"), 17, "ris-live.stale-seconds");
-    support::assert_key_error(dir, "ris-live", &format!("backoff-max-ms = 20\nbackoff-min-ms = 100\n{client}"), 18, "ris-live.backoff-max-ms");
-    support::assert_key_error(dir, "ris-live", &format!("ca-file = \"/nonexistent.pem\"\n{client}"), 11, "ris-live.ca-file");
-    support::assert_key_error(dir, "ris-live", &format!("client = \"a b\"\nenabled = true"), 10, "ris-live.client");
-    support::assert_key_error(dir, "ris-live", &format!("unknown = 1\n{client}"), 1, "unknown field");
+    support::assert_key_error(
+        dir,
+        "ris-live",
+        &format!("url = \"https://x/\"\n{client}"),
+        7,
+        "ris-live.url",
+    );
+    support::assert_key_error(
+        dir,
+        "ris-live",
+        &format!("host = \"rrc 00\"\n{client}"),
+        8,
+        "ris-live.host",
+    );
+    support::assert_key_error(
+        dir,
+        "ris-live",
+        &format!("peers = [\"rrc00\"]\n{client}"),
+        10,
+        "ris-live.peers",
+    );
+    support::assert_key_error(
+        dir,
+        "ris-live",
+        &format!("stale-seconds = 0\n{client}"),
+        17,
+        "ris-live.stale-seconds",
+    );
+    support::assert_key_error(
+        dir,
+        "ris-live",
+        &format!("backoff-max-ms = 20\nbackoff-min-ms = 100\n{client}"),
+        18,
+        "ris-live.backoff-max-ms",
+    );
+    support::assert_key_error(
+        dir,
+        "ris-live",
+        &format!("ca-file = \"/nonexistent.pem\"\n{client}"),
+        11,
+        "ris-live.ca-file",
+    );
+    support::assert_key_error(
+        dir,
+        "ris-live",
+        &format!("client = \"a b\"\nenabled = true"),
+        10,
+        "ris-live.client",
+    );
+    support::assert_key_error(
+        dir,
+        "ris-live",
+        &format!("unknown = 1\n{client}"),
+        1,
+        "unknown field",
+    );
     let err = support::section_error(dir, "ris-live", "enabled = true");
-    assert!(err.contains("ris-live.client") && err.contains("required"), "{err}");
+    assert!(
+        err.contains("ris-live.client") && err.contains("required"),
+        "{err}"
+    );
     let err = support::section_error(
         dir,
         "ris-live",
         "enabled = true\nclient = \"rw\"\nhost = \"rrc01\"\n[[ris-live.baseline]]\nfile = \"rib.gz\"\ncollector = \"rrc00\"",
     );
-    assert!(err.starts_with("7:13: ris-live.baseline.collector"), "{err}");
+    assert!(
+        err.starts_with("7:13: ris-live.baseline.collector"),
+        "{err}"
+    );
 }

@@ -276,7 +276,9 @@ fn check_url(url: &str) -> Result<(), String> {
         .ok_or_else(|| format!("'{url}' is not a ws:// or wss:// URL"))?;
     let authority = rest.split(['/', '?']).next().unwrap_or("");
     if authority.is_empty() || authority.contains('@') {
-        return Err(format!("'{url}' has no host (or has credentials, not supported)"));
+        return Err(format!(
+            "'{url}' has no host (or has credentials, not supported)"
+        ));
     }
     if url.contains('#') || url.chars().any(char::is_whitespace) {
         return Err(format!("'{url}' has a fragment or a blank"));

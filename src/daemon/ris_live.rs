@@ -184,7 +184,10 @@ impl RisLiveTask {
         let tls = uri.scheme_str() == Some("wss");
         let host = uri.host().unwrap_or("").to_string();
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let bare = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let bare = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let tcp = tokio::select! {
             r = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect((bare.as_str(), port))) => r,
             _ = stopped(&mut self.shutdown) => return End::Stop,
@@ -272,11 +275,16 @@ impl RisLiveTask {
         }
         self.metrics.set_connected(true);
         self.metrics.set_subscriptions(subscribed.len());
-        info!(url, subscriptions = subscribed.len(), "RIS Live connected and subscribed");
+        info!(
+            url,
+            subscriptions = subscribed.len(),
+            "RIS Live connected and subscribed"
+        );
 
         let stale = Duration::from_secs(self.config.stale_seconds);
         let mut last_data = Instant::now();
-        let mut ping = tokio::time::interval(Duration::from_secs(self.config.ping_interval_seconds));
+        let mut ping =
+            tokio::time::interval(Duration::from_secs(self.config.ping_interval_seconds));
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
         let mut flush = tokio::time::interval(FLUSH_INTERVAL);
@@ -425,8 +433,10 @@ where
 {
     let (mut gone, mut added) = (0, 0);
     for data in old.difference(new) {
-        sink.send(Message::Text(client_message("ris_unsubscribe", data).into()))
-            .await?;
+        sink.send(Message::Text(
+            client_message("ris_unsubscribe", data).into(),
+        ))
+        .await?;
         gone += 1;
     }
     for data in new.difference(old) {
@@ -446,7 +456,10 @@ fn client_tls(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Strin
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
             .map_err(|e| format!("{}: {e}", file.display()))?;
         if certs.is_empty() {
-            return Err(format!("{}: no PEM certificate in the file", file.display()));
+            return Err(format!(
+                "{}: no PEM certificate in the file",
+                file.display()
+            ));
         }
         for c in certs {
             roots

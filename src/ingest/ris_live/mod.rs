@@ -303,7 +303,11 @@ impl Decoder {
             _ => return Decoded::of(MessageType::Other),
         }
         let Some(raw) = env.data else {
-            return malformed(batch, ERROR_MALFORMED_MESSAGE, "ris_message without data".into());
+            return malformed(
+                batch,
+                ERROR_MALFORMED_MESSAGE,
+                "ris_message without data".into(),
+            );
         };
         let data: Data = match serde_json::from_str(raw.get()) {
             Ok(d) => d,
@@ -348,7 +352,11 @@ impl Decoder {
         }
         // The prefilter: the prefixes alone, looked up; nothing else is decoded unless one
         // matched.
-        let announced = data.announcements.iter().flatten().flat_map(|a| &a.prefixes);
+        let announced = data
+            .announcements
+            .iter()
+            .flatten()
+            .flat_map(|a| &a.prefixes);
         let withdrawn = data.withdrawals.iter().flatten();
         let mut entries = 0u64;
         let mut any = false;

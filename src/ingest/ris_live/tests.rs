@@ -67,7 +67,9 @@ fn peer_state_down_is_a_source_down_among_the_updates() {
     d.decode(UPDATE, &reg, &mut b);
     let down = r#"{"type":"ris_message","data":{"timestamp":1700000001,"peer":"203.0.113.1","peer_asn":"64510","host":"rrc00","type":"RIS_PEER_STATE","state":"down"}}"#;
     assert_eq!(d.decode(down, &reg, &mut b).kind, MessageType::PeerState);
-    let up = down.replace("\"down\"", "\"connected\"").replace("RIS_PEER_STATE", "STATE");
+    let up = down
+        .replace("\"down\"", "\"connected\"")
+        .replace("RIS_PEER_STATE", "STATE");
     assert_eq!(d.decode(&up, &reg, &mut b).kind, MessageType::PeerState);
     assert_eq!(b.sources_down.len(), 1);
     let ev = &b.sources_down[0];
@@ -105,10 +107,22 @@ fn server_messages_are_told_apart() {
     let mut b = Batch::default();
     let cases = [
         (r#"{"type":"pong","data":null}"#, MessageType::Pong),
-        (r#"{"type":"ris_subscribe_ok","data":{"subscription":{},"socketOptions":{}}}"#, MessageType::SubscribeOk),
-        (r#"{"type":"ris_rrc_list","data":["rrc00","rrc01"]}"#, MessageType::Other),
-        (r#"{"type":"ris_message","data":{"timestamp":1,"peer":"203.0.113.1","peer_asn":"1","host":"rrc00","type":"KEEPALIVE"}}"#, MessageType::Keepalive),
-        (r#"{"type":"ris_message","data":{"timestamp":1,"peer":"203.0.113.1","peer_asn":"1","host":"rrc00","type":"OPEN","direction":"sent"}}"#, MessageType::OtherBgp),
+        (
+            r#"{"type":"ris_subscribe_ok","data":{"subscription":{},"socketOptions":{}}}"#,
+            MessageType::SubscribeOk,
+        ),
+        (
+            r#"{"type":"ris_rrc_list","data":["rrc00","rrc01"]}"#,
+            MessageType::Other,
+        ),
+        (
+            r#"{"type":"ris_message","data":{"timestamp":1,"peer":"203.0.113.1","peer_asn":"1","host":"rrc00","type":"KEEPALIVE"}}"#,
+            MessageType::Keepalive,
+        ),
+        (
+            r#"{"type":"ris_message","data":{"timestamp":1,"peer":"203.0.113.1","peer_asn":"1","host":"rrc00","type":"OPEN","direction":"sent"}}"#,
+            MessageType::OtherBgp,
+        ),
     ];
     for (text, want) in cases {
         assert_eq!(d.decode(text, &reg, &mut b).kind, want, "{text}");
@@ -119,7 +133,10 @@ fn server_messages_are_told_apart() {
         &mut b,
     );
     assert_eq!(err.kind, MessageType::RisError);
-    assert_eq!(err.detail.as_deref(), Some("Unknown subscription parameter"));
+    assert_eq!(
+        err.detail.as_deref(),
+        Some("Unknown subscription parameter")
+    );
     assert!(!MessageType::Pong.is_data() && MessageType::Keepalive.is_data());
 }
 
@@ -167,7 +184,10 @@ fn subscriptions_follow_the_registry_and_the_threshold() {
         })
         .collect();
     // 198.51.101.0/24 is inside 198.51.100.0/22: covered by its more-specifics.
-    assert_eq!(prefixes, ["192.0.2.0/24", "198.51.100.0/22", "2001:db8::/32"]);
+    assert_eq!(
+        prefixes,
+        ["192.0.2.0/24", "198.51.100.0/22", "2001:db8::/32"]
+    );
     assert!(subs.contains(r#"{"type":"RIS_PEER_STATE"}"#));
     assert!(subs.contains(r#"{"host":"rrc00","type":"KEEPALIVE"}"#));
     assert_eq!(subs.len(), 5);
@@ -208,7 +228,11 @@ fn backoff_doubles_with_jitter_up_to_its_cap_and_resets() {
     let want = [100u64, 200, 400, 800, 1000, 1000, 1000, 1000];
     for (d, cap) in caps.iter().zip(want) {
         let cap = Duration::from_millis(cap);
-        assert!(*d <= cap && *d >= cap / 2, "{d:?} not in [{:?}, {cap:?}]", cap / 2);
+        assert!(
+            *d <= cap && *d >= cap / 2,
+            "{d:?} not in [{:?}, {cap:?}]",
+            cap / 2
+        );
     }
     assert!(caps.windows(2).any(|w| w[0] != w[1]), "jitter varies");
     b.reset();
