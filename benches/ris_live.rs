@@ -63,10 +63,10 @@ fn frames(matched_every: usize) -> Vec<String> {
         .map(|i| {
             let r = next();
             let peer = (r % u64::from(PEERS)) as u32;
-            let host = if peer % 2 == 0 { "rrc00" } else { "rrc01" };
+            let host = if peer.is_multiple_of(2) { "rrc00" } else { "rrc01" };
             let peer_ip = Ipv4Addr::from(0xC633_6400 + peer); // 198.51.100.x
             let peer_asn = 65_000 + peer;
-            let matched = i % matched_every == 0;
+            let matched = i.is_multiple_of(matched_every);
             let prefix = if matched {
                 let p = (r >> 8) as u32 % PREFIXES;
                 format!("{}/24", Ipv4Addr::from(0x0A00_0000 + (p << 8)))
@@ -75,7 +75,7 @@ fn frames(matched_every: usize) -> Vec<String> {
             };
             let origin = 64_000 + ((r >> 40) % 100) as u32;
             let ts = 1_700_000_000.0 + i as f64 * 0.01;
-            if (r >> 32) % 10 == 0 {
+            if (r >> 32).is_multiple_of(10) {
                 format!(
                     r#"{{"type":"ris_message","data":{{"timestamp":{ts},"peer":"{peer_ip}","peer_asn":"{peer_asn}","id":"{i}","host":"{host}.ripe.net","type":"UPDATE","path":[],"withdrawals":["{prefix}"]}}}}"#
                 )

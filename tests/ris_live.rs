@@ -597,7 +597,7 @@ fn the_section_is_off_by_default_and_validated_with_file_line_col_and_key() {
     support::assert_key_error(
         dir,
         "ris-live",
-        &format!("client = \"a b\"\nenabled = true"),
+        "client = \"a b\"\nenabled = true",
         10,
         "ris-live.client",
     );

@@ -4,7 +4,7 @@
 //! with `pong`, sends a KEEPALIVE heartbeat while asked to, and sends what the test queues, or
 //! drops or closes the connection. Runs on its own thread with its own runtime; stops when
 //! dropped.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::result_large_err)]
 
 use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -246,7 +246,8 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, st: Arc<Mutex<
                 };
                 match cmd {
                     Some(Command::Send(text)) => {
-                        if sink.send(Message::Text(text.into())).await.is_err() {
+                        let sent = sink.send(Message::Text(text.into())).await;
+                        if sent.is_err() {
                             return;
                         }
                     }
