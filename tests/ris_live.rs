@@ -277,6 +277,10 @@ fn the_stream_drives_state_anomalies_and_metrics_and_follows_reloads() {
         3,
         "renewed without reconnecting"
     );
+    assert_eq!(
+        d.scrape().value("routewatch_config_restart_required", &[]),
+        0.0
+    );
     // The stream is matched with the new registry.
     server.queue([Command::Send(
         r#"{"type":"ris_message","data":{"timestamp":1700000100,"peer":"203.0.113.7","peer_asn":"64560","id":"00-203-0-113-7-1","host":"rrc00","type":"UPDATE","path":[64560,64502],"announcements":[{"next_hop":"203.0.113.7","prefixes":["203.0.113.0/24"]}]}}"#.into(),
