@@ -242,7 +242,7 @@ impl RisLiveTask {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let handshake = tokio::select! {
-            r = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::client_async(url, stream)) => r,
+            r = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))) => r,
             _ = stopped(&mut self.shutdown) => return End::Stop,
         };
         let ws = match handshake {
@@ -420,6 +420,16 @@ impl RisLiveTask {
         );
         self.tx.send(RisLiveInput::Stream(full)).await.is_ok()
     }
+}
+
+/// Largest WebSocket message (and frame) accepted: a RIS Live message is a few kilobytes; a
+/// larger one ends the connection (`reason="error"`) instead of growing a buffer.
+const MAX_MESSAGE_BYTES: usize = 4 << 20;
+
+fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
 
 /// Sends `ris_unsubscribe` for the filters that went and `ris_subscribe` for the new ones.
