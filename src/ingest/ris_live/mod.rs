@@ -474,11 +474,15 @@ pub fn subscriptions(registry: &Registry, settings: &SubscribeSettings) -> BTree
         }
     }
     out.insert(with(&[("type", "RIS_PEER_STATE".into())]));
-    // The heartbeat: without a host, one collector's keepalives (not every collector's).
+    // The heartbeat: the keepalives of the configured collector and/or peer; with neither, one
+    // collector's (not every collector's).
     let mut heartbeat = base.clone();
-    heartbeat
-        .entry("host")
-        .or_insert_with(|| crate::config::DEFAULT_RIS_LIVE_HEARTBEAT_HOST.into());
+    if heartbeat.is_empty() {
+        heartbeat.insert(
+            "host".into(),
+            crate::config::DEFAULT_RIS_LIVE_HEARTBEAT_HOST.into(),
+        );
+    }
     heartbeat.insert("type".into(), "KEEPALIVE".into());
     out.insert(serde_json::Value::Object(heartbeat).to_string());
     out

@@ -210,6 +210,18 @@ fn subscriptions_follow_the_registry_and_the_threshold() {
             r#"{"host":"rrc21","peer":"203.0.113.1","type":"UPDATE"}"#,
         ]
     );
+    // One peer and no host: that peer's keepalives, wherever it peers.
+    let one_peer = subscriptions(
+        &reg,
+        &SubscribeSettings {
+            filter: Filter {
+                host: None,
+                peers: vec!["203.0.113.1".parse().unwrap()],
+            },
+            max_prefix_subscriptions: 2,
+        },
+    );
+    assert!(one_peer.contains(r#"{"peer":"203.0.113.1","type":"KEEPALIVE"}"#));
     assert_eq!(
         client_message("ris_subscribe", r#"{"type":"UPDATE"}"#),
         r#"{"type":"ris_subscribe","data":{"type":"UPDATE"}}"#
