@@ -23,6 +23,11 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod ris_live;
+pub use ris_live::{
+    is_name as ris_live_name, BaselineFile, RisLiveConfig, DEFAULT_RIS_LIVE_HEARTBEAT_HOST,
+};
+
 use crate::registry::{Location, Registry, RegistryError};
 
 /// Default HTTP listen address: loopback only, so metrics and the API are not exposed by accident.
@@ -160,6 +165,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Notification targets (`[[notify]]`), in file order; see [`crate::notify`].
     pub notify: Vec<NotifyTarget>,
+    /// `[ris-live]`: the RIS Live feed; `None` when absent or not enabled.
+    pub ris_live: Option<RisLiveConfig>,
     /// `allow-empty-registry`: a configuration without any location is accepted (otherwise it
     /// is refused, on start and on reload, as an empty or cut file would be).
     pub allow_empty_registry: bool,
@@ -461,6 +468,8 @@ struct RawFile {
     dns: Option<RawDns>,
     #[serde(default)]
     log: Option<RawLog>,
+    #[serde(default, rename = "ris-live")]
+    ris_live: Option<ris_live::RawRisLive>,
     #[serde(default)]
     notify: Vec<RawNotify>,
     #[serde(default)]
@@ -683,7 +692,7 @@ const SPLIT_PARSE_BYTES: usize = 4 << 20;
 const SPLIT_PIECE_BYTES: usize = 1 << 20;
 
 /// Table headers a main file may have besides `[[location]]` for [`parse_split`].
-const SPLIT_HEADERS: [&str; 11] = [
+const SPLIT_HEADERS: [&str; 13] = [
     "[http]",
     "[mrt]",
     "[bmp]",
@@ -694,6 +703,8 @@ const SPLIT_HEADERS: [&str; 11] = [
     "[metrics]",
     "[log]",
     "[[notify]]",
+    "[ris-live]",
+    "[[ris-live.baseline]]",
     "[[location]]",
 ];
 
@@ -1089,6 +1100,11 @@ impl Config {
             }
         }
 
+        let ris_live = match &raw.ris_live {
+            Some(r) => ris_live::convert(&sources[0], r, &resolve)?,
+            None => None,
+        };
+
         Ok(Config {
             path: path.to_path_buf(),
             http,
@@ -1102,6 +1118,7 @@ impl Config {
             dns,
             log,
             notify,
+            ris_live,
             allow_empty_registry: raw.allow_empty_registry,
             validated,
         })

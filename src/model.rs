@@ -21,17 +21,20 @@ pub enum Feed {
     Mrt,
     /// BMP sessions from routers.
     Bmp,
+    /// The RIPE RIS Live WebSocket stream (`[ris-live]`).
+    RisLive,
 }
 
 impl Feed {
     /// Every feed this build knows.
-    pub const ALL: [Feed; 2] = [Feed::Mrt, Feed::Bmp];
+    pub const ALL: [Feed; 3] = [Feed::Mrt, Feed::Bmp, Feed::RisLive];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Feed::Mrt => "mrt",
             Feed::Bmp => "bmp",
+            Feed::RisLive => "ris-live",
         }
     }
 }
@@ -116,6 +119,18 @@ impl RouteSource {
             router: Some(router),
             view: Some(view),
             text: text.into(),
+        }
+    }
+
+    /// A RIS Live collector (`rrc00`): its peers are told apart by address and AS, as in the
+    /// collector's MRT dumps, so a baseline RIB of that collector read with this source and the
+    /// live stream hold the same routes (text `ris-live/rrc00`).
+    pub fn ris_live(collector: &str) -> RouteSource {
+        RouteSource {
+            feed: Feed::RisLive,
+            router: None,
+            view: None,
+            text: format!("{}/{collector}", Feed::RisLive).into(),
         }
     }
 

@@ -181,6 +181,9 @@ pub fn restart_required(running: &Config, new: &Config) -> Vec<&'static str> {
     );
     check(running.mrt.files != new.mrt.files, "mrt.files");
     check(running.notify != new.notify, "notify");
+    // The RIS Live subscriptions follow the registry on a reload; the section itself (URL,
+    // filters, timers, baseline) is read at start.
+    check(running.ris_live != new.ris_live, "ris-live");
     check(running.mrt.watch_dir != new.mrt.watch_dir, "mrt.watch-dir");
     check(
         running.mrt.watch_interval_seconds != new.mrt.watch_interval_seconds,

@@ -178,6 +178,16 @@ fn live_exposition() -> String {
             "dns",
             &format!("enabled = true\nservers = [\"{dns}\"]\ntimeout-ms = 50\nattempts = 1\n"),
         )
+        // [ris-live] pointed at a local port where nothing listens: its series exist, its
+        // connection attempts fail (reason="connect").
+        .section(
+            "ris-live",
+            &format!(
+                "enabled = true\nurl = \"ws://127.0.0.1:{}/v1/ws/\"\nclient = \"metrics-doc\"\n\
+                 backoff-min-ms = 100\nbackoff-max-ms = 200\n",
+                support::daemon::free_port()
+            ),
+        )
         .locations_toml(&demo_locations())
         .write(dir.path());
     let mut daemon = Daemon::start(&config);
@@ -389,6 +399,27 @@ fn the_codes_label_values_are_documented() {
         routewatch::notify::sender::Reason::ALL
             .iter()
             .map(|r| r.as_str().to_string())
+            .collect(),
+    );
+    check(
+        "routewatch_parse_errors_total",
+        "error",
+        s(&routewatch::ingest::ris_live::ERROR_LABELS),
+    );
+    check(
+        "routewatch_ris_live_messages_total",
+        "type",
+        routewatch::ingest::ris_live::metrics::message_type_labels()
+            .iter()
+            .map(|t| t.to_string())
+            .collect(),
+    );
+    check(
+        "routewatch_ris_live_reconnects_total",
+        "reason",
+        routewatch::ingest::ris_live::metrics::reason_labels()
+            .iter()
+            .map(|t| t.to_string())
             .collect(),
     );
     assert!(

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
 use super::feeds::FeedMessage;
+use super::ris_live::RisLiveInput;
 use super::rpki_task::VrpUpdate;
 use super::stopped;
 use crate::clock::unix_now;
@@ -46,6 +47,8 @@ pub struct EngineInputs {
     pub bmp: Option<mpsc::Receiver<bmp::Output>>,
     /// VRP sets, when a VRP file is configured.
     pub vrps: Option<mpsc::Receiver<VrpUpdate>>,
+    /// The RIS Live feed, when `[ris-live]` is enabled.
+    pub ris_live: Option<mpsc::Receiver<RisLiveInput>>,
     /// Registry swaps from the reload task.
     pub swaps: mpsc::Receiver<Swap>,
     /// API queries.
@@ -97,6 +100,29 @@ impl EngineTask {
     /// What a BMP session produced.
     pub fn on_bmp(&mut self, out: bmp::Output) {
         self.pipeline.ingest_bmp(&out);
+    }
+
+    /// A message from the RIS Live task: its baseline (MRT files, counted as the MRT feed's
+    /// reads; their routes are the collectors' `ris-live/…` routes) or the stream.
+    pub fn on_ris_live(&mut self, msg: RisLiveInput) {
+        match msg {
+            RisLiveInput::Stream(b) => self.pipeline.ingest(Feed::RisLive, &b),
+            RisLiveInput::Baseline(b) => self.pipeline.ingest(Feed::Mrt, &b),
+            RisLiveInput::BaselineFile(r) => self.pipeline.file_done(&r),
+            RisLiveInput::BaselineFailed(e) => {
+                self.pipeline.metrics.record_mrt_file("failed");
+                error!(error = %e, "RIS Live baseline file could not be read");
+            }
+            RisLiveInput::BaselineDone => {
+                if let Some(flag) = &self.ready.ris_live_baseline {
+                    flag.store(true, Ordering::Release);
+                }
+                info!(
+                    routes = self.pipeline.engine.tracked_routes(),
+                    "RIS Live baseline loaded; the stream starts"
+                );
+            }
+        }
     }
 
     /// A VRP set from the VRP file task: every held route is re-validated.
@@ -215,12 +241,14 @@ impl EngineTask {
             mut feed,
             bmp,
             vrps,
+            ris_live,
             mut swaps,
             mut queries,
             mut shutdown,
         } = inputs;
         let (mut bmp_open, mut bmp) = (bmp.is_some(), bmp.unwrap_or_else(closed));
         let (mut vrps_open, mut vrps) = (vrps.is_some(), vrps.unwrap_or_else(closed));
+        let (mut ris_open, mut ris) = (ris_live.is_some(), ris_live.unwrap_or_else(closed));
         let mut feed_open = true;
         let mut tick = tokio::time::interval(TICK);
         loop {
@@ -233,6 +261,10 @@ impl EngineTask {
                 out = bmp.recv(), if bmp_open => match out {
                     Some(out) => self.on_bmp(out),
                     None => bmp_open = false,
+                },
+                msg = ris.recv(), if ris_open => match msg {
+                    Some(msg) => self.on_ris_live(msg),
+                    None => ris_open = false,
                 },
                 _ = tick.tick() => self.on_tick(),
                 v = vrps.recv(), if vrps_open => match v {

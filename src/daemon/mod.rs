@@ -12,6 +12,7 @@
 //! | `start_reload` | [`crate::reload`] | configuration reload (SIGHUP, `POST /-/reload`) |
 //! | `start_rpki` | [`rpki_task`] | the VRP file, loaded at start and on change |
 //! | `start_feeds` | [`feeds`], [`watch_dir`] | the configured MRT files, then the watched directory |
+//! | `start_ris_live` | [`ris_live`], [`crate::ingest::ris_live`] | `[ris-live]`: its baseline RIBs, then the RIS Live stream (reconnected for ever) |
 //! | `start_engine` | [`engine_task`] | the only owner of route state, fed by all of the above |
 //!
 //! Then READY=1, the watchdog, and a wait for SIGTERM/SIGINT; shutdown stops the tasks in
@@ -19,6 +20,7 @@
 
 pub mod engine_task;
 pub mod feeds;
+pub mod ris_live;
 pub mod rpki_task;
 pub mod signals;
 pub mod watch_dir;
@@ -39,6 +41,7 @@ use crate::events::metrics::EventStoreMetrics;
 use crate::events::store::EventStore;
 use crate::http::{self, AppState, Query, Readiness};
 use crate::ingest::bmp;
+use crate::ingest::ris_live::metrics::RisLiveMetrics;
 use crate::model::Feed;
 use crate::pipeline::Pipeline;
 use crate::registry::{Registry, SharedRegistry};
@@ -101,6 +104,7 @@ struct Tasks {
     reload: JoinHandle<()>,
     watchdog: JoinHandle<()>,
     feeds: JoinHandle<()>,
+    ris_live: Option<JoinHandle<()>>,
     engine: JoinHandle<()>,
     naming: Option<EventNaming>,
     store: Option<EventStore>,
@@ -134,6 +138,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
     };
     let http_metrics = http::metrics::HttpMetrics::new(pipeline.metrics.registry())?;
     let mut readiness = Readiness::default();
+    let ris_live_metrics = prepare_ris_live(&config, &mut pipeline, &mut readiness)?;
     let (bmp_task, bmp_rx) = start_bmp(
         &config,
         &shared,
@@ -173,6 +178,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
     let reload_task = start_reload(&config, &shared, &pipeline, reload_rx, swap_tx);
     let (rpki_task, vrp_rx) = start_rpki(&config, &wiring);
     let (feed_task, feed_rx) = start_feeds(&config, &shared, &wiring);
+    let (ris_task, ris_rx) = start_ris_live(&config, &shared, ris_live_metrics, &wiring);
     let heartbeat = Arc::new(crate::systemd::Heartbeat::default());
     let engine_task = start_engine(
         EngineTask::new(pipeline, ready.clone(), store_metrics),
@@ -180,6 +186,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
             feed: feed_rx,
             bmp: bmp_rx,
             vrps: vrp_rx,
+            ris_live: ris_rx,
             swaps: swap_rx,
             queries: query_rx,
             shutdown: wiring.shutdown.clone(),
@@ -207,6 +214,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
         reload: reload_task,
         watchdog,
         feeds: feed_task,
+        ris_live: ris_task,
         engine: engine_task,
         naming,
         store,
@@ -415,6 +423,47 @@ fn start_feeds(
     (task, rx)
 }
 
+/// With `[ris-live]`: its metrics, the feed's series and the readiness flag of its baseline.
+fn prepare_ris_live(
+    config: &Config,
+    pipeline: &mut Pipeline,
+    readiness: &mut Readiness,
+) -> Result<Option<RisLiveMetrics>, Error> {
+    if config.ris_live.is_none() {
+        return Ok(None);
+    }
+    pipeline
+        .metrics
+        .enable_feed(Feed::RisLive, &crate::ingest::ris_live::ERROR_LABELS);
+    readiness.ris_live_baseline = Some(std::sync::atomic::AtomicBool::new(false));
+    Ok(Some(RisLiveMetrics::new(pipeline.metrics.registry())?))
+}
+
+/// Starts the RIS Live task (`[ris-live]`): baseline, then the stream.
+fn start_ris_live(
+    config: &Config,
+    registry: &SharedRegistry,
+    metrics: Option<RisLiveMetrics>,
+    wiring: &Wiring,
+) -> (
+    Option<JoinHandle<()>>,
+    Option<mpsc::Receiver<ris_live::RisLiveInput>>,
+) {
+    let (Some(rl), Some(metrics)) = (config.ris_live.clone(), metrics) else {
+        return (None, None);
+    };
+    let (tx, rx) = mpsc::channel(64);
+    let task = ris_live::RisLiveTask {
+        config: rl,
+        registry: registry.clone(),
+        limits: config.mrt.limits(),
+        tx,
+        metrics,
+        shutdown: wiring.shutdown.clone(),
+    };
+    (Some(tokio::spawn(task.run())), Some(rx))
+}
+
 /// Starts the engine task.
 fn start_engine(
     task: EngineTask,
@@ -443,6 +492,10 @@ async fn stop(t: Tasks) {
         .is_err()
     {
         warn!("a feed did not stop within 5 s; exiting without it");
+    }
+    if let Some(task) = t.ris_live {
+        // Its baseline reader may be in a blocking read, as the MRT feed's.
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     let _ = t.engine.await;
     // The engine task dropped the notifier: the targets send what is queued, for a while.

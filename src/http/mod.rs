@@ -103,6 +103,9 @@ pub struct Readiness {
     pub mrt_loaded: AtomicBool,
     /// The BMP routers, when the listener runs.
     pub bmp: Option<Arc<RouterBoard>>,
+    /// With `[ris-live]`: set once its baseline RIB files are in (the stream's connection is
+    /// not waited for: a third-party service being down is an alert, not a reason to restart).
+    pub ris_live_baseline: Option<AtomicBool>,
 }
 
 impl Readiness {
@@ -110,6 +113,10 @@ impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.mrt_loaded.load(Ordering::Acquire)
             && self.bmp.as_ref().is_none_or(|b| b.initial_tables_in())
+            && self
+                .ris_live_baseline
+                .as_ref()
+                .is_none_or(|b| b.load(Ordering::Acquire))
     }
 }
 

@@ -896,13 +896,14 @@ fn feeds(out: &mut String, d: &PageData) {
     out.push_str("</tbody></table></div></section>");
 }
 
-/// A feed's state (badge class, word): MRT `no data yet` or `receiving` (files with errors are
-/// counted beside it: a file that failed last week does not make the feed red for ever); BMP by
-/// how many routers are up.
+/// A feed's state (badge class, word): MRT and RIS Live `no data yet` or `receiving` (MRT files
+/// with errors are counted beside it: a file that failed last week does not make the feed red
+/// for ever; RIS Live's connection is in `routewatch_ris_live_connected`); BMP by how many
+/// routers are up.
 fn feed_state(f: &FeedStatus, routers: &[RouterStatus]) -> (&'static str, &'static str) {
     match f.feed {
-        Feed::Mrt if f.last_received.is_none() => ("off", "no data yet"),
-        Feed::Mrt => ("ok", "receiving"),
+        Feed::Mrt | Feed::RisLive if f.last_received.is_none() => ("off", "no data yet"),
+        Feed::Mrt | Feed::RisLive => ("ok", "receiving"),
         Feed::Bmp => {
             let up = routers.iter().filter(|r| r.state == "up").count();
             if up == 0 {

@@ -7,5 +7,6 @@ pub mod batch;
 pub mod bgp;
 pub mod bmp;
 pub mod mrt;
+pub mod ris_live;
 
 pub use batch::{Batch, SourceDown};

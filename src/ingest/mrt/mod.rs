@@ -723,6 +723,7 @@ pub fn read_file_with(
         on_batch,
         None,
         WIRE_PATH_CACHE,
+        None,
     )
 }
 
@@ -742,6 +743,7 @@ pub fn read_file_limited(
         on_batch,
         None,
         WIRE_PATH_CACHE,
+        None,
     )
 }
 
@@ -764,9 +766,33 @@ pub fn read_file_recycling(
         on_batch,
         Some(recycled),
         WIRE_PATH_CACHE,
+        None,
     )
 }
 
+/// [`read_file_limited`] with the routes attributed to `source` instead of the MRT feed's (a RIS
+/// Live baseline: a collector's RIB read as `ris-live/rrc00`, so that the live stream's updates
+/// and withdrawals of the same (collector, peer address, peer AS) apply to its routes).
+pub fn read_file_as(
+    path: &Path,
+    registry: &Registry,
+    limits: Limits,
+    source: Arc<RouteSource>,
+    on_batch: impl FnMut(Batch) -> bool,
+) -> Result<FileReport, MrtError> {
+    read_file_inner(
+        path,
+        registry,
+        Decoder::default(),
+        limits,
+        on_batch,
+        None,
+        WIRE_PATH_CACHE,
+        Some(source),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
 fn read_file_inner(
     path: &Path,
     registry: &Registry,
@@ -775,6 +801,7 @@ fn read_file_inner(
     on_batch: impl FnMut(Batch) -> bool,
     recycled: Option<&Receiver<Batch>>,
     wire_path_cap: usize,
+    source: Option<Arc<RouteSource>>,
 ) -> Result<FileReport, MrtError> {
     let (mut reader, state) = open_guarded(path, limits)?;
     let kind = peek_kind(&mut reader);
@@ -792,7 +819,7 @@ fn read_file_inner(
         stopped: false,
         consumer_gone: false,
         limits,
-        source: Arc::new(RouteSource::new(Feed::Mrt)),
+        source: source.unwrap_or_else(|| Arc::new(RouteSource::new(Feed::Mrt))),
         peers: FxMap::default(),
         empty_path: Arc::new(AsPath::from_sequence(&[])),
         last_bgpkit_path: None,
@@ -1039,6 +1066,7 @@ mod tests {
             },
             None,
             cap,
+            None,
         )
         .unwrap();
         out
