@@ -256,6 +256,21 @@ impl Engine {
         counts
     }
 
+    /// The summary of the instance `key`, held or waiting out its hold-down.
+    fn summary_of(&self, key: &AnomalyKey) -> Option<AnomalySummary> {
+        let held = self.prefixes[key.registered as usize]
+            .anomalies
+            .as_ref()
+            .and_then(|m| m.get(key));
+        match held {
+            Some(st) => Some(self.anomaly_summary(key, st)),
+            None => self
+                .releasing
+                .get(key)
+                .map(|r| self.released_summary(key, r)),
+        }
+    }
+
     pub(super) fn anomaly_summary(&self, key: &AnomalyKey, st: &AnomalyState) -> AnomalySummary {
         let peers = if matches!(
             key.kind,
@@ -553,19 +568,7 @@ impl Engine {
         let mut page = heap.into_sorted_vec();
         let more = page.len() > limit;
         page.truncate(limit);
-        let items = page
-            .iter()
-            .filter_map(|k| {
-                let held = self.prefixes[k.registered as usize]
-                    .anomalies
-                    .as_ref()
-                    .and_then(|m| m.get(k));
-                match held {
-                    Some(st) => Some(self.anomaly_summary(k, st)),
-                    None => self.releasing.get(k).map(|r| self.released_summary(k, r)),
-                }
-            })
-            .collect();
+        let items = page.iter().filter_map(|k| self.summary_of(k)).collect();
         Page {
             items,
             next: if more { page.last().copied() } else { None },
@@ -638,16 +641,7 @@ impl Engine {
         o.top = heap
             .into_sorted_vec()
             .iter()
-            .filter_map(|(_, k)| {
-                let held = self.prefixes[k.registered as usize]
-                    .anomalies
-                    .as_ref()
-                    .and_then(|m| m.get(k));
-                match held {
-                    Some(st) => Some(self.anomaly_summary(k, st)),
-                    None => self.releasing.get(k).map(|r| self.released_summary(k, r)),
-                }
-            })
+            .filter_map(|(_, k)| self.summary_of(k))
             .collect();
         o
     }
