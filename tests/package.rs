@@ -12,6 +12,8 @@
 //! * the man pages and completions name every subcommand;
 //! * the packaged binary's `check-config` accepts the packaged configuration as an unprivileged
 //!   uid with no groups (what the unit's `DynamicUser=yes` gives it), as `ExecStartPre=` does;
+//! * the packaged daemon starts as that unprivileged uid from the packaged configuration (with
+//!   the state directory and a free port that systemd and the test give it) and becomes ready;
 //! * `systemd-analyze verify` accepts the packaged unit.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -29,7 +31,14 @@ use support::repo;
 /// The uid and gid `check-config` runs as (no such user: like a dynamic user, it owns nothing).
 const UNPRIVILEGED: &str = "61234";
 
-const SUBCOMMANDS: [&str; 4] = ["run", "replay", "check-config", "alert-rules"];
+const SUBCOMMANDS: [&str; 6] = [
+    "run",
+    "replay",
+    "check-config",
+    "alert-rules",
+    "registry",
+    "notify",
+];
 
 fn run(cmd: &mut Command) -> Output {
     let shown = format!("{cmd:?}");
@@ -405,20 +414,7 @@ fn packaged_check_config_accepts_the_packaged_configuration_as_an_unprivileged_u
     let root = extracted();
     let binary = root.join("usr/bin/routewatch");
     let config = root.join("etc/routewatch/routewatch.toml");
-    let uid = stdout(Command::new("id").arg("-u"));
-    let mut cmd = if uid.trim() == "0" {
-        // As the unit's DynamicUser=yes runs it: a uid and gid of their own, no groups.
-        let mut c = Command::new("setpriv");
-        c.args([
-            &format!("--reuid={UNPRIVILEGED}"),
-            &format!("--regid={UNPRIVILEGED}"),
-            "--clear-groups",
-        ])
-        .arg(&binary);
-        c
-    } else {
-        Command::new(&binary)
-    };
+    let mut cmd = as_unprivileged(&binary);
     // The unit's ExecStartPre=, with the package's paths under the extraction directory.
     let out = cmd
         .args(["check-config", "-c"])
@@ -448,6 +444,89 @@ fn packaged_check_config_accepts_the_packaged_configuration_as_an_unprivileged_u
         "{unit}"
     );
     assert!(unit.contains("\nDynamicUser=yes\n"), "{unit}");
+}
+
+/// `command` as the unit's `DynamicUser=yes` runs it when this test runs as root: a uid and gid
+/// of their own, no groups.
+fn as_unprivileged(program: &Path) -> Command {
+    if stdout(Command::new("id").arg("-u")).trim() == "0" {
+        let mut c = Command::new("setpriv");
+        c.args([
+            &format!("--reuid={UNPRIVILEGED}"),
+            &format!("--regid={UNPRIVILEGED}"),
+            "--clear-groups",
+        ])
+        .arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+#[test]
+fn the_packaged_daemon_starts_as_an_unprivileged_user_and_becomes_ready() {
+    use support::daemon::{free_port, http_get, poll};
+    let root = extracted();
+    let packaged = std::fs::read_to_string(root.join("etc/routewatch/routewatch.toml")).unwrap();
+    // What systemd gives the unit instead of the packaged paths: StateDirectory= (a directory
+    // the service user owns); and a free port instead of 9179 (a test takes no fixed port).
+    let dir = tempfile::tempdir().unwrap();
+    run(Command::new("chmod").arg("0755").arg(dir.path()));
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    if stdout(Command::new("id").arg("-u")).trim() == "0" {
+        run(Command::new("chown")
+            .arg(format!("{UNPRIVILEGED}:{UNPRIVILEGED}"))
+            .arg(&state));
+    }
+    let port = free_port();
+    let (state_line, listen_line) = (
+        "state-dir = \"/var/lib/routewatch\"\n",
+        "listen = \"127.0.0.1:9179\"\n",
+    );
+    assert!(packaged.contains(state_line) && packaged.contains(listen_line));
+    let text = packaged
+        .replacen(
+            state_line,
+            &format!("state-dir = \"{}\"\n", state.display()),
+            1,
+        )
+        .replacen(listen_line, &format!("listen = \"127.0.0.1:{port}\"\n"), 1);
+    let config = dir.path().join("routewatch.toml");
+    std::fs::write(&config, text).unwrap();
+    run(Command::new("chmod").arg("0644").arg(&config));
+
+    let log = dir.path().join("routewatch.log");
+    let mut daemon = support::process::ChildGuard::start(
+        "packaged routewatch",
+        as_unprivileged(&root.join("usr/bin/routewatch"))
+            .arg("run")
+            .arg("-c")
+            .arg(&config),
+        Some(&log),
+        "the package is built by this test",
+    );
+    poll(
+        "the packaged daemon ready",
+        std::time::Duration::from_secs(60),
+        || match http_get(port, "/ready") {
+            Ok(r) if r.status == 200 => Ok(()),
+            Ok(r) => Err(format!("/ready {}", r.status)),
+            Err(e) => Err(e.to_string()),
+        },
+    );
+    let metrics = http_get(port, "/metrics").unwrap().text();
+    assert!(
+        metrics.contains("routewatch_registered_prefixes{afi=\"ipv4\"} 1"),
+        "{metrics}"
+    );
+    // The event store is in the state directory the service user owns.
+    assert!(state.join("events.sqlite").exists());
+    daemon.signal("TERM");
+    let status = daemon
+        .wait_exit(std::time::Duration::from_secs(20))
+        .expect("stops on SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", daemon.log());
 }
 
 #[test]
