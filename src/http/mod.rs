@@ -245,6 +245,17 @@ async fn ready(State(s): State<AppState>) -> Response {
     }
 }
 
+/// Asks the engine task: `query` built around the reply channel, then its answer; `None` when the
+/// engine task is gone (shutting down).
+pub(crate) async fn ask<T>(
+    s: &AppState,
+    query: impl FnOnce(oneshot::Sender<T>) -> Query,
+) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    s.queries.send(query(tx)).await.ok()?;
+    rx.await.ok()
+}
+
 fn unavailable() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -310,17 +321,14 @@ async fn prefixes(State(s): State<AppState>, uri: axum::http::Uri) -> Response {
         },
         None => 0,
     };
-    let (tx, rx) = oneshot::channel();
-    let q = Query::Prefixes {
+    let limit = req.limit;
+    let query = |reply| Query::Prefixes {
         from,
-        limit: req.limit,
+        limit,
         filter,
-        reply: tx,
+        reply,
     };
-    if s.queries.send(q).await.is_err() {
-        return unavailable();
-    }
-    let Ok(page) = rx.await else {
+    let Some(page) = ask(&s, query).await else {
         return unavailable();
     };
     let dns = s.dns.clone();
@@ -349,17 +357,14 @@ async fn anomalies(State(s): State<AppState>, uri: axum::http::Uri) -> Response 
         },
         None => None,
     };
-    let (tx, rx) = oneshot::channel();
-    let q = Query::Anomalies {
+    let limit = req.limit;
+    let query = |reply| Query::Anomalies {
         after,
-        limit: req.limit,
+        limit,
         filter,
-        reply: tx,
+        reply,
     };
-    if s.queries.send(q).await.is_err() {
-        return unavailable();
-    }
-    let Ok(page) = rx.await else {
+    let Some(page) = ask(&s, query).await else {
         return unavailable();
     };
     let dns = s.dns.clone();
@@ -383,15 +388,11 @@ async fn status(State(s): State<AppState>, uri: axum::http::Uri) -> Response {
     {
         return pages::bad_request(e);
     }
-    let (tx, rx) = oneshot::channel();
-    if s.queries.send(Query::Status(tx)).await.is_err() {
-        return unavailable();
-    }
-    match rx.await {
-        Ok(mut v) => {
+    match ask(&s, Query::Status).await {
+        Some(mut v) => {
             names::name_routers(&s.dns, &mut v.routers);
             Json(v).into_response()
         }
-        Err(_) => unavailable(),
+        None => unavailable(),
     }
 }

@@ -35,7 +35,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tokio::sync::oneshot;
 
 use super::names::{self, AnomalyBody, PrefixBody};
 use super::{AppState, Query, StatusBody};
@@ -207,11 +206,7 @@ async fn page_guard(
 }
 
 async fn page(State(s): State<PageState>) -> Response {
-    let (tx, rx) = oneshot::channel();
-    if s.app.queries.send(Query::StatusPage(tx)).await.is_err() {
-        return shutting_down();
-    }
-    let Ok(mut snapshot) = rx.await else {
+    let Some(mut snapshot) = super::ask(&s.app, Query::StatusPage).await else {
         return shutting_down();
     };
     let (dns, reader) = (s.app.dns.clone(), s.events);
