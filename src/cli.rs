@@ -103,23 +103,7 @@ fn registry_generate(
 ) -> Result<(), Error> {
     use crate::model::RouteChange;
     use crate::registry::generate::Observations;
-    use crate::registry::{Location, Registry};
-    let everything = Registry::new(vec![Location {
-        name: "everything".into(),
-        provider: None,
-        provider_asns: Vec::new(),
-        region: None,
-        origin_asns: Vec::new(),
-        prefixes: vec![
-            "0.0.0.0/0".parse().unwrap_or_default(),
-            "::/0".parse().unwrap_or_default(),
-        ],
-        max_length: Some(32),
-        max_length_v6: Some(128),
-        min_peers: 1,
-        min_visibility: 0,
-    }])
-    .map_err(|e| Error::Nothing(format!("building the covering registry: {e}")))?;
+    let everything = crate::registry::Registry::everything();
     let mut seen = Observations::new(asns);
     for (path, _) in crate::ingest::mrt::order_for_replay(files)? {
         // Parse errors are logged by the reader; a cut file still gives its complete records.

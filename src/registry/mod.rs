@@ -194,6 +194,33 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// One location, `everything`, covering every IPv4 and IPv6 route (`0.0.0.0/0` and `::/0`,
+    /// more-specifics to /32 and /128): every route matches it. For reading every route of a dump
+    /// through the feeds' prefilters (`registry generate`); a configuration refuses default routes.
+    pub fn everything() -> Registry {
+        let location = Location {
+            name: "everything".into(),
+            provider: None,
+            provider_asns: Vec::new(),
+            region: None,
+            origin_asns: Vec::new(),
+            prefixes: vec![
+                IpNet::V4(ipnet::Ipv4Net::default()),
+                IpNet::V6(ipnet::Ipv6Net::default()),
+            ],
+            max_length: Some(32),
+            max_length_v6: Some(128),
+            min_peers: 1,
+            min_visibility: 0,
+        };
+        // Two distinct prefixes of one location, max-lengths within their families: nothing for
+        // `new` to refuse.
+        match Registry::new(vec![location]) {
+            Ok(r) => r,
+            Err(e) => unreachable!("the covering registry is valid: {e}"),
+        }
+    }
+
     /// Builds the registry, enforcing: unique location names, each prefix registered once,
     /// max-length not shorter than any prefix it applies to.
     pub fn new(mut locations: Vec<Location>) -> Result<Registry, RegistryError> {

@@ -922,12 +922,7 @@ mod tests {
     }
 
     fn everything() -> Registry {
-        Registry::new(vec![crate::registry::tests::loc(
-            "all",
-            &["0.0.0.0/0", "::/0"],
-            &[64496],
-        )])
-        .unwrap()
+        Registry::everything()
     }
 
     #[test]
