@@ -119,7 +119,9 @@ impl Pipeline {
     /// (in feed order).
     pub fn ingest(&mut self, feed: Feed, batch: &Batch) {
         let removed = apply_batch(&mut self.engine, batch);
-        if !batch.sources_down.is_empty() {
+        // One line per batch, and only when routes went (as before for BMP): the sessions are
+        // counted in routewatch_feed_sessions_down_total either way.
+        if removed > 0 {
             info!(
                 feed = feed.as_str(),
                 sessions = batch.sources_down.len(),
