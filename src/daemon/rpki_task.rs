@@ -16,6 +16,42 @@ use crate::rpki::{VrpFile, VrpSet};
 /// the previous set).
 pub type VrpUpdate = Option<Arc<VrpSet>>;
 
+/// Which RPKI source an update comes from; the engine task keeps each source's latest data and
+/// validates against their union.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RpkiSource {
+    /// `[rpki] vrp-file`.
+    File,
+    /// `[rpki] rtr`: the RTR cache currently in use (one at a time, with failover).
+    Rtr,
+}
+
+/// A message from an RPKI source task to the engine task.
+#[derive(Debug, Clone)]
+pub enum RpkiUpdate {
+    /// New data from `source`. `changed`: what differs from that source's previous data
+    /// (`None`: unknown, every route is re-validated).
+    Data {
+        /// The source.
+        source: RpkiSource,
+        /// Its complete current data.
+        data: Arc<crate::rpki::RpkiData>,
+        /// What changed since its previous data.
+        changed: Option<crate::rpki::RpkiDelta>,
+    },
+    /// The source could not deliver (a file that does not parse): its previous data stays.
+    Failed {
+        /// The source.
+        source: RpkiSource,
+    },
+    /// The source's data expired (RTR: no successful refresh within the Expire Interval, RFC
+    /// 8210 §6): it is dropped, and routes are validated against the other sources only.
+    Expired {
+        /// The source.
+        source: RpkiSource,
+    },
+}
+
 /// Loads `file` at start and whenever it changes (checked every `interval_seconds`) or `hup`
 /// is notified.
 pub async fn rpki_task(

@@ -65,7 +65,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::AsPath;
 
+pub mod aspa;
+pub mod data;
 pub mod metrics;
+
+pub use data::{RpkiData, RpkiDelta};
 
 #[cfg(test)]
 mod tests;
@@ -447,6 +451,11 @@ impl VrpSet {
         report.loaded_v4 = set.len_v4;
         report.loaded_v6 = set.len_v6;
         Ok((set, report))
+    }
+
+    /// The union of two sets (duplicates merged).
+    pub fn union(&self, other: &VrpSet) -> VrpSet {
+        VrpSet::from_vrps(self.iter().chain(other.iter()))
     }
 
     /// Distinct VRPs.
