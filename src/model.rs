@@ -200,6 +200,62 @@ impl fmt::Display for RouteSource {
     }
 }
 
+/// A BGP peer's role relative to the router that receives its routes (RFC 9234 §4.1, the BGP
+/// Role capability's values: the role the peer announces for itself in its OPEN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerRole {
+    /// The peer is the receiver's provider (capability value 0).
+    Provider,
+    /// The peer is a route server, the receiver its client (1).
+    Rs,
+    /// The peer is a route-server client, the receiver its route server (2).
+    RsClient,
+    /// The peer is the receiver's customer (3).
+    Customer,
+    /// The peer is a lateral peer (4).
+    Peer,
+}
+
+impl PeerRole {
+    /// Every role, in capability-value order.
+    pub const ALL: [PeerRole; 5] = [
+        PeerRole::Provider,
+        PeerRole::Rs,
+        PeerRole::RsClient,
+        PeerRole::Customer,
+        PeerRole::Peer,
+    ];
+
+    /// The role of a BGP Role capability value (RFC 9234 §4.1); `None` for an unassigned one.
+    pub fn from_capability(value: u8) -> Option<PeerRole> {
+        PeerRole::ALL.get(usize::from(value)).copied()
+    }
+
+    /// The stable name, as written in the configuration (`provider`, `rs`, `rs-client`,
+    /// `customer`, `peer`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PeerRole::Provider => "provider",
+            PeerRole::Rs => "rs",
+            PeerRole::RsClient => "rs-client",
+            PeerRole::Customer => "customer",
+            PeerRole::Peer => "peer",
+        }
+    }
+
+    /// Parses a name written by [`PeerRole::as_str`].
+    pub fn parse(s: &str) -> Option<PeerRole> {
+        PeerRole::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for PeerRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Identity of a BGP peer as seen by one route source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerKey {
@@ -242,6 +298,10 @@ pub struct AsPath {
     /// [`AsPath::upstream`], found once when the path is made: the detectors ask for it on
     /// every route, and reading it here spares a visit to `asns` (another allocation).
     upstream: Option<u32>,
+    /// The route's Only-to-Customer attribute (RFC 9234 §5, type 35), when it carries one. Part
+    /// of equality and hashing (two routes with the same AS path but different OTC are
+    /// different paths to the path table), but not of the path text.
+    pub otc: Option<u32>,
 }
 
 /// Where a path table found a path last time; only a hint, checked before use.
@@ -256,7 +316,7 @@ impl Clone for InternHint {
 
 impl PartialEq for AsPath {
     fn eq(&self, other: &Self) -> bool {
-        self.asns == other.asns && self.origin == other.origin
+        self.asns == other.asns && self.origin == other.origin && self.otc == other.otc
     }
 }
 
@@ -266,6 +326,7 @@ impl Hash for AsPath {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.asns.hash(state);
         self.origin.hash(state);
+        self.otc.hash(state);
     }
 }
 
@@ -281,7 +342,20 @@ impl AsPath {
             origin,
             hint: InternHint(AtomicU32::new(u32::MAX)),
             upstream,
+            otc: None,
         }
+    }
+
+    /// The same path carrying the Only-to-Customer attribute `otc`.
+    pub fn with_otc(mut self, otc: Option<u32>) -> AsPath {
+        self.otc = otc;
+        self
+    }
+
+    /// Whether the AS paths (AS numbers and origin) are the same, whatever the OTC attribute:
+    /// what a path change is.
+    pub fn same_path(&self, other: &AsPath) -> bool {
+        self.asns == other.asns && self.origin == other.origin
     }
 
     /// A plain AS_SEQUENCE path; the last AS is the origin.
