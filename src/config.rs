@@ -27,6 +27,7 @@ mod bmp;
 mod location;
 mod notify;
 mod ris_live;
+mod rpki;
 mod split;
 use bmp::{convert_bmp, RawBmp};
 pub use bmp::{BmpConfig, BmpRouter};
@@ -39,6 +40,10 @@ pub use ris_live::{
     is_name as ris_live_name, BaselineFile, RisLiveConfig, DEFAULT_RIS_LIVE_HEARTBEAT_HOST,
 };
 use split::parse_main;
+pub use rpki::{
+    check_server as check_rtr_server, RpkiConfig, RtrConfig, DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS,
+    DEFAULT_RTR_CONNECT_TIMEOUT_SECONDS, MAX_RTR_SERVERS,
+};
 
 use crate::registry::{Location, Registry, RegistryError};
 
@@ -270,19 +275,6 @@ impl MrtConfig {
     }
 }
 
-/// `[rpki]`
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RpkiConfig {
-    /// JSON file of validated ROA payloads (Routinator `json`/`jsonext`, rpki-client `json`);
-    /// `None`: no RPKI validation.
-    pub vrp_file: Option<PathBuf>,
-    /// How often the daemon checks the file for changes (it reloads when it changed).
-    pub reload_interval_seconds: u64,
-}
-
-/// Default interval between checks of the VRP file.
-pub const DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS: u64 = 60;
-
 /// `[metrics]`
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricsConfig {
@@ -409,7 +401,7 @@ struct RawFile {
     #[serde(default)]
     bmp: Option<RawBmp>,
     #[serde(default)]
-    rpki: Option<RawRpki>,
+    rpki: Option<rpki::RawRpki>,
     #[serde(default)]
     events: Option<RawEvents>,
     #[serde(default)]
@@ -455,13 +447,6 @@ struct RawMrt {
     max_errors_per_file: Option<Spanned<i64>>,
     max_decompression_ratio: Option<Spanned<i64>>,
     incomplete_file_timeout_seconds: Option<Spanned<i64>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawRpki {
-    vrp_file: Option<String>,
-    reload_interval_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -807,17 +792,7 @@ impl Config {
             notify.push(target);
         }
 
-        let mut rpki = RpkiConfig {
-            vrp_file: None,
-            reload_interval_seconds: DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS,
-        };
-        if let Some(r) = &raw.rpki {
-            rpki.vrp_file = r.vrp_file.as_deref().map(resolve);
-            if let Some(i) = &r.reload_interval_seconds {
-                rpki.reload_interval_seconds =
-                    positive(&sources[0], i, "rpki.reload-interval-seconds", 1, 86_400)?;
-            }
-        }
+        let rpki = rpki::convert(&sources[0], raw.rpki.as_ref(), &resolve)?;
 
         let ris_live = match &raw.ris_live {
             Some(r) => ris_live::convert(&sources[0], r, &resolve)?,

@@ -243,6 +243,7 @@ pub fn restart_required(running: &Config, new: &Config) -> Vec<&'static str> {
         running.rpki.reload_interval_seconds != new.rpki.reload_interval_seconds,
         "rpki.reload-interval-seconds",
     );
+    check(running.rpki.rtr != new.rpki.rtr, "rpki.rtr");
     check(running.events != new.events, "events");
     check(running.dns != new.dns, "dns");
     keys

@@ -173,7 +173,15 @@ fn live_exposition() -> String {
     let config = DaemonConfig::new()
         .mrt_files(&[fixture(DEMO_RIB), fixture(DEMO_UPDATES)])
         .bmp("allow = [\"127.0.0.0/8\"]\ninitial-table-timeout-seconds = 1\n[[bmp.router]]\naddress = \"127.0.0.9\"\nname = \"edge9\"\n")
-        .rpki(&vrps, "")
+        // [rpki] rtr pointed at a local port where nothing listens: its series exist, its
+        // connection attempts fail (reason="connect").
+        .rpki(
+            &vrps,
+            &format!(
+                "rtr = [\"127.0.0.1:{}\"]\nrtr-connect-timeout-seconds = 1\n",
+                support::daemon::free_port()
+            ),
+        )
         .section(
             "dns",
             &format!("enabled = true\nservers = [\"{dns}\"]\ntimeout-ms = 50\nattempts = 1\n"),
@@ -413,6 +421,26 @@ fn the_codes_label_values_are_documented() {
             .iter()
             .map(|t| t.to_string())
             .collect(),
+    );
+    check(
+        "routewatch_rtr_errors_total",
+        "reason",
+        s(&routewatch::rpki::rtr::metrics::ERROR_REASONS),
+    );
+    check(
+        "routewatch_rtr_updates_total",
+        "kind",
+        s(&routewatch::rpki::rtr::metrics::UPDATE_KINDS),
+    );
+    check(
+        "routewatch_rtr_dropped_total",
+        "kind",
+        s(&routewatch::rpki::rtr::metrics::DROPPED_KINDS),
+    );
+    check(
+        "routewatch_rtr_pdus_total",
+        "type",
+        s(&routewatch::rpki::rtr::pdu::TYPE_NAMES),
     );
     check(
         "routewatch_ris_live_reconnects_total",

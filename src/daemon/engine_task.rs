@@ -15,7 +15,7 @@ use tracing::{error, info};
 
 use super::feeds::FeedMessage;
 use super::ris_live::RisLiveInput;
-use super::rpki_task::VrpUpdate;
+use super::rpki_task::{RpkiUpdate, VrpUpdate};
 use super::stopped;
 use crate::clock::unix_now;
 use crate::events::metrics::EventStoreMetrics;
@@ -25,6 +25,7 @@ use crate::ingest::bmp;
 use crate::model::Feed;
 use crate::pipeline::Pipeline;
 use crate::reload::Swap;
+use crate::rpki::VrpSet;
 use crate::systemd::Heartbeat;
 
 /// How often released anomalies are checked against the wall clock and the event store's
@@ -37,6 +38,9 @@ pub struct EngineTask {
     ready: Arc<Readiness>,
     /// The event store's metrics and the counters they mirror, when the store runs.
     store_metrics: Option<(EventStoreMetrics, Arc<StoreCounters>)>,
+    /// The VRP file's last set and the RTR task's (validation uses their union).
+    file_vrps: Option<Arc<VrpSet>>,
+    rtr_vrps: Option<Arc<VrpSet>>,
 }
 
 /// The channels the engine task reads; a closed one is no longer waited on.
@@ -47,6 +51,8 @@ pub struct EngineInputs {
     pub bmp: Option<mpsc::Receiver<bmp::Output>>,
     /// VRP sets, when a VRP file is configured.
     pub vrps: Option<mpsc::Receiver<VrpUpdate>>,
+    /// RPKI data from the RTR task, when `[rpki] rtr` is configured.
+    pub rtr: Option<mpsc::Receiver<RpkiUpdate>>,
     /// The RIS Live feed, when `[ris-live]` is enabled.
     pub ris_live: Option<mpsc::Receiver<RisLiveInput>>,
     /// Registry swaps from the reload task.
@@ -68,6 +74,8 @@ impl EngineTask {
             pipeline,
             ready,
             store_metrics,
+            file_vrps: None,
+            rtr_vrps: None,
         }
     }
 
@@ -130,13 +138,35 @@ impl EngineTask {
         match update {
             Some(vrps) => {
                 let n = vrps.len();
-                self.pipeline.engine.set_vrps(Some(vrps), unix_now());
+                self.file_vrps = Some(vrps);
+                self.apply_vrps();
                 self.pipeline.rpki_metrics.record_load(Some(n), unix_now());
-                self.pipeline.resync();
                 info!(vrps = n, "VRPs loaded; routes revalidated");
             }
             None => self.pipeline.rpki_metrics.record_load(None, unix_now()),
         }
+    }
+
+    /// RPKI data from the RTR task: its VRPs replace the previous RTR set (or, expired, are
+    /// dropped); every held route is re-validated against the union with the VRP file's.
+    pub fn on_rtr(&mut self, update: RpkiUpdate) {
+        match update {
+            RpkiUpdate::Data { data, .. } => self.rtr_vrps = Some(Arc::new(data.vrps.clone())),
+            RpkiUpdate::Expired { .. } => self.rtr_vrps = None,
+            RpkiUpdate::Failed { .. } => return,
+        }
+        self.apply_vrps();
+    }
+
+    /// Validation with the union of the sources' VRPs (none: RPKI validation off).
+    fn apply_vrps(&mut self) {
+        let vrps = match (&self.file_vrps, &self.rtr_vrps) {
+            (Some(a), Some(b)) => Some(Arc::new(a.union(b))),
+            (Some(a), None) | (None, Some(a)) => Some(a.clone()),
+            (None, None) => None,
+        };
+        self.pipeline.engine.set_vrps(vrps, unix_now());
+        self.pipeline.resync();
     }
 
     /// A new registry from the reload task.
@@ -241,6 +271,7 @@ impl EngineTask {
             mut feed,
             bmp,
             vrps,
+            rtr,
             ris_live,
             mut swaps,
             mut queries,
@@ -248,6 +279,7 @@ impl EngineTask {
         } = inputs;
         let (mut bmp_open, mut bmp) = (bmp.is_some(), bmp.unwrap_or_else(closed));
         let (mut vrps_open, mut vrps) = (vrps.is_some(), vrps.unwrap_or_else(closed));
+        let (mut rtr_open, mut rtr) = (rtr.is_some(), rtr.unwrap_or_else(closed));
         let (mut ris_open, mut ris) = (ris_live.is_some(), ris_live.unwrap_or_else(closed));
         let mut feed_open = true;
         let mut tick = tokio::time::interval(TICK);
@@ -270,6 +302,10 @@ impl EngineTask {
                 v = vrps.recv(), if vrps_open => match v {
                     Some(v) => self.on_vrps(v),
                     None => vrps_open = false,
+                },
+                u = rtr.recv(), if rtr_open => match u {
+                    Some(u) => self.on_rtr(u),
+                    None => rtr_open = false,
                 },
                 swap = swaps.recv() => if let Some(swap) = swap {
                     self.on_swap(swap);

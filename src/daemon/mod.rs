@@ -11,6 +11,7 @@
 //! | `start_notify` | [`crate::notify`] | one task per `[[notify]]` target, fed by the pipeline through a bounded queue each |
 //! | `start_reload` | [`crate::reload`] | configuration reload (SIGHUP, `POST /-/reload`) |
 //! | `start_rpki` | [`rpki_task`] | the VRP file, loaded at start and on change |
+//! | `start_rtr` | [`rtr_task`], [`crate::rpki::rtr`] | `[rpki] rtr`: RTR sessions with failover, refresh and expiry |
 //! | `start_feeds` | [`feeds`], [`watch_dir`] | the configured MRT files, then the watched directory |
 //! | `start_ris_live` | [`ris_live`], [`crate::ingest::ris_live`] | `[ris-live]`: its baseline RIBs, then the RIS Live stream (reconnected for ever) |
 //! | `start_engine` | [`engine_task`] | the only owner of route state, fed by all of the above |
@@ -22,6 +23,7 @@ pub mod engine_task;
 pub mod feeds;
 pub mod ris_live;
 pub mod rpki_task;
+pub mod rtr_task;
 pub mod signals;
 pub mod watch_dir;
 
@@ -48,7 +50,8 @@ use crate::registry::{Registry, SharedRegistry};
 use crate::reload::{ReloadRequest, Swap};
 use engine_task::{EngineInputs, EngineTask};
 use feeds::FeedMessage;
-use rpki_task::VrpUpdate;
+use crate::rpki::rtr::metrics::RtrMetrics;
+use rpki_task::{RpkiUpdate, VrpUpdate};
 use signals::Signals;
 
 pub use watch_dir::{load_processed, stable_new_files, PROCESSED_FILE};
@@ -100,6 +103,7 @@ struct Tasks {
     http: JoinHandle<()>,
     bmp: Option<JoinHandle<()>>,
     rpki: Option<JoinHandle<()>>,
+    rtr: Option<JoinHandle<()>>,
     sighup: JoinHandle<()>,
     reload: JoinHandle<()>,
     watchdog: JoinHandle<()>,
@@ -177,6 +181,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
     let sighup = signals.start_sighup(wiring.hup.clone(), reload_tx, wiring.shutdown.clone());
     let reload_task = start_reload(&config, &shared, &pipeline, reload_rx, swap_tx);
     let (rpki_task, vrp_rx) = start_rpki(&config, &wiring);
+    let (rtr_task, rtr_rx) = start_rtr(&config, &pipeline, &wiring)?;
     let (feed_task, feed_rx) = start_feeds(&config, &shared, &wiring);
     let (ris_task, ris_rx) = start_ris_live(&config, &shared, ris_live_metrics, &wiring);
     let heartbeat = Arc::new(crate::systemd::Heartbeat::default());
@@ -186,6 +191,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
             feed: feed_rx,
             bmp: bmp_rx,
             vrps: vrp_rx,
+            rtr: rtr_rx,
             ris_live: ris_rx,
             swaps: swap_rx,
             queries: query_rx,
@@ -210,6 +216,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
         http: http_task,
         bmp: bmp_task,
         rpki: rpki_task,
+        rtr: rtr_task,
         sighup,
         reload: reload_task,
         watchdog,
@@ -407,6 +414,27 @@ fn start_rpki(
     (Some(task), Some(rx))
 }
 
+/// Starts the RTR task (`[rpki] rtr`) with its metrics.
+#[allow(clippy::type_complexity)]
+fn start_rtr(
+    config: &Config,
+    pipeline: &Pipeline,
+    wiring: &Wiring,
+) -> Result<(Option<JoinHandle<()>>, Option<mpsc::Receiver<RpkiUpdate>>), Error> {
+    let Some(rtr) = config.rpki.rtr.clone() else {
+        return Ok((None, None));
+    };
+    let metrics = RtrMetrics::new(pipeline.metrics.registry(), &rtr.servers)?;
+    let (tx, rx) = mpsc::channel::<RpkiUpdate>(1);
+    let task = tokio::spawn(rtr_task::rtr_task(
+        rtr,
+        tx,
+        metrics,
+        wiring.shutdown.clone(),
+    ));
+    Ok((Some(task), Some(rx)))
+}
+
 /// Starts the MRT feed: the configured files (the baseline), then the watched directory.
 fn start_feeds(
     config: &Config,
@@ -481,6 +509,9 @@ async fn stop(t: Tasks) {
         let _ = task.await;
     }
     if let Some(task) = t.rpki {
+        let _ = task.await;
+    }
+    if let Some(task) = t.rtr {
         let _ = task.await;
     }
     let _ = t.sighup.await;

@@ -68,6 +68,7 @@ use crate::model::AsPath;
 pub mod aspa;
 pub mod data;
 pub mod metrics;
+pub mod rtr;
 
 pub use data::{RpkiData, RpkiDelta};
 
