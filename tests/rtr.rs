@@ -300,7 +300,7 @@ fn a_killed_server_makes_the_data_expire_and_validation_stops_using_it() {
         eq(m, "routewatch_rtr_vrps", &[], 0.0)
     });
     assert!(t0.elapsed() < Duration::from_secs(20));
-    // Validation no longer uses it: with no other source, Google's routes are not found.
+    // Validation no longer uses it: with no other source, every route is not found.
     let m = if rpki_routes(&m, "not_found") == GOOGLE_ROUTES {
         m
     } else {

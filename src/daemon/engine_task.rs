@@ -152,7 +152,9 @@ impl EngineTask {
     pub fn on_rtr(&mut self, update: RpkiUpdate) {
         match update {
             RpkiUpdate::Data { data, .. } => self.rtr_vrps = Some(Arc::new(data.vrps.clone())),
-            RpkiUpdate::Expired { .. } => self.rtr_vrps = None,
+            // Expired: RPKI validation stays on, with no RTR VRP (routes not_found unless the
+            // VRP file covers them).
+            RpkiUpdate::Expired { .. } => self.rtr_vrps = Some(Arc::new(VrpSet::new())),
             RpkiUpdate::Failed { .. } => return,
         }
         self.apply_vrps();

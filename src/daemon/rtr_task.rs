@@ -13,7 +13,9 @@
 //! row, the task waits the retry interval before the next round. While a session runs with a
 //! server other than the preferred one, each refresh first tries the servers before it in the
 //! list: the first that accepts a connection takes over (a *failback*), the current session is
-//! closed. A move to another server is counted in `routewatch_rtr_failovers_total`. The new
+//! closed. A preferred server that accepts the connection but then fails before its first End
+//! of Data (a cache still starting, without data) is not tried again for a retry interval. A
+//! move to another server is counted in `routewatch_rtr_failovers_total`. The new
 //! server's session starts with a Reset Query (session ids are per cache); until its End of
 //! Data, the data of the previous server stays in use.
 //!
@@ -91,6 +93,11 @@ struct RtrTask {
     last_sent: Option<(usize, Arc<RpkiData>)>,
     /// The server of the last session that delivered data.
     last_server: Option<usize>,
+    /// Whether the current session delivered data.
+    delivered: bool,
+    /// No failback attempt before this (a preferred server that accepted a connection and then
+    /// failed is not tried again for a retry interval).
+    no_failback_until: Instant,
     budget: LogBudget,
 }
 
@@ -117,6 +124,8 @@ pub async fn rtr_task(
         fresh_since: None,
         last_sent: None,
         last_server: None,
+        delivered: false,
+        no_failback_until: Instant::now(),
         budget: LogBudget::new(10, Duration::from_secs(60), std::time::Instant::now()),
     };
     task.run().await;
@@ -129,6 +138,7 @@ impl RtrTask {
         let mut failures = 0usize;
         let mut downgrades = 0u32;
         let mut pending: Option<TcpStream> = None;
+        let mut failing_back = false;
         loop {
             let stream = match pending.take() {
                 Some(s) => Ok(s),
@@ -158,12 +168,18 @@ impl RtrTask {
                     pending = Some(stream);
                     failures = 0;
                     downgrades = 0;
+                    failing_back = true;
                     continue;
                 }
                 End::Failed(reason) => self.failed(current, reason),
             }
+            let delivered = std::mem::take(&mut self.delivered);
+            if std::mem::take(&mut failing_back) && !delivered {
+                self.no_failback_until =
+                    Instant::now() + Duration::from_secs(u64::from(self.timers.retry));
+            }
             downgrades = 0;
-            if self.last_server == Some(current) && self.fresh_since.is_some() {
+            if delivered {
                 // The session had delivered data: a fresh round of attempts.
                 failures = 0;
             }
@@ -393,6 +409,7 @@ impl RtrTask {
         self.timers = u.timers;
         self.fresh_since = Some(Instant::now());
         self.last_server = Some(idx);
+        self.delivered = true;
         self.last_sent = Some((idx, u.data.clone()));
         self.tx
             .send(RpkiUpdate::Data {
@@ -407,6 +424,9 @@ impl RtrTask {
     /// At a refresh with a server other than the preferred one: the first of the servers
     /// before it that accepts a connection.
     async fn try_failback(&mut self, idx: usize) -> Option<End> {
+        if Instant::now() < self.no_failback_until {
+            return None;
+        }
         let timeout = Duration::from_secs(self.cfg.connect_timeout_seconds);
         for j in 0..idx {
             let server = self.cfg.servers[j].clone();

@@ -488,10 +488,15 @@ impl Client {
                 }
             }
             ErrorCode::NoDataAvailable => Close::NoData,
-            code => Close::ServerError {
-                code,
-                text: text.chars().take(200).collect(),
-            },
+            code => {
+                // The cache found fault with our query (StayRTR answers a Serial Query of a
+                // session it does not know, after its restart, with Corrupt Data): start over.
+                self.session = None;
+                Close::ServerError {
+                    code,
+                    text: text.chars().take(200).collect(),
+                }
+            }
         };
         out.push(Action::Close(close));
     }
@@ -982,6 +987,28 @@ mod tests {
             }],
         );
         assert!(matches!(out[..], [Action::Close(Close::NoData)]));
+        // Corrupt Data in answer to a Serial Query (a restarted cache that does not know the
+        // session): the next connection starts with a Reset Query.
+        let mut c = synced();
+        let _ = c.refresh();
+        let out = feed(
+            &mut c,
+            2,
+            vec![Pdu::ErrorReport {
+                code: ErrorCode::CorruptData,
+                pdu: vec![],
+                text: "Session ID mismatch".into(),
+            }],
+        );
+        assert!(matches!(
+            out[..],
+            [Action::Close(Close::ServerError {
+                code: ErrorCode::CorruptData,
+                ..
+            })]
+        ));
+        c.disconnected();
+        assert_eq!(sent(&Action::Send(c.connected())).pdu, Pdu::ResetQuery);
     }
 
     /// A client holding session 7 serial 1 with one VRP and an ASPA, idle.
