@@ -278,6 +278,9 @@ pub struct RpkiConfig {
     pub vrp_file: Option<PathBuf>,
     /// How often the daemon checks the file for changes (it reloads when it changed).
     pub reload_interval_seconds: u64,
+    /// `[rpki.peer-roles]`: peers' roles (RFC 9234) by address or AS, for ASPA verification
+    /// and the OTC rules where the session does not announce a BGP Role.
+    pub peer_roles: crate::engine::RolePolicy,
 }
 
 /// Default interval between checks of the VRP file.
@@ -462,6 +465,7 @@ struct RawMrt {
 struct RawRpki {
     vrp_file: Option<String>,
     reload_interval_seconds: Option<Spanned<i64>>,
+    peer_roles: Option<std::collections::BTreeMap<String, Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -810,12 +814,16 @@ impl Config {
         let mut rpki = RpkiConfig {
             vrp_file: None,
             reload_interval_seconds: DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS,
+            peer_roles: Default::default(),
         };
         if let Some(r) = &raw.rpki {
             rpki.vrp_file = r.vrp_file.as_deref().map(resolve);
             if let Some(i) = &r.reload_interval_seconds {
                 rpki.reload_interval_seconds =
                     positive(&sources[0], i, "rpki.reload-interval-seconds", 1, 86_400)?;
+            }
+            if let Some(roles) = &r.peer_roles {
+                rpki.peer_roles = peer_roles(&sources[0], roles)?;
             }
         }
 
@@ -865,6 +873,40 @@ fn listeners_clash(a: SocketAddr, b: SocketAddr) -> Option<bool> {
         w.is_unspecified() && (w.is_ipv6() || o.is_ipv4())
     };
     (covers(x, y) || covers(y, x)).then_some(false)
+}
+
+/// `[rpki.peer-roles]`: `"192.0.2.1" = "customer"` or `"AS64500" = "provider"`.
+fn peer_roles(
+    src: &Source,
+    raw: &std::collections::BTreeMap<String, Spanned<String>>,
+) -> Result<crate::engine::RolePolicy, ConfigError> {
+    use crate::model::PeerRole;
+    let mut policy = crate::engine::RolePolicy::default();
+    for (peer, role) in raw {
+        let key = format!("rpki.peer-roles.\"{peer}\"");
+        let Some(r) = PeerRole::parse(role.get_ref()) else {
+            let names: Vec<&str> = PeerRole::ALL.iter().map(|r| r.as_str()).collect();
+            let msg = format!(
+                "unknown role {:?}; one of {}",
+                role.get_ref(),
+                names.join(", ")
+            );
+            return Err(src.invalid(&role.span(), &key, msg));
+        };
+        let digits = peer
+            .strip_prefix("AS")
+            .or_else(|| peer.strip_prefix("as"))
+            .unwrap_or(peer);
+        if let Ok(ip) = peer.parse::<std::net::IpAddr>() {
+            policy.by_address.insert(ip, r);
+        } else if let Ok(asn) = digits.parse::<u32>() {
+            policy.by_asn.insert(asn, r);
+        } else {
+            let msg = format!("{peer:?} is neither a peer address nor an AS number (AS64500)");
+            return Err(src.invalid(&role.span(), &key, msg));
+        }
+    }
+    Ok(policy)
 }
 
 fn positive(

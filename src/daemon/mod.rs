@@ -48,7 +48,7 @@ use crate::registry::{Registry, SharedRegistry};
 use crate::reload::{ReloadRequest, Swap};
 use engine_task::{EngineInputs, EngineTask};
 use feeds::FeedMessage;
-use rpki_task::VrpUpdate;
+use rpki_task::RpkiUpdate;
 use signals::Signals;
 
 pub use watch_dir::{load_processed, stable_new_files, PROCESSED_FILE};
@@ -185,7 +185,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
         EngineInputs {
             feed: feed_rx,
             bmp: bmp_rx,
-            vrps: vrp_rx,
+            rpki: vrp_rx,
             ris_live: ris_rx,
             swaps: swap_rx,
             queries: query_rx,
@@ -392,11 +392,11 @@ fn start_reload(
 fn start_rpki(
     config: &Config,
     wiring: &Wiring,
-) -> (Option<JoinHandle<()>>, Option<mpsc::Receiver<VrpUpdate>>) {
+) -> (Option<JoinHandle<()>>, Option<mpsc::Receiver<RpkiUpdate>>) {
     let Some(file) = config.rpki.vrp_file.clone() else {
         return (None, None);
     };
-    let (tx, rx) = mpsc::channel::<VrpUpdate>(1);
+    let (tx, rx) = mpsc::channel::<RpkiUpdate>(1);
     let task = tokio::spawn(rpki_task::rpki_task(
         file,
         config.rpki.reload_interval_seconds,

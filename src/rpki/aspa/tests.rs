@@ -13,6 +13,7 @@ fn a_customer_to_provider_chain_is_valid_both_ways_and_a_valley_is_a_leak() {
         (64501, &[64502]),
         (64502, &[64510]),
         (64503, &[64502, 64504]),
+        (64504, &[64599]),
     ]);
     // Path as received: 64504 64503 64502 64501 — 64503 took it from its provider 64502 and
     // gave it to its other provider 64504: the textbook leak, 64503 the leaker.
