@@ -842,6 +842,40 @@ fn listeners_clash(a: SocketAddr, b: SocketAddr) -> Option<bool> {
     (covers(x, y) || covers(y, x)).then_some(false)
 }
 
+/// `[rpki.peer-roles]`: `"192.0.2.1" = "customer"` or `"AS64500" = "provider"`.
+fn peer_roles(
+    src: &Source,
+    raw: &std::collections::BTreeMap<String, Spanned<String>>,
+) -> Result<crate::engine::RolePolicy, ConfigError> {
+    use crate::model::PeerRole;
+    let mut policy = crate::engine::RolePolicy::default();
+    for (peer, role) in raw {
+        let key = format!("rpki.peer-roles.\"{peer}\"");
+        let Some(r) = PeerRole::parse(role.get_ref()) else {
+            let names: Vec<&str> = PeerRole::ALL.iter().map(|r| r.as_str()).collect();
+            let msg = format!(
+                "unknown role {:?}; one of {}",
+                role.get_ref(),
+                names.join(", ")
+            );
+            return Err(src.invalid(&role.span(), &key, msg));
+        };
+        let digits = peer
+            .strip_prefix("AS")
+            .or_else(|| peer.strip_prefix("as"))
+            .unwrap_or(peer);
+        if let Ok(ip) = peer.parse::<std::net::IpAddr>() {
+            policy.by_address.insert(ip, r);
+        } else if let Ok(asn) = digits.parse::<u32>() {
+            policy.by_asn.insert(asn, r);
+        } else {
+            let msg = format!("{peer:?} is neither a peer address nor an AS number (AS64500)");
+            return Err(src.invalid(&role.span(), &key, msg));
+        }
+    }
+    Ok(policy)
+}
+
 fn positive(
     src: &Source,
     v: &Spanned<i64>,

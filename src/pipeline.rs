@@ -83,6 +83,7 @@ impl Pipeline {
         reload_metrics.loaded(unix_now());
         let mut engine = Engine::new(registry);
         engine.set_hold_down(config.anomalies.hold_down_seconds as f64);
+        engine.set_role_policy(Arc::new(config.rpki.peer_roles.clone()), 0.0);
         Ok(Pipeline {
             engine,
             metrics,

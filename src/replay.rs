@@ -86,7 +86,8 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplayReport, Error> {
         pipeline
             .rpki_metrics
             .record_load(Some(report.loaded), unix_now());
-        pipeline.engine.set_vrps(Some(Arc::new(vrps)), 0.0);
+        let data = crate::rpki::RpkiData::new(vrps, crate::rpki::aspa::AspaSet::new());
+        pipeline.engine.set_rpki(Some(Arc::new(data)), None, 0.0);
     }
     let ordered = mrt::order_for_replay(&options.files)?;
     let mut reports = Vec::with_capacity(ordered.len());

@@ -27,6 +27,9 @@ pub struct RpkiConfig {
     pub reload_interval_seconds: u64,
     /// RTR servers; `None`: no RTR.
     pub rtr: Option<RtrConfig>,
+    /// `[rpki.peer-roles]`: peers' roles (RFC 9234) by address or AS, for ASPA verification
+    /// and the OTC rules where the session does not announce a BGP Role.
+    pub peer_roles: crate::engine::RolePolicy,
 }
 
 /// `[rpki] rtr` and its settings.
@@ -52,6 +55,7 @@ pub(super) struct RawRpki {
     rtr_refresh_seconds: Option<Spanned<i64>>,
     rtr_retry_seconds: Option<Spanned<i64>>,
     rtr_expire_seconds: Option<Spanned<i64>>,
+    peer_roles: Option<std::collections::BTreeMap<String, Spanned<String>>>,
 }
 
 /// Whether `s` is `host:port` with a port in 1..=65535 and a host that is an IPv4 address, a
@@ -103,6 +107,7 @@ pub(super) fn convert(
         vrp_file: None,
         reload_interval_seconds: DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS,
         rtr: None,
+        peer_roles: Default::default(),
     };
     let Some(r) = raw else {
         return Ok(rpki);
@@ -110,6 +115,9 @@ pub(super) fn convert(
     rpki.vrp_file = r.vrp_file.as_deref().map(resolve);
     if let Some(i) = &r.reload_interval_seconds {
         rpki.reload_interval_seconds = positive(src, i, "rpki.reload-interval-seconds", 1, 86_400)?;
+    }
+    if let Some(roles) = &r.peer_roles {
+        rpki.peer_roles = super::peer_roles(src, roles)?;
     }
     let num = |v: &Option<Spanned<i64>>, key: &str, max: i64, default: u64| match v {
         Some(v) => positive(src, v, key, 1, max),

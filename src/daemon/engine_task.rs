@@ -15,7 +15,7 @@ use tracing::{error, info};
 
 use super::feeds::FeedMessage;
 use super::ris_live::RisLiveInput;
-use super::rpki_task::{RpkiUpdate, VrpUpdate};
+use super::rpki_task::{RpkiSource, RpkiUpdate};
 use super::stopped;
 use crate::clock::unix_now;
 use crate::events::metrics::EventStoreMetrics;
@@ -25,7 +25,7 @@ use crate::ingest::bmp;
 use crate::model::Feed;
 use crate::pipeline::Pipeline;
 use crate::reload::Swap;
-use crate::rpki::VrpSet;
+use crate::rpki::{RpkiData, RpkiDelta};
 use crate::systemd::Heartbeat;
 
 /// How often released anomalies are checked against the wall clock and the event store's
@@ -38,9 +38,8 @@ pub struct EngineTask {
     ready: Arc<Readiness>,
     /// The event store's metrics and the counters they mirror, when the store runs.
     store_metrics: Option<(EventStoreMetrics, Arc<StoreCounters>)>,
-    /// The VRP file's last set and the RTR task's (validation uses their union).
-    file_vrps: Option<Arc<VrpSet>>,
-    rtr_vrps: Option<Arc<VrpSet>>,
+    /// Each RPKI source's latest data (file first); the engine validates against their union.
+    rpki_sources: Vec<(RpkiSource, Arc<RpkiData>)>,
 }
 
 /// The channels the engine task reads; a closed one is no longer waited on.
@@ -49,10 +48,8 @@ pub struct EngineInputs {
     pub feed: mpsc::Receiver<FeedMessage>,
     /// BMP session outputs, when the BMP listener runs.
     pub bmp: Option<mpsc::Receiver<bmp::Output>>,
-    /// VRP sets, when a VRP file is configured.
-    pub vrps: Option<mpsc::Receiver<VrpUpdate>>,
-    /// RPKI data from the RTR task, when `[rpki] rtr` is configured.
-    pub rtr: Option<mpsc::Receiver<RpkiUpdate>>,
+    /// RPKI data from the source tasks (VRP file, RTR), when one is configured.
+    pub rpki: Option<mpsc::Receiver<RpkiUpdate>>,
     /// The RIS Live feed, when `[ris-live]` is enabled.
     pub ris_live: Option<mpsc::Receiver<RisLiveInput>>,
     /// Registry swaps from the reload task.
@@ -74,8 +71,7 @@ impl EngineTask {
             pipeline,
             ready,
             store_metrics,
-            file_vrps: None,
-            rtr_vrps: None,
+            rpki_sources: Vec::new(),
         }
     }
 
@@ -133,47 +129,66 @@ impl EngineTask {
         }
     }
 
-    /// A VRP set from the VRP file task: every held route is re-validated.
-    pub fn on_vrps(&mut self, update: VrpUpdate) {
+    /// RPKI data from a source task: the union of the sources' latest data replaces the
+    /// engine's, re-validating the routes the change can touch.
+    pub fn on_rpki(&mut self, update: RpkiUpdate) {
+        let now = unix_now();
         match update {
-            Some(vrps) => {
-                let n = vrps.len();
-                self.file_vrps = Some(vrps);
-                self.apply_vrps();
-                self.pipeline.rpki_metrics.record_load(Some(n), unix_now());
-                info!(vrps = n, "VRPs loaded; routes revalidated");
+            RpkiUpdate::Data {
+                source,
+                data,
+                changed,
+            } => {
+                if source == RpkiSource::File {
+                    let metrics = &self.pipeline.rpki_metrics;
+                    metrics.record_load(Some(data.vrps.len()), now);
+                }
+                self.rpki_sources.retain(|(s, _)| *s != source);
+                self.rpki_sources.push((source, data));
+                self.rpki_sources.sort_by_key(|(s, _)| *s as u8);
+                self.apply_rpki(changed.as_ref(), now);
             }
-            None => self.pipeline.rpki_metrics.record_load(None, unix_now()),
+            RpkiUpdate::Failed { source } => {
+                if source == RpkiSource::File {
+                    self.pipeline.rpki_metrics.record_load(None, now);
+                }
+            }
+            RpkiUpdate::Expired { source } => {
+                let before = self.rpki_sources.len();
+                self.rpki_sources.retain(|(s, _)| *s != source);
+                if self.rpki_sources.len() != before {
+                    self.apply_rpki(None, now);
+                }
+            }
         }
     }
 
-    /// RPKI data from the RTR task: its VRPs replace the previous RTR set (or, expired, are
-    /// dropped); every held route is re-validated against the union with the VRP file's.
-    pub fn on_rtr(&mut self, update: RpkiUpdate) {
-        match update {
-            RpkiUpdate::Data { data, .. } => self.rtr_vrps = Some(Arc::new(data.vrps.clone())),
-            // Expired: RPKI validation stays on, with no RTR VRP (routes not_found unless the
-            // VRP file covers them).
-            RpkiUpdate::Expired { .. } => self.rtr_vrps = Some(Arc::new(VrpSet::new())),
-            RpkiUpdate::Failed { .. } => return,
-        }
-        self.apply_vrps();
-    }
-
-    /// Validation with the union of the sources' VRPs (none: RPKI validation off).
-    fn apply_vrps(&mut self) {
-        let vrps = match (&self.file_vrps, &self.rtr_vrps) {
-            (Some(a), Some(b)) => Some(Arc::new(a.union(b))),
-            (Some(a), None) | (None, Some(a)) => Some(a.clone()),
-            (None, None) => None,
+    /// Gives the engine the union of the sources' data; `changed` (the source's delta) bounds
+    /// the routes validated again (a superset of what changed in the union is enough).
+    fn apply_rpki(&mut self, changed: Option<&RpkiDelta>, now: f64) {
+        let merged = match self.rpki_sources.as_slice() {
+            [] => None,
+            [(_, one)] => Some(one.clone()),
+            [(_, a), rest @ ..] => Some(Arc::new(
+                rest.iter().fold((**a).clone(), |acc, (_, d)| acc.union(d)),
+            )),
         };
-        self.pipeline.engine.set_vrps(vrps, unix_now());
+        let (vrps, aspas) = merged
+            .as_ref()
+            .map_or((0, 0), |d| (d.vrps.len(), d.aspas.len()));
+        let revalidated = self.pipeline.engine.set_rpki(merged, changed, now);
         self.pipeline.resync();
+        info!(
+            vrps,
+            aspas, revalidated, "RPKI data applied; routes revalidated"
+        );
     }
 
     /// A new registry from the reload task.
     pub fn on_swap(&mut self, swap: Swap) {
         let summary = self.pipeline.reload(swap.registry, swap.max_prefix_series);
+        let engine = &mut self.pipeline.engine;
+        engine.set_role_policy(swap.peer_roles, unix_now());
         let _ = swap.reply.send(summary);
     }
 
@@ -272,16 +287,14 @@ impl EngineTask {
         let EngineInputs {
             mut feed,
             bmp,
-            vrps,
-            rtr,
+            rpki,
             ris_live,
             mut swaps,
             mut queries,
             mut shutdown,
         } = inputs;
         let (mut bmp_open, mut bmp) = (bmp.is_some(), bmp.unwrap_or_else(closed));
-        let (mut vrps_open, mut vrps) = (vrps.is_some(), vrps.unwrap_or_else(closed));
-        let (mut rtr_open, mut rtr) = (rtr.is_some(), rtr.unwrap_or_else(closed));
+        let (mut rpki_open, mut rpki) = (rpki.is_some(), rpki.unwrap_or_else(closed));
         let (mut ris_open, mut ris) = (ris_live.is_some(), ris_live.unwrap_or_else(closed));
         let mut feed_open = true;
         let mut tick = tokio::time::interval(TICK);
@@ -301,13 +314,9 @@ impl EngineTask {
                     None => ris_open = false,
                 },
                 _ = tick.tick() => self.on_tick(),
-                v = vrps.recv(), if vrps_open => match v {
-                    Some(v) => self.on_vrps(v),
-                    None => vrps_open = false,
-                },
-                u = rtr.recv(), if rtr_open => match u {
-                    Some(u) => self.on_rtr(u),
-                    None => rtr_open = false,
+                v = rpki.recv(), if rpki_open => match v {
+                    Some(v) => self.on_rpki(v),
+                    None => rpki_open = false,
                 },
                 swap = swaps.recv() => if let Some(swap) = swap {
                     self.on_swap(swap);

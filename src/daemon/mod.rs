@@ -51,7 +51,7 @@ use crate::reload::{ReloadRequest, Swap};
 use engine_task::{EngineInputs, EngineTask};
 use feeds::FeedMessage;
 use crate::rpki::rtr::metrics::RtrMetrics;
-use rpki_task::{RpkiUpdate, VrpUpdate};
+use rpki_task::RpkiUpdate;
 use signals::Signals;
 
 pub use watch_dir::{load_processed, stable_new_files, PROCESSED_FILE};
@@ -180,8 +180,11 @@ async fn run_async(config: Config) -> Result<(), Error> {
     );
     let sighup = signals.start_sighup(wiring.hup.clone(), reload_tx, wiring.shutdown.clone());
     let reload_task = start_reload(&config, &shared, &pipeline, reload_rx, swap_tx);
-    let (rpki_task, vrp_rx) = start_rpki(&config, &wiring);
-    let (rtr_task, rtr_rx) = start_rtr(&config, &pipeline, &wiring)?;
+    // One channel for every RPKI source: the engine task keeps each source's data.
+    let (rpki_tx, rpki_rx) = mpsc::channel::<RpkiUpdate>(2);
+    let rpki_task = start_rpki(&config, &wiring, rpki_tx.clone());
+    let rtr_task = start_rtr(&config, &pipeline, &wiring, rpki_tx)?;
+    let rpki_rx = (rpki_task.is_some() || rtr_task.is_some()).then_some(rpki_rx);
     let (feed_task, feed_rx) = start_feeds(&config, &shared, &wiring);
     let (ris_task, ris_rx) = start_ris_live(&config, &shared, ris_live_metrics, &wiring);
     let heartbeat = Arc::new(crate::systemd::Heartbeat::default());
@@ -190,8 +193,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
         EngineInputs {
             feed: feed_rx,
             bmp: bmp_rx,
-            vrps: vrp_rx,
-            rtr: rtr_rx,
+            rpki: rpki_rx,
             ris_live: ris_rx,
             swaps: swap_rx,
             queries: query_rx,
@@ -395,44 +397,39 @@ fn start_reload(
     ))
 }
 
-/// Starts the VRP file task (`[rpki] vrp-file`).
+/// Starts the VRP file task (`[rpki] vrp-file`), sending on `tx`.
 fn start_rpki(
     config: &Config,
     wiring: &Wiring,
-) -> (Option<JoinHandle<()>>, Option<mpsc::Receiver<VrpUpdate>>) {
-    let Some(file) = config.rpki.vrp_file.clone() else {
-        return (None, None);
-    };
-    let (tx, rx) = mpsc::channel::<VrpUpdate>(1);
-    let task = tokio::spawn(rpki_task::rpki_task(
+    tx: mpsc::Sender<RpkiUpdate>,
+) -> Option<JoinHandle<()>> {
+    let file = config.rpki.vrp_file.clone()?;
+    Some(tokio::spawn(rpki_task::rpki_task(
         file,
         config.rpki.reload_interval_seconds,
         tx,
         wiring.hup.clone(),
         wiring.shutdown.clone(),
-    ));
-    (Some(task), Some(rx))
+    )))
 }
 
-/// Starts the RTR task (`[rpki] rtr`) with its metrics.
-#[allow(clippy::type_complexity)]
+/// Starts the RTR task (`[rpki] rtr`) with its metrics, sending on `tx`.
 fn start_rtr(
     config: &Config,
     pipeline: &Pipeline,
     wiring: &Wiring,
-) -> Result<(Option<JoinHandle<()>>, Option<mpsc::Receiver<RpkiUpdate>>), Error> {
+    tx: mpsc::Sender<RpkiUpdate>,
+) -> Result<Option<JoinHandle<()>>, Error> {
     let Some(rtr) = config.rpki.rtr.clone() else {
-        return Ok((None, None));
+        return Ok(None);
     };
     let metrics = RtrMetrics::new(pipeline.metrics.registry(), &rtr.servers)?;
-    let (tx, rx) = mpsc::channel::<RpkiUpdate>(1);
-    let task = tokio::spawn(rtr_task::rtr_task(
+    Ok(Some(tokio::spawn(rtr_task::rtr_task(
         rtr,
         tx,
         metrics,
         wiring.shutdown.clone(),
-    ));
-    Ok((Some(task), Some(rx)))
+    ))))
 }
 
 /// Starts the MRT feed: the configured files (the baseline), then the watched directory.

@@ -10,11 +10,8 @@ use tokio::sync::{mpsc, watch, Notify};
 use tracing::{error, info};
 
 use super::stopped;
-use crate::rpki::{VrpFile, VrpSet};
-
-/// What the task sends: `Some(set)` after a load, `None` after a failed one (the engine keeps
-/// the previous set).
-pub type VrpUpdate = Option<Arc<VrpSet>>;
+use crate::rpki::aspa::AspaSet;
+use crate::rpki::{RpkiData, VrpFile};
 
 /// Which RPKI source an update comes from; the engine task keeps each source's latest data and
 /// validates against their union.
@@ -57,7 +54,7 @@ pub enum RpkiUpdate {
 pub async fn rpki_task(
     file: PathBuf,
     interval_seconds: u64,
-    tx: mpsc::Sender<VrpUpdate>,
+    tx: mpsc::Sender<RpkiUpdate>,
     hup: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -87,11 +84,17 @@ pub async fn rpki_task(
         let msg = match loaded {
             Ok((vrps, report)) => {
                 info!(file = %vrp_file.path.display(), vrps = report.loaded, skipped = report.skipped_total(), "VRP file loaded");
-                Some(Arc::new(vrps))
+                RpkiUpdate::Data {
+                    source: RpkiSource::File,
+                    data: Arc::new(RpkiData::new(vrps, AspaSet::new())),
+                    changed: None,
+                }
             }
             Err(e) => {
                 error!(file = %vrp_file.path.display(), error = %e, "VRP file could not be loaded; keeping the previous set");
-                None
+                RpkiUpdate::Failed {
+                    source: RpkiSource::File,
+                }
             }
         };
         if tx.send(msg).await.is_err() {
