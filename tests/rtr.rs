@@ -233,6 +233,20 @@ fn initial_load_then_a_removed_roa_opens_rpki_invalid_and_its_return_resolves_it
         m.value("routewatch_rtr_updates_total", &[("server", &server), ("kind", "reset")]),
         1.0
     );
+    // The engine got the ASPAs (two customers) and re-validated only the routes the delta
+    // touches (Google's 33 of the 163 held), not every route.
+    let log = std::fs::read_to_string(d.log_path()).unwrap();
+    let applied: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("RPKI data applied"))
+        .collect();
+    assert!(applied[0].contains("vrps=3 aspas=2"), "{applied:?}");
+    assert!(
+        applied
+            .iter()
+            .any(|l| l.contains("vrps=2 aspas=2 revalidated=33")),
+        "{applied:?}"
+    );
     let body = d
         .get_ok("/api/v1/anomalies?kind=rpki_invalid&prefix=8.8.8.0/24")
         .json();
@@ -265,15 +279,27 @@ fn initial_load_then_a_removed_roa_opens_rpki_invalid_and_its_return_resolves_it
 }
 
 #[test]
-fn a_killed_server_makes_the_data_expire_and_validation_stops_using_it() {
+fn a_killed_server_makes_the_data_expire_and_validation_falls_back_to_the_vrp_file() {
     let dir = tempfile::tempdir().unwrap();
     let cache = cache_file(dir.path());
     write_cache(&cache, &standard_roas(), ASPA_V4, ASPA_V6);
+    // The VRP file has only the covering ROA of another AS: with the RTR data (Google's ROA)
+    // the union makes Google's routes valid, without it they are invalid.
+    let vrp_file = dir.path().join("vrps.json");
+    std::fs::write(
+        &vrp_file,
+        format!(r#"{{"roas": [{}]}}"#, roa("8.8.0.0/16", 24, 64511)),
+    )
+    .unwrap();
     let port = free_port();
     // Refresh every second, expire after 4 s without a successful update.
     let mut stay = Stayrtr::start(dir.path(), &cache, port, (1, 1, 4), &[]);
     let server = stay.server();
-    let mut d = daemon(dir.path(), std::slice::from_ref(&server), "");
+    let mut d = daemon(
+        dir.path(),
+        std::slice::from_ref(&server),
+        &format!("vrp-file = {}\n", support::daemon::toml_path(&vrp_file)),
+    );
     let s = [("server", server.as_str())];
     wait(&mut d, "loaded", |m| {
         eq(m, "routewatch_rtr_vrps", &[], 3.0)?;
@@ -300,18 +326,21 @@ fn a_killed_server_makes_the_data_expire_and_validation_stops_using_it() {
         eq(m, "routewatch_rtr_vrps", &[], 0.0)
     });
     assert!(t0.elapsed() < Duration::from_secs(20));
-    // Validation no longer uses it: with no other source, every route is not found.
-    let m = if rpki_routes(&m, "not_found") == GOOGLE_ROUTES {
-        m
-    } else {
-        wait(&mut d, "Google's routes not found", |m| {
-            match rpki_routes(m, "not_found") {
-                v if v == GOOGLE_ROUTES => Ok(()),
-                v => Err(format!("not_found = {v}")),
-            }
-        })
-    };
+    // Validation no longer uses it: against the VRP file alone, Google's routes are invalid.
+    let m = wait(&mut d, "Google's routes invalid by the VRP file alone", |m| {
+        match rpki_routes(m, "invalid_origin") {
+            v if v == GOOGLE_ROUTES => Ok(()),
+            v => Err(format!("invalid_origin = {v}")),
+        }
+    });
     assert_eq!(rpki_routes(&m, "valid"), 0.0);
+    assert_eq!(
+        m.value(
+            "routewatch_anomalies_active",
+            &[("location", "google-dns"), ("prefix", "8.8.8.0/24"), ("kind", "rpki_invalid")]
+        ),
+        1.0
+    );
     let closed = m.value("routewatch_rtr_errors_total", &[("server", &server), ("reason", "closed")]);
     let refused = m.value("routewatch_rtr_errors_total", &[("server", &server), ("reason", "connect")]);
     assert!(closed >= 1.0 && refused >= 1.0, "closed {closed}, connect {refused}");
@@ -323,6 +352,12 @@ fn a_killed_server_makes_the_data_expire_and_validation_stops_using_it() {
         eq(m, "routewatch_rtr_data_expired", &[], 0.0)?;
         eq(m, "routewatch_rtr_vrps", &[], 3.0)?;
         eq(m, "routewatch_rtr_session_up", &s, 1.0)?;
+        eq(
+            m,
+            "routewatch_anomalies_active",
+            &[("location", "google-dns"), ("prefix", "8.8.8.0/24"), ("kind", "rpki_invalid")],
+            0.0,
+        )?;
         match rpki_routes(m, "valid") {
             v if v == GOOGLE_ROUTES => Ok(()),
             v => Err(format!("valid = {v}")),

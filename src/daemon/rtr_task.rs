@@ -29,7 +29,8 @@
 //!
 //! When no End of Data has arrived for the expire interval (RFC 8210 §6: the data "MUST NOT"
 //! be used after it), the task sends [`RpkiUpdate::Expired`]: the engine drops the RTR data and
-//! validates with the other source alone (the VRP file, if one is configured). Expiry is
+//! validates with the other source alone (the VRP file, if one is configured; with none, RPKI
+//! validation is off as if no source were configured). Expiry is
 //! counted (`routewatch_rtr_expiries_total`) and shown (`routewatch_rtr_data_expired` 1,
 //! `routewatch_rtr_vrps` 0) until the next End of Data, which is sent whole with no delta (every
 //! route re-validated).
