@@ -73,7 +73,13 @@ struct Stayrtr {
 impl Stayrtr {
     /// Serves `cache` on 127.0.0.1:`port` (re-read every second) with these End of Data timers
     /// and any `extra` flags.
-    fn start(dir: &Path, cache: &Path, port: u16, timers: (u32, u32, u32), extra: &[&str]) -> Stayrtr {
+    fn start(
+        dir: &Path,
+        cache: &Path,
+        port: u16,
+        timers: (u32, u32, u32),
+        extra: &[&str],
+    ) -> Stayrtr {
         let log = (1..)
             .map(|n| dir.join(format!("stayrtr-{port}.{n}.log")))
             .find(|p| !p.exists())
@@ -137,7 +143,11 @@ fn rpki_routes(m: &Exposition, state: &str) -> f64 {
 }
 
 /// Scrapes until `check` holds, within [`WAIT`].
-fn wait(d: &mut Daemon, what: &str, check: impl Fn(&Exposition) -> Result<(), String>) -> Exposition {
+fn wait(
+    d: &mut Daemon,
+    what: &str,
+    check: impl Fn(&Exposition) -> Result<(), String>,
+) -> Exposition {
     d.wait_scrape(what, WAIT, check)
 }
 
@@ -156,7 +166,11 @@ fn rtrclient_vrps(port: u16, dir: &Path) -> Vec<String> {
     cmd.args(["-e", "tcp", "127.0.0.1", &port.to_string()]);
     let mut c = ChildGuard::start("rtrclient", &mut cmd, Some(&log), INSTALL);
     let status = c.wait_exit(Duration::from_secs(15));
-    assert!(status.is_some_and(|s| s.success()), "rtrclient -e: {status:?}\n{}", c.log());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "rtrclient -e: {status:?}\n{}",
+        c.log()
+    );
     let mut vrps: Vec<String> = std::fs::read_to_string(&log)
         .unwrap()
         .lines()
@@ -191,23 +205,39 @@ fn initial_load_then_a_removed_roa_opens_rpki_invalid_and_its_return_resolves_it
 
     let mut d = daemon(dir.path(), std::slice::from_ref(&server), "");
     let s = [("server", server.as_str())];
-    let m = wait(&mut d, "the RTR data loaded and Google's routes valid", |m| {
-        eq(m, "routewatch_rtr_session_up", &s, 1.0)?;
-        eq(m, "routewatch_rtr_vrps", &[], 3.0)?;
-        match rpki_routes(m, "valid") {
-            v if v == GOOGLE_ROUTES => Ok(()),
-            v => Err(format!("valid = {v}")),
-        }
-    });
+    let m = wait(
+        &mut d,
+        "the RTR data loaded and Google's routes valid",
+        |m| {
+            eq(m, "routewatch_rtr_session_up", &s, 1.0)?;
+            eq(m, "routewatch_rtr_vrps", &[], 3.0)?;
+            match rpki_routes(m, "valid") {
+                v if v == GOOGLE_ROUTES => Ok(()),
+                v => Err(format!("valid = {v}")),
+            }
+        },
+    );
     // Version 2 (StayRTR's default, draft-ietf-sidrops-8210bis-10), three ASPA PDUs (64500 has
     // one per address family), merged into two customers.
     assert_eq!(m.value("routewatch_rtr_version", &s), 2.0);
     assert_eq!(m.value("routewatch_rtr_aspas", &[]), 2.0);
-    assert_eq!(m.value("routewatch_rtr_pdus_total", &[("type", "aspa")]), 3.0);
-    assert_eq!(m.value("routewatch_rtr_pdus_total", &[("type", "ipv4_prefix")]), 2.0);
-    assert_eq!(m.value("routewatch_rtr_pdus_total", &[("type", "ipv6_prefix")]), 1.0);
     assert_eq!(
-        m.value("routewatch_rtr_updates_total", &[("server", &server), ("kind", "reset")]),
+        m.value("routewatch_rtr_pdus_total", &[("type", "aspa")]),
+        3.0
+    );
+    assert_eq!(
+        m.value("routewatch_rtr_pdus_total", &[("type", "ipv4_prefix")]),
+        2.0
+    );
+    assert_eq!(
+        m.value("routewatch_rtr_pdus_total", &[("type", "ipv6_prefix")]),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "routewatch_rtr_updates_total",
+            &[("server", &server), ("kind", "reset")]
+        ),
         1.0
     );
     assert!(m.value("routewatch_rtr_last_update_timestamp_seconds", &s) > 1.7e9);
@@ -217,20 +247,30 @@ fn initial_load_then_a_removed_roa_opens_rpki_invalid_and_its_return_resolves_it
     // Google's ROA removed: the covering ROA of AS64511 makes its routes Invalid.
     let roas: Vec<String> = standard_roas().into_iter().skip(1).collect();
     write_cache(&cache, &roas, ASPA_V4, ASPA_V6);
-    let m = wait(&mut d, "Google's routes invalid after the serial update", |m| {
-        eq(m, "routewatch_rtr_vrps", &[], 2.0)?;
-        match rpki_routes(m, "invalid_origin") {
-            v if v == GOOGLE_ROUTES => Ok(()),
-            v => Err(format!("invalid_origin = {v}")),
-        }
-    });
+    let m = wait(
+        &mut d,
+        "Google's routes invalid after the serial update",
+        |m| {
+            eq(m, "routewatch_rtr_vrps", &[], 2.0)?;
+            match rpki_routes(m, "invalid_origin") {
+                v if v == GOOGLE_ROUTES => Ok(()),
+                v => Err(format!("invalid_origin = {v}")),
+            }
+        },
+    );
     assert!(m.value("routewatch_rtr_serial", &s) > serial);
     assert!(
-        m.value("routewatch_rtr_updates_total", &[("server", &server), ("kind", "serial")]) >= 1.0,
+        m.value(
+            "routewatch_rtr_updates_total",
+            &[("server", &server), ("kind", "serial")]
+        ) >= 1.0,
         "an incremental update, not a reset"
     );
     assert_eq!(
-        m.value("routewatch_rtr_updates_total", &[("server", &server), ("kind", "reset")]),
+        m.value(
+            "routewatch_rtr_updates_total",
+            &[("server", &server), ("kind", "reset")]
+        ),
         1.0
     );
     // The engine got the ASPAs (two customers) and re-validated only the routes the delta
@@ -262,7 +302,11 @@ fn initial_load_then_a_removed_roa_opens_rpki_invalid_and_its_return_resolves_it
         eq(
             m,
             "routewatch_anomalies_active",
-            &[("location", "google-dns"), ("prefix", "8.8.8.0/24"), ("kind", "rpki_invalid")],
+            &[
+                ("location", "google-dns"),
+                ("prefix", "8.8.8.0/24"),
+                ("kind", "rpki_invalid"),
+            ],
             0.0,
         )?;
         match rpki_routes(m, "valid") {
@@ -313,10 +357,17 @@ fn a_killed_server_makes_the_data_expire_and_validation_falls_back_to_the_vrp_fi
     let m = d.scrape();
     assert_eq!(m.value("routewatch_rtr_data_expired", &[]), 0.0);
     assert_eq!(m.value("routewatch_rtr_expiries_total", &[]), 0.0);
-    assert!(m.value("routewatch_rtr_updates_total", &[("server", &server), ("kind", "serial")]) >= 3.0);
+    assert!(
+        m.value(
+            "routewatch_rtr_updates_total",
+            &[("server", &server), ("kind", "serial")]
+        ) >= 3.0
+    );
 
     stay.kill();
-    let m = wait(&mut d, "the session down", |m| eq(m, "routewatch_rtr_session_up", &s, 0.0));
+    let m = wait(&mut d, "the session down", |m| {
+        eq(m, "routewatch_rtr_session_up", &s, 0.0)
+    });
     // Not expired yet right after the loss (unless the machine is very slow).
     let t0 = Instant::now();
     let _ = m;
@@ -327,23 +378,38 @@ fn a_killed_server_makes_the_data_expire_and_validation_falls_back_to_the_vrp_fi
     });
     assert!(t0.elapsed() < Duration::from_secs(20));
     // Validation no longer uses it: against the VRP file alone, Google's routes are invalid.
-    let m = wait(&mut d, "Google's routes invalid by the VRP file alone", |m| {
-        match rpki_routes(m, "invalid_origin") {
+    let m = wait(
+        &mut d,
+        "Google's routes invalid by the VRP file alone",
+        |m| match rpki_routes(m, "invalid_origin") {
             v if v == GOOGLE_ROUTES => Ok(()),
             v => Err(format!("invalid_origin = {v}")),
-        }
-    });
+        },
+    );
     assert_eq!(rpki_routes(&m, "valid"), 0.0);
     assert_eq!(
         m.value(
             "routewatch_anomalies_active",
-            &[("location", "google-dns"), ("prefix", "8.8.8.0/24"), ("kind", "rpki_invalid")]
+            &[
+                ("location", "google-dns"),
+                ("prefix", "8.8.8.0/24"),
+                ("kind", "rpki_invalid")
+            ]
         ),
         1.0
     );
-    let closed = m.value("routewatch_rtr_errors_total", &[("server", &server), ("reason", "closed")]);
-    let refused = m.value("routewatch_rtr_errors_total", &[("server", &server), ("reason", "connect")]);
-    assert!(closed >= 1.0 && refused >= 1.0, "closed {closed}, connect {refused}");
+    let closed = m.value(
+        "routewatch_rtr_errors_total",
+        &[("server", &server), ("reason", "closed")],
+    );
+    let refused = m.value(
+        "routewatch_rtr_errors_total",
+        &[("server", &server), ("reason", "connect")],
+    );
+    assert!(
+        closed >= 1.0 && refused >= 1.0,
+        "closed {closed}, connect {refused}"
+    );
     assert!(d.log().contains("RTR data expired"), "{}", d.log());
 
     // The server comes back on the same port: the data is used again.
@@ -355,7 +421,11 @@ fn a_killed_server_makes_the_data_expire_and_validation_falls_back_to_the_vrp_fi
         eq(
             m,
             "routewatch_anomalies_active",
-            &[("location", "google-dns"), ("prefix", "8.8.8.0/24"), ("kind", "rpki_invalid")],
+            &[
+                ("location", "google-dns"),
+                ("prefix", "8.8.8.0/24"),
+                ("kind", "rpki_invalid"),
+            ],
             0.0,
         )?;
         match rpki_routes(m, "valid") {
@@ -399,7 +469,10 @@ fn failover_to_the_second_server_keeps_the_data_and_the_first_takes_over_when_ba
     assert_eq!(rpki_routes(&m, "valid"), GOOGLE_ROUTES);
     assert_eq!(m.value("routewatch_rtr_expiries_total", &[]), 0.0);
     assert_eq!(
-        m.value("routewatch_rtr_updates_total", &[("server", &s2), ("kind", "reset")]),
+        m.value(
+            "routewatch_rtr_updates_total",
+            &[("server", &s2), ("kind", "reset")]
+        ),
         1.0
     );
 
@@ -421,7 +494,13 @@ fn a_version_1_server_is_used_at_version_1_without_aspa() {
     let dir = tempfile::tempdir().unwrap();
     let cache = cache_file(dir.path());
     write_cache(&cache, &standard_roas(), ASPA_V4, ASPA_V6);
-    let stay = Stayrtr::start(dir.path(), &cache, free_port(), (3600, 600, 7200), &["-protocol", "1"]);
+    let stay = Stayrtr::start(
+        dir.path(),
+        &cache,
+        free_port(),
+        (3600, 600, 7200),
+        &["-protocol", "1"],
+    );
     let server = stay.server();
     let mut d = daemon(dir.path(), std::slice::from_ref(&server), "");
     let s = [("server", server.as_str())];
@@ -430,7 +509,10 @@ fn a_version_1_server_is_used_at_version_1_without_aspa() {
         eq(m, "routewatch_rtr_vrps", &[], 3.0)
     });
     assert_eq!(m.value("routewatch_rtr_aspas", &[]), 0.0);
-    assert_eq!(m.value("routewatch_rtr_pdus_total", &[("type", "aspa")]), 0.0);
+    assert_eq!(
+        m.value("routewatch_rtr_pdus_total", &[("type", "aspa")]),
+        0.0
+    );
     assert_eq!(rpki_routes(&m, "valid"), GOOGLE_ROUTES);
     d.terminate_cleanly();
     drop(stay);

@@ -73,10 +73,14 @@ pub fn check_server(s: &str) -> Result<(), String> {
         (h, p)
     } else {
         let Some((h, p)) = s.rsplit_once(':') else {
-            return Err(format!("'{s}' has no port: write host:port, e.g. 127.0.0.1:3323"));
+            return Err(format!(
+                "'{s}' has no port: write host:port, e.g. 127.0.0.1:3323"
+            ));
         };
         if h.contains(':') {
-            return Err(format!("'{s}': an IPv6 address needs brackets, [addr]:port"));
+            return Err(format!(
+                "'{s}': an IPv6 address needs brackets, [addr]:port"
+            ));
         }
         let name_ok = !h.is_empty()
             && h.len() <= 253
@@ -152,13 +156,20 @@ pub(super) fn convert(
     };
     let Some(list) = &r.rtr else {
         let set = [
-            (&r.rtr_connect_timeout_seconds, "rpki.rtr-connect-timeout-seconds"),
+            (
+                &r.rtr_connect_timeout_seconds,
+                "rpki.rtr-connect-timeout-seconds",
+            ),
             (&r.rtr_refresh_seconds, "rpki.rtr-refresh-seconds"),
             (&r.rtr_retry_seconds, "rpki.rtr-retry-seconds"),
             (&r.rtr_expire_seconds, "rpki.rtr-expire-seconds"),
         ];
         if let Some((Some(v), key)) = set.into_iter().find(|(v, _)| v.is_some()) {
-            return Err(src.invalid(&v.span(), key, "only meaningful with rpki.rtr (no RTR server is configured)"));
+            return Err(src.invalid(
+                &v.span(),
+                key,
+                "only meaningful with rpki.rtr (no RTR server is configured)",
+            ));
         }
         return Ok(rpki);
     };
@@ -173,7 +184,10 @@ pub(super) fn convert(
         return Err(src.invalid(
             &list.span(),
             "rpki.rtr",
-            format!("{} servers; at most {MAX_RTR_SERVERS}", list.get_ref().len()),
+            format!(
+                "{} servers; at most {MAX_RTR_SERVERS}",
+                list.get_ref().len()
+            ),
         ));
     }
     let mut servers: Vec<String> = Vec::new();
@@ -181,11 +195,7 @@ pub(super) fn convert(
         let text = s.get_ref().trim();
         check_server(text).map_err(|m| src.invalid(&s.span(), "rpki.rtr", m))?;
         if servers.iter().any(|x| x == text) {
-            return Err(src.invalid(
-                &s.span(),
-                "rpki.rtr",
-                format!("'{text}' is listed twice"),
-            ));
+            return Err(src.invalid(&s.span(), "rpki.rtr", format!("'{text}' is listed twice")));
         }
         servers.push(text.to_string());
     }
@@ -203,7 +213,12 @@ mod tests {
 
     #[test]
     fn servers_are_host_port() {
-        for ok in ["127.0.0.1:3323", "[::1]:8282", "rpki.example.net:323", "localhost:1"] {
+        for ok in [
+            "127.0.0.1:3323",
+            "[::1]:8282",
+            "rpki.example.net:323",
+            "localhost:1",
+        ] {
             assert!(check_server(ok).is_ok(), "{ok}");
         }
         for bad in [

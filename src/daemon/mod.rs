@@ -48,9 +48,9 @@ use crate::model::Feed;
 use crate::pipeline::Pipeline;
 use crate::registry::{Registry, SharedRegistry};
 use crate::reload::{ReloadRequest, Swap};
+use crate::rpki::rtr::metrics::RtrMetrics;
 use engine_task::{EngineInputs, EngineTask};
 use feeds::FeedMessage;
-use crate::rpki::rtr::metrics::RtrMetrics;
 use rpki_task::RpkiUpdate;
 use signals::Signals;
 

@@ -189,7 +189,10 @@ impl RtrTask {
             if failures >= n {
                 failures = 0;
                 let wait = Duration::from_secs(u64::from(self.timers.retry));
-                debug!(seconds = wait.as_secs(), "RTR: every server failed; waiting the retry interval");
+                debug!(
+                    seconds = wait.as_secs(),
+                    "RTR: every server failed; waiting the retry interval"
+                );
                 if self.guarded(tokio::time::sleep(wait)).await.is_none() {
                     return;
                 }
@@ -205,7 +208,10 @@ impl RtrTask {
         self.clients[idx].disconnected();
         let now = std::time::Instant::now();
         if let Some(n) = self.budget.due(now) {
-            warn!(suppressed = n, "RTR: failure lines suppressed in the last minute");
+            warn!(
+                suppressed = n,
+                "RTR: failure lines suppressed in the last minute"
+            );
         }
         if self.budget.allow() {
             warn!(server = %server, reason, "RTR: connection failed or ended");

@@ -948,7 +948,10 @@ mod tests {
                 text: String::new(),
             }],
         );
-        assert!(matches!(out[..], [Action::Close(Close::Downgrade { to: 1 })]));
+        assert!(matches!(
+            out[..],
+            [Action::Close(Close::Downgrade { to: 1 })]
+        ));
         c.disconnected();
         assert_eq!(sent(&Action::Send(c.connected())).version, 1);
         // One that reports at our own version: one step down.
@@ -961,7 +964,10 @@ mod tests {
                 text: String::new(),
             }],
         );
-        assert!(matches!(out[..], [Action::Close(Close::Downgrade { to: 0 })]));
+        assert!(matches!(
+            out[..],
+            [Action::Close(Close::Downgrade { to: 0 })]
+        ));
         c.disconnected();
         let _ = c.connected();
         let out = feed(
@@ -1149,7 +1155,10 @@ mod tests {
                 serial: 2,
             }],
         );
-        assert!(matches!(sent(&out[0]).pdu, Pdu::SerialQuery { serial: 1, .. }));
+        assert!(matches!(
+            sent(&out[0]).pdu,
+            Pdu::SerialQuery { serial: 1, .. }
+        ));
         let out = feed(
             &mut c,
             2,

@@ -164,10 +164,7 @@ impl RtrMetrics {
         let pdus = register(
             r,
             IntCounterVec::new(
-                opts(
-                    "routewatch_rtr_pdus_total",
-                    "RTR PDUs received, by type.",
-                ),
+                opts("routewatch_rtr_pdus_total", "RTR PDUs received, by type."),
                 &["type"],
             )?,
         );

@@ -822,7 +822,9 @@ mod tests {
             }
         );
         // A count that does not match the length.
-        let b = [2, 11, 0, 0, 0, 0, 0, 20, 1, 0, 0, 2, 0, 0, 0xfb, 0xf4, 0, 0, 0, 1];
+        let b = [
+            2, 11, 0, 0, 0, 0, 0, 20, 1, 0, 0, 2, 0, 0, 0xfb, 0xf4, 0, 0, 0, 1,
+        ];
         assert!(matches!(decode(&b), Err(PduError::Malformed { .. })));
         // ASPA in version 1 does not exist.
         let b = [1, 11, 0, 0, 0, 0, 0, 16, 1, 0, 0, 0, 0, 0, 0xfb, 0xf4];
@@ -850,7 +852,10 @@ mod tests {
             decode(&[1, 4, 0, 0, 0, 1, 0, 1]),
             Err(PduError::TooLong(65537))
         );
-        assert_eq!(decode(&[1, 4, 0, 0, 0, 0, 0, 7]), Err(PduError::TooShort(7)));
+        assert_eq!(
+            decode(&[1, 4, 0, 0, 0, 0, 0, 7]),
+            Err(PduError::TooShort(7))
+        );
         assert_eq!(
             decode(&[3, 2, 0, 0, 0, 0, 0, 8]),
             Err(PduError::UnsupportedVersion(3))
@@ -871,7 +876,10 @@ mod tests {
             Err(PduError::UnsupportedType { pdu_type: 9, .. })
         ));
         rk[0] = 1;
-        assert!(matches!(one(&rk).pdu, Pdu::RouterKey { announce: true, .. }));
+        assert!(matches!(
+            one(&rk).pdu,
+            Pdu::RouterKey { announce: true, .. }
+        ));
         // End of Data with v1 timers in version 0, a Cache Response with a body.
         let b = [
             0, 7, 0, 5, 0, 0, 0, 24, 0, 0, 0, 3, 0, 0, 0, 10, 0, 0, 0, 5, 0, 0, 2, 0x58,
