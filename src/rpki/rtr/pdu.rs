@@ -547,7 +547,7 @@ fn decode_one(bytes: &[u8]) -> Result<Frame, PduError> {
 /// of the later layout (non-zero: an announcement in it); a 4-byte body is its withdrawal.
 fn decode_aspa(header_flags: u8, body: &[u8]) -> Result<Pdu, &'static str> {
     if header_flags != 0 || body.len() == 4 {
-        if body.len() < 4 || body.len() % 4 != 0 {
+        if body.len() < 4 || !body.len().is_multiple_of(4) {
             return Err("length not 12 + 4 × providers");
         }
         let providers = body[4..].chunks_exact(4).map(|c| be32(c, 0)).collect();
