@@ -776,3 +776,52 @@ fn bmp_max_sessions_below_the_configured_routers_and_keys_out_of_range() {
         "bmp.max-sessions-per-address: 0 is out of range 1..=100000",
     );
 }
+
+#[test]
+fn rtr_servers_and_timers_are_checked_with_their_position() {
+    // A server without a port, named at its string.
+    let text = format!("[rpki]\nrtr = [\"127.0.0.1:3323\", \"rpki.example.net\"]\n{A_LOCATION}");
+    expect_error(
+        &text,
+        2,
+        "\"rpki.example.net\"",
+        "rpki.rtr: 'rpki.example.net' has no port: write host:port, e.g. 127.0.0.1:3323",
+    );
+    // An IPv6 address without brackets.
+    let text = format!("[rpki]\nrtr = [\"::1:3323\"]\n{A_LOCATION}");
+    expect_error(
+        &text,
+        2,
+        "\"::1:3323\"",
+        "rpki.rtr: '::1:3323': an IPv6 address needs brackets, [addr]:port",
+    );
+    // The same server twice, an empty list.
+    let text = format!("[rpki]\nrtr = [\"[::1]:323\", \"[::1]:323\"]\n{A_LOCATION}");
+    expect_error(
+        &text,
+        2,
+        "\"[::1]:323\"]",
+        "rpki.rtr: '[::1]:323' is listed twice",
+    );
+    let text = format!("[rpki]\nrtr = []\n{A_LOCATION}");
+    expect_error(&text, 2, "[]", "rpki.rtr: an empty list");
+    // Timers out of range, and a timer without any server.
+    let text = format!("[rpki]\nrtr = [\"localhost:3323\"]\nrtr-expire-seconds = 0\n{A_LOCATION}");
+    expect_error(
+        &text,
+        3,
+        "0",
+        "rpki.rtr-expire-seconds: 0 is out of range 1..=172800",
+    );
+    let text = format!("[rpki]\nrtr-connect-timeout-seconds = 5\n{A_LOCATION}");
+    expect_error(
+        &text,
+        2,
+        "5",
+        "rpki.rtr-connect-timeout-seconds: only meaningful with rpki.rtr",
+    );
+    // Both sources, names and loopback: valid.
+    expect_ok(&format!(
+        "[rpki]\nvrp-file = \"vrps.json\"\nrtr = [\"127.0.0.1:3323\", \"[::1]:8282\", \"rpki.example.net:323\"]\nrtr-refresh-seconds = 60\n{A_LOCATION}"
+    ));
+}
