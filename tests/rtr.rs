@@ -521,3 +521,90 @@ fn a_version_1_server_is_used_at_version_1_without_aspa() {
     d.terminate_cleanly();
     drop(stay);
 }
+
+/// Reads one RTR PDU (header and body) from `s`.
+fn read_pdu(s: &mut TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut header = [0u8; 8];
+    s.read_exact(&mut header).unwrap();
+    let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    assert!((8..=4096).contains(&len), "PDU length {len}");
+    let mut pdu = header.to_vec();
+    pdu.resize(len, 0);
+    s.read_exact(&mut pdu[8..]).unwrap();
+    pdu
+}
+
+/// An IPv4 Prefix PDU, version 2, announcing `a.b.c.d/len-max` for `asn`.
+fn ipv4_prefix(addr: [u8; 4], len: u8, max: u8, asn: u32) -> Vec<u8> {
+    let mut p = vec![2, 4, 0, 0, 0, 0, 0, 20, 1, len, max, 0];
+    p.extend_from_slice(&addr);
+    p.extend_from_slice(&asn.to_be_bytes());
+    p
+}
+
+#[test]
+fn a_duplicate_announcement_gets_an_error_report_and_a_new_session_from_scratch() {
+    use std::io::{Read, Write};
+    // A hand-written cache on loopback: the first session announces a VRP twice.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = listener.local_addr().unwrap().to_string();
+    let cache = std::thread::spawn(move || {
+        let timeout = Some(Duration::from_secs(20));
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(timeout).unwrap();
+        let query = read_pdu(&mut s);
+        let mut reply = vec![2, 3, 0, 5, 0, 0, 0, 8];
+        reply.extend(ipv4_prefix([8, 8, 8, 0], 24, 24, 15169));
+        reply.extend(ipv4_prefix([8, 8, 8, 0], 24, 24, 15169));
+        s.write_all(&reply).unwrap();
+        let report = read_pdu(&mut s);
+        // The client closes after its Error Report.
+        let mut rest = Vec::new();
+        let closed = s.read_to_end(&mut rest).map(|_| rest.is_empty());
+        // The second session: everything again, properly.
+        let (mut s2, _) = listener.accept().unwrap();
+        s2.set_read_timeout(timeout).unwrap();
+        let query2 = read_pdu(&mut s2);
+        let mut reply = vec![2, 3, 0, 6, 0, 0, 0, 8];
+        reply.extend(ipv4_prefix([8, 8, 8, 0], 24, 24, 15169));
+        reply.extend([2, 7, 0, 6, 0, 0, 0, 24, 0, 0, 0, 1]);
+        for t in [3600u32, 600, 7200] {
+            reply.extend(t.to_be_bytes());
+        }
+        s2.write_all(&reply).unwrap();
+        (query, report, closed.ok(), query2, s2)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = daemon(
+        dir.path(),
+        std::slice::from_ref(&server),
+        "rtr-retry-seconds = 1\n",
+    );
+    let s = [("server", server.as_str())];
+    let m = wait(&mut d, "loaded from the second session", |m| {
+        eq(m, "routewatch_rtr_vrps", &[], 1.0)?;
+        eq(m, "routewatch_rtr_session_up", &s, 1.0)
+    });
+    assert_eq!(
+        m.value(
+            "routewatch_rtr_errors_total",
+            &[("server", &server), ("reason", "duplicate_announcement")]
+        ),
+        1.0
+    );
+    assert_eq!(rpki_routes(&m, "valid"), GOOGLE_ROUTES);
+    let (query, report, closed, query2, _s2) = cache.join().unwrap();
+    // Version 2 Reset Queries both times (the session was forgotten after the error).
+    assert_eq!(query, [2, 2, 0, 0, 0, 0, 0, 8]);
+    assert_eq!(query2, [2, 2, 0, 0, 0, 0, 0, 8]);
+    // Error Report, version 2, code 7 (Duplicate Announcement Received), with the PDU copied.
+    assert_eq!(&report[..4], &[2, 10, 0, 7]);
+    let copy_len = u32::from_be_bytes([report[8], report[9], report[10], report[11]]) as usize;
+    assert_eq!(
+        &report[12..12 + copy_len],
+        &ipv4_prefix([8, 8, 8, 0], 24, 24, 15169)[..]
+    );
+    assert_eq!(closed, Some(true), "the client closed the connection");
+    d.terminate_cleanly();
+}
