@@ -215,6 +215,8 @@ impl RtrTask {
         }
         if self.budget.allow() {
             warn!(server = %server, reason, "RTR: connection failed or ended");
+        } else {
+            self.metrics.record_log_suppressed();
         }
     }
 

@@ -50,6 +50,7 @@ pub struct RtrMetrics {
     failovers: IntCounter,
     pdus: IntCounterVec,
     dropped: IntCounterVec,
+    log_suppressed: IntCounter,
 }
 
 impl RtrMetrics {
@@ -171,6 +172,13 @@ impl RtrMetrics {
         for t in TYPE_NAMES {
             pdus.with_label_values(&[t]);
         }
+        let log_suppressed = register(
+            r,
+            IntCounter::with_opts(opts(
+                "routewatch_rtr_log_lines_suppressed_total",
+                "RTR failure log lines not written (at most 10 per 60 s, then one summary line).",
+            ))?,
+        );
         Ok(RtrMetrics {
             up,
             serial,
@@ -186,6 +194,7 @@ impl RtrMetrics {
             failovers,
             pdus,
             dropped,
+            log_suppressed,
         })
     }
 
@@ -253,5 +262,10 @@ impl RtrMetrics {
     /// A PDU of type `name` received.
     pub fn record_pdu(&self, name: &str) {
         self.pdus.with_label_values(&[name]).inc();
+    }
+
+    /// A failure log line left out by the log budget.
+    pub fn record_log_suppressed(&self) {
+        self.log_suppressed.inc();
     }
 }
