@@ -35,6 +35,8 @@
 //! `routewatch_rtr_vrps` 0) until the next End of Data, which is sent whole with no delta (every
 //! route re-validated).
 //!
+//! Each query is one write of one PDU: StayRTR 0.5.1 decodes one PDU per read of its socket.
+//!
 //! # Bounds
 //!
 //! A PDU is at most 64 KiB ([`crate::rpki::rtr::pdu::MAX_PDU_LEN`]), so the read buffer holds
