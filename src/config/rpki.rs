@@ -40,7 +40,8 @@ pub struct RtrConfig {
     pub servers: Vec<String>,
     /// How long a connection attempt (name lookup and TCP) may take.
     pub connect_timeout_seconds: u64,
-    /// Refresh, retry and expire intervals used when the server gives none (version 0).
+    /// Refresh, retry and expire intervals used until a server's End of Data gives its own
+    /// (never, with RTR version 0).
     pub default_timers: Timers,
 }
 

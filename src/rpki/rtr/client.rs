@@ -79,7 +79,7 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 4 million VRPs (the global RPKI had about 800,000 in 2026), 1 million ASPA records, and
+    /// 4 million VRPs (several times the global RPKI's few hundred thousand), 1 million ASPA records, and
     /// 8 million PDUs per response.
     fn default() -> Self {
         Limits {
