@@ -487,6 +487,16 @@ impl Engine {
         st.stats.touch(ts);
     }
 
+    /// Placeholder for merge: the lead's commit replaces it with the real one (records the
+    /// peer's BGP Role for the ASPA procedure and the OTC rules).
+    pub fn set_peer_role(
+        &mut self,
+        _peer: &Arc<PeerKey>,
+        _role: Option<crate::model::PeerRole>,
+        _ts: f64,
+    ) {
+    }
+
     /// Withdraws every route of `peer` (BGP session or BMP peer down). Returns how many.
     pub fn peer_down(&mut self, peer: &PeerKey, ts: f64) -> u64 {
         let Some(&idx) = self.peer_index.get(peer) else {
