@@ -114,19 +114,20 @@ fn peer_roles_show_in_the_status_and_otc_routes_are_used() {
         )
         .unwrap();
     rw.wait_scrape("both routes used, the two errors counted", WAIT, |m| {
-        match m.get(
+        let visibility = m.get(
             "routewatch_prefix_visibility_peers",
             &[("location", LOCATION), ("prefix", V4)],
-        ) {
-            Some(v) if v == 2.0 => {}
-            got => return Err(format!("visibility {got:?}, want 2")),
-        }
-        match (
+        );
+        let errors = (
             parse_errors(m, "malformed_otc"),
             parse_errors(m, "malformed_bgp_role"),
-        ) {
-            (Some(a), Some(b)) if a == 1.0 && b == 1.0 => Ok(()),
-            got => Err(format!("parse errors (otc, role) {got:?}, want 1 each")),
+        );
+        if visibility == Some(2.0) && errors == (Some(1.0), Some(1.0)) {
+            Ok(())
+        } else {
+            Err(format!(
+                "visibility {visibility:?} (want 2), parse errors (otc, role) {errors:?} (want 1 each)"
+            ))
         }
     });
 

@@ -93,12 +93,12 @@ fn update_file() -> Vec<u8> {
     file
 }
 
+/// (prefix, first AS of the path, OTC) of one update.
+type Seen = (String, u32, Option<u32>);
+
 /// Every update read from `bytes` with `decoder`: (prefix, first AS of the path, OTC) for
 /// announcements, (prefix, 0, None) for withdrawals; and the file's error counts.
-fn read(
-    bytes: &[u8],
-    decoder: Decoder,
-) -> (Vec<(String, u32, Option<u32>)>, BTreeMap<&'static str, u64>) {
+fn read(bytes: &[u8], decoder: Decoder) -> (Vec<Seen>, BTreeMap<&'static str, u64>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("otc.mrt");
     std::fs::write(&path, bytes).unwrap();
