@@ -23,6 +23,14 @@
 //! it is Established again. Counted in the file report (`sessions_down`) and in
 //! `routewatch_feed_sessions_down_total{feed="mrt"}`.
 //!
+//! Only-to-Customer (RFC 9234 §5): both decoders put a route's OTC attribute on its
+//! [`AsPath`], read by [`crate::ingest::bgp::otc`] from the raw attributes (of a RIB entry or an
+//! UPDATE), since bgpkit-parser's route iterator does not hand it on: a record bgpkit-parser
+//! decodes gets its OTCs from [`wire::record_otc`] (the reference decoder hands such a record
+//! to it alone). A malformed one is discarded and counted (`malformed_otc`), once per RIB entry
+//! or UPDATE with a matched announcement. (The prefilter's last resort, a file it read no
+//! entry from handed whole to bgpkit-parser, keeps no OTC.)
+//!
 //! A corrupt record is reported, counted under a bounded `error` label and logged (the first few
 //! per file, then a summary), and the rest of the file is still processed. Compressed input is
 //! inflated on its own thread ([`threaded`]). Matched routes leave in [`Batch`]es, together with
