@@ -278,10 +278,15 @@ pub struct RpkiConfig {
     pub vrp_file: Option<PathBuf>,
     /// How often the daemon checks the file for changes (it reloads when it changed).
     pub reload_interval_seconds: u64,
+    /// A `roa_expiring` event when a ROA covering a registered prefix expires within this many
+    /// days (sources with expiry times: rpki-client); 0: no warnings.
+    pub roa_expiry_warning_days: u64,
 }
 
 /// Default interval between checks of the VRP file.
 pub const DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS: u64 = 60;
+/// Default `[rpki] roa-expiry-warning-days`.
+pub const DEFAULT_ROA_EXPIRY_WARNING_DAYS: u64 = 7;
 
 /// `[metrics]`
 #[derive(Debug, Clone, PartialEq)]
@@ -462,6 +467,7 @@ struct RawMrt {
 struct RawRpki {
     vrp_file: Option<String>,
     reload_interval_seconds: Option<Spanned<i64>>,
+    roa_expiry_warning_days: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -810,12 +816,17 @@ impl Config {
         let mut rpki = RpkiConfig {
             vrp_file: None,
             reload_interval_seconds: DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS,
+            roa_expiry_warning_days: DEFAULT_ROA_EXPIRY_WARNING_DAYS,
         };
         if let Some(r) = &raw.rpki {
             rpki.vrp_file = r.vrp_file.as_deref().map(resolve);
             if let Some(i) = &r.reload_interval_seconds {
                 rpki.reload_interval_seconds =
                     positive(&sources[0], i, "rpki.reload-interval-seconds", 1, 86_400)?;
+            }
+            if let Some(d) = &r.roa_expiry_warning_days {
+                rpki.roa_expiry_warning_days =
+                    positive(&sources[0], d, "rpki.roa-expiry-warning-days", 0, 3650)?;
             }
         }
 
