@@ -281,6 +281,9 @@ pub struct RpkiConfig {
     /// A `roa_expiring` event when a ROA covering a registered prefix expires within this many
     /// days (sources with expiry times: rpki-client); 0: no warnings.
     pub roa_expiry_warning_days: u64,
+    /// `[rpki.peer-roles]`: peers' roles (RFC 9234) by address or AS, for ASPA verification
+    /// and the OTC rules where the session does not announce a BGP Role.
+    pub peer_roles: crate::engine::RolePolicy,
 }
 
 /// Default interval between checks of the VRP file.
@@ -468,6 +471,7 @@ struct RawRpki {
     vrp_file: Option<String>,
     reload_interval_seconds: Option<Spanned<i64>>,
     roa_expiry_warning_days: Option<Spanned<i64>>,
+    peer_roles: Option<std::collections::BTreeMap<String, Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -817,6 +821,7 @@ impl Config {
             vrp_file: None,
             reload_interval_seconds: DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS,
             roa_expiry_warning_days: DEFAULT_ROA_EXPIRY_WARNING_DAYS,
+            peer_roles: Default::default(),
         };
         if let Some(r) = &raw.rpki {
             rpki.vrp_file = r.vrp_file.as_deref().map(resolve);
@@ -827,6 +832,9 @@ impl Config {
             if let Some(d) = &r.roa_expiry_warning_days {
                 rpki.roa_expiry_warning_days =
                     positive(&sources[0], d, "rpki.roa-expiry-warning-days", 0, 3650)?;
+            }
+            if let Some(roles) = &r.peer_roles {
+                rpki.peer_roles = peer_roles(&sources[0], roles)?;
             }
         }
 
@@ -876,6 +884,40 @@ fn listeners_clash(a: SocketAddr, b: SocketAddr) -> Option<bool> {
         w.is_unspecified() && (w.is_ipv6() || o.is_ipv4())
     };
     (covers(x, y) || covers(y, x)).then_some(false)
+}
+
+/// `[rpki.peer-roles]`: `"192.0.2.1" = "customer"` or `"AS64500" = "provider"`.
+fn peer_roles(
+    src: &Source,
+    raw: &std::collections::BTreeMap<String, Spanned<String>>,
+) -> Result<crate::engine::RolePolicy, ConfigError> {
+    use crate::model::PeerRole;
+    let mut policy = crate::engine::RolePolicy::default();
+    for (peer, role) in raw {
+        let key = format!("rpki.peer-roles.\"{peer}\"");
+        let Some(r) = PeerRole::parse(role.get_ref()) else {
+            let names: Vec<&str> = PeerRole::ALL.iter().map(|r| r.as_str()).collect();
+            let msg = format!(
+                "unknown role {:?}; one of {}",
+                role.get_ref(),
+                names.join(", ")
+            );
+            return Err(src.invalid(&role.span(), &key, msg));
+        };
+        let digits = peer
+            .strip_prefix("AS")
+            .or_else(|| peer.strip_prefix("as"))
+            .unwrap_or(peer);
+        if let Ok(ip) = peer.parse::<std::net::IpAddr>() {
+            policy.by_address.insert(ip, r);
+        } else if let Ok(asn) = digits.parse::<u32>() {
+            policy.by_asn.insert(asn, r);
+        } else {
+            let msg = format!("{peer:?} is neither a peer address nor an AS number (AS64500)");
+            return Err(src.invalid(&role.span(), &key, msg));
+        }
+    }
+    Ok(policy)
 }
 
 fn positive(

@@ -83,6 +83,7 @@ impl Pipeline {
         reload_metrics.loaded(unix_now());
         let mut engine = Engine::new(registry);
         engine.set_hold_down(config.anomalies.hold_down_seconds as f64);
+        engine.set_role_policy(Arc::new(config.rpki.peer_roles.clone()), 0.0);
         Ok(Pipeline {
             engine,
             metrics,
@@ -225,6 +226,42 @@ impl Pipeline {
         }
         if let Some(h) = &mut r.history {
             h.extend(anomalies);
+        }
+        if let Some(all) = &mut r.all_events {
+            all.extend(events.iter().cloned());
+        }
+        if let Some(sink) = &mut r.sink {
+            sink(events);
+        }
+    }
+
+    /// Events that do not come from the engine's transitions (the RPKI watch): logged at info
+    /// level within the event log budget, kept for a replay's report, sent to the event store.
+    /// Notification targets get anomaly transitions only, so not these.
+    pub fn record_events(&mut self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let r = &mut self.readers;
+        if let Some(budget) = &mut r.log {
+            let mut suppressed = 0;
+            for ev in &events {
+                if budget.allow() {
+                    info!(
+                        event = ev.kind.as_str(),
+                        severity = ev.severity.as_str(),
+                        location = %ev.location,
+                        prefix = %ev.prefix,
+                        announced = %ev.announced,
+                        origin = ev.origin.unwrap_or(0),
+                        "{}",
+                        ev.description
+                    );
+                } else {
+                    suppressed += 1;
+                }
+            }
+            self.metrics.record_log_suppressed("events", suppressed);
         }
         if let Some(all) = &mut r.all_events {
             all.extend(events.iter().cloned());

@@ -72,6 +72,8 @@ pub struct Swap {
     pub registry: Arc<Registry>,
     /// `[metrics] max-prefix-series` of the new configuration.
     pub max_prefix_series: usize,
+    /// `[rpki.peer-roles]` of the new configuration.
+    pub peer_roles: Arc<crate::engine::RolePolicy>,
     /// The engine's answer.
     pub reply: oneshot::Sender<ReloadSummary>,
 }
@@ -320,6 +322,7 @@ async fn reload_once(
     let swap = Swap {
         registry: registry.clone(),
         max_prefix_series: config.metrics.max_prefix_series,
+        peer_roles: Arc::new(config.rpki.peer_roles.clone()),
         reply: tx,
     };
     if swaps.send(swap).await.is_err() {

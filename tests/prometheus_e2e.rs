@@ -787,6 +787,7 @@ fn dashboard_and_alert_queries_return_the_demo_scenario_through_a_real_prometheu
             ("as_set_origin", 0.0),
             ("moas", 1.0),
             ("origin_mismatch", 1.0),
+            ("route_leak", 0.0),
             ("rpki_invalid", 0.0),
             ("subprefix_hijack", 0.0),
             ("unexpected_more_specific", 0.0),

@@ -15,7 +15,7 @@ use tracing::{error, info};
 
 use super::feeds::FeedMessage;
 use super::ris_live::RisLiveInput;
-use super::rpki_task::VrpUpdate;
+use super::rpki_task::{RpkiSource, RpkiUpdate};
 use super::stopped;
 use crate::clock::unix_now;
 use crate::events::metrics::EventStoreMetrics;
@@ -25,6 +25,9 @@ use crate::ingest::bmp;
 use crate::model::Feed;
 use crate::pipeline::Pipeline;
 use crate::reload::Swap;
+use crate::events::Event;
+use crate::rpki::watch::RpkiWatch;
+use crate::rpki::{RpkiData, RpkiDelta};
 use crate::systemd::Heartbeat;
 
 /// How often released anomalies are checked against the wall clock and the event store's
@@ -37,6 +40,22 @@ pub struct EngineTask {
     ready: Arc<Readiness>,
     /// The event store's metrics and the counters they mirror, when the store runs.
     store_metrics: Option<(EventStoreMetrics, Arc<StoreCounters>)>,
+    /// Each RPKI source's latest data (file first); the engine validates against their union.
+    rpki_sources: Vec<(RpkiSource, Arc<RpkiData>)>,
+    /// The ROA and ASPA watch ([`EngineTask::watch_rpki`]).
+    watch: RpkiWatcher,
+}
+
+/// The engine task's side of the RPKI watch: the union it last compared and whether the next
+/// one is a baseline.
+#[derive(Default)]
+struct RpkiWatcher {
+    watch: RpkiWatch,
+    /// The union of the sources' data the watch saw last.
+    seen: Option<Arc<RpkiData>>,
+    /// The update being applied is a source's first data or a source's expiry: the union
+    /// changes, but no ROA or ASPA did, so it becomes the baseline without events.
+    baseline: bool,
 }
 
 /// The channels the engine task reads; a closed one is no longer waited on.
@@ -45,8 +64,8 @@ pub struct EngineInputs {
     pub feed: mpsc::Receiver<FeedMessage>,
     /// BMP session outputs, when the BMP listener runs.
     pub bmp: Option<mpsc::Receiver<bmp::Output>>,
-    /// VRP sets, when a VRP file is configured.
-    pub vrps: Option<mpsc::Receiver<VrpUpdate>>,
+    /// RPKI data from the source tasks (VRP file, RTR), when one is configured.
+    pub rpki: Option<mpsc::Receiver<RpkiUpdate>>,
     /// The RIS Live feed, when `[ris-live]` is enabled.
     pub ris_live: Option<mpsc::Receiver<RisLiveInput>>,
     /// Registry swaps from the reload task.
@@ -68,7 +87,79 @@ impl EngineTask {
             pipeline,
             ready,
             store_metrics,
+            rpki_sources: Vec::new(),
+            watch: RpkiWatcher::default(),
         }
+    }
+
+    /// The warning horizon of `roa_expiring` (`[rpki] roa-expiry-warning-days`).
+    pub fn set_roa_expiry_warning_days(&mut self, days: u64) {
+        self.watch.watch.set_warning_days(days);
+    }
+
+    /// An RPKI source's message, with the watch told first whether it is a baseline (a
+    /// source's first data, or a source dropped): then [`EngineTask::on_rpki`].
+    pub fn on_rpki_update(&mut self, update: RpkiUpdate) {
+        self.watch.baseline = match &update {
+            RpkiUpdate::Data { source, .. } => !self.rpki_sources.iter().any(|(s, _)| s == source),
+            RpkiUpdate::Expired { .. } => true,
+            RpkiUpdate::Failed { .. } => false,
+        };
+        self.on_rpki(update);
+    }
+
+    /// The ROA and ASPA watch after the engine got `new` (the union of the sources): events for
+    /// what changed in the registry's ROAs and ASPAs (none for a baseline), the expiry index and
+    /// its metric, expiring ROAs, and the ASPA count.
+    fn watch_rpki(&mut self, new: Option<Arc<RpkiData>>, changed: Option<&RpkiDelta>, now: f64) {
+        let empty = RpkiData::default();
+        let registry = self.pipeline.engine.registry().clone();
+        let w = &mut self.watch;
+        let old = std::mem::replace(&mut w.seen, new.clone());
+        let new_ref = new.as_deref().unwrap_or(&empty);
+        let mut found = Vec::new();
+        if !w.baseline && old.is_some() {
+            let old_ref = old.as_deref().unwrap_or(&empty);
+            found = w.watch.changes(&registry, old_ref, new_ref, changed);
+        }
+        w.baseline = false;
+        w.watch.index(&registry, &new_ref.vrps);
+        self.pipeline
+            .metrics
+            .set_roa_expiry(&w.watch.earliest_expiry(&registry));
+        self.pipeline.rpki_metrics.set_aspas(new_ref.aspas.len());
+        found.extend(w.watch.expiring(&registry, now));
+        self.record_watch_events(&found, now);
+    }
+
+    /// The periodic expiry check (from the tick, at most every minute), and a new index after a
+    /// registry swap.
+    fn watch_tick(&mut self, now: f64) {
+        let registry = self.pipeline.engine.registry().clone();
+        let w = &mut self.watch;
+        let Some(data) = w.seen.clone() else {
+            return;
+        };
+        if !w.watch.indexed_for(&registry) {
+            w.watch.index(&registry, &data.vrps);
+            self.pipeline
+                .metrics
+                .set_roa_expiry(&w.watch.earliest_expiry(&registry));
+        } else if !w.watch.expiry_due(now) {
+            return;
+        }
+        let found = w.watch.expiring(&registry, now);
+        self.record_watch_events(&found, now);
+    }
+
+    fn record_watch_events(&mut self, found: &[crate::rpki::watch::WatchEvent], now: f64) {
+        let m = &self.pipeline.rpki_metrics;
+        m.sync_warnings_dropped(self.watch.watch.dropped_warnings());
+        for e in found {
+            m.watch_event(e.kind);
+        }
+        let events = found.iter().map(|e| Event::from_watch(e, now)).collect();
+        self.pipeline.record_events(events);
     }
 
     /// A message from the MRT feed.
@@ -125,23 +216,67 @@ impl EngineTask {
         }
     }
 
-    /// A VRP set from the VRP file task: every held route is re-validated.
-    pub fn on_vrps(&mut self, update: VrpUpdate) {
+    /// RPKI data from a source task: the union of the sources' latest data replaces the
+    /// engine's, re-validating the routes the change can touch.
+    pub fn on_rpki(&mut self, update: RpkiUpdate) {
+        let now = unix_now();
         match update {
-            Some(vrps) => {
-                let n = vrps.len();
-                self.pipeline.engine.set_vrps(Some(vrps), unix_now());
-                self.pipeline.rpki_metrics.record_load(Some(n), unix_now());
-                self.pipeline.resync();
-                info!(vrps = n, "VRPs loaded; routes revalidated");
+            RpkiUpdate::Data {
+                source,
+                data,
+                changed,
+            } => {
+                if source == RpkiSource::File {
+                    let metrics = &self.pipeline.rpki_metrics;
+                    metrics.record_load(Some(data.vrps.len()), now);
+                }
+                self.rpki_sources.retain(|(s, _)| *s != source);
+                self.rpki_sources.push((source, data));
+                self.rpki_sources.sort_by_key(|(s, _)| *s as u8);
+                self.apply_rpki(changed.as_ref(), now);
             }
-            None => self.pipeline.rpki_metrics.record_load(None, unix_now()),
+            RpkiUpdate::Failed { source } => {
+                if source == RpkiSource::File {
+                    self.pipeline.rpki_metrics.record_load(None, now);
+                }
+            }
+            RpkiUpdate::Expired { source } => {
+                let before = self.rpki_sources.len();
+                self.rpki_sources.retain(|(s, _)| *s != source);
+                if self.rpki_sources.len() != before {
+                    self.apply_rpki(None, now);
+                }
+            }
         }
+    }
+
+    /// Gives the engine the union of the sources' data; `changed` (the source's delta) bounds
+    /// the routes validated again (a superset of what changed in the union is enough).
+    fn apply_rpki(&mut self, changed: Option<&RpkiDelta>, now: f64) {
+        let merged = match self.rpki_sources.as_slice() {
+            [] => None,
+            [(_, one)] => Some(one.clone()),
+            [(_, a), rest @ ..] => Some(Arc::new(
+                rest.iter().fold((**a).clone(), |acc, (_, d)| acc.union(d)),
+            )),
+        };
+        let (vrps, aspas) = merged
+            .as_ref()
+            .map_or((0, 0), |d| (d.vrps.len(), d.aspas.len()));
+        let revalidated = self.pipeline.engine.set_rpki(merged.clone(), changed, now);
+        self.pipeline.resync();
+        self.watch_rpki(merged, changed, now);
+        info!(
+            vrps,
+            aspas, revalidated, "RPKI data applied; routes revalidated"
+        );
     }
 
     /// A new registry from the reload task.
     pub fn on_swap(&mut self, swap: Swap) {
         let summary = self.pipeline.reload(swap.registry, swap.max_prefix_series);
+        let engine = &mut self.pipeline.engine;
+        engine.set_role_policy(swap.peer_roles, unix_now());
         let _ = swap.reply.send(summary);
     }
 
@@ -228,6 +363,7 @@ impl EngineTask {
     /// event store's counters into its metrics.
     pub fn on_tick(&mut self) {
         self.pipeline.release_idle(unix_now());
+        self.watch_tick(unix_now());
         if let Some((m, counters)) = &mut self.store_metrics {
             m.sync(counters);
         }
@@ -240,14 +376,14 @@ impl EngineTask {
         let EngineInputs {
             mut feed,
             bmp,
-            vrps,
+            rpki,
             ris_live,
             mut swaps,
             mut queries,
             mut shutdown,
         } = inputs;
         let (mut bmp_open, mut bmp) = (bmp.is_some(), bmp.unwrap_or_else(closed));
-        let (mut vrps_open, mut vrps) = (vrps.is_some(), vrps.unwrap_or_else(closed));
+        let (mut rpki_open, mut rpki) = (rpki.is_some(), rpki.unwrap_or_else(closed));
         let (mut ris_open, mut ris) = (ris_live.is_some(), ris_live.unwrap_or_else(closed));
         let mut feed_open = true;
         let mut tick = tokio::time::interval(TICK);
@@ -267,9 +403,9 @@ impl EngineTask {
                     None => ris_open = false,
                 },
                 _ = tick.tick() => self.on_tick(),
-                v = vrps.recv(), if vrps_open => match v {
-                    Some(v) => self.on_vrps(v),
-                    None => vrps_open = false,
+                v = rpki.recv(), if rpki_open => match v {
+                    Some(v) => self.on_rpki_update(v),
+                    None => rpki_open = false,
                 },
                 swap = swaps.recv() => if let Some(swap) = swap {
                     self.on_swap(swap);

@@ -48,7 +48,7 @@ use crate::registry::{Registry, SharedRegistry};
 use crate::reload::{ReloadRequest, Swap};
 use engine_task::{EngineInputs, EngineTask};
 use feeds::FeedMessage;
-use rpki_task::VrpUpdate;
+use rpki_task::RpkiUpdate;
 use signals::Signals;
 
 pub use watch_dir::{load_processed, stable_new_files, PROCESSED_FILE};
@@ -180,12 +180,14 @@ async fn run_async(config: Config) -> Result<(), Error> {
     let (feed_task, feed_rx) = start_feeds(&config, &shared, &wiring);
     let (ris_task, ris_rx) = start_ris_live(&config, &shared, ris_live_metrics, &wiring);
     let heartbeat = Arc::new(crate::systemd::Heartbeat::default());
+    let mut engine = EngineTask::new(pipeline, ready.clone(), store_metrics);
+    engine.set_roa_expiry_warning_days(config.rpki.roa_expiry_warning_days);
     let engine_task = start_engine(
-        EngineTask::new(pipeline, ready.clone(), store_metrics),
+        engine,
         EngineInputs {
             feed: feed_rx,
             bmp: bmp_rx,
-            vrps: vrp_rx,
+            rpki: vrp_rx,
             ris_live: ris_rx,
             swaps: swap_rx,
             queries: query_rx,
@@ -392,11 +394,11 @@ fn start_reload(
 fn start_rpki(
     config: &Config,
     wiring: &Wiring,
-) -> (Option<JoinHandle<()>>, Option<mpsc::Receiver<VrpUpdate>>) {
+) -> (Option<JoinHandle<()>>, Option<mpsc::Receiver<RpkiUpdate>>) {
     let Some(file) = config.rpki.vrp_file.clone() else {
         return (None, None);
     };
-    let (tx, rx) = mpsc::channel::<VrpUpdate>(1);
+    let (tx, rx) = mpsc::channel::<RpkiUpdate>(1);
     let task = tokio::spawn(rpki_task::rpki_task(
         file,
         config.rpki.reload_interval_seconds,

@@ -28,6 +28,9 @@ pub enum AnomalyKind {
     AsSetOrigin,
     /// The route is RPKI-invalid (origin or length) against the loaded VRPs.
     RpkiInvalid,
+    /// The route leaked: its AS path is Invalid under ASPA verification, or it breaks the
+    /// Only-to-Customer rules (RFC 9234); see [`super::leak`].
+    RouteLeak,
     /// Fewer peers than the location's `min-visibility` see the registered prefix, after at
     /// least that many did.
     VisibilityLost,
@@ -37,7 +40,7 @@ pub enum AnomalyKind {
 
 impl AnomalyKind {
     /// Every kind, in a fixed order (index = position), for pre-initialised metric labels.
-    pub const ALL: [AnomalyKind; 9] = [
+    pub const ALL: [AnomalyKind; 10] = [
         AnomalyKind::OriginMismatch,
         AnomalyKind::SubprefixHijack,
         AnomalyKind::UnexpectedMoreSpecific,
@@ -45,6 +48,7 @@ impl AnomalyKind {
         AnomalyKind::Moas,
         AnomalyKind::AsSetOrigin,
         AnomalyKind::RpkiInvalid,
+        AnomalyKind::RouteLeak,
         AnomalyKind::VisibilityLost,
         AnomalyKind::Withdrawn,
     ];
@@ -59,6 +63,7 @@ impl AnomalyKind {
             AnomalyKind::Moas => "moas",
             AnomalyKind::AsSetOrigin => "as_set_origin",
             AnomalyKind::RpkiInvalid => "rpki_invalid",
+            AnomalyKind::RouteLeak => "route_leak",
             AnomalyKind::VisibilityLost => "visibility_lost",
             AnomalyKind::Withdrawn => "withdrawn",
         }
@@ -74,7 +79,9 @@ impl AnomalyKind {
     pub fn severity(self) -> Severity {
         match self {
             AnomalyKind::OriginMismatch | AnomalyKind::SubprefixHijack => Severity::Critical,
-            AnomalyKind::RpkiInvalid | AnomalyKind::Withdrawn => Severity::Error,
+            AnomalyKind::RpkiInvalid | AnomalyKind::RouteLeak | AnomalyKind::Withdrawn => {
+                Severity::Error
+            }
             _ => Severity::Warning,
         }
     }
@@ -298,6 +305,7 @@ mod tests {
                 "moas",
                 "as_set_origin",
                 "rpki_invalid",
+                "route_leak",
                 "visibility_lost",
                 "withdrawn"
             ]

@@ -25,7 +25,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use super::vecmap::VecMap;
-use super::{AnomalyKey, AnomalyKind, Engine, PeerIdx, PrefixId, Severity};
+use super::{AnomalyKey, AnomalyKind, Engine, Leak, PeerIdx, PrefixId, Severity};
 use crate::model::{AsPath, PeerKey};
 use crate::rpki::RovState;
 
@@ -160,6 +160,10 @@ pub struct AnomalyEvent {
     /// RPKI state of the example route, when VRPs are loaded (an `origin_mismatch` that is
     /// RPKI-valid is likely an authorised origin missing from the registry).
     pub rpki: Option<RovState>,
+    /// For a `route_leak` with an example route: why it is a leak, the procedure and the
+    /// peer's role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak: Option<Leak>,
     /// For a resolve: how often the instance came back within the hold-down before it
     /// finally resolved (0: it never flapped).
     pub flaps: u32,
@@ -437,8 +441,12 @@ impl Engine {
             peer_key: self.peers[peer as usize].clone(),
             example_path: path.cloned(),
             reason,
-            rpki: match (&self.vrps, path) {
-                (Some(v), Some(p)) => Some(v.validate_path(&key.announced, p)),
+            rpki: match (&self.rpki, path) {
+                (Some(v), Some(p)) => Some(v.vrps.validate_path(&key.announced, p)),
+                _ => None,
+            },
+            leak: match path {
+                Some(p) if key.kind == AnomalyKind::RouteLeak => self.leak_of(peer, p),
                 _ => None,
             },
             flaps: 0,

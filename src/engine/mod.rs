@@ -19,6 +19,7 @@
 //! `state` the compact route storage and path table.
 
 pub mod anomaly;
+pub mod leak;
 mod lifecycle;
 mod reload;
 mod state;
@@ -31,6 +32,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 pub use anomaly::{AnomalyKey, AnomalyKind, Severity};
+pub use leak::{Leak, LeakReason, RolePolicy};
 pub use lifecycle::{AnomalyEvent, AnomalyState, RemovalReason, Transition, DEFAULT_HOLD_DOWN};
 pub use reload::ReloadSummary;
 pub use state::PrefixCounters;
@@ -40,9 +42,9 @@ pub use summary::{
     Page, PrefixFilter, PrefixSummary,
 };
 
-use crate::model::{AsPath, PeerKey, RouteChange, RouteUpdate};
+use crate::model::{AsPath, PeerKey, PeerRole, RouteChange, RouteUpdate};
 use crate::registry::{MatchKind, PrefixId, Registry};
-use crate::rpki::{RovState, VrpSet};
+use crate::rpki::{RovState, RpkiData, RpkiDelta};
 use crate::util::FxMap;
 
 /// Dense index of a peer in the engine.
@@ -134,8 +136,12 @@ pub struct Engine {
     route_keys: RouteKeys,
     prefixes: Vec<PrefixState>,
     paths: PathTable,
-    /// Validated ROA payloads, when loaded.
-    vrps: Option<Arc<VrpSet>>,
+    /// Validated ROA payloads and ASPAs, when loaded (`None`: RPKI off).
+    rpki: Option<Arc<RpkiData>>,
+    /// Each peer's BGP Role from its session's OPEN (RFC 9234), by [`PeerIdx`].
+    bgp_roles: Vec<Option<PeerRole>>,
+    /// Configured peer roles (`[rpki.peer-roles]`), used where the session told none.
+    role_policy: Arc<RolePolicy>,
     tracked_routes: u64,
     events: Vec<AnomalyEvent>,
     route_events: Vec<RouteEvent>,
@@ -180,7 +186,9 @@ impl Engine {
             route_keys: RouteKeys::default(),
             prefixes,
             paths: PathTable::default(),
-            vrps: None,
+            rpki: None,
+            bgp_roles: Vec::new(),
+            role_policy: Arc::new(RolePolicy::default()),
             tracked_routes: 0,
             events: Vec::new(),
             route_events: Vec::new(),
@@ -233,6 +241,7 @@ impl Engine {
                 let i = self.peers.len() as PeerIdx;
                 self.peers.push(peer.clone());
                 self.peer_routes.push(0);
+                self.bgp_roles.push(None);
                 self.peer_index.insert(peer.clone(), i);
                 i
             }
@@ -364,7 +373,10 @@ impl Engine {
                             a.remove_origin(o);
                         }
                         self.refresh_exact_stats(r, exact);
-                        self.prefixes[r as usize].stats.path_changes += 1;
+                        let changed = !old_path.same_path(path);
+                        if changed {
+                            self.prefixes[r as usize].stats.path_changes += 1;
+                        }
                         self.retract_anomalies(
                             r,
                             q,
@@ -392,7 +404,9 @@ impl Engine {
                                 ts,
                             );
                         }
-                        if ts - self.last_path_event[r as usize] >= PATH_CHANGE_EVENT_INTERVAL {
+                        if changed
+                            && ts - self.last_path_event[r as usize] >= PATH_CHANGE_EVENT_INTERVAL
+                        {
                             self.last_path_event[r as usize] = ts;
                             self.route_event(
                                 RouteEventKind::PathChange,
@@ -590,6 +604,7 @@ impl Engine {
             }
         }
         self.rpki_contribution(r, q, peer, path, ts, removal);
+        self.leak_contribution(r, q, peer, path, ts, removal);
         match removal {
             None => self.update_moas(r, q, exact, peer, Some(path), ts, RemovalReason::Replaced),
             Some(reason) => self.update_moas(r, q, exact, peer, None, ts, reason),
@@ -607,10 +622,10 @@ impl Engine {
         ts: f64,
         removal: Option<RemovalReason>,
     ) {
-        let Some(vrps) = &self.vrps else {
+        let Some(rpki) = &self.rpki else {
             return;
         };
-        let state = vrps.validate_path(&q, path);
+        let state = rpki.vrps.validate_path(&q, path);
         self.rpki_state_change(r, q, peer, path, ts, state, removal);
     }
 
@@ -645,12 +660,151 @@ impl Engine {
         }
     }
 
-    /// Replaces the VRPs (`None`: RPKI off): every held route is validated against the old and
-    /// the new set, and only a route whose state changed moves (its per-state count, and its
-    /// `rpki_invalid` carriage); so reloading an unchanged set changes nothing, and an instance
-    /// keeps its carriers (and stays open) while any route still carries it.
-    pub fn set_vrps(&mut self, vrps: Option<Arc<VrpSet>>, ts: f64) {
-        let mut routes: Vec<(PrefixId, IpNet, PeerIdx, PathId)> = Vec::new();
+    /// The leak verdict of a route of `peer` with `path` (see [`leak`]).
+    fn leak_of(&self, peer: PeerIdx, path: &AsPath) -> Option<Leak> {
+        let key = &self.peers[peer as usize];
+        leak::check(
+            self.rpki.as_ref().map(|r| &r.aspas),
+            path,
+            key.asn,
+            self.role_of(peer),
+        )
+    }
+
+    /// A peer's role: its session's BGP Role, else the configured one, else unknown.
+    fn role_of(&self, peer: PeerIdx) -> Option<PeerRole> {
+        self.bgp_roles
+            .get(peer as usize)
+            .copied()
+            .flatten()
+            .or_else(|| self.role_policy.role_of(&self.peers[peer as usize]))
+    }
+
+    /// Carries `route_leak` for a leaking route (`removal: None`), or takes that back.
+    fn leak_contribution(
+        &mut self,
+        r: PrefixId,
+        q: IpNet,
+        peer: PeerIdx,
+        path: &Arc<AsPath>,
+        ts: f64,
+        removal: Option<RemovalReason>,
+    ) {
+        if let Some(l) = self.leak_of(peer, path) {
+            self.leak_change(r, q, peer, path, ts, l, removal);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn leak_change(
+        &mut self,
+        r: PrefixId,
+        q: IpNet,
+        peer: PeerIdx,
+        path: &Arc<AsPath>,
+        ts: f64,
+        leak: Leak,
+        removal: Option<RemovalReason>,
+    ) {
+        let key = AnomalyKey {
+            kind: AnomalyKind::RouteLeak,
+            registered: r,
+            announced: q,
+            asn: leak.leaker,
+        };
+        match removal {
+            None => self.carrier_added(key, peer, path, ts),
+            Some(reason) => self.carrier_removed(key, peer, ts, reason),
+        }
+    }
+
+    /// Replaces the RPKI data (`None`: RPKI off). `changed` bounds the work: only routes whose
+    /// prefix is covered by a changed VRP prefix, or whose path has a changed ASPA customer, are
+    /// validated again (`None`: every held route). A route is validated against the old and the
+    /// new data, and only one whose RPKI state or leak verdict changed moves (its per-state
+    /// count, its `rpki_invalid` and `route_leak` carriage); so reloading an unchanged set
+    /// changes nothing, and an instance keeps its carriers (and stays open) while any route
+    /// still carries it. Returns the number of routes validated again.
+    pub fn set_rpki(
+        &mut self,
+        rpki: Option<Arc<RpkiData>>,
+        changed: Option<&RpkiDelta>,
+        ts: f64,
+    ) -> usize {
+        let routes = self.routes_touched_by(changed);
+        let old = std::mem::replace(&mut self.rpki, rpki);
+        let new = self.rpki.clone();
+        let n = routes.len();
+        self.revalidate(
+            routes,
+            |e, peer, q, path| {
+                let rov =
+                    |d: &Option<Arc<RpkiData>>| d.as_ref().map(|d| d.vrps.validate_path(q, path));
+                let leak = |d: &Option<Arc<RpkiData>>| {
+                    leak::check(
+                        d.as_ref().map(|d| &d.aspas),
+                        path,
+                        e.peers[peer as usize].asn,
+                        e.role_of(peer),
+                    )
+                };
+                ((rov(&old), leak(&old)), (rov(&new), leak(&new)))
+            },
+            ts,
+        );
+        n
+    }
+
+    /// Records the BGP Role a peer's session announced (`None`: none), from a BMP Peer Up.
+    /// Routes the peer holds are checked for leaks again when its effective role changed.
+    pub fn set_peer_role(&mut self, peer: &Arc<PeerKey>, role: Option<PeerRole>, ts: f64) {
+        let i = self.peer_idx(peer);
+        let before = self.role_of(i);
+        self.bgp_roles[i as usize] = role;
+        if self.role_of(i) != before && self.peer_routes[i as usize] > 0 {
+            self.revalidate_roles(Some(i), before, ts);
+        }
+    }
+
+    /// Sets the configured peer roles; the routes of peers whose effective role changed are
+    /// checked for leaks again.
+    pub fn set_role_policy(&mut self, policy: Arc<RolePolicy>, ts: f64) {
+        let before: Vec<Option<PeerRole>> = (0..self.peers.len() as PeerIdx)
+            .map(|i| self.role_of(i))
+            .collect();
+        self.role_policy = policy;
+        for (i, b) in before.into_iter().enumerate() {
+            let i = i as PeerIdx;
+            if self.role_of(i) != b && self.peer_routes[i as usize] > 0 {
+                self.revalidate_roles(Some(i), b, ts);
+            }
+        }
+    }
+
+    /// The leak verdicts of `only`'s routes again, its role having been `before`.
+    fn revalidate_roles(&mut self, only: Option<PeerIdx>, before: Option<PeerRole>, ts: f64) {
+        let routes: Vec<_> = self
+            .all_routes()
+            .into_iter()
+            .filter(|(_, _, p, _)| only.is_none_or(|o| o == *p))
+            .collect();
+        self.revalidate(
+            routes,
+            |e, peer, q, path| {
+                let rov = e.rpki.as_ref().map(|d| d.vrps.validate_path(q, path));
+                let aspas = e.rpki.as_ref().map(|d| &d.aspas);
+                let asn = e.peers[peer as usize].asn;
+                let old = leak::check(aspas, path, asn, before);
+                let new = leak::check(aspas, path, asn, e.role_of(peer));
+                ((rov, old), (rov, new))
+            },
+            ts,
+        );
+    }
+
+    /// Every held route as (registered prefix, announced prefix, peer, path).
+    fn all_routes(&self) -> Vec<(PrefixId, IpNet, PeerIdx, PathId)> {
+        let mut routes = Vec::new();
         for (r, st) in self.prefixes.iter().enumerate() {
             let registered = self.registry.prefix(r as PrefixId).prefix;
             for (q, a) in st.all_announced() {
@@ -663,29 +817,120 @@ impl Engine {
                 );
             }
         }
-        let old = std::mem::replace(&mut self.vrps, vrps);
-        let new = self.vrps.clone();
-        // Routes that gain an invalid state are added before those that lose one are taken
-        // away, so an instance carried by both an old and a new route does not resolve.
+        routes
+    }
+
+    /// The held routes an RPKI change can affect (all of them for `None`).
+    fn routes_touched_by(
+        &self,
+        changed: Option<&RpkiDelta>,
+    ) -> Vec<(PrefixId, IpNet, PeerIdx, PathId)> {
+        let Some(d) = changed else {
+            return self.all_routes();
+        };
+        if d.is_empty() {
+            return Vec::new();
+        }
+        let mut v4 = prefix_trie::PrefixSet::<ipnet::Ipv4Net>::new();
+        let mut v6 = prefix_trie::PrefixSet::<ipnet::Ipv6Net>::new();
+        for p in &d.vrp_prefixes {
+            match p {
+                IpNet::V4(p) => {
+                    v4.insert(*p);
+                }
+                IpNet::V6(p) => {
+                    v6.insert(*p);
+                }
+            }
+        }
+        // A VRP matters to a route when its prefix covers the route's.
+        let covered = |q: &IpNet| match q {
+            IpNet::V4(q) => v4.get_spm(&q.trunc()).is_some(),
+            IpNet::V6(q) => v6.get_spm(&q.trunc()).is_some(),
+        };
+        let mut path_hit: FxMap<PathId, bool> = FxMap::default();
+        let mut out = Vec::new();
+        for (r, st) in self.prefixes.iter().enumerate() {
+            let registered = self.registry.prefix(r as PrefixId).prefix;
+            for (q, a) in st.all_announced() {
+                let q = q.copied().unwrap_or(registered);
+                let by_vrp = !d.vrp_prefixes.is_empty() && covered(&q);
+                for s in &a.routes {
+                    let hit = by_vrp
+                        || (!d.aspa_customers.is_empty()
+                            && *path_hit.entry(s.path).or_insert_with(|| {
+                                self.paths
+                                    .get(s.path)
+                                    .asns
+                                    .iter()
+                                    .any(|a| d.aspa_customers.binary_search(a).is_ok())
+                            }));
+                    if hit {
+                        out.push((r as PrefixId, q, self.route_keys.peer(s.key), s.path));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Moves every route of `routes` whose (RPKI state, leak) verdict `verdicts` gives as
+    /// different before and after. Routes that gain a verdict are added before those that
+    /// lose one are taken away, so an instance carried by both an old and a new route does
+    /// not resolve.
+    #[allow(clippy::type_complexity)]
+    fn revalidate(
+        &mut self,
+        routes: Vec<(PrefixId, IpNet, PeerIdx, PathId)>,
+        verdicts: impl Fn(
+            &Engine,
+            PeerIdx,
+            &IpNet,
+            &AsPath,
+        ) -> (
+            (Option<RovState>, Option<Leak>),
+            (Option<RovState>, Option<Leak>),
+        ),
+        ts: f64,
+    ) {
         let mut losing = Vec::new();
-        for &(r, q, peer, path) in &routes {
+        for (r, q, peer, path) in routes {
             let path = self.paths.get(path).clone();
-            let before = old.as_ref().map(|v| v.validate_path(&q, &path));
-            let after = new.as_ref().map(|v| v.validate_path(&q, &path));
-            if before == after {
+            let ((rov_before, leak_before), (rov_after, leak_after)) =
+                verdicts(self, peer, &q, &path);
+            if rov_before == rov_after && leak_before == leak_after {
                 continue;
             }
-            if let Some(state) = after {
-                self.rpki_state_change(r, q, peer, &path, ts, state, None);
+            if rov_before != rov_after {
+                if let Some(state) = rov_after {
+                    self.rpki_state_change(r, q, peer, &path, ts, state, None);
+                }
             }
-            if let Some(state) = before {
-                losing.push((r, q, peer, path, state));
+            let leak_moved = leak_before.map(|l| l.leaker) != leak_after.map(|l| l.leaker)
+                || leak_before.is_some() != leak_after.is_some();
+            if leak_moved {
+                if let Some(l) = leak_after {
+                    self.leak_change(r, q, peer, &path, ts, l, None);
+                }
             }
+            losing.push((
+                r,
+                q,
+                peer,
+                path,
+                (rov_before != rov_after).then_some(rov_before).flatten(),
+                leak_moved.then_some(leak_before).flatten(),
+            ));
             self.mark_dirty(r);
         }
-        for (r, q, peer, path, state) in losing {
+        for (r, q, peer, path, rov, leak) in losing {
             let removal = Some(RemovalReason::Revalidated);
-            self.rpki_state_change(r, q, peer, &path, ts, state, removal);
+            if let Some(state) = rov {
+                self.rpki_state_change(r, q, peer, &path, ts, state, removal);
+            }
+            if let Some(l) = leak {
+                self.leak_change(r, q, peer, &path, ts, l, removal);
+            }
         }
     }
 

@@ -73,7 +73,9 @@ impl Engine {
         next.peers = self.peers.clone();
         next.peer_index = self.peer_index.clone();
         next.peer_routes = vec![0; self.peers.len()];
-        next.vrps = self.vrps.clone();
+        next.rpki = self.rpki.clone();
+        next.bgp_roles = self.bgp_roles.clone();
+        next.role_policy = self.role_policy.clone();
 
         // 1. Every held route, matched again.
         for (r, st) in self.prefixes.iter().enumerate() {

@@ -92,6 +92,17 @@ impl Harness {
 
 use Transition::{Opened, Resolved};
 
+fn rpki(vrps: crate::rpki::VrpSet) -> Arc<RpkiData> {
+    Arc::new(RpkiData::new(vrps, crate::rpki::aspa::AspaSet::new()))
+}
+
+fn aspa(vrps: crate::rpki::VrpSet, records: &[(u32, &[u32])]) -> Arc<RpkiData> {
+    let set = crate::rpki::aspa::AspaSet::from_records(
+        records.iter().map(|(c, p)| (*c, p.iter().copied())),
+    );
+    Arc::new(RpkiData::new(vrps, set))
+}
+
 #[test]
 fn expected_routes_give_visibility_and_no_anomaly() {
     let mut h = Harness::new(1);
@@ -571,7 +582,7 @@ fn rpki_invalid_routes_open_rpki_invalid_and_reloads_revalidate() {
         // A second, authorised origin the registry does not know about.
         Vrp::new("203.0.113.0/24".parse().unwrap(), 24, 64497).unwrap(),
     ]);
-    h.engine.set_vrps(Some(Arc::new(vrps)), 1.0);
+    h.engine.set_rpki(Some(rpki(vrps)), None, 1.0);
     h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
     assert!(h.events().is_empty(), "valid and expected");
     // Too long for the ROA (max-length 24) from the expected origin.
@@ -600,7 +611,7 @@ fn rpki_invalid_routes_open_rpki_invalid_and_reloads_revalidate() {
     assert_eq!(s.rpki_routes, [2, 1, 1, 0]);
     assert_eq!(s.anomalies_active[AnomalyKind::RpkiInvalid.index()], 2);
     // RPKI switched off: every rpki_invalid resolves (revalidated), the counts return to 0.
-    h.engine.set_vrps(None, 2.0);
+    h.engine.set_rpki(None, None, 2.0);
     let evs = h.engine.drain_events();
     assert_eq!(evs.len(), 2);
     assert!(evs.iter().all(
@@ -1090,7 +1101,7 @@ fn a_flapping_withdrawal_resolves_once_as_recovered() {
 fn an_unchanged_vrp_set_causes_no_transition() {
     use crate::rpki::{Vrp, VrpSet};
     let set = || {
-        Arc::new(VrpSet::from_vrps([Vrp::new(
+        rpki(VrpSet::from_vrps([Vrp::new(
             "203.0.113.0/24".parse().unwrap(),
             24,
             64496,
@@ -1098,7 +1109,7 @@ fn an_unchanged_vrp_set_causes_no_transition() {
         .unwrap()]))
     };
     let mut h = Harness::new(1);
-    h.engine.set_vrps(Some(set()), 1.0);
+    h.engine.set_rpki(Some(set()), None, 1.0);
     h.announce(1, "203.0.113.0/24", &[3356, 64500, 64496]);
     h.announce(3, "203.0.113.0/24", &[1299, 666]);
     assert!(h.events().contains(&(
@@ -1108,7 +1119,7 @@ fn an_unchanged_vrp_set_causes_no_transition() {
         Some(666)
     )));
     let before = (h.engine.stats(0), h.engine.anomalies());
-    h.engine.set_vrps(Some(set()), 5000.0);
+    h.engine.set_rpki(Some(set()), None, 5000.0);
     assert!(h.events().is_empty());
     assert_eq!((h.engine.stats(0), h.engine.anomalies()), before);
 }
@@ -1491,4 +1502,194 @@ fn filtered_pages_list_what_the_filter_admits() {
     };
     let none = h.engine.prefix_summaries_page(0, 10, &nowhere);
     assert!(none.items.is_empty() && none.next.is_none());
+}
+
+// ---- route leaks (ASPA, OTC) ----
+
+/// The registered origin 64496 buys transit from 64500; 64500 from 64510 and 64511. A path
+/// 64511 64500 64496 is up-up: fine. 64520 64501 64500 64496 has 64501 (a customer of 64500)
+/// passing its provider's route on to its other provider 64520: a leak by 64501. (The
+/// downstream procedure sees it only because 64520 has an ASPA too, not naming 64501: it uses
+/// each AS's own record, never the reverse of another's.)
+fn leak_aspas() -> Arc<RpkiData> {
+    aspa(
+        crate::rpki::VrpSet::new(),
+        &[
+            (64496, &[64500]),
+            (64500, &[64510, 64511]),
+            (64501, &[64500, 64520]),
+            (64520, &[64530]),
+        ],
+    )
+}
+
+#[test]
+fn an_aspa_invalid_path_opens_route_leak_naming_the_leaker_and_resolves_on_withdraw() {
+    let mut h = Harness::new(1);
+    h.engine.set_rpki(Some(leak_aspas()), None, 1.0);
+    h.announce(1, "203.0.113.0/24", &[64511, 64500, 64496]);
+    assert!(h.events().is_empty(), "a valley-free path");
+    h.announce(2, "203.0.113.0/24", &[64520, 64501, 64500, 64496]);
+    let evs = h.engine.drain_events();
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    let e = &evs[0];
+    assert_eq!(
+        (e.transition, e.kind, e.asn),
+        (Opened, AnomalyKind::RouteLeak, Some(64501))
+    );
+    let leak = e.leak.expect("the event says why");
+    assert_eq!(
+        leak.reason,
+        LeakReason::AspaDownstream,
+        "role unknown: downstream"
+    );
+    assert_eq!(h.active(0, AnomalyKind::RouteLeak), 1);
+    h.withdraw(2, "203.0.113.0/24");
+    assert_eq!(
+        h.events(),
+        vec![(
+            Resolved,
+            AnomalyKind::RouteLeak,
+            "203.0.113.0/24".into(),
+            Some(64501)
+        )]
+    );
+}
+
+#[test]
+fn an_rpki_delta_revalidates_only_the_routes_it_touches() {
+    use crate::rpki::{Vrp, VrpSet};
+    let mut h = Harness::new(1);
+    let vrp = |p: &str, asn| Vrp::new(p.parse().unwrap(), 48, asn).unwrap();
+    let v6 = "2001:db8:100::/48";
+    h.engine.set_rpki(
+        Some(aspa(VrpSet::from_vrps([vrp(v6, 64496)]), &[])),
+        None,
+        1.0,
+    );
+    h.announce(1, "203.0.113.0/24", &[64511, 64500, 64496]);
+    h.announce(2, "203.0.113.0/24", &[64520, 64501, 64500, 64496]);
+    h.announce(1, v6, &[64511, 64500, 64496]);
+    assert!(h.events().is_empty(), "no ASPA yet, RPKI-valid v6");
+    // The ASPAs arrive: only routes whose path has a changed customer are looked at (all
+    // three here), and the leak opens.
+    let records: [(u32, &[u32]); 4] = [
+        (64496, &[64500]),
+        (64500, &[64510, 64511]),
+        (64501, &[64500, 64520]),
+        (64520, &[64530]),
+    ];
+    let delta = RpkiDelta::new(vec![], vec![64496, 64500, 64501, 64520]);
+    let next = aspa(VrpSet::from_vrps([vrp(v6, 64496)]), &records);
+    assert_eq!(h.engine.set_rpki(Some(next.clone()), Some(&delta), 2.0), 3);
+    assert_eq!(
+        h.events(),
+        vec![(
+            Opened,
+            AnomalyKind::RouteLeak,
+            "203.0.113.0/24".into(),
+            Some(64501)
+        )]
+    );
+    // A VRP change for the v6 prefix only touches the one v6 route: it turns invalid.
+    let moved = aspa(VrpSet::from_vrps([vrp(v6, 64497)]), &records);
+    let delta = RpkiDelta::new(vec![v6.parse().unwrap()], vec![]);
+    assert_eq!(h.engine.set_rpki(Some(moved), Some(&delta), 3.0), 1);
+    assert_eq!(
+        h.events(),
+        vec![(Opened, AnomalyKind::RpkiInvalid, v6.into(), Some(64496))]
+    );
+    // An empty delta touches nothing; an unrelated one nothing held.
+    assert_eq!(
+        h.engine
+            .set_rpki(Some(next.clone()), Some(&RpkiDelta::default()), 4.0),
+        0
+    );
+    let far = RpkiDelta::new(
+        vec!["198.51.100.0/24".parse().unwrap()],
+        vec![4_200_000_000],
+    );
+    assert_eq!(h.engine.set_rpki(Some(next), Some(&far), 4.0), 0);
+    // 64520's ASPA goes away: the hop 64501 → 64520 is "no attestation", 64520 might be
+    // 64501's customer, the path is no longer provably a leak and the instance resolves.
+    let gone = aspa(VrpSet::new(), &records[..3]);
+    let delta = RpkiDelta::new(vec![v6.parse().unwrap()], vec![64520]);
+    h.engine.set_rpki(Some(gone), Some(&delta), 5.0);
+    let evs = h.engine.drain_events();
+    assert!(
+        evs.iter().any(|e| e.kind == AnomalyKind::RouteLeak
+            && e.transition == Resolved
+            && e.reason == Some(RemovalReason::Revalidated)),
+        "{evs:?}"
+    );
+}
+
+#[test]
+fn the_peer_role_picks_the_procedure_and_otc_counts_only_with_a_role() {
+    let mut h = Harness::new(1);
+    h.engine.set_rpki(Some(leak_aspas()), None, 1.0);
+    // 64501 sends us its provider 64500's route: fine if 64501 were our provider (down the
+    // ramp), a leak if it is our customer (upstream procedure).
+    h.announce(3, "203.0.113.0/24", &[64501, 64500, 64496]);
+    assert!(h.events().is_empty(), "role unknown: downstream, valid");
+    h.engine
+        .set_peer_role(&peer(3), Some(PeerRole::Customer), 2.0);
+    assert_eq!(
+        h.events(),
+        vec![(
+            Opened,
+            AnomalyKind::RouteLeak,
+            "203.0.113.0/24".into(),
+            Some(64501)
+        )]
+    );
+    // The configured role does not override the session's.
+    let mut policy = RolePolicy::default();
+    policy.by_asn.insert(65003, PeerRole::Provider);
+    h.engine.set_role_policy(Arc::new(policy.clone()), 3.0);
+    assert!(h.events().is_empty());
+    // Without the session's role the configured one applies: provider, downstream, resolved.
+    h.engine.set_peer_role(&peer(3), None, 4.0);
+    let evs = h.engine.drain_events();
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!(
+        (evs[0].kind, evs[0].transition),
+        (AnomalyKind::RouteLeak, Resolved)
+    );
+
+    // OTC (no ASPA needed): a route with OTC from a configured customer is a leak.
+    let mut h = Harness::new(1);
+    policy.by_asn.insert(65004, PeerRole::Customer);
+    h.engine.set_role_policy(Arc::new(policy), 1.0);
+    let otc = |o| Arc::new(AsPath::from_sequence(&[64500, 64496]).with_otc(Some(o)));
+    h.update(4, "203.0.113.0/24", RouteChange::Announce(otc(64500)));
+    let evs = h.engine.drain_events();
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!(evs[0].asn, Some(65004), "the peer leaked");
+    assert_eq!(
+        evs[0].leak.map(|l| l.reason),
+        Some(LeakReason::OtcFromCustomer)
+    );
+    // The same route from a peer of unknown role: nothing.
+    h.update(5, "203.0.113.0/24", RouteChange::Announce(otc(64500)));
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn an_otc_only_change_is_not_a_path_change() {
+    let mut h = Harness::new(1);
+    let path = |o| Arc::new(AsPath::from_sequence(&[64500, 64496]).with_otc(o));
+    h.update(1, "203.0.113.0/24", RouteChange::Announce(path(None)));
+    h.update(
+        1,
+        "203.0.113.0/24",
+        RouteChange::Announce(path(Some(64500))),
+    );
+    assert_eq!(h.engine.stats(0).path_changes, 0);
+    h.update(
+        1,
+        "203.0.113.0/24",
+        RouteChange::Announce(Arc::new(AsPath::from_sequence(&[64500, 64500, 64496]))),
+    );
+    assert_eq!(h.engine.stats(0).path_changes, 1);
 }

@@ -162,7 +162,7 @@ impl Event {
                 EventKind::AnomalyOpened,
                 a.kind.severity(),
                 format!(
-                    "{} opened: {} announced{asn} inside {} of location {}; {} peer(s) carry it{}{}",
+                    "{} opened: {} announced{asn} inside {} of location {}; {} peer(s) carry it{}{}{}",
                     a.kind,
                     a.announced,
                     a.prefix,
@@ -178,7 +178,18 @@ impl Event {
                         }
                         Some(state) => format!("; RPKI {state}"),
                         None => String::new(),
-                    }
+                    },
+                    a.leak.map_or_else(String::new, |l| {
+                        let role = l.role.map_or("unknown", |r| r.as_str());
+                        let how = l.procedure.map_or_else(
+                            || "Only-to-Customer, RFC 9234".to_string(),
+                            |p| format!("ASPA {} verification", p.as_str()),
+                        );
+                        let who = l
+                            .leaker
+                            .map_or_else(String::new, |x| format!("; AS{x} leaked it"));
+                        format!("; leak: {} ({how}, peer role {role}){who}", l.reason.as_str())
+                    })
                 ),
             ),
             Transition::Resolved => (
@@ -197,7 +208,7 @@ impl Event {
                         Some(R::Replaced) => "is no longer carried by any peer (replaced)",
                         Some(R::PeerDown) => "is no longer carried by any peer (peer down)",
                         Some(R::Revalidated) => {
-                            "is no longer carried by any peer (RPKI data changed)"
+                            "is no longer carried by any peer (RPKI data or the peer's role changed)"
                         }
                         Some(R::Recovered) => "is visible again (visibility recovered)",
                         None => "is no longer carried by any peer (gone)",
@@ -369,6 +380,7 @@ mod tests {
             reason: (transition == Transition::Resolved)
                 .then_some(crate::engine::RemovalReason::Withdrawn),
             rpki: None,
+            leak: None,
             flaps: 0,
             opened_at: Some(5.0),
         }

@@ -613,6 +613,7 @@ mod tests {
             example_path: None,
             reason: Some(RemovalReason::Withdrawn),
             rpki: None,
+            leak: None,
             flaps: 0,
             opened_at: Some(5.0),
         }

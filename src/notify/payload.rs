@@ -408,6 +408,7 @@ mod tests {
             example_path: Some(std::sync::Arc::new(AsPath::from_sequence(&[64500, 666]))),
             reason: resolved.then_some(RemovalReason::Withdrawn),
             rpki: None,
+            leak: None,
             flaps: if resolved { 2 } else { 0 },
             opened_at: Some(1_700_000_000.0),
         }
