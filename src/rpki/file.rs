@@ -263,6 +263,9 @@ impl fmt::Display for LoadReport {
         if !first {
             f.write_str(")")?;
         }
+        if self.aspa_entries == 0 {
+            return Ok(());
+        }
         write!(
             f,
             "; {} ASPA records: {} customers loaded, {} skipped",

@@ -259,8 +259,8 @@ impl VrpSet {
             ..Self::default()
         };
         let dups = before - set.len();
-        let any_expiry = v4.iter().any(|x| x.2 != file::NO_EXPIRY)
-            || v6.iter().any(|x| x.2 != file::NO_EXPIRY);
+        let any_expiry =
+            v4.iter().any(|x| x.2 != file::NO_EXPIRY) || v6.iter().any(|x| x.2 != file::NO_EXPIRY);
         let expires = any_expiry.then_some(&mut set.expires);
         let expires = fill(&mut set.v4, &mut set.entries, expires, &v4);
         fill(&mut set.v6, &mut set.entries, expires, &v6);

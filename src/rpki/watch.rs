@@ -443,8 +443,16 @@ fn roa_changes(
     if o == n {
         return;
     }
-    let removed: Vec<Vrp> = o.iter().filter(|v| n.binary_search(v).is_err()).copied().collect();
-    let added: Vec<Vrp> = n.iter().filter(|v| o.binary_search(v).is_err()).copied().collect();
+    let removed: Vec<Vrp> = o
+        .iter()
+        .filter(|v| n.binary_search(v).is_err())
+        .copied()
+        .collect();
+    let added: Vec<Vrp> = n
+        .iter()
+        .filter(|v| o.binary_search(v).is_err())
+        .copied()
+        .collect();
     let mut removed_used = vec![false; removed.len()];
     let mut added_used = vec![false; added.len()];
     let mut pairs: Vec<(usize, usize)> = Vec::new();

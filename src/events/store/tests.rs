@@ -158,8 +158,20 @@ fn every_field_round_trips() {
     let got = store.reader().query(&EventQuery::default()).unwrap();
     assert_eq!(got.next_cursor, None);
     assert_eq!(got.events.len(), 4);
-    assert_eq!(got.events[0], Event { id: got.events[0].id, ..rpki2 });
-    assert_eq!(got.events[1], Event { id: got.events[1].id, ..rpki });
+    assert_eq!(
+        got.events[0],
+        Event {
+            id: got.events[0].id,
+            ..rpki2
+        }
+    );
+    assert_eq!(
+        got.events[1],
+        Event {
+            id: got.events[1].id,
+            ..rpki
+        }
+    );
     // Newest first; ids assigned in insertion order.
     let (s, f) = (&got.events[2], &got.events[3]);
     assert!(s.id > f.id && f.id > 0);

@@ -626,9 +626,7 @@ fn insert(conn: &mut Connection, events: &VecDeque<Event>) -> rusqlite::Result<u
                 e.peer_as_name,
                 e.origin_as_name,
                 event_key(e),
-                e.rpki
-                    .as_ref()
-                    .and_then(|r| serde_json::to_string(r).ok()),
+                e.rpki.as_ref().and_then(|r| serde_json::to_string(r).ok()),
             ])? as u64;
         }
     }

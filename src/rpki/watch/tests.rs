@@ -51,12 +51,12 @@ fn summary(events: &[WatchEvent]) -> Vec<(WatchKind, String, String)> {
 
 fn base() -> Vec<Vrp> {
     vec![
-        vrp("192.0.0.0/16", 24, 64500),     // covers 192.0.2.0/24
-        vrp("192.0.2.0/24", 24, 64500),     // equal: covers
-        vrp("192.0.2.128/25", 25, 64500),   // inside
-        vrp("198.51.100.0/24", 24, 64501),  // covers b
-        vrp("203.0.113.0/24", 24, 64500),   // outside the registry
-        vrp("2001:db8::/32", 48, 64500),    // covers a's IPv6 prefix
+        vrp("192.0.0.0/16", 24, 64500),    // covers 192.0.2.0/24
+        vrp("192.0.2.0/24", 24, 64500),    // equal: covers
+        vrp("192.0.2.128/25", 25, 64500),  // inside
+        vrp("198.51.100.0/24", 24, 64501), // covers b
+        vrp("203.0.113.0/24", 24, 64500),  // outside the registry
+        vrp("2001:db8::/32", 48, 64500),   // covers a's IPv6 prefix
     ]
 }
 
@@ -102,8 +102,7 @@ fn added_and_removed_roas_of_registered_prefixes_covering_or_inside() {
             (
                 WatchKind::RoaRemoved,
                 "192.0.2.0/24".into(),
-                "ROA 192.0.0.0/16-24 AS64500 removed (covering 192.0.2.0/24 of location a)"
-                    .into()
+                "ROA 192.0.0.0/16-24 AS64500 removed (covering 192.0.2.0/24 of location a)".into()
             ),
         ]
     );
@@ -112,7 +111,10 @@ fn added_and_removed_roas_of_registered_prefixes_covering_or_inside() {
     assert_eq!(removed.detail.relation, Some(Relation::Covering));
     assert_eq!(removed.detail.roa, None);
     assert_eq!(
-        removed.detail.previous_roa.map(|r| (r.prefix, r.max_length, r.asn)),
+        removed
+            .detail
+            .previous_roa
+            .map(|r| (r.prefix, r.max_length, r.asn)),
         Some((net("192.0.0.0/16"), 24, 64500))
     );
     let added = e.iter().find(|x| x.kind == WatchKind::RoaAdded).unwrap();
@@ -172,16 +174,19 @@ fn a_new_origin_next_to_an_unchanged_one_is_an_addition_and_both_changed_is_not_
     let kinds: Vec<WatchKind> = summary(&e).into_iter().map(|x| x.0).collect();
     assert_eq!(
         kinds,
-        vec![WatchKind::RoaAdded, WatchKind::RoaAdded, WatchKind::RoaRemoved]
+        vec![
+            WatchKind::RoaAdded,
+            WatchKind::RoaAdded,
+            WatchKind::RoaRemoved
+        ]
     );
 }
 
 #[test]
 fn aspa_of_a_registered_origin_added_changed_removed() {
     let vrps = VrpSet::from_vrps(base());
-    let d = |records: Vec<(u32, Vec<u32>)>| {
-        RpkiData::new(vrps.clone(), AspaSet::from_records(records))
-    };
+    let d =
+        |records: Vec<(u32, Vec<u32>)>| RpkiData::new(vrps.clone(), AspaSet::from_records(records));
     let none = d(vec![]);
     let one = d(vec![(64501, vec![64510]), (64999, vec![1])]);
     let two = d(vec![(64501, vec![64510, 64511]), (64999, vec![2])]);
@@ -203,7 +208,9 @@ fn aspa_of_a_registered_origin_added_changed_removed() {
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].detail.previous_providers, Some(vec![64510]));
     assert_eq!(e[0].detail.providers, Some(vec![64510, 64511]));
-    assert!(e[0].description.ends_with("changed: providers AS64510 -> AS64510 AS64511"));
+    assert!(e[0]
+        .description
+        .ends_with("changed: providers AS64510 -> AS64510 AS64511"));
     // Unchanged.
     assert!(both(&two, &two.clone()).is_empty());
     // AS64500 is expected by both locations: one event each, on its first prefix.
@@ -212,7 +219,10 @@ fn aspa_of_a_registered_origin_added_changed_removed() {
         e.iter()
             .map(|x| (x.location.as_str(), x.prefix.to_string()))
             .collect::<Vec<_>>(),
-        vec![("a", "192.0.2.0/24".into()), ("b", "198.51.100.0/24".into())]
+        vec![
+            ("a", "192.0.2.0/24".into()),
+            ("b", "198.51.100.0/24".into())
+        ]
     );
     // Removed.
     let e = both(&two, &none);
@@ -271,8 +281,15 @@ fn an_expiring_roa_is_warned_about_once_per_crossing() {
     assert_eq!(e.len(), 1, "{e:?}");
     assert_eq!(e[0].kind, WatchKind::RoaExpiring);
     assert_eq!(e[0].prefix, net("192.0.2.0/24"));
-    assert_eq!(e[0].detail.roa.unwrap().expires, Some((now + 2 * 86_400) as f64));
-    assert!(e[0].description.contains("expires in 2.0 day(s)"), "{}", e[0].description);
+    assert_eq!(
+        e[0].detail.roa.unwrap().expires,
+        Some((now + 2 * 86_400) as f64)
+    );
+    assert!(
+        e[0].description.contains("expires in 2.0 day(s)"),
+        "{}",
+        e[0].description
+    );
     // Again, and after a reload of the same data: nothing new.
     assert!(w.expiring(&reg, now as f64 + 60.0).is_empty());
     w.index(&reg, &d.vrps);
@@ -280,7 +297,14 @@ fn an_expiring_roa_is_warned_about_once_per_crossing() {
     // Renewed within the horizon: still warned, nothing.
     let renewed = |x: u64| {
         VrpSet::from_vrps_expiring(d.vrps.iter_expiring().map(|(v, old)| {
-            (v, if v == vrp("192.0.2.0/24", 24, 64500) { Some(x) } else { old })
+            (
+                v,
+                if v == vrp("192.0.2.0/24", 24, 64500) {
+                    Some(x)
+                } else {
+                    old
+                },
+            )
         }))
     };
     w.index(&reg, &renewed(now + 3 * 86_400));
