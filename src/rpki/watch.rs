@@ -17,6 +17,7 @@
 //!     different origin AS (matched among the rest). Each VRP is matched at most once, in VRP
 //!     order (prefix, maxLength, AS).
 //!   - `roa_removed` / `roa_added`: every other VRP only in the old / only in the new set.
+//!
 //!   A ROA overlapping several registered prefixes (nested registrations) gives one event per
 //!   registered prefix.
 //! - **ASPAs of registered origin ASes** (the expected origins of the locations): `aspa_changed`
