@@ -123,10 +123,15 @@ impl EngineTask {
             found = w.watch.changes(&registry, old_ref, new_ref, changed);
         }
         w.baseline = false;
+        // Without expiry times before and after (RTR, Routinator), the metric stays all zeros:
+        // no pass over the registry for an incremental update.
+        let had = w.watch.has_expiry_times();
         w.watch.index(&registry, &new_ref.vrps);
-        self.pipeline
-            .metrics
-            .set_roa_expiry(&w.watch.earliest_expiry(&registry));
+        if had || w.watch.has_expiry_times() {
+            self.pipeline
+                .metrics
+                .set_roa_expiry(&w.watch.earliest_expiry(&registry));
+        }
         self.pipeline.rpki_metrics.set_aspas(new_ref.aspas.len());
         found.extend(w.watch.expiring(&registry, now));
         self.record_watch_events(&found, now);

@@ -322,6 +322,12 @@ impl RpkiWatch {
             .collect();
     }
 
+    /// Whether some registered prefix has a covering ROA with an expiry time in the index (else
+    /// the expiry metric is all zeros and need not be set again).
+    pub fn has_expiry_times(&self) -> bool {
+        self.expiring.iter().any(|l| !l.is_empty())
+    }
+
     /// Whether the index was built for this registry (else [`RpkiWatch::index`] is due).
     pub fn indexed_for(&self, registry: &Registry) -> bool {
         self.index_of == Some(registry.generation())
