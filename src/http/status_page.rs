@@ -1091,6 +1091,7 @@ mod tests {
             ))),
             flaps: 0,
             resolving_since: None,
+            leak: None,
         }
     }
 
