@@ -40,8 +40,8 @@ pub use ris_live::{
     is_name as ris_live_name, BaselineFile, RisLiveConfig, DEFAULT_RIS_LIVE_HEARTBEAT_HOST,
 };
 pub use rpki::{
-    check_server as check_rtr_server, RpkiConfig, RtrConfig, DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS,
-    DEFAULT_RTR_CONNECT_TIMEOUT_SECONDS, MAX_RTR_SERVERS,
+    check_server as check_rtr_server, RpkiConfig, RtrConfig, DEFAULT_ROA_EXPIRY_WARNING_DAYS,
+    DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS, DEFAULT_RTR_CONNECT_TIMEOUT_SECONDS, MAX_RTR_SERVERS,
 };
 use split::parse_main;
 

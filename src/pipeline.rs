@@ -235,6 +235,42 @@ impl Pipeline {
         }
     }
 
+    /// Events that do not come from the engine's transitions (the RPKI watch): logged at info
+    /// level within the event log budget, kept for a replay's report, sent to the event store.
+    /// Notification targets get anomaly transitions only, so not these.
+    pub fn record_events(&mut self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let r = &mut self.readers;
+        if let Some(budget) = &mut r.log {
+            let mut suppressed = 0;
+            for ev in &events {
+                if budget.allow() {
+                    info!(
+                        event = ev.kind.as_str(),
+                        severity = ev.severity.as_str(),
+                        location = %ev.location,
+                        prefix = %ev.prefix,
+                        announced = %ev.announced,
+                        origin = ev.origin.unwrap_or(0),
+                        "{}",
+                        ev.description
+                    );
+                } else {
+                    suppressed += 1;
+                }
+            }
+            self.metrics.record_log_suppressed("events", suppressed);
+        }
+        if let Some(all) = &mut r.all_events {
+            all.extend(events.iter().cloned());
+        }
+        if let Some(sink) = &mut r.sink {
+            sink(events);
+        }
+    }
+
     /// Sends every future event to `sink` (the daemon's event store).
     pub fn set_event_sink(&mut self, sink: impl FnMut(Vec<Event>) + Send + 'static) {
         self.readers.sink = Some(Box::new(sink));
@@ -287,21 +323,43 @@ impl Pipeline {
     }
 }
 
-/// Applies a batch to `engine`: the updates and the sessions that went down, in feed order.
-/// Returns the routes removed by the sessions going down.
+/// Applies a batch to `engine`: the updates, the sessions that went down and the peers' BGP
+/// Roles (RFC 9234, from BMP Peer Ups), in feed order; at one position a session going down
+/// comes before a role (a new session's Peer Up follows the old session's end). Returns the
+/// routes removed by the sessions going down.
 pub fn apply_batch(engine: &mut Engine, batch: &Batch) -> u64 {
     let (updates, generation) = (&batch.updates, batch.generation);
-    if batch.sources_down.is_empty() {
+    if batch.sources_down.is_empty() && batch.peer_roles.is_empty() {
         engine.apply_batch(updates, generation);
         return 0;
     }
     let mut removed = 0;
     let mut next = 0;
-    for ev in &batch.sources_down {
-        let upto = ev.after.min(updates.len());
+    let (mut downs, mut roles) = (
+        batch.sources_down.iter().peekable(),
+        batch.peer_roles.iter().peekable(),
+    );
+    loop {
+        let down_first = match (downs.peek(), roles.peek()) {
+            (None, None) => break,
+            (Some(d), Some(r)) => d.after <= r.after,
+            (d, _) => d.is_some(),
+        };
+        let after = if down_first {
+            downs.peek().map(|d| d.after)
+        } else {
+            roles.peek().map(|r| r.after)
+        };
+        let upto = after.unwrap_or(0).min(updates.len());
         engine.apply_batch(updates.get(next..upto).unwrap_or(&[]), generation);
         next = next.max(upto);
-        removed += engine.peer_down(&ev.key, ev.timestamp);
+        if down_first {
+            if let Some(ev) = downs.next() {
+                removed += engine.peer_down(&ev.key, ev.timestamp);
+            }
+        } else if let Some(seen) = roles.next() {
+            engine.set_peer_role(&seen.peer, seen.role, seen.timestamp);
+        }
     }
     engine.apply_batch(updates.get(next..).unwrap_or(&[]), generation);
     removed

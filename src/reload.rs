@@ -246,6 +246,10 @@ pub fn restart_required(running: &Config, new: &Config) -> Vec<&'static str> {
         "rpki.reload-interval-seconds",
     );
     check(running.rpki.rtr != new.rpki.rtr, "rpki.rtr");
+    check(
+        running.rpki.roa_expiry_warning_days != new.rpki.roa_expiry_warning_days,
+        "rpki.roa-expiry-warning-days",
+    );
     check(running.events != new.events, "events");
     check(running.dns != new.dns, "dns");
     keys

@@ -12,6 +12,8 @@ use crate::rpki::rtr::{Timers, DEFAULT_TIMERS};
 
 /// Default interval between checks of the VRP file.
 pub const DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS: u64 = 60;
+/// Default `[rpki] roa-expiry-warning-days`.
+pub const DEFAULT_ROA_EXPIRY_WARNING_DAYS: u64 = 7;
 /// Default of `rtr-connect-timeout-seconds`.
 pub const DEFAULT_RTR_CONNECT_TIMEOUT_SECONDS: u64 = 10;
 /// At most this many `rtr` servers (they are metric label values).
@@ -25,6 +27,9 @@ pub struct RpkiConfig {
     pub vrp_file: Option<PathBuf>,
     /// How often the daemon checks the file for changes (it reloads when it changed).
     pub reload_interval_seconds: u64,
+    /// A `roa_expiring` event when a ROA covering a registered prefix expires within this many
+    /// days (sources with expiry times: rpki-client); 0: no warnings.
+    pub roa_expiry_warning_days: u64,
     /// RTR servers; `None`: no RTR.
     pub rtr: Option<RtrConfig>,
     /// `[rpki.peer-roles]`: peers' roles (RFC 9234) by address or AS, for ASPA verification
@@ -51,6 +56,7 @@ pub struct RtrConfig {
 pub(super) struct RawRpki {
     vrp_file: Option<String>,
     reload_interval_seconds: Option<Spanned<i64>>,
+    roa_expiry_warning_days: Option<Spanned<i64>>,
     rtr: Option<Spanned<Vec<Spanned<String>>>>,
     rtr_connect_timeout_seconds: Option<Spanned<i64>>,
     rtr_refresh_seconds: Option<Spanned<i64>>,
@@ -111,6 +117,7 @@ pub(super) fn convert(
     let mut rpki = RpkiConfig {
         vrp_file: None,
         reload_interval_seconds: DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS,
+        roa_expiry_warning_days: DEFAULT_ROA_EXPIRY_WARNING_DAYS,
         rtr: None,
         peer_roles: Default::default(),
     };
@@ -120,6 +127,9 @@ pub(super) fn convert(
     rpki.vrp_file = r.vrp_file.as_deref().map(resolve);
     if let Some(i) = &r.reload_interval_seconds {
         rpki.reload_interval_seconds = positive(src, i, "rpki.reload-interval-seconds", 1, 86_400)?;
+    }
+    if let Some(d) = &r.roa_expiry_warning_days {
+        rpki.roa_expiry_warning_days = positive(src, d, "rpki.roa-expiry-warning-days", 0, 3650)?;
     }
     if let Some(roles) = &r.peer_roles {
         rpki.peer_roles = super::peer_roles(src, roles)?;

@@ -28,13 +28,14 @@ use crate::registry::{PrefixId, Registry as PrefixRegistry};
 use prefix_table::PrefixTable;
 
 /// Bounded values of the `error` label of `routewatch_parse_errors_total`.
-pub const PARSE_ERROR_LABELS: [&str; 6] = [
+pub const PARSE_ERROR_LABELS: [&str; 7] = [
     "truncated_stream",
     "truncated_record",
     "unsupported",
     "oversized_record",
     "malformed",
     crate::ingest::bgp::MALFORMED_MP_ATTRIBUTE,
+    crate::ingest::bgp::MALFORMED_OTC,
 ];
 
 /// Values of the `result` label of `routewatch_mrt_files_processed_total`.
@@ -330,6 +331,15 @@ impl Metrics {
             .prefixes
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = table;
+    }
+
+    /// Sets `routewatch_rpki_roa_expiry_timestamp_seconds` of every registered prefix (indexed
+    /// by prefix id; `None`: no covering ROA with an expiry time).
+    pub fn set_roa_expiry(&self, earliest: &[Option<u64>]) {
+        self.prefixes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .set_roa_expiry(earliest);
     }
 
     /// Mirrors the engine's statistics of `dirty` prefixes, and the engine-wide gauges.
