@@ -824,7 +824,9 @@ fn rtr_servers_and_timers_are_checked_with_their_position() {
     expect_ok(&format!(
         "[rpki]\nvrp-file = \"vrps.json\"\nrtr = [\"127.0.0.1:3323\", \"[::1]:8282\", \"rpki.example.net:323\"]\nrtr-refresh-seconds = 60\n{A_LOCATION}"
     ));
+}
 
+#[test]
 fn peer_roles_name_the_peer_and_the_bad_role() {
     let text = r#"[rpki.peer-roles]
 "192.0.2.1" = "customer"

@@ -296,6 +296,19 @@ fn initial_load_then_a_removed_roa_opens_rpki_invalid_and_its_return_resolves_it
     assert_eq!(list[0]["asn"], 15169);
     assert_eq!(list[0]["open"], true);
 
+    // The ROA watch saw the RTR update: one roa_removed event for Google's ROA.
+    let removed = d.poll("the roa_removed event", WAIT, |d| {
+        let page = d.get_ok("/api/v1/events?kind=roa_removed").json();
+        let events = page["events"].as_array().unwrap().clone();
+        match events.as_slice() {
+            [e] => Ok(e.clone()),
+            other => Err(format!("{} events", other.len())),
+        }
+    });
+    assert_eq!(removed["rpki"]["previous_roa"]["prefix"], "8.8.8.0/24");
+    assert_eq!(removed["rpki"]["previous_roa"]["asn"], 15169);
+    assert_eq!(removed["location"], "google-dns");
+
     // The ROA returns: valid again, the anomaly resolves.
     write_cache(&cache, &standard_roas(), ASPA_V4, ASPA_V6);
     wait(&mut d, "Google's routes valid again", |m| {
