@@ -13,7 +13,8 @@
 //!   `-protocol 1` answers a version 2 query with a version 1 Cache Response) sets the version
 //!   for this cache. An Error Report "Unsupported Protocol Version" makes it close and connect
 //!   again at the Error Report's version when that is lower, else one below the current one;
-//!   below 0 there is nothing to try ([`Close::NoVersion`]).
+//!   below 0 there is nothing to try ([`Close::NoVersion`]). A reconnection that continues a
+//!   session keeps its version; one that starts over (no session held) negotiates again from 2.
 //! - **The table.** A reset response builds a new table that replaces the held one at End of
 //!   Data; a serial response changes the held one. VRPs are a set: announcing one already held
 //!   is "Duplicate Announcement Received", withdrawing one not held "Withdrawal of Unknown
@@ -242,8 +243,10 @@ impl Table {
 #[derive(Debug)]
 pub struct Client {
     version: u8,
-    /// A response at `version` was received from this cache: the version is agreed.
+    /// A response at `version` was received on this connection: the version is agreed.
     agreed: bool,
+    /// The version the cache asked for with an Error Report, for the next connection.
+    next_version: Option<u8>,
     session: Option<(u16, u32)>,
     phase: Phase,
     held: Table,
@@ -266,6 +269,7 @@ impl Client {
         Client {
             version: MAX_VERSION,
             agreed: false,
+            next_version: None,
             session: None,
             phase: Phase::Down,
             held: Table::default(),
@@ -300,8 +304,16 @@ impl Client {
         matches!(self.phase, Phase::Awaiting { .. } | Phase::Receiving { .. })
     }
 
-    /// A connection is up: the first query's bytes.
+    /// A connection is up: the first query's bytes. A session held is continued at its version;
+    /// without one the version is negotiated again from the highest (a cache may have been
+    /// upgraded), unless the cache just asked for a lower one.
     pub fn connected(&mut self) -> Vec<u8> {
+        self.agreed = false;
+        if let Some(v) = self.next_version.take() {
+            self.version = v;
+        } else if self.session.is_none() {
+            self.version = MAX_VERSION;
+        }
         self.phase = Phase::Idle;
         self.query()
     }
@@ -479,6 +491,7 @@ impl Client {
                 match to {
                     Some(to) => {
                         self.version = to;
+                        self.next_version = Some(to);
                         self.agreed = false;
                         // A session of another version is not continued.
                         self.session = None;
@@ -918,8 +931,19 @@ mod tests {
             }
         );
         assert_eq!(c.version(), 0);
-        // Queries are now version 0.
+        // Queries are now version 0, also on the next connection (continuing the session).
         assert_eq!(sent(&Action::Send(c.refresh().unwrap())).version, 0);
+        c.disconnected();
+        assert_eq!(
+            sent(&Action::Send(c.connected())),
+            Frame::new(
+                0,
+                Pdu::SerialQuery {
+                    session_id: 1,
+                    serial: 5
+                }
+            )
+        );
         // A later PDU of another version is an error.
         let out = feed(&mut c, 1, vec![Pdu::CacheResponse { session_id: 1 }]);
         let report = sent(&out[0]);
@@ -932,6 +956,12 @@ mod tests {
         ));
         assert_eq!(report.version, 0);
         assert!(matches!(out[1], Action::Close(Close::Protocol { .. })));
+        // Starting over without a session: negotiated again from version 2.
+        c.disconnected();
+        assert_eq!(
+            sent(&Action::Send(c.connected())),
+            Frame::new(2, Pdu::ResetQuery)
+        );
     }
 
     #[test]
