@@ -550,6 +550,10 @@ fn decode_aspa(header_flags: u8, body: &[u8]) -> Result<Pdu, &'static str> {
         if body.len() < 4 || !body.len().is_multiple_of(4) {
             return Err("length not 12 + 4 × providers");
         }
+        if header_flags & 1 == 0 && body.len() > 4 {
+            // In this layout a withdrawal names the customer only.
+            return Err("a withdrawal that lists providers");
+        }
         let providers = body[4..].chunks_exact(4).map(|c| be32(c, 0)).collect();
         return Ok(Pdu::Aspa {
             announce: header_flags & 1 == 1,
@@ -821,6 +825,9 @@ mod tests {
                 providers: vec![]
             }
         );
+        // The later layout's withdrawal with providers (flags 2: not an announcement).
+        let b = [2, 11, 2, 0, 0, 0, 0, 16, 0, 0, 0xfb, 0xf4, 0, 0, 0xfb, 0xf5];
+        assert!(matches!(decode(&b), Err(PduError::Malformed { .. })));
         // A count that does not match the length.
         let b = [
             2, 11, 0, 0, 0, 0, 0, 20, 1, 0, 0, 2, 0, 0, 0xfb, 0xf4, 0, 0, 0, 1,
