@@ -19,6 +19,37 @@ const LIMITS: Limits = Limits {
     max_pdus_per_response: 256,
 };
 
+/// What the daemon's task does with the client's actions; `true` when the connection closed
+/// (and a new one was started).
+fn act(client: &mut Client, actions: &mut Vec<Action>) -> bool {
+    let mut sent_error = false;
+    for action in actions.drain(..) {
+        match action {
+            Action::Send(bytes) => {
+                let (f, _) = decode(&bytes).unwrap().unwrap();
+                sent_error |= matches!(f.pdu, Pdu::ErrorReport { .. });
+            }
+            Action::Data(u) => {
+                assert!(u.data.vrps.len() <= LIMITS.max_vrps);
+                assert!(u.aspa_records <= LIMITS.max_aspas);
+            }
+            Action::Close(close) => {
+                let protocol = matches!(close, Close::Protocol { .. });
+                assert!(!protocol || sent_error, "{close:?} without an Error Report");
+                client.disconnected();
+                let first = client.connected();
+                let (f, _) = decode(&first).unwrap().unwrap();
+                if protocol {
+                    assert_eq!(f, Frame::new(2, Pdu::ResetQuery));
+                }
+                actions.clear();
+                return true;
+            }
+        }
+    }
+    false
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&split, stream)) = data.split_first() else {
         return;
@@ -32,7 +63,8 @@ fuzz_target!(|data: &[u8]| {
     for chunk in stream.chunks(read) {
         buf.extend_from_slice(chunk);
         let mut at = 0;
-        loop {
+        let mut closed = false;
+        while !closed {
             match decode(&buf[at..]) {
                 Ok(Some((frame, used))) => {
                     if !matches!(frame.pdu, Pdu::ErrorReport { .. }) {
@@ -47,40 +79,19 @@ fuzz_target!(|data: &[u8]| {
                     let end = buf.len().min(at + 64);
                     client.on_decode_error(&e, &buf[at..end], &mut actions);
                     at = buf.len();
-                    break;
                 }
             }
+            // As the daemon's task: the actions after each PDU; a close drops the rest.
+            closed = act(&mut client, &mut actions);
         }
-        buf.drain(..at);
-        let mut sent_error = false;
-        for action in actions.drain(..) {
-            match action {
-                Action::Send(bytes) => {
-                    let (f, _) = decode(&bytes).unwrap().unwrap();
-                    sent_error |= matches!(f.pdu, Pdu::ErrorReport { .. });
-                }
-                Action::Data(u) => {
-                    assert!(u.data.vrps.len() <= LIMITS.max_vrps);
-                    assert!(u.aspa_records <= LIMITS.max_aspas);
-                }
-                Action::Close(close) => {
-                    let protocol = matches!(close, Close::Protocol { .. });
-                    assert!(!protocol || sent_error, "{close:?} without an Error Report");
-                    client.disconnected();
-                    buf.clear();
-                    reconnects += 1;
-                    if reconnects > 16 {
-                        return;
-                    }
-                    let first = client.connected();
-                    let (f, _) = decode(&first).unwrap().unwrap();
-                    if protocol {
-                        assert_eq!(f, Frame::new(2, Pdu::ResetQuery));
-                    }
-                    break;
-                }
+        if closed {
+            buf.clear();
+            reconnects += 1;
+            if reconnects > 16 {
+                return;
             }
+        } else {
+            buf.drain(..at);
         }
-        actions.clear();
     }
 });
