@@ -287,21 +287,43 @@ impl Pipeline {
     }
 }
 
-/// Applies a batch to `engine`: the updates and the sessions that went down, in feed order.
-/// Returns the routes removed by the sessions going down.
+/// Applies a batch to `engine`: the updates, the sessions that went down and the peers' BGP
+/// Roles (RFC 9234, from BMP Peer Ups), in feed order; at one position a session going down
+/// comes before a role (a new session's Peer Up follows the old session's end). Returns the
+/// routes removed by the sessions going down.
 pub fn apply_batch(engine: &mut Engine, batch: &Batch) -> u64 {
     let (updates, generation) = (&batch.updates, batch.generation);
-    if batch.sources_down.is_empty() {
+    if batch.sources_down.is_empty() && batch.peer_roles.is_empty() {
         engine.apply_batch(updates, generation);
         return 0;
     }
     let mut removed = 0;
     let mut next = 0;
-    for ev in &batch.sources_down {
-        let upto = ev.after.min(updates.len());
+    let (mut downs, mut roles) = (
+        batch.sources_down.iter().peekable(),
+        batch.peer_roles.iter().peekable(),
+    );
+    loop {
+        let down_first = match (downs.peek(), roles.peek()) {
+            (None, None) => break,
+            (Some(d), Some(r)) => d.after <= r.after,
+            (d, _) => d.is_some(),
+        };
+        let after = if down_first {
+            downs.peek().map(|d| d.after)
+        } else {
+            roles.peek().map(|r| r.after)
+        };
+        let upto = after.unwrap_or(0).min(updates.len());
         engine.apply_batch(updates.get(next..upto).unwrap_or(&[]), generation);
         next = next.max(upto);
-        removed += engine.peer_down(&ev.key, ev.timestamp);
+        if down_first {
+            if let Some(ev) = downs.next() {
+                removed += engine.peer_down(&ev.key, ev.timestamp);
+            }
+        } else if let Some(seen) = roles.next() {
+            engine.set_peer_role(&seen.peer, seen.role, seen.timestamp);
+        }
     }
     engine.apply_batch(updates.get(next..).unwrap_or(&[]), generation);
     removed

@@ -11,9 +11,9 @@
 //!
 //! | peer role | procedure | why |
 //! |---|---|---|
-//! | provider | downstream | draft §6.2: a route received from a provider |
-//! | customer, peer, rs, rs-client | upstream | draft §6.1: from a customer, a lateral peer, a route server (received by its client), or by a route server from its client |
-//! | unknown (MRT and RIS Live collector peers, BMP without the capability) | downstream | the procedure that cannot raise a false leak: a path Invalid under it is Invalid under every procedure |
+//! | provider | downstream | draft-ietf-sidrops-aspa-verification-27 §5.6: a route received from a provider |
+//! | customer, peer, rs, rs-client | upstream | §5.5: from a customer, a lateral peer, a route server (received by its client), or by a route server from its client |
+//! | unknown (MRT and RIS Live collector peers, BMP without the capability) | downstream | the procedure that cannot raise a false leak: a path Invalid under it is Invalid under every procedure (§6.4 allows it where the relationship is not known) |
 //!
 //! # Only-to-Customer (RFC 9234 §5)
 //!

@@ -50,6 +50,14 @@ use crate::util::FxMap;
 /// Dense index of a peer in the engine.
 pub type PeerIdx = u32;
 
+/// A peer's BGP session as far as its role goes: the BMP router (none for MRT and RIS Live),
+/// the peer's address and AS.
+type SessionKey = (Option<std::net::SocketAddr>, std::net::IpAddr, u32);
+
+fn session_key(k: &PeerKey) -> SessionKey {
+    (k.source.router(), k.address, k.asn)
+}
+
 /// Number of anomaly kinds (length of the per-kind arrays).
 pub const KINDS: usize = AnomalyKind::ALL.len();
 
@@ -140,6 +148,10 @@ pub struct Engine {
     rpki: Option<Arc<RpkiData>>,
     /// Each peer's BGP Role from its session's OPEN (RFC 9234), by [`PeerIdx`].
     bgp_roles: Vec<Option<PeerRole>>,
+    /// The BGP Roles BMP Peer Ups announced, by session (router, peer address, peer AS): every
+    /// view of the peer (pre-, post-policy, …) is its own [`PeerKey`] and takes the role, also
+    /// one whose first route comes after the Peer Up. Forgotten when the peer goes down.
+    session_roles: FxMap<SessionKey, PeerRole>,
     /// Configured peer roles (`[rpki.peer-roles]`), used where the session told none.
     role_policy: Arc<RolePolicy>,
     tracked_routes: u64,
@@ -188,6 +200,7 @@ impl Engine {
             paths: PathTable::default(),
             rpki: None,
             bgp_roles: Vec::new(),
+            session_roles: FxMap::default(),
             role_policy: Arc::new(RolePolicy::default()),
             tracked_routes: 0,
             events: Vec::new(),
@@ -241,7 +254,8 @@ impl Engine {
                 let i = self.peers.len() as PeerIdx;
                 self.peers.push(peer.clone());
                 self.peer_routes.push(0);
-                self.bgp_roles.push(None);
+                let role = self.session_roles.get(&session_key(peer)).copied();
+                self.bgp_roles.push(role);
                 self.peer_index.insert(peer.clone(), i);
                 i
             }
@@ -503,9 +517,17 @@ impl Engine {
 
     /// Withdraws every route of `peer` (BGP session or BMP peer down). Returns how many.
     pub fn peer_down(&mut self, peer: &PeerKey, ts: f64) -> u64 {
+        self.session_roles.remove(&session_key(peer));
         let Some(&idx) = self.peer_index.get(peer) else {
             return 0;
         };
+        let removed = self.remove_peer_routes(idx, ts);
+        // After its routes went (their leak verdicts were taken back under the old role).
+        self.bgp_roles[idx as usize] = None;
+        removed
+    }
+
+    fn remove_peer_routes(&mut self, idx: PeerIdx, ts: f64) -> u64 {
         if self.peer_routes[idx as usize] == 0 {
             return 0;
         }
@@ -755,14 +777,24 @@ impl Engine {
         n
     }
 
-    /// Records the BGP Role a peer's session announced (`None`: none), from a BMP Peer Up.
-    /// Routes the peer holds are checked for leaks again when its effective role changed.
-    pub fn set_peer_role(&mut self, peer: &Arc<PeerKey>, role: Option<PeerRole>, ts: f64) {
-        let i = self.peer_idx(peer);
-        let before = self.role_of(i);
-        self.bgp_roles[i as usize] = role;
-        if self.role_of(i) != before && self.peer_routes[i as usize] > 0 {
-            self.revalidate_roles(Some(i), before, ts);
+    /// Records the BGP Role a peer's session announced (`None`: none), from a BMP Peer Up:
+    /// for every view of the peer (the same router, address and AS), now and later. Routes
+    /// those views hold are checked for leaks again when their effective role changed.
+    pub fn set_peer_role(&mut self, peer: &PeerKey, role: Option<PeerRole>, ts: f64) {
+        let key = session_key(peer);
+        match role {
+            Some(r) => self.session_roles.insert(key, r),
+            None => self.session_roles.remove(&key),
+        };
+        for i in 0..self.peers.len() {
+            if session_key(&self.peers[i]) != key || self.bgp_roles[i] == role {
+                continue;
+            }
+            let before = self.role_of(i as PeerIdx);
+            self.bgp_roles[i] = role;
+            if self.role_of(i as PeerIdx) != before && self.peer_routes[i] > 0 {
+                self.revalidate_roles(Some(i as PeerIdx), before, ts);
+            }
         }
     }
 

@@ -75,6 +75,7 @@ impl Engine {
         next.peer_routes = vec![0; self.peers.len()];
         next.rpki = self.rpki.clone();
         next.bgp_roles = self.bgp_roles.clone();
+        next.session_roles = self.session_roles.clone();
         next.role_policy = self.role_policy.clone();
 
         // 1. Every held route, matched again.

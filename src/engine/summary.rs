@@ -55,6 +55,9 @@ pub struct AnomalySummary {
         skip_serializing_if = "Option::is_none"
     )]
     pub resolving_since: Option<f64>,
+    /// For `route_leak`: why the example route is a leak (reason, procedure, peer role).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak: Option<super::Leak>,
 }
 
 /// Where an anomaly instance is in its lifecycle ([`AnomalySummary::state`]).
@@ -305,6 +308,12 @@ impl Engine {
             example_path: st.example.as_ref().map(|e| e.1.clone()),
             flaps: st.flaps,
             resolving_since: None,
+            leak: match &st.example {
+                Some((peer, path)) if key.kind == AnomalyKind::RouteLeak => {
+                    self.leak_of(*peer, path)
+                }
+                _ => None,
+            },
         }
     }
 

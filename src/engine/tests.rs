@@ -1693,3 +1693,56 @@ fn an_otc_only_change_is_not_a_path_change() {
     );
     assert_eq!(h.engine.stats(0).path_changes, 1);
 }
+
+#[test]
+fn a_session_role_reaches_every_view_of_the_peer_until_it_goes_down() {
+    use crate::model::{RibView, RouteSource};
+    let router: std::net::SocketAddr = "192.0.2.200:17001".parse().unwrap();
+    let view = |v| {
+        Arc::new(PeerKey {
+            source: Arc::new(RouteSource::bmp(router, v, None)),
+            address: "198.51.100.1".parse().unwrap(),
+            asn: 64501,
+        })
+    };
+    let (pre, post) = (view(RibView::AdjRibInPre), view(RibView::AdjRibInPost));
+    let mut h = Harness::new(1);
+    h.engine.set_rpki(Some(leak_aspas()), None, 1.0);
+    // The Peer Up names the peer a customer before any route arrives.
+    h.engine.set_peer_role(&pre, Some(PeerRole::Customer), 1.0);
+    let route = |peer: &Arc<PeerKey>, ts| RouteUpdate {
+        timestamp: ts,
+        peer: peer.clone(),
+        prefix: "203.0.113.0/24".parse().unwrap(),
+        path_id: 0,
+        matched: h_match(),
+        change: RouteChange::Announce(Arc::new(AsPath::from_sequence(&[64501, 64500, 64496]))),
+    };
+    h.engine.apply(&route(&post, 2.0));
+    let evs = h.engine.drain_events();
+    assert_eq!(
+        evs.len(),
+        1,
+        "the post-policy view is a customer's too: {evs:?}"
+    );
+    assert_eq!(
+        evs[0].leak.map(|l| l.reason),
+        Some(LeakReason::AspaUpstream)
+    );
+    // The peer goes down: its routes go, and so does the role; a later session without the
+    // capability is unknown (downstream: no leak).
+    h.engine.peer_down(&post, 3.0);
+    h.engine.drain_events();
+    h.engine.apply(&route(&post, 4.0));
+    let evs = h.engine.drain_events();
+    assert!(
+        evs.iter().all(|e| e.kind != AnomalyKind::RouteLeak),
+        "{evs:?}"
+    );
+}
+
+fn h_match() -> crate::registry::Match {
+    registry(1)
+        .lookup(&"203.0.113.0/24".parse().unwrap())
+        .unwrap()
+}

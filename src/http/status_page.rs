@@ -1091,6 +1091,7 @@ mod tests {
             ))),
             flaps: 0,
             resolving_since: None,
+            leak: None,
         }
     }
 
@@ -1135,6 +1136,7 @@ mod tests {
                 state: "up",
                 since: 1_700_000_000.0,
                 initial_table_complete: true,
+                role: None,
             }],
         };
         Snapshot {

@@ -37,6 +37,8 @@ pub struct PeerRoleSeen {
     pub role: Option<PeerRole>,
     /// Position in the feed, as for [`SourceDown::after`].
     pub after: usize,
+    /// When the session came up (the Peer Up's timestamp, else the time it arrived).
+    pub timestamp: f64,
 }
 
 /// A route source whose BGP session went down: all its routes are withdrawn.

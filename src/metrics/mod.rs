@@ -28,13 +28,14 @@ use crate::registry::{PrefixId, Registry as PrefixRegistry};
 use prefix_table::PrefixTable;
 
 /// Bounded values of the `error` label of `routewatch_parse_errors_total`.
-pub const PARSE_ERROR_LABELS: [&str; 6] = [
+pub const PARSE_ERROR_LABELS: [&str; 7] = [
     "truncated_stream",
     "truncated_record",
     "unsupported",
     "oversized_record",
     "malformed",
     crate::ingest::bgp::MALFORMED_MP_ATTRIBUTE,
+    crate::ingest::bgp::MALFORMED_OTC,
 ];
 
 /// Values of the `result` label of `routewatch_mrt_files_processed_total`.

@@ -1,48 +1,50 @@
-//! ASPA-based AS_PATH verification: draft-ietf-sidrops-aspa-verification (the procedure as in
-//! revisions -16 to -27: the hop check, the upstream procedure, and the downstream procedure by
-//! up-ramp and down-ramp lengths). Pure: an [`AspaSet`] is built from (customer, providers)
-//! records, whichever source they came from (an RTR v2 cache, an rpki-client or Routinator JSON
-//! file), and verifies paths.
+//! ASPA-based AS_PATH verification: draft-ietf-sidrops-aspa-verification-27 (July 2026), §5.2
+//! to §5.6 (the procedure is unchanged in -28 of August 2026, and its ramp form dates from -16).
+//! Pure: an [`AspaSet`] is built from (customer, providers) records, whichever source they came
+//! from (an RTR v2 cache, an rpki-client or Routinator JSON file), and verifies paths.
 //!
-//! # What the procedure says, as implemented here
+//! # What the draft says, as implemented here
 //!
-//! - **Hop check** `authorized(c, p)` (draft §5): "No Attestation" when `c` has no ASPA,
-//!   "Provider+" when `p` is in `c`'s provider set, "Not Provider+" otherwise. AS0 in a provider
-//!   set (the customer says it has no provider) matches no AS of a path, so every hop from that
-//!   customer is "Not Provider+".
-//! - **Input**: an AS_PATH that contains an AS_SET is Invalid (draft §6: "If the AS_PATH has an
-//!   AS_SET, the procedure halts with the outcome Invalid"). Prepending is collapsed first, so
-//!   `64500 64500 64501` is the two-AS path `64500 64501`. The path is indexed as the draft does:
-//!   AS(1) is the origin, AS(N) the AS that sent the route (the left-most).
-//! - **Upstream** (route received from a customer, a lateral peer, a route server, or by a
-//!   route server from its client): Invalid when some hop `authorized(AS(i), AS(i+1))` is "Not
-//!   Provider+"; Valid when every hop is "Provider+"; Unknown otherwise. A path of one AS is Valid.
-//! - **Downstream** (route received from a provider): with the maximum and minimum up-ramp and
-//!   down-ramp lengths of §6.2, Invalid when `max_up + max_down < N`, Unknown when `min_up +
-//!   min_down < N`, Valid otherwise. A path of one or two ASes is Valid.
+//! - **COMPRESSED_AS_PATH** (§5.2): consecutive duplicates (prepending) removed, so `64500
+//!   64500 64501` is the two-AS path `64500 64501` (a loop such as `A B A` is not reduced).
+//!   Indexed as the draft does: AS(1) is the origin, AS(N) the AS that sent the route.
+//! - **`authorized(x, y)`** (§5.3): "No Attestation" when `x` has no ASPA, "Provider+" when `y`
+//!   is in `x`'s provider set, "Not Provider+" otherwise. AS0 in a provider set has no influence
+//!   (§4): it matches no AS of a path.
+//! - **Ramp bounds** (§5.4): `max_up` = the lowest I with `authorized(AS(I), AS(I+1))` "Not
+//!   Provider+" (N if none); `min_up` the same with "No Attestation" too; `max_down` = N − J + 1
+//!   for the highest J with `authorized(AS(J), AS(J−1))` "Not Provider+" (N if none); `min_down`
+//!   likewise.
+//! - **Upstream** (§5.5: a route from a customer or a lateral peer, received by a route server
+//!   from its client, or by a client from its route server): an AS_SET is Invalid;
+//!   `max_up < N` Invalid; `min_up < N` Unknown; else Valid.
+//! - **Downstream** (§5.6: a route from a provider): an AS_SET is Invalid; `max_up + max_down <
+//!   N` Invalid; `min_up + min_down < N` Unknown; else Valid.
 //!
 //! What a monitor does differently from a router, and why:
 //!
-//! - The draft's first checks (an empty AS_PATH, and "the most recently added AS is not the
-//!   neighbour AS") are for the receiving router. A monitor sees routes from collector peers and
-//!   route servers that do not prepend themselves, so those checks would raise leaks that are
-//!   not there; an empty path (a route from inside the peer's AS) is not verified at all
+//! - Steps 1 and 2 of both procedures (an empty AS_PATH is Invalid; so is one whose most
+//!   recently added AS is not the neighbour AS) are the receiving router's checks (§5.1 places
+//!   them before verification). A monitor sees routes from collector peers and route servers
+//!   that do not prepend themselves, so the neighbour check would raise leaks that are not
+//!   there; an empty path (a route from inside the peer's AS) is not verified at all
 //!   ([`AspaSet::verify`] answers `None`).
-//! - The procedure is the caller's choice ([`Procedure`]): by the peer's BGP Role (RFC 9234)
-//!   when it is known, else [`Procedure::Downstream`], the procedure that cannot raise a false
-//!   leak (every path Invalid under it is Invalid under the upstream procedure too).
+//! - The procedure is the caller's choice ([`Procedure`]): by the peer's BGP Role (RFC 9234, as
+//!   §6.3 recommends) when it is known, else [`Procedure::Downstream`], the procedure that cannot
+//!   raise a false leak (every path Invalid under it is Invalid under the upstream procedure
+//!   too; §6.4 allows it where the relationship is not known for sure).
 //!
 //! Per-AFI records (older drafts and StayRTR 0.5.1's `provider_authorizations` carry one
-//! provider list per address family; the current draft has none) are merged by customer: the
-//! union of the providers. A union can only turn "Not Provider+" into "Provider+", so merging
-//! never raises a leak that either family's record alone would not.
+//! provider list per address family) are merged by customer: the union of the providers, which
+//! is what the current draft's U-SPAS is (§7.1: "the union of Providers for a CAS for both IPv4
+//! and IPv6").
 
 use std::fmt;
 
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-/// The result of a hop check (draft §5).
+/// The result of a hop check, `authorized(customer, provider)` (draft §5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hop {
     /// The customer AS has no ASPA.
@@ -53,7 +55,7 @@ pub enum Hop {
     NotProviderPlus,
 }
 
-/// Which verification procedure (draft §6.1 and §6.2).
+/// Which verification procedure (draft §5.5 and §5.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Procedure {

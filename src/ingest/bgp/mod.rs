@@ -9,7 +9,9 @@
 //!   walk over its prefixes with per-family ADD-PATH and a visitor that can stop early
 //!   ([`Update::for_each_route`]);
 //! * [`as_path`]: AS_PATH segments, the engine's [`crate::model::AsPath`] built from raw or
-//!   bgpkit-parser-decoded paths, and bgpkit-parser's decoding of an UPDATE's AS path.
+//!   bgpkit-parser-decoded paths, and bgpkit-parser's decoding of an UPDATE's AS path;
+//! * [`otc`]: the Only-to-Customer attribute (RFC 9234 §5) read from raw path attributes, for
+//!   every decoder (a malformed one discarded and counted, [`MALFORMED_OTC`]).
 //!
 //! # Repeated or malformed MP_REACH_NLRI / MP_UNREACH_NLRI (RFC 7606)
 //!
@@ -36,6 +38,7 @@
 //! ([`crate::ingest::mrt::Decoder::Bgpkit`]) keeps bgpkit-parser's own handling.
 
 pub mod as_path;
+pub mod otc;
 pub mod update;
 pub mod wire;
 
@@ -43,6 +46,7 @@ pub mod wire;
 pub(crate) mod tests;
 
 pub use as_path::{convert_path, decode_as_path, path_from_segments};
+pub use otc::{only_to_customer, Otc, MALFORMED_OTC};
 pub use update::{
     split_update, Family, Nlri, Sections, Update, UpdateError, MALFORMED_MP_ATTRIBUTE,
 };

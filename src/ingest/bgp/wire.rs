@@ -141,6 +141,7 @@ pub(crate) const ATTR_AS_PATH: u8 = 2;
 pub(crate) const ATTR_MP_REACH: u8 = 14;
 pub(crate) const ATTR_MP_UNREACH: u8 = 15;
 pub(crate) const ATTR_AS4_PATH: u8 = 17;
+pub(crate) const ATTR_OTC: u8 = 35;
 
 /// Iterates the records `read` takes off `data` one after another until the data ends; the first
 /// error is returned and ends the iteration (the rest cannot be framed).

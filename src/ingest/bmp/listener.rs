@@ -98,6 +98,9 @@ pub struct PeerStatus {
     pub since: f64,
     /// Whether its initial tables are complete (End-of-RIB).
     pub initial_table_complete: bool,
+    /// Its BGP Role relative to the router (RFC 9234 capability in the OPEN it sent, from the
+    /// latest Peer Up); `null` when unknown.
+    pub role: Option<crate::model::PeerRole>,
 }
 
 /// A connected router's session, shared between its task (which feeds it) and the board (which
@@ -237,6 +240,7 @@ fn status_of(session: &RouterSession, since: f64) -> RouterStatus {
                 },
                 since: p.since,
                 initial_table_complete: p.initial_table_complete(),
+                role: p.role(),
             })
             .collect(),
     }

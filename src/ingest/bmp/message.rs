@@ -14,6 +14,7 @@ use crate::ingest::bgp::{Cursor, WireError};
 
 use super::framing::{CommonHeader, BMP_VERSION, COMMON_HEADER_LEN};
 use crate::ingest::bgp::Family;
+use crate::model::PeerRole;
 
 /// Length of the per-peer header (RFC 7854 §4.2).
 pub const PER_PEER_HEADER_LEN: usize = 42;
@@ -425,6 +426,55 @@ pub const ADD_PATH_RECEIVE: u8 = 1;
 /// The sender of the OPEN would like to send multiple paths.
 pub const ADD_PATH_SEND: u8 = 2;
 
+/// The BGP Role capability of an OPEN (RFC 9234 §4.1: code 9, length 1): the role the OPEN's
+/// sender announces for itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RoleCapability {
+    /// No BGP Role capability.
+    #[default]
+    Absent,
+    /// A role.
+    Role(PeerRole),
+    /// A capability that cannot be used (why, for the log): a length other than 1, an
+    /// unassigned value, or two capabilities with different values (RFC 9234 §4.2 makes that a
+    /// Role Mismatch). The role is unknown; counted as `malformed_bgp_role`.
+    Invalid(&'static str),
+}
+
+impl RoleCapability {
+    /// The role, when one is known.
+    pub fn role(self) -> Option<PeerRole> {
+        match self {
+            RoleCapability::Role(r) => Some(r),
+            RoleCapability::Absent | RoleCapability::Invalid(_) => None,
+        }
+    }
+
+    /// This capability seen again with `value`: a repeat with the same role changes nothing,
+    /// anything else makes it invalid.
+    fn and(self, value: &[u8]) -> RoleCapability {
+        let seen = match *value {
+            [v] => PeerRole::from_capability(v).map_or(
+                RoleCapability::Invalid("unassigned value"),
+                RoleCapability::Role,
+            ),
+            _ => RoleCapability::Invalid("length other than 1"),
+        };
+        match (self, seen) {
+            (RoleCapability::Absent, seen) => seen,
+            (RoleCapability::Role(a), RoleCapability::Role(b)) if a == b => self,
+            (RoleCapability::Invalid(why), _) | (_, RoleCapability::Invalid(why)) => {
+                RoleCapability::Invalid(why)
+            }
+            _ => RoleCapability::Invalid("two capabilities with different roles"),
+        }
+    }
+}
+
+/// The parse-error label of a BGP Role capability that cannot be used ([`RoleCapability::Invalid`]
+/// in a Peer Up's received OPEN).
+pub const MALFORMED_BGP_ROLE: &str = "malformed_bgp_role";
+
 /// What routewatch needs from a BGP OPEN (RFC 4271 §4.2, RFC 5492 capabilities, RFC 9072
 /// extended optional parameters).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -443,6 +493,8 @@ pub struct OpenMessage {
     pub multiprotocol: Vec<Family>,
     /// ADD-PATH capability entries (code 69): family and Send/Receive bits.
     pub add_path: Vec<(Family, u8)>,
+    /// The BGP Role capability (code 9, RFC 9234).
+    pub role: RoleCapability,
 }
 
 impl OpenMessage {
@@ -485,6 +537,7 @@ impl OpenMessage {
             four_octet_as: None,
             multiprotocol: Vec::new(),
             add_path: Vec::new(),
+            role: RoleCapability::Absent,
         };
         let opt_len = body.u8("optional parameters length")?;
         // RFC 9072: a non-extended length of 255 and a first parameter type of 255 announce a
@@ -522,8 +575,10 @@ impl OpenMessage {
         while c.remaining() > 0 {
             let code = c.u8("capability code")?;
             let len = c.u8("capability length")? as usize;
-            let mut v = Cursor::new(c.take(len, "capability value")?);
+            let raw = c.take(len, "capability value")?;
+            let mut v = Cursor::new(raw);
             match code {
+                9 => self.role = self.role.and(raw),
                 1 if len == 4 => {
                     let afi = v.u16("MP AFI")?;
                     v.u8("MP reserved")?;

@@ -47,6 +47,8 @@ pub fn error_labels() -> Vec<&'static str> {
         "malformed_update",
         crate::ingest::bgp::MALFORMED_MP_ATTRIBUTE,
         "malformed_as_path",
+        crate::ingest::bgp::MALFORMED_OTC,
+        super::message::MALFORMED_BGP_ROLE,
         "trailing_data",
         "unknown_peer_type",
         "too_many_peers",

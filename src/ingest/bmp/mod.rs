@@ -62,6 +62,12 @@
 //!   the per-peer header's A flag, which RFC 7854 makes authoritative for each message (with
 //!   one fallback: a path that only reads as 2-byte, from a peer whose Peer Up shows a 2-byte
 //!   session).
+//! * **BGP Role (RFC 9234).** The Peer Up's received OPEN is the peer's: its BGP Role
+//!   capability is the peer's role relative to the monitored router. Each Peer Up hands every
+//!   view (route source) of the peer that role, or none when the capability is absent or
+//!   unusable (counted as `malformed_bgp_role`), as a [`crate::ingest::batch::PeerRoleSeen`] among the
+//!   batch's updates; a view first seen later gets it before its first route. The API's BMP
+//!   status lists it per peer (`role`).
 //! * **Failure scope.** Framing errors end the session (the stream cannot be resynchronised);
 //!   a message that cannot be decoded is counted and skipped; a Peer Down is never refused.
 //!   Nothing panics on any input.

@@ -77,15 +77,18 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::ingest::bgp::{convert_path, decode_as_path, split_update, Family};
+use crate::ingest::batch::PeerRoleSeen;
+use crate::ingest::bgp::{
+    convert_path, decode_as_path, only_to_customer, split_update, Family, Otc, MALFORMED_OTC,
+};
 use crate::ingest::{Batch, SourceDown};
-use crate::model::{AsPath, Feed, PeerKey, RouteChange, RouteSource, RouteUpdate};
+use crate::model::{AsPath, Feed, PeerKey, PeerRole, RouteChange, RouteSource, RouteUpdate};
 use crate::registry::Registry;
 
 use super::message::{
     decode_message, format_distinguisher, Message, MessageType, OpenMessage, PeerDown,
-    PeerDownReason, PeerHeader, PeerId, PeerType, PeerUp, RibView, RouteMonitoring, Termination,
-    ADD_PATH_RECEIVE, ADD_PATH_SEND,
+    PeerDownReason, PeerHeader, PeerId, PeerType, PeerUp, RibView, RoleCapability, RouteMonitoring,
+    Termination, ADD_PATH_RECEIVE, ADD_PATH_SEND, MALFORMED_BGP_ROLE,
 };
 
 /// Peers one router session may report by default (`[bmp] max-peers-per-router`); messages
@@ -207,6 +210,13 @@ impl PeerInfo {
             route_monitoring: 0,
             views: Vec::new(),
         }
+    }
+
+    /// The peer's BGP Role (RFC 9234) relative to the monitored router: the Role capability of
+    /// the OPEN it sent (the Peer Up's received OPEN). `None` before a Peer Up, or when the
+    /// capability is absent or unusable.
+    pub fn role(&self) -> Option<PeerRole> {
+        self.peer_up.as_ref()?.received_open.role.role()
     }
 
     /// Whether both sides advertised the 4-octet AS capability; `None` before a Peer Up.
@@ -341,6 +351,9 @@ fn merge_peer_up(into: &mut PeerUp, from: PeerUp) {
         if into.four_octet_as.is_none() {
             into.four_octet_as = from.four_octet_as;
         }
+        if into.role == RoleCapability::Absent {
+            into.role = from.role;
+        }
     }
     merge_open(&mut into.sent_open, from.sent_open);
     merge_open(&mut into.received_open, from.received_open);
@@ -384,9 +397,12 @@ pub struct MessageError {
     /// The message's type.
     pub msg_type: MessageType,
     /// Bounded label: `malformed_<type>`, `not_update`, `malformed_update`,
-    /// `malformed_mp_attribute` (a repeated or malformed MP_REACH_NLRI/MP_UNREACH_NLRI: nothing
+    /// `malformed_bgp_role` (a Peer Up whose received OPEN has a BGP Role capability that
+    /// cannot be used: the role is unknown), `malformed_mp_attribute` (a repeated or malformed
+    /// MP_REACH_NLRI/MP_UNREACH_NLRI: nothing
     /// of the UPDATE used, see [`crate::ingest::bgp`]), `malformed_as_path` (announcements
-    /// treated as withdrawn), `trailing_data` (bytes after
+    /// treated as withdrawn), `malformed_otc` (an Only-to-Customer attribute whose length is not
+    /// 4: discarded, the routes kept), `trailing_data` (bytes after
     /// the UPDATE, ignored), `unknown_peer_type`, `too_many_peers`.
     pub label: &'static str,
     /// Details for the log.
@@ -411,6 +427,7 @@ impl Output {
         self.batch.updates.is_empty()
             && self.batch.processed == 0
             && self.batch.sources_down.is_empty()
+            && self.batch.peer_roles.is_empty()
             && self.errors.is_empty()
     }
 
@@ -744,6 +761,20 @@ impl RouterSession {
         }
     }
 
+    /// Hands every view of `p` its role (see the module documentation of [`super`]), among the
+    /// updates where the batch stands.
+    fn announce_role(p: &PeerInfo, ts: f64, out: &mut Output) {
+        let role = p.role();
+        for v in &p.views {
+            out.batch.peer_roles.push(PeerRoleSeen {
+                peer: v.key.clone(),
+                role,
+                after: out.batch.updates.len(),
+                timestamp: ts,
+            });
+        }
+    }
+
     /// The index of the peer of `h`, created if new (up, since `ts`).
     fn peer_slot(
         &mut self,
@@ -773,8 +804,9 @@ impl RouterSession {
         Some(self.peers.len() - 1)
     }
 
-    /// The index of `view` in peer `pi`'s views, created with its route source if new.
-    fn view_slot(&mut self, pi: usize, view: RibView) -> Option<usize> {
+    /// The index of `view` in peer `pi`'s views, created with its route source if new (and
+    /// handed the peer's role then, if a Peer Up told it).
+    fn view_slot(&mut self, pi: usize, view: RibView, ts: f64, out: &mut Output) -> Option<usize> {
         let p = self.peers.get(pi)?;
         if let Some(i) = p.views.iter().position(|v| v.view == view) {
             return Some(i);
@@ -797,6 +829,14 @@ impl RouterSession {
             asn: id.asn,
         });
         let p = self.peers.get_mut(pi)?;
+        if p.peer_up.is_some() {
+            out.batch.peer_roles.push(PeerRoleSeen {
+                peer: key.clone(),
+                role: p.role(),
+                after: out.batch.updates.len(),
+                timestamp: ts,
+            });
+        }
         p.views.push(ViewState {
             view,
             key,
@@ -820,7 +860,11 @@ impl RouterSession {
             // one fabricated OPEN per AFI). Routes and initial-table progress stay; the
             // capabilities are merged.
             (Some(prev), PeerState::Up) if same_bgp_session(prev, &up) => {
+                let role = prev.received_open.role;
                 merge_peer_up(prev, up);
+                if p.role() != role.role() {
+                    Self::announce_role(p, ts, out);
+                }
                 return;
             }
             // A new BGP session without a Peer Down for the previous one: the router will
@@ -840,10 +884,23 @@ impl RouterSession {
         p.state = PeerState::Up;
         p.bgp_id = h.bgp_id;
         p.down_reason = None;
+        let role = up.received_open.role;
         p.peer_up = Some(Box::new(up));
         if new_session {
             p.since = ts;
             p.reset_progress();
+        }
+        Self::announce_role(p, ts, out);
+        if let RoleCapability::Invalid(why) = role {
+            self.error(
+                out,
+                MessageType::PeerUp,
+                MALFORMED_BGP_ROLE,
+                format!(
+                    "peer {} AS{}: BGP Role capability in its OPEN not used ({why}); its role is unknown",
+                    h.address, h.asn
+                ),
+            );
         }
     }
 
@@ -923,7 +980,7 @@ impl RouterSession {
             return;
         };
         let view = h.view();
-        let Some(vi) = self.view_slot(pi, view) else {
+        let Some(vi) = self.view_slot(pi, view, ts, out) else {
             return;
         };
         let Some(peer) = self.peers.get_mut(pi) else {
@@ -970,6 +1027,8 @@ impl RouterSession {
         let mut counts: SmallVec<[(Family, u64, u64); 2]> = SmallVec::new();
         let mut path: Option<Result<Arc<AsPath>, String>> = None;
         let mut two_byte_fallback = false;
+        // The Only-to-Customer attribute, read with the path (RFC 9234 §5).
+        let mut otc = Otc::Absent;
         let walked = update.for_each_route(
             |f| peer.add_path(view, f),
             |n| {
@@ -1005,7 +1064,10 @@ impl RouterSession {
                             }
                         }
                         match decoded {
-                            Ok(Some(p)) => Ok(Arc::new(convert_path(&p))),
+                            Ok(Some(p)) => {
+                                otc = only_to_customer(update.attributes);
+                                Ok(Arc::new(convert_path(&p).with_otc(otc.value())))
+                            }
                             Ok(None) => Err("announcement without a usable AS_PATH".to_string()),
                             Err(e) => Err(format!("path attributes: {e}")),
                         }
@@ -1066,6 +1128,17 @@ impl RouterSession {
         }
         if two_byte_fallback {
             self.anomaly("two_byte_as_path_without_a_flag");
+        }
+        if otc.is_malformed() {
+            self.error(
+                out,
+                RM,
+                MALFORMED_OTC,
+                format!(
+                    "peer {} AS{} ({view}): Only-to-Customer attribute whose length is not 4; discarded, the routes kept",
+                    h.address, h.asn
+                ),
+            );
         }
         if let Some(Err(detail)) = path {
             self.error(

@@ -23,6 +23,14 @@
 //! it is Established again. Counted in the file report (`sessions_down`) and in
 //! `routewatch_feed_sessions_down_total{feed="mrt"}`.
 //!
+//! Only-to-Customer (RFC 9234 §5): both decoders put a route's OTC attribute on its
+//! [`AsPath`], read by [`crate::ingest::bgp::otc`] from the raw attributes (of a RIB entry or an
+//! UPDATE), since bgpkit-parser's route iterator does not hand it on: a record bgpkit-parser
+//! decodes gets its OTCs from [`wire::record_otc`] (the reference decoder hands such a record
+//! to it alone). A malformed one is discarded and counted (`malformed_otc`), once per RIB entry
+//! or UPDATE with a matched announcement. (The prefilter's last resort, a file it read no
+//! entry from handed whole to bgpkit-parser, keeps no OTC.)
+//!
 //! A corrupt record is reported, counted under a bounded `error` label and logged (the first few
 //! per file, then a summary), and the rest of the file is still processed. Compressed input is
 //! inflated on its own thread ([`threaded`]). Matched routes leave in [`Batch`]es, together with
@@ -45,6 +53,7 @@ use smallvec::SmallVec;
 use tracing::{error, warn};
 
 use crate::ingest::bgp::as_path::{convert_path, path_from_wire};
+use crate::ingest::bgp::{only_to_customer, Otc, MALFORMED_OTC};
 use crate::ingest::SourceDown;
 use crate::model::{AsPath, Feed, PeerKey, RouteChange, RouteSource, RouteUpdate};
 use crate::registry::{Match, Registry};
@@ -58,7 +67,7 @@ pub mod threaded;
 pub mod wire;
 
 use path_cache::{Handle, WirePathCache};
-use wire::{ReadError, RecordReader};
+use wire::{ReadError, RecordOtc, RecordReader};
 
 // In a file of its own (no crate paths): build.rs compiles it too, for the man page and the
 // shell completions of `replay --decoder`.
@@ -239,11 +248,15 @@ struct Sink<'a, F> {
     rib_run_seq: u64,
     /// Batches handed back by the consumer, emptied and refilled ([`read_file_recycling`]).
     recycled: Option<&'a Receiver<Batch>>,
+    /// The Only-to-Customer attributes of the record bgpkit-parser decodes now, read from the
+    /// raw record (its route iterator does not hand them on); [`RecordOtc::None`] between such
+    /// records.
+    record_otc: RecordOtc,
 }
 
-/// A RIB entry's peer position, originated time, raw AS_PATH (if any) and its path's handle
-/// when already known.
-type RibEntryPath<'a> = (u16, u32, Option<&'a [u8]>, Option<Handle>);
+/// A RIB entry's peer position, originated time, raw AS_PATH (if any), its path's handle
+/// when already known, and its Only-to-Customer attribute.
+type RibEntryPath<'a> = (u16, u32, Option<&'a [u8]>, Option<Handle>, Otc);
 
 /// A PEER_INDEX_TABLE entry with its interned key and the key's dense number.
 type IndexedPeerKey = (wire::IndexedPeer, Arc<PeerKey>, u32);
@@ -369,6 +382,11 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
     /// One route from bgpkit-parser's route iterator.
     fn bgpkit_route(&mut self, elem: bgpkit_parser::BgpRouteElem) {
         self.processed(1, elem.timestamp);
+        // Taken for every announcement, matched or not: they come in the record's order.
+        let otc = match elem.elem_type {
+            ElemType::ANNOUNCE => self.record_otc.next_announcement(),
+            ElemType::WITHDRAW => Otc::Absent,
+        };
         // Policy for NLRI with bits set past the mask: match and store the masked prefix.
         let prefix = elem.prefix.prefix.trunc();
         let Some(matched) = self.registry.lookup(&prefix) else {
@@ -383,11 +401,13 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
         let change = match (elem.elem_type, &elem.as_path) {
             (ElemType::WITHDRAW, _) => RouteChange::Withdraw,
             (ElemType::ANNOUNCE, Some(src)) => match &self.last_bgpkit_path {
-                Some((cached_src, cached)) if Arc::ptr_eq(src, cached_src) => {
+                Some((cached_src, cached))
+                    if Arc::ptr_eq(src, cached_src) && cached.otc == otc.value() =>
+                {
                     RouteChange::Announce(cached.clone())
                 }
                 _ => {
-                    let converted = Arc::new(convert_path(src));
+                    let converted = Arc::new(convert_path(src).with_otc(otc.value()));
                     self.last_bgpkit_path = Some((src.clone(), converted.clone()));
                     RouteChange::Announce(converted)
                 }
@@ -408,6 +428,10 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
                 RouteChange::Withdraw
             }
         };
+        if otc.is_malformed() {
+            self.record_otc.counted();
+            self.malformed_otc(prefix);
+        }
         self.push(RouteUpdate {
             timestamp: elem.timestamp,
             peer,
@@ -416,6 +440,24 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
             matched,
             change,
         });
+    }
+
+    /// Counts an Only-to-Customer attribute whose length is not 4 (discarded: RFC 9234 §5).
+    fn malformed_otc(&mut self, prefix: IpNet) {
+        self.error(
+            MALFORMED_OTC,
+            &format_args!(
+                "{prefix}: Only-to-Customer attribute whose length is not 4; discarded, the route kept"
+            ),
+        );
+    }
+
+    /// bgpkit-parser over one record whose announcements carry the Only-to-Customer
+    /// attributes `otc` (with the PEER_INDEX_TABLE it needs before it, for a RIB record).
+    fn bgpkit_record(&mut self, raw: &[u8], otc: RecordOtc) {
+        self.record_otc = otc;
+        self.bgpkit_stream(std::io::Cursor::new(raw));
+        self.record_otc = RecordOtc::None;
     }
 
     /// Runs bgpkit-parser over a stream (a whole file, or one record to decode fully).
@@ -454,9 +496,10 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
             let raw = wire::td2_as_path(entry.attributes)?;
             let known =
                 raw.and_then(|raw| self.known_wire_path(usize::from(entry.peer_index), raw));
-            found.push((entry.peer_index, entry.originated, raw, known));
+            let otc = only_to_customer(entry.attributes);
+            found.push((entry.peer_index, entry.originated, raw, known, otc));
         }
-        for (peer_index, originated, raw, known) in found {
+        for (peer_index, originated, raw, known, otc) in found {
             let (_, peer, number) = &peers[usize::from(peer_index)];
             let ts = f64::from(originated);
             self.processed(1, ts);
@@ -475,6 +518,15 @@ impl<F: FnMut(Batch) -> bool> Sink<'_, F> {
                     path
                 }
             };
+            // The raw-path cache keys the AS_PATH alone; a route with an Only-to-Customer
+            // attribute (rare) gets its own copy of the path.
+            let path = match otc.value() {
+                Some(v) => Arc::new((*path).clone().with_otc(Some(v))),
+                None => path,
+            };
+            if otc.is_malformed() {
+                self.malformed_otc(rib.prefix);
+            }
             // Path ids of a RIB are numbered as for the reference decoder (which cannot see
             // them), so both decoders key a peer's paths alike.
             let path_id = self.rib_path_id(rib.prefix, *number);
@@ -678,10 +730,10 @@ fn read_file_inner(
         rib_run_counts: Vec::new(),
         rib_run_seq: 0,
         recycled,
+        record_otc: RecordOtc::None,
     };
     match decoder {
-        Decoder::Bgpkit if kind == MrtFileKind::Updates => bgpkit_framed(&mut sink, reader),
-        Decoder::Bgpkit => sink.bgpkit_stream(reader),
+        Decoder::Bgpkit => bgpkit_framed(&mut sink, reader),
         Decoder::Prefilter => prefilter(&mut sink, reader),
     }
     if non_empty
@@ -722,17 +774,27 @@ fn read_file_inner(
 /// Most raw bytes [`bgpkit_framed`] hands bgpkit-parser at once.
 const FRAMED_CHUNK: usize = 1 << 20;
 
-/// The reference decoder over an update dump: records are framed here so that state changes
-/// are seen in order; the records between them go to bgpkit-parser in chunks.
+/// The reference decoder: records are framed here, so that BGP4MP state changes are seen in
+/// order and so that a record whose announcements carry the Only-to-Customer attribute goes to
+/// bgpkit-parser alone, with those attributes read here ([`wire::record_otc`]; its route
+/// iterator does not hand them on). The other records go to bgpkit-parser in chunks, each
+/// starting with the PEER_INDEX_TABLE in force when it holds RIB records.
 fn bgpkit_framed<F: FnMut(Batch) -> bool>(sink: &mut Sink<'_, F>, reader: Box<dyn BufRead + Send>) {
     let mut records = RecordReader::new(reader);
     let mut chunk: Vec<u8> = Vec::new();
+    // The last PEER_INDEX_TABLE that reads, raw, and its size.
+    let mut peer_table: (Vec<u8>, usize) = (Vec::new(), 0);
+    let flush = |sink: &mut Sink<'_, F>, chunk: &mut Vec<u8>| {
+        if !chunk.is_empty() {
+            sink.bgpkit_stream(std::io::Cursor::new(std::mem::take(chunk)));
+        }
+    };
     while !sink.stopped {
         let record = match records.next_record() {
             Ok(Some(r)) => r,
             Ok(None) => break,
             Err(e) => {
-                sink.bgpkit_stream(std::io::Cursor::new(std::mem::take(&mut chunk)));
+                flush(sink, &mut chunk);
                 let label = match e {
                     ReadError::Truncated(_) => "truncated_stream",
                     ReadError::Oversized(_) => "oversized_record",
@@ -747,19 +809,42 @@ fn bgpkit_framed<F: FnMut(Batch) -> bool>(sink: &mut Sink<'_, F>, reader: Box<dy
             if let Ok(wire::Bgp4mp::StateChange(change)) =
                 wire::bgp4mp(h.mrt_type, h.subtype, record.body)
             {
-                sink.bgpkit_stream(std::io::Cursor::new(std::mem::take(&mut chunk)));
+                flush(sink, &mut chunk);
                 sink.state_change(&change, f64::from(h.timestamp));
                 continue;
             }
         }
+        let td2 = h.mrt_type == wire::types::TABLE_DUMP_V2;
+        if td2 && h.subtype == 1 {
+            peer_table = match wire::peer_index_table(record.body) {
+                Ok(peers) => ([&record.raw_header[..], record.body].concat(), peers.len()),
+                Err(_) => (Vec::new(), 0),
+            };
+        }
+        let rib = td2 && h.subtype != 1;
+        let otc = wire::record_otc(h.mrt_type, h.subtype, record.body, peer_table.1);
+        if !matches!(otc, RecordOtc::None) {
+            flush(sink, &mut chunk);
+            if rib {
+                chunk.extend_from_slice(&peer_table.0);
+            }
+            chunk.extend_from_slice(record.raw_header);
+            chunk.extend_from_slice(record.body);
+            sink.bgpkit_record(&chunk, otc);
+            chunk.clear();
+            continue;
+        }
+        if chunk.is_empty() && rib {
+            chunk.extend_from_slice(&peer_table.0);
+        }
         chunk.extend_from_slice(record.raw_header);
         chunk.extend_from_slice(record.body);
         if chunk.len() >= FRAMED_CHUNK {
-            sink.bgpkit_stream(std::io::Cursor::new(std::mem::take(&mut chunk)));
+            flush(sink, &mut chunk);
         }
     }
     if !sink.stopped {
-        sink.bgpkit_stream(std::io::Cursor::new(chunk));
+        flush(sink, &mut chunk);
     }
 }
 
@@ -852,7 +937,7 @@ fn prefilter<F: FnMut(Batch) -> bool>(sink: &mut Sink<'_, F>, reader: Box<dyn Bu
             wire::types::TABLE_DUMP => {
                 let registry = sink.registry;
                 let mut matched = false;
-                match wire::table_dump_prefixes(header.subtype, body, |p| {
+                match wire::table_dump_prefixes(header.subtype, body, |p, _| {
                     matched = registry.lookup(&p).is_some();
                     if matched {
                         std::ops::ControlFlow::Break(())
@@ -878,10 +963,15 @@ fn prefilter<F: FnMut(Batch) -> bool>(sink: &mut Sink<'_, F>, reader: Box<dyn Bu
             }
             raw.extend_from_slice(raw_header);
             raw.extend_from_slice(body);
-            sink.bgpkit_stream(std::io::Cursor::new(&raw));
+            let peers = peer_table.as_ref().map_or(0, |(p, _)| p.len());
+            let otc = wire::record_otc(header.mrt_type, header.subtype, body, peers);
+            sink.bgpkit_record(&raw, otc);
         }
     }
 }
+
+#[cfg(test)]
+mod otc_tests;
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,7 @@ use ipnet::IpNet;
 use crate::ingest::bgp::as_path::as_path_segments;
 use crate::ingest::bgp::wire::{attributes, ATTR_AS4_PATH, ATTR_AS_PATH};
 pub use crate::ingest::bgp::wire::{Cursor, WireError};
-use crate::ingest::bgp::{split_update, UpdateError};
+use crate::ingest::bgp::{only_to_customer, split_update, Otc, UpdateError};
 
 /// Largest MRT record body accepted (the same cap as bgpkit-parser): a larger declared length is
 /// an error before anything is allocated.
@@ -502,6 +502,89 @@ pub fn bgp4mp_scan(
     }
 }
 
+/// The Only-to-Customer attributes of a record's announcements ([`crate::ingest::bgp::otc`]),
+/// read for bgpkit-parser, whose route iterator does not hand them on.
+#[derive(Debug, Clone, Default)]
+pub enum RecordOtc {
+    /// No announcement of the record carries one (or the record is not one with routes).
+    #[default]
+    None,
+    /// Every announcement carries this one (a BGP4MP UPDATE's).
+    All(Otc),
+    /// One per announcement, in record order (the entries of a TABLE_DUMP_V2 RIB record or of
+    /// a TABLE_DUMP record); entries past a malformed one are not there (none is decoded).
+    PerEntry(std::vec::IntoIter<Otc>),
+}
+
+impl RecordOtc {
+    /// The OTC of the record's next announcement (`PerEntry`: consumed).
+    pub fn next_announcement(&mut self) -> Otc {
+        match self {
+            RecordOtc::None => Otc::Absent,
+            RecordOtc::All(otc) => *otc,
+            RecordOtc::PerEntry(each) => each.next().unwrap_or_default(),
+        }
+    }
+
+    /// After a malformed `All` was counted: the rest of the record's announcements are not
+    /// counted again (one error per UPDATE).
+    pub fn counted(&mut self) {
+        if let RecordOtc::All(otc @ Otc::Malformed) = self {
+            *otc = Otc::Absent;
+        }
+    }
+}
+
+/// The Only-to-Customer attributes of an MRT record's announcements: a BGP4MP(_ET) UPDATE, a
+/// TABLE_DUMP_V2 RIB record (`peers`: the size of the PEER_INDEX_TABLE in force; entries of
+/// peers past it give no route in bgpkit-parser, so they are left out here too), a TABLE_DUMP
+/// record. Damage ends the reading (what it breaks is the decoders' to judge and count).
+pub fn record_otc(mrt_type: u16, subtype: u16, body: &[u8], peers: usize) -> RecordOtc {
+    let per_entry = |otcs: Vec<Otc>| {
+        if otcs.iter().all(|o| *o == Otc::Absent) {
+            RecordOtc::None
+        } else {
+            RecordOtc::PerEntry(otcs.into_iter())
+        }
+    };
+    match mrt_type {
+        types::BGP4MP | types::BGP4MP_ET => match bgp4mp(mrt_type, subtype, body) {
+            Ok(Bgp4mp::Message { bgp, .. }) => match split_update(bgp) {
+                Ok(u) => match only_to_customer(u.attributes) {
+                    Otc::Absent => RecordOtc::None,
+                    otc => RecordOtc::All(otc),
+                },
+                Err(_) => RecordOtc::None,
+            },
+            _ => RecordOtc::None,
+        },
+        types::TABLE_DUMP_V2 => {
+            let Some((v6, add_path)) = rib_subtype(subtype) else {
+                return RecordOtc::None;
+            };
+            let Ok(rib) = RibRecord::parse(body, v6, add_path) else {
+                return RecordOtc::None;
+            };
+            per_entry(
+                rib.entries()
+                    .map_while(Result::ok)
+                    .filter(|e| usize::from(e.peer_index) < peers)
+                    .map(|e| only_to_customer(e.attributes))
+                    .collect(),
+            )
+        }
+        types::TABLE_DUMP => {
+            let mut otcs = Vec::new();
+            let _ = table_dump_prefixes(subtype, body, |_, attributes| {
+                otcs.push(only_to_customer(attributes));
+                ControlFlow::Continue(())
+            });
+            per_entry(otcs)
+        }
+        _ => RecordOtc::None,
+    }
+}
+
 /// The prefix of a TABLE_DUMP (v1) record (subtype 1 = IPv4, 2 = IPv6).
 pub fn table_dump_prefix(subtype: u16, body: &[u8]) -> Result<IpNet, WireError> {
     let v6 = match subtype {
@@ -518,16 +601,16 @@ pub fn table_dump_prefix(subtype: u16, body: &[u8]) -> Result<IpNet, WireError> 
         .map_err(|_| WireError::Invalid("prefix length"))
 }
 
-/// Visits the prefix of every entry of a TABLE_DUMP record until `visit` breaks; returns the
-/// entries visited. RFC 6396 puts one entry in a record; early MRT writers (Zebra, the year-2000
+/// Visits the prefix and raw path attributes of every entry of a TABLE_DUMP record until
+/// `visit` breaks; returns the entries visited. RFC 6396 puts one entry in a record; early MRT writers (Zebra, the year-2000
 /// RIPE RIS dumps) put several behind one view/sequence header, and bgpkit-parser reads them
 /// all, so the prefilter must see every one (a record skipped for its first prefix alone would
 /// lose the others). Any entry that does not fit is an error: the caller hands the record to
 /// bgpkit-parser.
-pub fn table_dump_prefixes(
+pub fn table_dump_prefixes<'a>(
     subtype: u16,
-    body: &[u8],
-    mut visit: impl FnMut(IpNet) -> ControlFlow<()>,
+    body: &'a [u8],
+    mut visit: impl FnMut(IpNet, &'a [u8]) -> ControlFlow<()>,
 ) -> Result<u64, WireError> {
     let v6 = match subtype {
         1 => false,
@@ -547,9 +630,9 @@ pub fn table_dump_prefixes(
         c.addr(v6, "peer address")?;
         c.take(2, "peer AS")?;
         let attr_len = c.u16("attribute length")? as usize;
-        c.take(attr_len, "attributes")?;
+        let attributes = c.take(attr_len, "attributes")?;
         n += 1;
-        if visit(prefix).is_break() {
+        if visit(prefix, attributes).is_break() {
             break;
         }
     }

@@ -10,7 +10,9 @@
 //!   and prefix strings and looks them up in the registry; only a frame with a match is decoded
 //!   in full, by bgpkit-parser's RIS Live support (AS path, origin). A `RIS_PEER_STATE` (or
 //!   `STATE`) `down` is a [`SourceDown`] of that (collector, peer address, peer AS) among the
-//!   batch's updates. Malformed frames are counted, never fatal.
+//!   batch's updates. Malformed frames are counted, never fatal. RIS Live's JSON UPDATE has no
+//!   Only-to-Customer attribute (RFC 9234; only the raw UPDATE of `socketOptions.includeRaw`,
+//!   not requested, would have it) and no BGP Role: these routes carry no OTC.
 //! - [`Backoff`]: exponential reconnection delays with jitter.
 
 use std::borrow::Cow;

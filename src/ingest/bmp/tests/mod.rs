@@ -26,6 +26,7 @@ mod captures;
 mod framing;
 mod garbage;
 mod message;
+mod role_otc;
 mod session;
 mod update;
 
