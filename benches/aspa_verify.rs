@@ -12,7 +12,7 @@
 // Benchmark set-up on constant inputs; criterion's macros generate undocumented items.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
@@ -100,7 +100,7 @@ fn bench_verify(c: &mut Criterion) {
         .collect::<BTreeSet<u32>>()
         .into_iter()
         .collect();
-    let distinct: BTreeSet<&AsPath> = paths.iter().map(|p| &**p).collect();
+    let distinct: HashSet<&AsPath> = paths.iter().map(|p| &**p).collect();
     println!(
         "{} routes, {} distinct paths, {} distinct ASes",
         paths.len(),

@@ -3,8 +3,9 @@
 //! bundled RouteViews RIB (`fixtures/mrt/ribs/pyasn__rib.20140523.0600_firstMB.bz2`: 270,005
 //! routes of 9,071 prefixes from 35 peers), each announced prefix registered (locations of 100
 //! prefixes), with 500,000 VRPs (one per registered prefix for its first-seen origin, the rest
-//! synthetic /24s and /48s elsewhere, as in `benches/rpki_validate.rs`) and 1,000 ASPAs drawn
-//! from the ASes on the paths.
+//! synthetic /24s and /48s elsewhere, as in `benches/rpki_validate.rs`) and ASPAs: 1,000
+//! records of 1-4 providers drawn from the ASes on the paths (852 customers once the records of
+//! one customer are merged).
 //!
 //! - `rpki_update/incremental_3_vrps`: `Engine::set_rpki(new, Some(&delta), ts)` where `new`
 //!   differs from the data in force by 3 VRPs of registered prefixes (an origin changed, so
@@ -115,7 +116,7 @@ fn vrps(announced: &[(IpNet, u32)]) -> Vec<Vrp> {
     out
 }
 
-/// 1,000 ASPAs: customers and 1-4 providers drawn from the ASes on the paths.
+/// 1,000 ASPA records: customers and 1-4 providers drawn from the ASes on the paths.
 fn aspas(updates: &[RouteUpdate]) -> AspaSet {
     let ases: Vec<u32> = updates
         .iter()
