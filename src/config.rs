@@ -278,6 +278,9 @@ pub struct RpkiConfig {
     pub vrp_file: Option<PathBuf>,
     /// How often the daemon checks the file for changes (it reloads when it changed).
     pub reload_interval_seconds: u64,
+    /// A `roa_expiring` event when a ROA covering a registered prefix expires within this many
+    /// days (sources with expiry times: rpki-client); 0: no warnings.
+    pub roa_expiry_warning_days: u64,
     /// `[rpki.peer-roles]`: peers' roles (RFC 9234) by address or AS, for ASPA verification
     /// and the OTC rules where the session does not announce a BGP Role.
     pub peer_roles: crate::engine::RolePolicy,
@@ -285,6 +288,8 @@ pub struct RpkiConfig {
 
 /// Default interval between checks of the VRP file.
 pub const DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS: u64 = 60;
+/// Default `[rpki] roa-expiry-warning-days`.
+pub const DEFAULT_ROA_EXPIRY_WARNING_DAYS: u64 = 7;
 
 /// `[metrics]`
 #[derive(Debug, Clone, PartialEq)]
@@ -465,6 +470,7 @@ struct RawMrt {
 struct RawRpki {
     vrp_file: Option<String>,
     reload_interval_seconds: Option<Spanned<i64>>,
+    roa_expiry_warning_days: Option<Spanned<i64>>,
     peer_roles: Option<std::collections::BTreeMap<String, Spanned<String>>>,
 }
 
@@ -814,6 +820,7 @@ impl Config {
         let mut rpki = RpkiConfig {
             vrp_file: None,
             reload_interval_seconds: DEFAULT_RPKI_RELOAD_INTERVAL_SECONDS,
+            roa_expiry_warning_days: DEFAULT_ROA_EXPIRY_WARNING_DAYS,
             peer_roles: Default::default(),
         };
         if let Some(r) = &raw.rpki {
@@ -821,6 +828,10 @@ impl Config {
             if let Some(i) = &r.reload_interval_seconds {
                 rpki.reload_interval_seconds =
                     positive(&sources[0], i, "rpki.reload-interval-seconds", 1, 86_400)?;
+            }
+            if let Some(d) = &r.roa_expiry_warning_days {
+                rpki.roa_expiry_warning_days =
+                    positive(&sources[0], d, "rpki.roa-expiry-warning-days", 0, 3650)?;
             }
             if let Some(roles) = &r.peer_roles {
                 rpki.peer_roles = peer_roles(&sources[0], roles)?;

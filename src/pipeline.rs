@@ -235,6 +235,42 @@ impl Pipeline {
         }
     }
 
+    /// Events that do not come from the engine's transitions (the RPKI watch): logged at info
+    /// level within the event log budget, kept for a replay's report, sent to the event store.
+    /// Notification targets get anomaly transitions only, so not these.
+    pub fn record_events(&mut self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let r = &mut self.readers;
+        if let Some(budget) = &mut r.log {
+            let mut suppressed = 0;
+            for ev in &events {
+                if budget.allow() {
+                    info!(
+                        event = ev.kind.as_str(),
+                        severity = ev.severity.as_str(),
+                        location = %ev.location,
+                        prefix = %ev.prefix,
+                        announced = %ev.announced,
+                        origin = ev.origin.unwrap_or(0),
+                        "{}",
+                        ev.description
+                    );
+                } else {
+                    suppressed += 1;
+                }
+            }
+            self.metrics.record_log_suppressed("events", suppressed);
+        }
+        if let Some(all) = &mut r.all_events {
+            all.extend(events.iter().cloned());
+        }
+        if let Some(sink) = &mut r.sink {
+            sink(events);
+        }
+    }
+
     /// Sends every future event to `sink` (the daemon's event store).
     pub fn set_event_sink(&mut self, sink: impl FnMut(Vec<Event>) + Send + 'static) {
         self.readers.sink = Some(Box::new(sink));

@@ -245,6 +245,10 @@ pub fn restart_required(running: &Config, new: &Config) -> Vec<&'static str> {
         running.rpki.reload_interval_seconds != new.rpki.reload_interval_seconds,
         "rpki.reload-interval-seconds",
     );
+    check(
+        running.rpki.roa_expiry_warning_days != new.rpki.roa_expiry_warning_days,
+        "rpki.roa-expiry-warning-days",
+    );
     check(running.events != new.events, "events");
     check(running.dns != new.dns, "dns");
     keys

@@ -81,12 +81,12 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplayReport, Error> {
     let registry = config.shared_registry();
     let mut pipeline = Pipeline::for_replay(&config, full)?;
     if let Some(file) = &config.rpki.vrp_file {
-        let (vrps, report) = crate::rpki::VrpFile::new(file).load()?;
-        info!(file = %file.display(), vrps = report.loaded, skipped = report.skipped_total(), "VRPs loaded");
+        let (data, report) = crate::rpki::VrpFile::new(file).load()?;
+        info!(file = %file.display(), vrps = report.loaded, skipped = report.skipped_total(), aspas = report.aspas_loaded, "VRPs loaded");
         pipeline
             .rpki_metrics
             .record_load(Some(report.loaded), unix_now());
-        let data = crate::rpki::RpkiData::new(vrps, crate::rpki::aspa::AspaSet::new());
+        pipeline.rpki_metrics.set_aspas(data.aspas.len());
         pipeline.engine.set_rpki(Some(Arc::new(data)), None, 0.0);
     }
     let ordered = mrt::order_for_replay(&options.files)?;

@@ -776,3 +776,37 @@ fn bmp_max_sessions_below_the_configured_routers_and_keys_out_of_range() {
         "bmp.max-sessions-per-address: 0 is out of range 1..=100000",
     );
 }
+
+#[test]
+fn peer_roles_name_the_peer_and_the_bad_role() {
+    let text = r#"[rpki.peer-roles]
+"192.0.2.1" = "customer"
+"AS64500" = "upstream"
+
+[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["192.0.2.0/24"]
+"#;
+    let out = expect_error(
+        text,
+        3,
+        "\"upstream\"",
+        "rpki.peer-roles.\"AS64500\": unknown role \"upstream\"; one of provider, rs, rs-client, customer, peer",
+    );
+    assert!(stderr(&out).contains("rs-client"));
+    let text = r#"[rpki.peer-roles]
+"edge1" = "peer"
+
+[[location]]
+name = "a"
+origin-asns = [64500]
+prefixes = ["192.0.2.0/24"]
+"#;
+    expect_error(
+        text,
+        2,
+        "\"peer\"",
+        "rpki.peer-roles.\"edge1\": \"edge1\" is neither a peer address nor an AS number",
+    );
+}

@@ -77,6 +77,7 @@ fn event(n: u32) -> Event {
         as_path: Some("64500 64496".into()),
         previous_path: None,
         description: format!("event {n}"),
+        rpki: None,
     }
 }
 

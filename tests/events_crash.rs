@@ -48,6 +48,7 @@ fn event(n: u64) -> Event {
         as_path: Some("64500 64496".into()),
         previous_path: Some("64500 64501 64496".into()),
         description: format!("event {n}"),
+        rpki: None,
     }
 }
 

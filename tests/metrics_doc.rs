@@ -379,6 +379,14 @@ fn the_codes_label_values_are_documented() {
             .collect(),
     );
     check(
+        "routewatch_rpki_watch_events_total",
+        "kind",
+        routewatch::rpki::watch::WatchKind::ALL
+            .iter()
+            .map(|k| k.as_str().to_string())
+            .collect(),
+    );
+    check(
         "routewatch_bmp_sessions_closed_total",
         "reason",
         s(&routewatch::ingest::bmp::metrics::CLOSE_REASONS),

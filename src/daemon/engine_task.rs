@@ -20,11 +20,13 @@ use super::stopped;
 use crate::clock::unix_now;
 use crate::events::metrics::EventStoreMetrics;
 use crate::events::store::StoreCounters;
+use crate::events::Event;
 use crate::http::{status_page, Query, Readiness, StatusBody};
 use crate::ingest::bmp;
 use crate::model::Feed;
 use crate::pipeline::Pipeline;
 use crate::reload::Swap;
+use crate::rpki::watch::RpkiWatch;
 use crate::rpki::{RpkiData, RpkiDelta};
 use crate::systemd::Heartbeat;
 
@@ -40,6 +42,20 @@ pub struct EngineTask {
     store_metrics: Option<(EventStoreMetrics, Arc<StoreCounters>)>,
     /// Each RPKI source's latest data (file first); the engine validates against their union.
     rpki_sources: Vec<(RpkiSource, Arc<RpkiData>)>,
+    /// The ROA and ASPA watch ([`EngineTask::watch_rpki`]).
+    watch: RpkiWatcher,
+}
+
+/// The engine task's side of the RPKI watch: the union it last compared and whether the next
+/// one is a baseline.
+#[derive(Default)]
+struct RpkiWatcher {
+    watch: RpkiWatch,
+    /// The union of the sources' data the watch saw last.
+    seen: Option<Arc<RpkiData>>,
+    /// The update being applied is a source's first data or a source's expiry: the union
+    /// changes, but no ROA or ASPA did, so it becomes the baseline without events.
+    baseline: bool,
 }
 
 /// The channels the engine task reads; a closed one is no longer waited on.
@@ -72,7 +88,83 @@ impl EngineTask {
             ready,
             store_metrics,
             rpki_sources: Vec::new(),
+            watch: RpkiWatcher::default(),
         }
+    }
+
+    /// The warning horizon of `roa_expiring` (`[rpki] roa-expiry-warning-days`).
+    pub fn set_roa_expiry_warning_days(&mut self, days: u64) {
+        self.watch.watch.set_warning_days(days);
+    }
+
+    /// An RPKI source's message, with the watch told first whether it is a baseline (a
+    /// source's first data, or a source dropped): then [`EngineTask::on_rpki`].
+    pub fn on_rpki_update(&mut self, update: RpkiUpdate) {
+        self.watch.baseline = match &update {
+            RpkiUpdate::Data { source, .. } => !self.rpki_sources.iter().any(|(s, _)| s == source),
+            RpkiUpdate::Expired { .. } => true,
+            RpkiUpdate::Failed { .. } => false,
+        };
+        self.on_rpki(update);
+    }
+
+    /// The ROA and ASPA watch after the engine got `new` (the union of the sources): events for
+    /// what changed in the registry's ROAs and ASPAs (none for a baseline), the expiry index and
+    /// its metric, expiring ROAs, and the ASPA count.
+    fn watch_rpki(&mut self, new: Option<Arc<RpkiData>>, changed: Option<&RpkiDelta>, now: f64) {
+        let empty = RpkiData::default();
+        let registry = self.pipeline.engine.registry().clone();
+        let w = &mut self.watch;
+        let old = std::mem::replace(&mut w.seen, new.clone());
+        let new_ref = new.as_deref().unwrap_or(&empty);
+        let mut found = Vec::new();
+        if !w.baseline && old.is_some() {
+            let old_ref = old.as_deref().unwrap_or(&empty);
+            found = w.watch.changes(&registry, old_ref, new_ref, changed);
+        }
+        w.baseline = false;
+        // Without expiry times before and after (RTR, Routinator), the metric stays all zeros:
+        // no pass over the registry for an incremental update.
+        let had = w.watch.has_expiry_times();
+        w.watch.index(&registry, &new_ref.vrps);
+        if had || w.watch.has_expiry_times() {
+            self.pipeline
+                .metrics
+                .set_roa_expiry(&w.watch.earliest_expiry(&registry));
+        }
+        self.pipeline.rpki_metrics.set_aspas(new_ref.aspas.len());
+        found.extend(w.watch.expiring(&registry, now));
+        self.record_watch_events(&found, now);
+    }
+
+    /// The periodic expiry check (from the tick, at most every minute), and a new index after a
+    /// registry swap.
+    fn watch_tick(&mut self, now: f64) {
+        let registry = self.pipeline.engine.registry().clone();
+        let w = &mut self.watch;
+        let Some(data) = w.seen.clone() else {
+            return;
+        };
+        if !w.watch.indexed_for(&registry) {
+            w.watch.index(&registry, &data.vrps);
+            self.pipeline
+                .metrics
+                .set_roa_expiry(&w.watch.earliest_expiry(&registry));
+        } else if !w.watch.expiry_due(now) {
+            return;
+        }
+        let found = w.watch.expiring(&registry, now);
+        self.record_watch_events(&found, now);
+    }
+
+    fn record_watch_events(&mut self, found: &[crate::rpki::watch::WatchEvent], now: f64) {
+        let m = &self.pipeline.rpki_metrics;
+        m.sync_warnings_dropped(self.watch.watch.dropped_warnings());
+        for e in found {
+            m.watch_event(e.kind);
+        }
+        let events = found.iter().map(|e| Event::from_watch(e, now)).collect();
+        self.pipeline.record_events(events);
     }
 
     /// A message from the MRT feed.
@@ -176,8 +268,9 @@ impl EngineTask {
         let (vrps, aspas) = merged
             .as_ref()
             .map_or((0, 0), |d| (d.vrps.len(), d.aspas.len()));
-        let revalidated = self.pipeline.engine.set_rpki(merged, changed, now);
+        let revalidated = self.pipeline.engine.set_rpki(merged.clone(), changed, now);
         self.pipeline.resync();
+        self.watch_rpki(merged, changed, now);
         info!(
             vrps,
             aspas, revalidated, "RPKI data applied; routes revalidated"
@@ -275,6 +368,7 @@ impl EngineTask {
     /// event store's counters into its metrics.
     pub fn on_tick(&mut self) {
         self.pipeline.release_idle(unix_now());
+        self.watch_tick(unix_now());
         if let Some((m, counters)) = &mut self.store_metrics {
             m.sync(counters);
         }
@@ -315,7 +409,7 @@ impl EngineTask {
                 },
                 _ = tick.tick() => self.on_tick(),
                 v = rpki.recv(), if rpki_open => match v {
-                    Some(v) => self.on_rpki(v),
+                    Some(v) => self.on_rpki_update(v),
                     None => rpki_open = false,
                 },
                 swap = swaps.recv() => if let Some(swap) = swap {

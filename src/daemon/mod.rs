@@ -180,8 +180,10 @@ async fn run_async(config: Config) -> Result<(), Error> {
     let (feed_task, feed_rx) = start_feeds(&config, &shared, &wiring);
     let (ris_task, ris_rx) = start_ris_live(&config, &shared, ris_live_metrics, &wiring);
     let heartbeat = Arc::new(crate::systemd::Heartbeat::default());
+    let mut engine = EngineTask::new(pipeline, ready.clone(), store_metrics);
+    engine.set_roa_expiry_warning_days(config.rpki.roa_expiry_warning_days);
     let engine_task = start_engine(
-        EngineTask::new(pipeline, ready.clone(), store_metrics),
+        engine,
         EngineInputs {
             feed: feed_rx,
             bmp: bmp_rx,

@@ -1,6 +1,8 @@
-//! The VRP file task: loads the file at start, whenever it changes (polled) and on SIGHUP, on
-//! a blocking thread, and hands each new set to the engine task, which re-validates every held
-//! route with it (so the order relative to the MRT baseline does not matter).
+//! The VRP file task: loads the file (VRPs and ASPAs) at start, whenever it changes (polled)
+//! and on SIGHUP, on a blocking thread, and hands each new load to the engine task with what
+//! changed since the previous one (computed on that thread too), so the engine re-validates
+//! only the routes the change touches and the watch compares only what changed (the order
+//! relative to the MRT baseline does not matter).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +12,6 @@ use tokio::sync::{mpsc, watch, Notify};
 use tracing::{error, info};
 
 use super::stopped;
-use crate::rpki::aspa::AspaSet;
 use crate::rpki::{RpkiData, VrpFile};
 
 /// Which RPKI source an update comes from; the engine task keeps each source's latest data and
@@ -59,6 +60,7 @@ pub async fn rpki_task(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut vrp_file = VrpFile::new(file);
+    let mut previous: Option<Arc<RpkiData>> = None;
     let mut first = true;
     let mut tick = tokio::time::interval(Duration::from_secs(interval_seconds));
     loop {
@@ -71,8 +73,14 @@ pub async fn rpki_task(
             continue;
         }
         first = false;
+        let before = previous.clone();
         let (back, loaded) = match tokio::task::spawn_blocking(move || {
-            let r = vrp_file.load();
+            let r = vrp_file.load().map(|(data, report)| {
+                // The delta against the previous load (first load: none, every route is
+                // validated), here rather than on the engine task.
+                let changed = before.map(|old| old.diff(&data));
+                (Arc::new(data), report, changed)
+            });
             (vrp_file, r)
         })
         .await
@@ -82,12 +90,25 @@ pub async fn rpki_task(
         };
         vrp_file = back;
         let msg = match loaded {
-            Ok((vrps, report)) => {
-                info!(file = %vrp_file.path.display(), vrps = report.loaded, skipped = report.skipped_total(), "VRP file loaded");
+            Ok((data, report, changed)) => {
+                info!(
+                    file = %vrp_file.path.display(),
+                    vrps = report.loaded,
+                    skipped = report.skipped_total(),
+                    aspas = report.aspas_loaded,
+                    aspas_skipped = report.aspa_skipped_total(),
+                    vrps_changed = changed.as_ref().map(|c| c.vrp_prefixes.len()),
+                    aspas_changed = changed.as_ref().map(|c| c.aspa_customers.len()),
+                    "VRP file loaded"
+                );
+                if !report.examples.is_empty() {
+                    info!(file = %vrp_file.path.display(), skipped = ?report.examples, "VRP file: entries skipped");
+                }
+                previous = Some(data.clone());
                 RpkiUpdate::Data {
                     source: RpkiSource::File,
-                    data: Arc::new(RpkiData::new(vrps, AspaSet::new())),
-                    changed: None,
+                    data,
+                    changed,
                 }
             }
             Err(e) => {

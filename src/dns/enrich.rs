@@ -197,6 +197,7 @@ mod tests {
             as_path: None,
             previous_path: None,
             description: format!("event {n}"),
+            rpki: None,
         }
     }
 

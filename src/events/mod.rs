@@ -26,17 +26,32 @@ pub enum EventKind {
     PathChange,
     /// A peer's origin AS for a prefix changed.
     OriginChange,
+    /// A ROA overlapping a registered prefix appeared (RPKI watch; see [`Event::rpki`]).
+    RoaAdded,
+    /// A ROA overlapping a registered prefix went away.
+    RoaRemoved,
+    /// A ROA overlapping a registered prefix changed its maxLength or origin AS.
+    RoaChanged,
+    /// The ASPA of a registered origin AS was added, removed or changed.
+    AspaChanged,
+    /// A ROA covering a registered prefix expires within `[rpki] roa-expiry-warning-days`.
+    RoaExpiring,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::AnomalyOpened,
         EventKind::AnomalyResolved,
         EventKind::PrefixAnnounced,
         EventKind::PrefixWithdrawn,
         EventKind::PathChange,
         EventKind::OriginChange,
+        EventKind::RoaAdded,
+        EventKind::RoaRemoved,
+        EventKind::RoaChanged,
+        EventKind::AspaChanged,
+        EventKind::RoaExpiring,
     ];
 
     /// The stable snake_case name.
@@ -48,6 +63,11 @@ impl EventKind {
             EventKind::PrefixWithdrawn => "prefix_withdrawn",
             EventKind::PathChange => "path_change",
             EventKind::OriginChange => "origin_change",
+            EventKind::RoaAdded => "roa_added",
+            EventKind::RoaRemoved => "roa_removed",
+            EventKind::RoaChanged => "roa_changed",
+            EventKind::AspaChanged => "aspa_changed",
+            EventKind::RoaExpiring => "roa_expiring",
         }
     }
 
@@ -114,7 +134,12 @@ pub struct Event {
     pub previous_path: Option<String>,
     /// In plain words.
     pub description: String,
+    /// RPKI watch events: the ROA or ASPA (absent in JSON for other kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpki: Option<WatchDetail>,
 }
+
+use crate::rpki::watch::{WatchDetail, WatchEvent, WatchKind};
 
 use crate::engine::{AnomalyEvent, RouteEvent, RouteEventKind, Transition};
 use crate::model::PeerKey;
@@ -218,6 +243,7 @@ impl Event {
             as_path: a.example_path.as_ref().map(|p| p.to_string()),
             previous_path: None,
             description,
+            rpki: None,
         }
     }
 
@@ -279,6 +305,42 @@ impl Event {
             as_path: r.path.clone(),
             previous_path: r.previous_path.clone(),
             description,
+            rpki: None,
+        }
+    }
+
+    /// The event of an RPKI watch finding at wall-clock time `now` (its BGP time too): the
+    /// registered prefix and location, `announced` the ROA's prefix (the registered prefix for
+    /// an ASPA), `origin` the ROA's AS (after a change; before a removal) or the ASPA's
+    /// customer.
+    pub fn from_watch(w: &WatchEvent, now: f64) -> Event {
+        let (kind, severity) = match w.kind {
+            WatchKind::RoaAdded => (EventKind::RoaAdded, Severity::Information),
+            WatchKind::RoaRemoved => (EventKind::RoaRemoved, Severity::Warning),
+            WatchKind::RoaChanged => (EventKind::RoaChanged, Severity::Warning),
+            WatchKind::AspaChanged => (EventKind::AspaChanged, Severity::Warning),
+            WatchKind::RoaExpiring => (EventKind::RoaExpiring, Severity::Warning),
+        };
+        let d = &w.detail;
+        let roa = d.roa.or(d.previous_roa);
+        Event {
+            id: 0,
+            time: now,
+            received: now,
+            kind,
+            anomaly: None,
+            severity,
+            location: w.location.clone(),
+            prefix: w.prefix,
+            announced: roa.map_or(w.prefix, |r| r.prefix),
+            peer: None,
+            peer_as_name: None,
+            origin: roa.map(|r| r.asn).or(d.customer),
+            origin_as_name: None,
+            as_path: None,
+            previous_path: None,
+            description: w.description.clone(),
+            rpki: Some(d.clone()),
         }
     }
 }

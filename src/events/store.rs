@@ -91,6 +91,8 @@ pub const MIGRATIONS: &[&str] = &[
     // never equal to another NULL, so they stay).
     "ALTER TABLE events ADD COLUMN event_key INTEGER;
     CREATE UNIQUE INDEX events_key ON events(event_key);",
+    // v4: the ROA / ASPA of an RPKI watch event, as its JSON (NULL for other kinds).
+    "ALTER TABLE events ADD COLUMN rpki TEXT;",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`).

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `since` | seconds since the epoch (`1700000000`, `1700000000.5`) or RFC 3339 (`2024-01-01T00:00:00Z`, `2024-01-01T01:00:00+01:00`) | BGP time ≥ since |
 //! | `until` | the same; later than `since` | BGP time < until |
-//! | `kind` | an event kind (`anomaly_opened`, `path_change`, …) or an anomaly kind (`origin_mismatch`, …) | that kind only |
+//! | `kind` | an event kind (`anomaly_opened`, `path_change`, `roa_changed`, …) or an anomaly kind (`origin_mismatch`, …) | that kind only |
 //! | `location` | a location name | that location only |
 //! | `prefix` | a registered prefix, host bits zero (`203.0.113.0/24`) | that registered prefix only |
 //! | `severity` | `information`, `warning`, `error`, `critical` | that severity **or higher** |

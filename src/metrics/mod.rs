@@ -333,6 +333,15 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = table;
     }
 
+    /// Sets `routewatch_rpki_roa_expiry_timestamp_seconds` of every registered prefix (indexed
+    /// by prefix id; `None`: no covering ROA with an expiry time).
+    pub fn set_roa_expiry(&self, earliest: &[Option<u64>]) {
+        self.prefixes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .set_roa_expiry(earliest);
+    }
+
     /// Mirrors the engine's statistics of `dirty` prefixes, and the engine-wide gauges.
     /// With `batch`, also counts what the feed read for it (routes processed and matched,
     /// parse errors, last message).

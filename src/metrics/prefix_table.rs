@@ -33,6 +33,9 @@ pub struct RowValues {
     pub anomalies_opened: [u64; KINDS],
     /// Routes per RPKI state.
     pub rpki_routes: [i64; 4],
+    /// Earliest expiry time of the ROAs covering the prefix (unix seconds; 0 = none known);
+    /// of a folded row, the earliest of its prefixes. Set by [`PrefixTable::set_roa_expiry`].
+    pub roa_expiry: u64,
 }
 
 /// Rows of per-prefix series and the map from registered prefix to row.
@@ -152,6 +155,24 @@ impl PrefixTable {
         }
     }
 
+    /// Sets every row's earliest ROA expiry from the per-prefix times (indexed by prefix id;
+    /// `None`: no covering ROA with an expiry time): a folded row gets the earliest of its
+    /// prefixes.
+    pub fn set_roa_expiry(&mut self, earliest: &[Option<u64>]) {
+        for v in &mut self.values {
+            v.roa_expiry = 0;
+        }
+        for (prefix, x) in earliest.iter().enumerate() {
+            let (Some(x), Some(&row)) = (x, self.row_of.get(prefix)) else {
+                continue;
+            };
+            let v = &mut self.values[row as usize].roa_expiry;
+            if *v == 0 || *x < *v {
+                *v = *x;
+            }
+        }
+    }
+
     /// The row values of a registered prefix (for tests).
     pub fn row(&self, prefix: u32) -> &RowValues {
         &self.values[self.row_of[prefix as usize] as usize]
@@ -187,6 +208,14 @@ impl PrefixTable {
                     v.rpki_routes[i]
                 );
             }
+        }
+        let name = "routewatch_rpki_roa_expiry_timestamp_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Earliest expiry time of the ROAs covering the registered prefix, from sources that carry one (rpki-client); 0 = none known.\n# TYPE {name} gauge"
+        );
+        for (labels, v) in self.labels.iter().zip(&self.values) {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", v.roa_expiry);
         }
         for (name, help, ty, opened) in [
             (
@@ -299,8 +328,43 @@ mod tests {
         ));
         assert_eq!(
             text.lines().filter(|l| !l.starts_with('#')).count(),
-            2 * (6 + 4 + 2 * KINDS)
+            2 * (6 + 4 + 1 + 2 * KINDS)
         );
+    }
+
+    #[test]
+    fn roa_expiry_rows_keep_the_earliest_of_their_prefixes() {
+        let reg = Registry::new(vec![Location {
+            name: "l".into(),
+            provider: None,
+            provider_asns: vec![],
+            region: None,
+            origin_asns: vec![1],
+            prefixes: ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24"]
+                .iter()
+                .map(|p| p.parse().unwrap())
+                .collect(),
+            max_length: None,
+            max_length_v6: None,
+            min_peers: 1,
+            min_visibility: 0,
+        }])
+        .unwrap();
+        let mut t = PrefixTable::new(&reg, 2);
+        t.set_roa_expiry(&[Some(500), None, Some(900), Some(700)]);
+        let mut text = String::new();
+        t.render(&mut text);
+        for want in [
+            r#"routewatch_rpki_roa_expiry_timestamp_seconds{location="l",prefix="10.0.0.0/24"} 500"#,
+            r#"routewatch_rpki_roa_expiry_timestamp_seconds{location="l",prefix="10.0.1.0/24"} 0"#,
+            r#"routewatch_rpki_roa_expiry_timestamp_seconds{location="l",prefix="other"} 700"#,
+        ] {
+            assert!(text.contains(want), "{want}");
+        }
+        // A later call replaces every value.
+        t.set_roa_expiry(&[None, None, None, None]);
+        assert_eq!(t.row(0).roa_expiry, 0);
+        assert_eq!(t.row(3).roa_expiry, 0);
     }
 
     #[test]

@@ -306,6 +306,12 @@ impl Registry {
         Some(Match { prefix: id, kind })
     }
 
+    /// Every registered prefix that overlaps `prefix`: covering it, equal to it, or inside it
+    /// (unordered). For the RPKI watch: the registered prefixes a changed ROA can concern.
+    pub fn overlapping(&self, prefix: &IpNet) -> Vec<PrefixId> {
+        self.trie.overlapping(prefix)
+    }
+
     /// All registered prefixes, indexed by [`PrefixId`].
     pub fn prefixes(&self) -> &[RegisteredPrefix] {
         &self.prefixes

@@ -41,6 +41,23 @@ impl<T: Copy> PrefixTrie<T> {
             IpNet::V6(p) => self.v6.get_lpm(p).map(|(k, v)| (IpNet::V6(k), *v)),
         }
     }
+
+    /// The values of every stored prefix that overlaps `prefix`: those covering it (or equal
+    /// to it), then those strictly inside it. Host bits of `prefix` are ignored.
+    pub fn overlapping(&self, prefix: &IpNet) -> Vec<T> {
+        match prefix {
+            IpNet::V4(p) => {
+                let p = p.trunc();
+                let inside = self.v4.children(&p).filter(|(k, _)| *k != p);
+                self.v4.cover(&p).chain(inside).map(|(_, v)| *v).collect()
+            }
+            IpNet::V6(p) => {
+                let p = p.trunc();
+                let inside = self.v6.children(&p).filter(|(k, _)| *k != p);
+                self.v6.cover(&p).chain(inside).map(|(_, v)| *v).collect()
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -78,6 +95,25 @@ mod tests {
         );
         // IPv4-mapped space does not leak across families.
         assert_eq!(t.longest_match(&net("::ffff:10.1.0.0/112")), None);
+    }
+
+    #[test]
+    fn overlapping_is_covering_and_inside_and_nothing_else() {
+        let mut t = PrefixTrie::new();
+        t.insert(net("10.0.0.0/8"), 1u32);
+        t.insert(net("10.1.0.0/16"), 2);
+        t.insert(net("10.1.2.0/24"), 3);
+        t.insert(net("10.2.0.0/16"), 4);
+        t.insert(net("2001:db8::/32"), 5);
+        let mut v = t.overlapping(&net("10.1.0.0/16"));
+        v.sort_unstable();
+        assert_eq!(v, vec![1, 2, 3]);
+        let mut v = t.overlapping(&net("10.0.0.0/7"));
+        v.sort_unstable();
+        assert_eq!(v, vec![1, 2, 3, 4]);
+        assert_eq!(t.overlapping(&net("10.3.0.0/16")), vec![1]);
+        assert!(t.overlapping(&net("11.0.0.0/8")).is_empty());
+        assert_eq!(t.overlapping(&net("2001:db8:1::/48")), vec![5]);
     }
 
     #[test]

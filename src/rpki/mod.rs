@@ -1,45 +1,10 @@
 //! RPKI route origin validation (RFC 6811) against Validated ROA Payloads (VRPs) read from a JSON
-//! file. Pure apart from [`VrpFile`], which only stats and reads the file it is given: the daemon
-//! decides when to poll it, logs the [`LoadReport`] and keeps the previous [`VrpSet`] on error.
+//! file ([`file`]) or an RTR cache. Pure apart from [`VrpFile`], which only stats and reads the
+//! file it is given: the daemon decides when to poll it, logs the [`LoadReport`] and keeps the
+//! previous data on error. [`watch`] reports what changed in the ROAs and ASPAs of the
+//! registered prefixes and origins.
 //!
-//! # Input formats
-//!
-//! Three producers are accepted; all put the VRPs in a top-level `roas` array of objects with
-//! `asn`, `prefix` and `maxLength` members. Everything else — other top-level members, other
-//! members of a VRP object — is ignored at every level. What the sources say (checked against
-//! their code and documentation, not guessed):
-//!
-//! - **Routinator `--format json`** (NLnetLabs/routinator `src/output.rs`, `Json` formatter, and
-//!   `doc/manual/source/output-formats.rst`): `{"metadata": {"generated": <unix>,
-//!   "generatedTime": "<iso>"}, "roas": [{"asn": "AS196615", "prefix": "93.175.147.0/24",
-//!   "maxLength": 24, "ta": "ripe"}]}`. The ASN is a *string* with the `AS` prefix. Routinator
-//!   0.15's own test outputs (`test/output/*.json`) add `routerKeys` and `aspas` arrays next to
-//!   `roas`.
-//! - **Routinator `--format jsonext`** (same file, `ExtendedJson` formatter): the same three
-//!   members without `ta`, plus `"source": [...]`, one object per source: `{"type": "roa", "uri":
-//!   "rsync://…", "validity": {"notBefore": …, "notAfter": …}, "chainValidity": {"notBefore": …,
-//!   "notAfter": …}}` or, for a local exception (SLURM), `{"type": "exception", "path": …,
-//!   "comment": …}`. Ignored here.
-//! - **rpki-client `-j`** (openbsd/src `usr.sbin/rpki-client/output-json.c`, rev. 1.57 of
-//!   2025-09): `{"metadata": {"buildmachine": …, "buildtime": …, "roas": <count>, …,
-//!   "talfiles": [...], …}, "roas": [{"asn": 13335, "prefix": "1.1.1.0/24", "maxLength": 24,
-//!   "ta": "apnic", "expires": <unix>}], "bgpsec_keys": [...], "nonfunc_cas": [...], "aspas":
-//!   [...]}`. The ASN is a JSON *number* (`json_do_int("asn", …)`). Older rpki-client releases
-//!   (output-json.c rev. 1.13, 2020) wrote `"asn": "AS13335"` and no `expires`, like Routinator.
-//!   Note that `metadata` also has a member called `roas` (a count): only the top-level one is
-//!   the VRP list.
-//!
-//! So `asn` is accepted as a number, as `"AS<n>"` (any case) and as a plain numeric string.
-//! `maxLength` must be present: all three producers always write it.
-//!
-//! # Bad input
-//!
-//! A file that is not JSON, not a JSON object, or has no top-level `roas` array is an error
-//! ([`ParseError`]); the caller keeps its previous set. A bad *entry* (not an object, bad ASN,
-//! unparsable prefix, host bits set, `maxLength` missing or outside prefix length..=32/128) is
-//! counted in the [`LoadReport`] under its [`SkipReason`] and skipped; the rest of the file is
-//! used. Duplicate VRPs (the same prefix, maxLength and ASN from several ROAs or trust anchors)
-//! are merged and counted.
+//! Loading (the three JSON formats, ASPAs, expiry times, bad input) is in [`file`].
 //!
 //! # Data structure
 //!
@@ -53,23 +18,21 @@
 //! `cargo bench --bench rpki_validate` (BENCHMARKS.md, "RPKI validation").
 
 use std::fmt;
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::{Prefix, PrefixMap};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::model::AsPath;
 
 pub mod aspa;
 pub mod data;
+pub mod file;
 pub mod metrics;
+pub mod watch;
 
 pub use data::{RpkiData, RpkiDelta};
+pub use file::{AspaSkipReason, LoadReport, ParseError, RpkiError, SkipReason, VrpFile};
 
 #[cfg(test)]
 mod tests;
@@ -170,159 +133,6 @@ impl fmt::Display for Vrp {
     }
 }
 
-/// Why a VRP entry of a file was skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SkipReason {
-    /// The `roas` element is not a JSON object.
-    NotObject,
-    /// `asn` missing, not an integer / `"AS<n>"` / numeric string, or above 2^32-1.
-    BadAsn,
-    /// `prefix` missing, not a string, or not an address/length.
-    BadPrefix,
-    /// `prefix` has bits set past its length (e.g. `192.0.2.1/24`).
-    HostBits,
-    /// `maxLength` missing, not an integer, shorter than the prefix or longer than 32/128.
-    BadMaxLength,
-}
-
-impl SkipReason {
-    /// Every reason, in a stable order (the index of [`LoadReport::skipped`]).
-    pub const ALL: [SkipReason; 5] = [
-        SkipReason::NotObject,
-        SkipReason::BadAsn,
-        SkipReason::BadPrefix,
-        SkipReason::HostBits,
-        SkipReason::BadMaxLength,
-    ];
-
-    /// The stable snake_case name, for logs and metric labels.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::NotObject => "not_object",
-            SkipReason::BadAsn => "bad_asn",
-            SkipReason::BadPrefix => "bad_prefix",
-            SkipReason::HostBits => "host_bits",
-            SkipReason::BadMaxLength => "bad_max_length",
-        }
-    }
-
-    const fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What loading a VRP file found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct LoadReport {
-    /// Elements of the `roas` array.
-    pub entries: usize,
-    /// Distinct VRPs in the resulting set (IPv4 + IPv6).
-    pub loaded: usize,
-    /// Of those, IPv4.
-    pub loaded_v4: usize,
-    /// Of those, IPv6.
-    pub loaded_v6: usize,
-    /// Well-formed entries equal to an earlier one (merged, not counted in `loaded`).
-    pub duplicates: usize,
-    /// Skipped entries per reason, indexed like [`SkipReason::ALL`].
-    pub skipped: [usize; 5],
-    /// The first [`LoadReport::MAX_EXAMPLES`] skipped entries, as `roas[i]: reason: detail`.
-    pub examples: Vec<String>,
-}
-
-impl LoadReport {
-    /// How many skipped entries are described in `examples`.
-    pub const MAX_EXAMPLES: usize = 5;
-
-    /// Skipped entries for one reason.
-    pub fn skipped_for(&self, reason: SkipReason) -> usize {
-        self.skipped[reason.index()]
-    }
-
-    /// All skipped entries.
-    pub fn skipped_total(&self) -> usize {
-        self.skipped.iter().sum()
-    }
-
-    fn skip(&mut self, index: usize, reason: SkipReason, detail: impl FnOnce() -> String) {
-        self.skipped[reason.index()] += 1;
-        if self.examples.len() < Self::MAX_EXAMPLES {
-            self.examples
-                .push(format!("roas[{index}]: {}: {}", reason.as_str(), detail()));
-        }
-    }
-}
-
-impl fmt::Display for LoadReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} entries: {} VRPs loaded ({} IPv4, {} IPv6), {} duplicates, {} skipped",
-            self.entries,
-            self.loaded,
-            self.loaded_v4,
-            self.loaded_v6,
-            self.duplicates,
-            self.skipped_total()
-        )?;
-        let mut first = true;
-        for reason in SkipReason::ALL {
-            let n = self.skipped_for(reason);
-            if n > 0 {
-                f.write_str(if first { " (" } else { ", " })?;
-                write!(f, "{reason}: {n}")?;
-                first = false;
-            }
-        }
-        if !first {
-            f.write_str(")")?;
-        }
-        Ok(())
-    }
-}
-
-/// Why a VRP file could not be used at all.
-#[derive(Debug, thiserror::Error)]
-pub enum ParseError {
-    /// Not JSON, not a JSON object, or `roas` is not an array.
-    #[error("not a VRP JSON file: {0}")]
-    Json(#[from] serde_json::Error),
-    /// A JSON object without a top-level `roas` member.
-    #[error(
-        "no top-level `roas` array (expected Routinator `json`/`jsonext` or rpki-client `json` \
-         output)"
-    )]
-    NoRoas,
-}
-
-/// Errors of [`VrpFile::load`], naming the file.
-#[derive(Debug, thiserror::Error)]
-pub enum RpkiError {
-    /// The file could not be stat'ed or read.
-    #[error("VRP file {}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        source: io::Error,
-    },
-    /// The file was read but is not a usable VRP file.
-    #[error("VRP file {}: {source}", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        source: ParseError,
-    },
-}
-
 /// One VRP of a prefix, as stored: 8 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
@@ -343,6 +153,9 @@ pub struct VrpSet {
     v4: PrefixMap<Ipv4Net, Span>,
     v6: PrefixMap<Ipv6Net, Span>,
     entries: Vec<Entry>,
+    /// Expiry time (unix seconds) of each of `entries`, [`file::NO_EXPIRY`] when unknown; empty
+    /// when no VRP of the set has one (Routinator, RTR), so those sets cost nothing more.
+    expires: Vec<u64>,
     len_v4: usize,
     len_v6: usize,
 }
@@ -404,30 +217,41 @@ impl VrpSet {
         Self::default()
     }
 
-    /// A set of the given VRPs (duplicates merged).
+    /// A set of the given VRPs (duplicates merged), without expiry times.
     pub fn from_vrps(vrps: impl IntoIterator<Item = Vrp>) -> Self {
+        Self::from_vrps_expiring(vrps.into_iter().map(|v| (v, None)))
+    }
+
+    /// A set of the given VRPs with their expiry times (unix seconds; `None`: unknown).
+    /// Duplicates are merged, keeping the earliest known expiry time.
+    pub fn from_vrps_expiring(vrps: impl IntoIterator<Item = (Vrp, Option<u64>)>) -> Self {
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
-        for v in vrps {
+        for (v, x) in vrps {
             let e = Entry {
                 asn: v.asn,
                 max_length: v.max_length,
             };
+            let x = x.unwrap_or(file::NO_EXPIRY);
             match v.prefix {
-                IpNet::V4(p) => v4.push((p, e)),
-                IpNet::V6(p) => v6.push((p, e)),
+                IpNet::V4(p) => v4.push((p, e, x)),
+                IpNet::V6(p) => v6.push((p, e, x)),
             }
         }
         Self::build(v4, v6).0
     }
 
-    /// Builds the tries; returns the set and the number of duplicates merged.
-    fn build(mut v4: Vec<(Ipv4Net, Entry)>, mut v6: Vec<(Ipv6Net, Entry)>) -> (Self, usize) {
+    /// Builds the tries; returns the set and the number of duplicates merged. Of duplicates
+    /// (same prefix and entry) the one that sorts first stays: the earliest expiry time.
+    fn build(
+        mut v4: Vec<(Ipv4Net, Entry, u64)>,
+        mut v6: Vec<(Ipv6Net, Entry, u64)>,
+    ) -> (Self, usize) {
         let before = v4.len() + v6.len();
         v4.sort_unstable();
-        v4.dedup();
+        v4.dedup_by(|b, a| a.0 == b.0 && a.1 == b.1);
         v6.sort_unstable();
-        v6.dedup();
+        v6.dedup_by(|b, a| a.0 == b.0 && a.1 == b.1);
         let mut set = VrpSet {
             entries: Vec::with_capacity(v4.len() + v6.len()),
             len_v4: v4.len(),
@@ -435,27 +259,86 @@ impl VrpSet {
             ..Self::default()
         };
         let dups = before - set.len();
-        fill(&mut set.v4, &mut set.entries, &v4);
-        fill(&mut set.v6, &mut set.entries, &v6);
+        let any_expiry =
+            v4.iter().any(|x| x.2 != file::NO_EXPIRY) || v6.iter().any(|x| x.2 != file::NO_EXPIRY);
+        let expires = any_expiry.then_some(&mut set.expires);
+        let expires = fill(&mut set.v4, &mut set.entries, expires, &v4);
+        fill(&mut set.v6, &mut set.entries, expires, &v6);
         (set, dups)
     }
 
-    /// Parses a VRP file's bytes (Routinator `json`/`jsonext`, rpki-client `json`).
+    /// Parses a VRP file's bytes (Routinator `json`/`jsonext`, rpki-client `json`): its VRPs
+    /// alone ([`file::parse`] keeps the ASPAs too).
     pub fn from_json(bytes: &[u8]) -> Result<(VrpSet, LoadReport), ParseError> {
-        let file: FileShape = serde_json::from_slice(bytes)?;
-        let list = file.roas.ok_or(ParseError::NoRoas)?;
-        let RoaList { v4, v6, mut report } = list;
-        let (set, duplicates) = Self::build(v4, v6);
-        report.duplicates = duplicates;
-        report.loaded = set.len();
-        report.loaded_v4 = set.len_v4;
-        report.loaded_v6 = set.len_v6;
-        Ok((set, report))
+        file::parse(bytes).map(|(data, report)| (data.vrps, report))
     }
 
-    /// The union of two sets (duplicates merged).
+    /// The union of two sets (duplicates merged, the earliest expiry time kept).
     pub fn union(&self, other: &VrpSet) -> VrpSet {
-        VrpSet::from_vrps(self.iter().chain(other.iter()))
+        VrpSet::from_vrps_expiring(self.iter_expiring().chain(other.iter_expiring()))
+    }
+
+    /// When `vrp` expires (unix seconds): `None` when it is not in the set or its source gave
+    /// no expiry time. Merged duplicates: the earliest.
+    pub fn expires(&self, vrp: &Vrp) -> Option<u64> {
+        if self.expires.is_empty() {
+            return None;
+        }
+        let span = match vrp.prefix {
+            IpNet::V4(p) => self.v4.get(&p),
+            IpNet::V6(p) => self.v6.get(&p),
+        }?;
+        let e = Entry {
+            asn: vrp.asn,
+            max_length: vrp.max_length,
+        };
+        let i = slice(&self.entries, span).binary_search(&e).ok()?;
+        let x = self.expires[span.start as usize + i];
+        (x != file::NO_EXPIRY).then_some(x)
+    }
+
+    /// Whether some VRP of the set has an expiry time.
+    pub fn has_expiry(&self) -> bool {
+        !self.expires.is_empty()
+    }
+
+    /// Every VRP with its expiry time, as [`VrpSet::iter`].
+    pub fn iter_expiring(&self) -> impl Iterator<Item = (Vrp, Option<u64>)> + '_ {
+        let v4 = self
+            .v4
+            .iter()
+            .flat_map(|(p, s)| self.expiring_of(IpNet::V4(p), s));
+        let v6 = self
+            .v6
+            .iter()
+            .flat_map(|(p, s)| self.expiring_of(IpNet::V6(p), s));
+        v4.chain(v6)
+    }
+
+    fn expiring_of<'a>(
+        &'a self,
+        prefix: IpNet,
+        s: &Span,
+    ) -> impl Iterator<Item = (Vrp, Option<u64>)> + 'a {
+        let start = s.start as usize;
+        slice(&self.entries, s)
+            .iter()
+            .enumerate()
+            .map(move |(i, e)| {
+                let x = self
+                    .expires
+                    .get(start + i)
+                    .copied()
+                    .filter(|&x| x != file::NO_EXPIRY);
+                (
+                    Vrp {
+                        prefix,
+                        max_length: e.max_length,
+                        asn: e.asn,
+                    },
+                    x,
+                )
+            })
     }
 
     /// Distinct VRPs.
@@ -526,20 +409,48 @@ impl VrpSet {
                 .collect(),
         }
     }
+
+    /// Every VRP whose prefix lies strictly inside `prefix` (more specific), in prefix order:
+    /// with [`VrpSet::covering`], every VRP that overlaps it.
+    pub fn inside(&self, prefix: &IpNet) -> Vec<Vrp> {
+        match prefix {
+            IpNet::V4(p) => {
+                let p = p.trunc();
+                self.v4
+                    .children(&p)
+                    .filter(|(k, _)| *k != p)
+                    .flat_map(|(k, s)| self.vrps_of(IpNet::V4(k), s))
+                    .collect()
+            }
+            IpNet::V6(p) => {
+                let p = p.trunc();
+                self.v6
+                    .children(&p)
+                    .filter(|(k, _)| *k != p)
+                    .flat_map(|(k, s)| self.vrps_of(IpNet::V6(k), s))
+                    .collect()
+            }
+        }
+    }
 }
 
-/// Inserts sorted, deduplicated (prefix, entry) pairs: one trie entry per prefix.
-fn fill<P: Prefix + Copy + Eq>(
+/// Inserts sorted, deduplicated (prefix, entry, expiry) triples: one trie entry per prefix; the
+/// expiry times go to `expires` when it is given (returned for the next family).
+fn fill<'e, P: Prefix + Copy + Eq>(
     map: &mut PrefixMap<P, Span>,
     entries: &mut Vec<Entry>,
-    sorted: &[(P, Entry)],
-) {
+    mut expires: Option<&'e mut Vec<u64>>,
+    sorted: &[(P, Entry, u64)],
+) -> Option<&'e mut Vec<u64>> {
     let mut i = 0;
     while i < sorted.len() {
         let prefix = sorted[i].0;
         let start = entries.len();
         while i < sorted.len() && sorted[i].0 == prefix {
             entries.push(sorted[i].1);
+            if let Some(x) = expires.as_deref_mut() {
+                x.push(sorted[i].2);
+            }
             i += 1;
         }
         // Fewer than 2^32 entries: a JSON file that large would not fit in memory first.
@@ -549,6 +460,7 @@ fn fill<P: Prefix + Copy + Eq>(
         };
         map.insert(prefix, span);
     }
+    expires
 }
 
 #[inline]
@@ -586,317 +498,4 @@ fn walk_lpm<P: Prefix>(
         }
     }
     walk.finish()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Parsing: a streaming visitor over `roas`, so a 500k-entry file is never held as a JSON tree
-// and one bad entry costs one count, not the file.
-
-/// The top level of all three formats: only `roas` is kept, other members are skipped.
-struct FileShape {
-    roas: Option<RoaList>,
-}
-
-impl<'de> Deserialize<'de> for FileShape {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // `deserialize_map`, not a derived struct: serde_json would also accept a JSON array
-        // as a struct written positionally.
-        d.deserialize_map(FileVisitor)
-    }
-}
-
-/// Top-level member names.
-#[derive(Deserialize)]
-#[serde(field_identifier)]
-enum TopField {
-    #[serde(rename = "roas")]
-    Roas,
-    #[serde(other)]
-    Other,
-}
-
-struct FileVisitor;
-
-impl<'de> Visitor<'de> for FileVisitor {
-    type Value = FileShape;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object with a `roas` array (a VRP file)")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FileShape, A::Error> {
-        let mut roas: Option<Option<RoaList>> = None;
-        while let Some(k) = map.next_key::<TopField>()? {
-            match k {
-                TopField::Roas if roas.is_some() => {
-                    return Err(de::Error::duplicate_field("roas"));
-                }
-                // `"roas": null` counts as no `roas`.
-                TopField::Roas => roas = Some(map.next_value()?),
-                TopField::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(FileShape {
-            roas: roas.flatten(),
-        })
-    }
-}
-
-/// The parsed `roas` array: well-formed VRPs per family, and the report so far.
-struct RoaList {
-    v4: Vec<(Ipv4Net, Entry)>,
-    v6: Vec<(Ipv6Net, Entry)>,
-    report: LoadReport,
-}
-
-impl<'de> Deserialize<'de> for RoaList {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_seq(RoaListVisitor)
-    }
-}
-
-struct RoaListVisitor;
-
-impl<'de> Visitor<'de> for RoaListVisitor {
-    type Value = RoaList;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("`roas` to be an array of VRP objects")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RoaList, A::Error> {
-        let mut list = RoaList {
-            v4: Vec::with_capacity(seq.size_hint().unwrap_or(0)),
-            v6: Vec::new(),
-            report: LoadReport::default(),
-        };
-        while let Some(raw) = seq.next_element::<RawEntry>()? {
-            let index = list.report.entries;
-            list.report.entries += 1;
-            match raw.into_vrp() {
-                Ok(v) => {
-                    let e = Entry {
-                        asn: v.asn,
-                        max_length: v.max_length,
-                    };
-                    match v.prefix {
-                        IpNet::V4(p) => list.v4.push((p, e)),
-                        IpNet::V6(p) => list.v6.push((p, e)),
-                    }
-                }
-                Err((reason, detail)) => list.report.skip(index, reason, || detail),
-            }
-        }
-        Ok(list)
-    }
-}
-
-/// One element of `roas`, kept only as far as validation needs it.
-enum RawEntry {
-    Object {
-        asn: Option<serde_json::Value>,
-        prefix: Option<serde_json::Value>,
-        max_length: Option<serde_json::Value>,
-    },
-    NotObject(&'static str),
-}
-
-impl<'de> Deserialize<'de> for RawEntry {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(RawEntryVisitor)
-    }
-}
-
-/// Member names of a VRP object that matter; the rest are skipped without being built.
-#[derive(Deserialize)]
-#[serde(field_identifier)]
-enum Field {
-    #[serde(rename = "asn")]
-    Asn,
-    #[serde(rename = "prefix")]
-    Prefix,
-    #[serde(rename = "maxLength")]
-    MaxLength,
-    #[serde(other)]
-    Other,
-}
-
-struct RawEntryVisitor;
-
-impl<'de> Visitor<'de> for RawEntryVisitor {
-    type Value = RawEntry;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a VRP object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawEntry, A::Error> {
-        let (mut asn, mut prefix, mut max_length) = (None, None, None);
-        while let Some(k) = map.next_key::<Field>()? {
-            // A repeated member: the last one wins, as in most JSON readers.
-            match k {
-                Field::Asn => asn = Some(map.next_value()?),
-                Field::Prefix => prefix = Some(map.next_value()?),
-                Field::MaxLength => max_length = Some(map.next_value()?),
-                Field::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(RawEntry::Object {
-            asn,
-            prefix,
-            max_length,
-        })
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawEntry, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(RawEntry::NotObject("an array"))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<RawEntry, E> {
-        Ok(RawEntry::NotObject("a boolean"))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<RawEntry, E> {
-        Ok(RawEntry::NotObject("a number"))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<RawEntry, E> {
-        Ok(RawEntry::NotObject("a number"))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<RawEntry, E> {
-        Ok(RawEntry::NotObject("a number"))
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<RawEntry, E> {
-        Ok(RawEntry::NotObject("a string"))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<RawEntry, E> {
-        Ok(RawEntry::NotObject("null"))
-    }
-}
-
-impl RawEntry {
-    fn into_vrp(self) -> Result<Vrp, (SkipReason, String)> {
-        let (asn, prefix, max_length) = match self {
-            RawEntry::Object {
-                asn,
-                prefix,
-                max_length,
-            } => (asn, prefix, max_length),
-            RawEntry::NotObject(what) => {
-                return Err((SkipReason::NotObject, format!("{what}, not an object")))
-            }
-        };
-        let asn = match asn {
-            None => return Err((SkipReason::BadAsn, "no `asn`".into())),
-            Some(v) => parse_asn(&v).ok_or_else(|| (SkipReason::BadAsn, format!("asn {v}")))?,
-        };
-        let prefix = match prefix {
-            None => return Err((SkipReason::BadPrefix, "no `prefix`".into())),
-            Some(serde_json::Value::String(s)) => s
-                .parse::<IpNet>()
-                .map_err(|_| (SkipReason::BadPrefix, format!("prefix {s:?}")))?,
-            Some(v) => return Err((SkipReason::BadPrefix, format!("prefix {v}"))),
-        };
-        let max_length = match max_length {
-            None => {
-                return Err((
-                    SkipReason::BadMaxLength,
-                    format!("{prefix}: no `maxLength`"),
-                ))
-            }
-            Some(v) => v
-                .as_u64()
-                .and_then(|n| u8::try_from(n).ok())
-                .ok_or_else(|| (SkipReason::BadMaxLength, format!("{prefix}: maxLength {v}")))?,
-        };
-        Vrp::new(prefix, max_length, asn).map_err(|reason| {
-            let detail = match reason {
-                SkipReason::HostBits => format!("prefix {prefix} has host bits set"),
-                _ => format!("{prefix}: maxLength {max_length}"),
-            };
-            (reason, detail)
-        })
-    }
-}
-
-/// `13335`, `"AS13335"` (any case) or `"13335"`.
-fn parse_asn(v: &serde_json::Value) -> Option<u32> {
-    match v {
-        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-        serde_json::Value::String(s) => {
-            let digits = match s.get(..2) {
-                Some(p) if p.eq_ignore_ascii_case("AS") => &s[2..],
-                _ => s.as_str(),
-            };
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            digits.parse().ok()
-        }
-        _ => None,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-
-/// A VRP file the daemon polls: remembers the modification time and size it last loaded, so
-/// [`VrpFile::changed`] is one `stat`.
-#[derive(Debug, Clone)]
-pub struct VrpFile {
-    /// The file.
-    pub path: PathBuf,
-    /// Modification time seen just before the last load (`None`: never loaded).
-    pub last_modified: Option<SystemTime>,
-    /// Size seen just before the last load (`None`: never loaded).
-    pub len: Option<u64>,
-}
-
-impl VrpFile {
-    /// A file not loaded yet: [`VrpFile::changed`] is true while it exists.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        VrpFile {
-            path: path.into(),
-            last_modified: None,
-            len: None,
-        }
-    }
-
-    /// Whether the file's modification time or size differs from what the last load saw (or
-    /// nothing was loaded yet). Errors when the file cannot be stat'ed (e.g. it is missing).
-    pub fn changed(&self) -> io::Result<bool> {
-        let (mtime, len) = stat(&self.path)?;
-        Ok(self.last_modified != Some(mtime) || self.len != Some(len))
-    }
-
-    /// Reads and parses the file. The modification time and size are taken *before* reading, so
-    /// a writer that is still busy shows up as a change at the next poll. They are remembered
-    /// when the file could be read, even if it does not parse, so a broken file is not re-read
-    /// at every poll but as soon as it is rewritten; on an I/O error nothing is remembered.
-    pub fn load(&mut self) -> Result<(VrpSet, LoadReport), RpkiError> {
-        let io_err = |source| RpkiError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let (mtime, len) = stat(&self.path).map_err(io_err)?;
-        let bytes = fs::read(&self.path).map_err(io_err)?;
-        self.last_modified = Some(mtime);
-        self.len = Some(len);
-        VrpSet::from_json(&bytes).map_err(|source| RpkiError::Parse {
-            path: self.path.clone(),
-            source,
-        })
-    }
-}
-
-fn stat(path: &Path) -> io::Result<(SystemTime, u64)> {
-    let m = fs::metadata(path)?;
-    Ok((m.modified()?, m.len()))
 }

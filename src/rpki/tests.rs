@@ -307,6 +307,116 @@ fn vrp_constructor_rejects_what_the_loader_skips() {
 // ---------------------------------------------------------------------------------------------
 // Loading
 
+#[test]
+fn stayrtr_provider_authorizations_merge_per_customer_and_bad_aspas_are_skipped() {
+    let json = r#"{
+      "roas": [{"asn": 64496, "prefix": "192.0.2.0/24", "maxLength": 24}],
+      "provider_authorizations": {
+        "ipv4": [
+          {"customer_asid": 64496, "providers": [64497]},
+          {"customer_asid": 64500, "providers": [64510, "AS64511"]},
+          {"customer_asid": 0, "providers": [1]},
+          {"providers": [1]},
+          {"customer_asid": 64501, "providers": []},
+          {"customer_asid": 64502, "providers": [1, "x"]},
+          {"customer_asid": 64503}
+        ],
+        "ipv6": [
+          {"customer_asid": 64496, "expires": 1700000000, "providers": [64498, 64497]},
+          "nonsense"
+        ]
+      },
+      "aspas": [{"customer": "AS64520", "providers": ["AS0"]}]
+    }"#;
+    let (data, report) = file::parse(json.as_bytes()).unwrap();
+    // 64496's two per-AFI records are one: the union of their providers.
+    assert_eq!(data.aspas.providers(64496), Some(&[64497, 64498][..]));
+    assert_eq!(data.aspas.providers(64500), Some(&[64510, 64511][..]));
+    assert_eq!(data.aspas.providers(64520), Some(&[0][..]));
+    for bad in [0, 64501, 64502, 64503] {
+        assert_eq!(data.aspas.providers(bad), None, "AS{bad}");
+    }
+    assert_eq!(
+        (report.aspa_entries, report.aspas_loaded),
+        (10, 3),
+        "{report}"
+    );
+    assert_eq!(report.aspa_skipped_for(AspaSkipReason::NotObject), 1);
+    assert_eq!(report.aspa_skipped_for(AspaSkipReason::BadCustomer), 2);
+    assert_eq!(report.aspa_skipped_for(AspaSkipReason::BadProviders), 3);
+    assert_eq!(
+        report.examples[0],
+        "provider_authorizations.ipv4[2]: bad_customer: customer 0"
+    );
+    assert!(
+        report.to_string().ends_with(
+            "; 10 ASPA records: 3 customers loaded, 6 skipped (not_object: 1, \
+             bad_customer: 2, bad_providers: 3)"
+        ),
+        "{report}"
+    );
+    // The VRPs are used as before.
+    assert_eq!(report.loaded, 1);
+    // No ASPA member at all: an empty set.
+    let (data, report) = file::parse(br#"{"roas": []}"#).unwrap();
+    assert!(data.aspas.is_empty());
+    assert_eq!(report.aspa_entries, 0);
+    // An `aspas` that is not an array makes the file unusable, like a bad `roas`.
+    assert!(file::parse(br#"{"roas": [], "aspas": 5}"#).is_err());
+}
+
+#[test]
+fn duplicate_vrps_keep_the_earliest_expiry_and_union_does_too() {
+    let json = r#"{"roas": [
+        {"asn": 1, "prefix": "10.0.0.0/24", "maxLength": 24, "expires": 300},
+        {"asn": 1, "prefix": "10.0.0.0/24", "maxLength": 24, "expires": 100},
+        {"asn": 1, "prefix": "10.0.0.0/24", "maxLength": 24},
+        {"asn": 2, "prefix": "10.0.0.0/24", "maxLength": 24},
+        {"asn": 3, "prefix": "10.0.1.0/24", "maxLength": 24, "expires": "soon"}
+    ]}"#;
+    let (set, report) = load(json);
+    assert_eq!((report.loaded, report.duplicates), (3, 2));
+    assert_eq!(set.expires(&vrp("10.0.0.0/24", 24, 1)), Some(100));
+    assert_eq!(set.expires(&vrp("10.0.0.0/24", 24, 2)), None);
+    // A malformed `expires` is no expiry time; the VRP stays.
+    assert_eq!(set.expires(&vrp("10.0.1.0/24", 24, 3)), None);
+    assert_eq!(set.expires(&vrp("10.9.9.0/24", 24, 3)), None);
+    let other = VrpSet::from_vrps_expiring([
+        (vrp("10.0.0.0/24", 24, 1), Some(50)),
+        (vrp("10.0.0.0/24", 24, 2), Some(70)),
+    ]);
+    let u = set.union(&other);
+    assert_eq!(u.len(), 3);
+    assert_eq!(u.expires(&vrp("10.0.0.0/24", 24, 1)), Some(50));
+    assert_eq!(u.expires(&vrp("10.0.0.0/24", 24, 2)), Some(70));
+    // Without expiry times anywhere, nothing is stored for them.
+    assert!(!VrpSet::from_vrps([vrp("10.0.0.0/24", 24, 1)]).has_expiry());
+    assert_eq!(
+        VrpSet::from_vrps([vrp("10.0.0.0/24", 24, 1)])
+            .union(&other)
+            .expires(&vrp("10.0.0.0/24", 24, 1)),
+        Some(50)
+    );
+}
+
+#[test]
+fn inside_is_the_strict_more_specifics() {
+    let set = VrpSet::from_vrps([
+        vrp("10.0.0.0/8", 8, 1),
+        vrp("10.1.0.0/16", 16, 2),
+        vrp("10.1.2.0/24", 24, 3),
+        vrp("10.1.2.0/24", 24, 4),
+        vrp("11.0.0.0/8", 8, 5),
+    ]);
+    assert_eq!(
+        set.inside(&net("10.1.0.0/16")),
+        vec![vrp("10.1.2.0/24", 24, 3), vrp("10.1.2.0/24", 24, 4)]
+    );
+    assert_eq!(set.inside(&net("10.1.2.0/24")), vec![]);
+    assert_eq!(set.inside(&net("0.0.0.0/0")).len(), 5);
+    assert!(set.inside(&net("2001:db8::/32")).is_empty());
+}
+
 fn load(json: &str) -> (VrpSet, LoadReport) {
     VrpSet::from_json(json.as_bytes()).unwrap()
 }
@@ -371,12 +481,23 @@ fn three_vrps() -> Vec<Vrp> {
 
 #[test]
 fn loads_the_three_formats_to_the_same_set() {
-    for (name, json) in [
-        ("routinator json", ROUTINATOR_JSON),
-        ("routinator jsonext", ROUTINATOR_JSONEXT),
-        ("rpki-client json", RPKI_CLIENT_JSON),
+    for (name, json, aspa, expires) in [
+        ("routinator json", ROUTINATOR_JSON, (1234, vec![1, 2]), None),
+        (
+            "routinator jsonext",
+            ROUTINATOR_JSONEXT,
+            (1234, vec![1, 2, 3, 4]),
+            None,
+        ),
+        (
+            "rpki-client json",
+            RPKI_CLIENT_JSON,
+            (64496, vec![64497, 64498]),
+            Some(1_700_000_000),
+        ),
     ] {
-        let (set, report) = load(json);
+        let (data, report) = file::parse(json.as_bytes()).unwrap();
+        let set = data.vrps;
         assert_eq!(sorted(&set), three_vrps(), "{name}");
         assert_eq!(
             report,
@@ -385,9 +506,24 @@ fn loads_the_three_formats_to_the_same_set() {
                 loaded: 3,
                 loaded_v4: 2,
                 loaded_v6: 1,
+                aspa_entries: 1,
+                aspas_loaded: 1,
                 ..LoadReport::default()
             },
             "{name}"
+        );
+        // The ASPA, whichever way the ASNs are written.
+        assert_eq!(data.aspas.len(), 1, "{name}");
+        assert_eq!(data.aspas.providers(aspa.0), Some(&aspa.1[..]), "{name}");
+        // rpki-client's expiry times are kept per VRP.
+        for v in three_vrps() {
+            assert_eq!(set.expires(&v), expires, "{name} {v}");
+        }
+        assert_eq!(set.has_expiry(), expires.is_some(), "{name}");
+        // The VRP-only reader agrees.
+        assert_eq!(
+            sorted(&VrpSet::from_json(json.as_bytes()).unwrap().0),
+            three_vrps()
         );
         check(&set, "1.1.1.0/24", Some(13335), RovState::Valid);
         check(
@@ -607,7 +743,8 @@ fn fixture_files_load_to_the_same_set() {
         "rpki-client.json",
     ] {
         let mut file = VrpFile::new(fixture(name));
-        let (set, report) = file.load().unwrap();
+        let (data, report) = file.load().unwrap();
+        let set = data.vrps;
         assert_eq!(sorted(&set), want, "{name}");
         assert_eq!(
             (
@@ -649,8 +786,8 @@ fn vrp_file_polling() {
 
     std::fs::write(&path, ROUTINATOR_JSON).unwrap();
     assert!(file.changed().unwrap());
-    let (set, _) = file.load().unwrap();
-    assert_eq!(set.len(), 3);
+    let (data, _) = file.load().unwrap();
+    assert_eq!(data.vrps.len(), 3);
     assert!(!file.changed().unwrap());
     assert_eq!(file.len, Some(ROUTINATOR_JSON.len() as u64));
 
@@ -672,8 +809,8 @@ fn vrp_file_polling() {
     // The writer finishes: a change again, and it loads.
     std::fs::write(&path, RPKI_CLIENT_JSON).unwrap();
     assert!(file.changed().unwrap());
-    let (set, report) = file.load().unwrap();
-    assert_eq!(sorted(&set), three_vrps());
+    let (data, report) = file.load().unwrap();
+    assert_eq!(sorted(&data.vrps), three_vrps());
     assert_eq!(report.loaded, 3);
     assert!(!file.changed().unwrap());
 

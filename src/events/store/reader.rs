@@ -168,7 +168,7 @@ impl std::fmt::Debug for EventReader {
 
 const COLUMNS: &str = "id, time, received, kind, anomaly, severity, location, prefix, announced, \
                        peer_feed, peer_source, peer_address, peer_asn, origin, as_path, \
-                       previous_path, description, peer_as_name, origin_as_name";
+                       previous_path, description, peer_as_name, origin_as_name, rpki";
 
 impl EventReader {
     /// A reader of the database at `path` (opened lazily, read-only).
@@ -367,5 +367,11 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> Result<Event, RowError> {
         as_path: row.get(14)?,
         previous_path: row.get(15)?,
         description: row.get(16)?,
+        rpki: match row.get::<_, Option<String>>(19)? {
+            Some(text) => Some(
+                serde_json::from_str(&text).map_err(|e| bad(format!("bad rpki detail: {e}")))?,
+            ),
+            None => None,
+        },
     })
 }

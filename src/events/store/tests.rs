@@ -41,6 +41,7 @@ fn event(n: u32) -> Event {
         as_path: Some("64500 64496".into()),
         previous_path: Some("64500 64501 64496".into()),
         description: format!("event {n}"),
+        rpki: None,
     }
 }
 
@@ -118,13 +119,61 @@ fn every_field_round_trips() {
         previous_path: None,
         ..event(2)
     };
-    assert!(store.writer().send(vec![full.clone(), sparse.clone()]));
-    assert_eq!(store.writer().flush(T).unwrap(), 2);
+    // An RPKI watch event: its detail back as it went in.
+    let watch = crate::rpki::watch::WatchEvent {
+        kind: crate::rpki::watch::WatchKind::RoaChanged,
+        location: "contoso-seattle".into(),
+        prefix: net("203.0.113.0/24"),
+        detail: crate::rpki::watch::WatchDetail {
+            roa: Some(crate::rpki::watch::RoaRecord {
+                prefix: net("203.0.113.0/24"),
+                max_length: 25,
+                asn: 64496,
+                expires: Some(1_700_100_000.0),
+            }),
+            previous_roa: Some(crate::rpki::watch::RoaRecord {
+                prefix: net("203.0.113.0/24"),
+                max_length: 24,
+                asn: 64496,
+                expires: None,
+            }),
+            relation: Some(crate::rpki::watch::Relation::Covering),
+            ..Default::default()
+        },
+        description: "ROA changed".into(),
+    };
+    let rpki = Event::from_watch(&watch, 1_700_000_000.0);
+    // Two changes of one prefix at one time differ by their detail alone: both are kept.
+    let mut other = watch.clone();
+    other.detail.roa.as_mut().unwrap().max_length = 26;
+    let rpki2 = Event::from_watch(&other, 1_700_000_000.0);
+    assert_ne!(event_key(&rpki), event_key(&rpki2));
+    assert!(store.writer().send(vec![
+        full.clone(),
+        sparse.clone(),
+        rpki.clone(),
+        rpki2.clone()
+    ]));
+    assert_eq!(store.writer().flush(T).unwrap(), 4);
     let got = store.reader().query(&EventQuery::default()).unwrap();
     assert_eq!(got.next_cursor, None);
-    assert_eq!(got.events.len(), 2);
+    assert_eq!(got.events.len(), 4);
+    assert_eq!(
+        got.events[0],
+        Event {
+            id: got.events[0].id,
+            ..rpki2
+        }
+    );
+    assert_eq!(
+        got.events[1],
+        Event {
+            id: got.events[1].id,
+            ..rpki
+        }
+    );
     // Newest first; ids assigned in insertion order.
-    let (s, f) = (&got.events[0], &got.events[1]);
+    let (s, f) = (&got.events[2], &got.events[3]);
     assert!(s.id > f.id && f.id > 0);
     assert_eq!(*f, Event { id: f.id, ..full });
     assert_eq!(*s, Event { id: s.id, ..sparse });
@@ -136,7 +185,7 @@ fn every_field_round_trips() {
             c.commits(),
             c.rows()
         ),
-        (2, 2, 1, 2)
+        (4, 4, 1, 4)
     );
     assert_eq!(c.events_pending(), 0);
     assert_eq!((c.write_errors_total(), c.dropped_total()), (0, 0));
@@ -572,7 +621,7 @@ fn a_version_1_database_is_migrated_keeping_its_rows_without_names() {
         )
         .unwrap();
     }
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
     let store = EventStore::open(&path, settings()).unwrap();
     assert_eq!(user_version(&path), SCHEMA_VERSION);
     assert_eq!(store.counters().rows(), 1);

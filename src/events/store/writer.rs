@@ -584,6 +584,10 @@ pub fn event_key(e: &Event) -> i64 {
     field(&e.origin.map_or(u64::MAX, u64::from).to_be_bytes());
     field(e.as_path.as_deref().unwrap_or("").as_bytes());
     field(e.previous_path.as_deref().unwrap_or("").as_bytes());
+    // Only when present, so the keys of the other kinds stay what earlier builds stored.
+    if let Some(r) = &e.rpki {
+        field(serde_json::to_string(r).unwrap_or_default().as_bytes());
+    }
     h as i64
 }
 
@@ -596,9 +600,9 @@ fn insert(conn: &mut Connection, events: &VecDeque<Event>) -> rusqlite::Result<u
         let mut stmt = tx.prepare_cached(
             "INSERT OR IGNORE INTO events (time, received, kind, anomaly, severity, location, \
              prefix, announced, peer_feed, peer_source, peer_address, peer_asn, origin, as_path, \
-             previous_path, description, peer_as_name, origin_as_name, event_key) \
+             previous_path, description, peer_as_name, origin_as_name, event_key, rpki) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-             ?17, ?18, ?19)",
+             ?17, ?18, ?19, ?20)",
         )?;
         for e in events {
             let peer = e.peer.as_ref();
@@ -622,6 +626,7 @@ fn insert(conn: &mut Connection, events: &VecDeque<Event>) -> rusqlite::Result<u
                 e.peer_as_name,
                 e.origin_as_name,
                 event_key(e),
+                e.rpki.as_ref().and_then(|r| serde_json::to_string(r).ok()),
             ])? as u64;
         }
     }
