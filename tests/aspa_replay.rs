@@ -186,10 +186,19 @@ fn independent_procedure_on_hand_built_paths() {
     ]));
     let p = |t: &str| BgpdumpPath::parse(t);
     // Up 64501 → 64502 → 64510: valid both ways.
-    assert_eq!(verify(&aspas, &p("64510 64502 64501"), true), Some(Outcome::Valid));
-    assert_eq!(verify(&aspas, &p("64510 64502 64501"), false), Some(Outcome::Valid));
+    assert_eq!(
+        verify(&aspas, &p("64510 64502 64501"), true),
+        Some(Outcome::Valid)
+    );
+    assert_eq!(
+        verify(&aspas, &p("64510 64502 64501"), false),
+        Some(Outcome::Valid)
+    );
     // Up 64501 → 64502, down 64502 → 64503 (64502 is 64503's provider): a valley-free path.
-    assert_eq!(verify(&aspas, &p("64503 64502 64501"), false), Some(Outcome::Valid));
+    assert_eq!(
+        verify(&aspas, &p("64503 64502 64501"), false),
+        Some(Outcome::Valid)
+    );
     assert_eq!(
         verify(&aspas, &p("64503 64502 64501"), true),
         Some(Outcome::Invalid(Some(64503)))
@@ -212,7 +221,11 @@ fn independent_procedure_on_hand_built_paths() {
     );
     // Prepends collapse: `64510 64502 64501` all the way up.
     assert_eq!(
-        verify(&aspas, &p("64510 64510 64502 64502 64501 64501 64501"), true),
+        verify(
+            &aspas,
+            &p("64510 64510 64502 64502 64501 64501 64501"),
+            true
+        ),
         Some(Outcome::Valid)
     );
     // 64501 → 64540 is not attested, but 64540 may be 64501's customer and the rest unknown.
@@ -396,7 +409,10 @@ fn replayed_instances(config: &Path, file: &Path) -> BTreeSet<Instance> {
     for p in report["prefixes"].as_array().unwrap() {
         for a in p["anomalies"].as_array().unwrap() {
             if a["kind"] == "route_leak" {
-                assert_eq!(a["open"], true, "min-peers = 1: every instance is open: {a}");
+                assert_eq!(
+                    a["open"], true,
+                    "min-peers = 1: every instance is open: {a}"
+                );
                 open.insert((net(&a["prefix"]), net(&a["announced"]), asn(&a["asn"])));
             }
         }
@@ -463,10 +479,16 @@ fn route_leak_instances_equal_an_independent_implementation_over_bgpdump() {
     // registered prefix.
     assert!(routes.len() > 10_000, "{}", routes.len());
     for outcome in ["valid", "unknown", "invalid"] {
-        assert!(counts.get(outcome).copied().unwrap_or(0) > 100, "{counts:?}");
+        assert!(
+            counts.get(outcome).copied().unwrap_or(0) > 100,
+            "{counts:?}"
+        );
     }
     assert!(leakers.len() >= 10, "{leakers:?}");
-    assert!(predicted.iter().any(|i| i.2.is_none()), "an AS_SET instance");
+    assert!(
+        predicted.iter().any(|i| i.2.is_none()),
+        "an AS_SET instance"
+    );
     let mut per_registered: BTreeMap<IpNet, usize> = BTreeMap::new();
     for i in &predicted {
         *per_registered.entry(i.0).or_default() += 1;

@@ -170,7 +170,10 @@ mod tests {
             // A one-member final set names the origin, and is still a set.
             (vec![seq(&[3356, 64496]), set(&[64496])], true),
             // A set before the end is folded into the sequence.
-            (vec![seq(&[3356]), set(&[64497, 64498]), seq(&[64496])], true),
+            (
+                vec![seq(&[3356]), set(&[64497, 64498]), seq(&[64496])],
+                true,
+            ),
             (vec![seq(&[3356, 64496])], false),
         ];
         for (segments, as_set) in cases {
