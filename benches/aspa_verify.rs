@@ -100,7 +100,7 @@ fn bench_verify(c: &mut Criterion) {
         .collect::<BTreeSet<u32>>()
         .into_iter()
         .collect();
-    let distinct: HashSet<&AsPath> = paths.iter().map(|p| &**p).collect();
+    let distinct: HashSet<String> = paths.iter().map(|p| p.to_string()).collect();
     println!(
         "{} routes, {} distinct paths, {} distinct ASes",
         paths.len(),

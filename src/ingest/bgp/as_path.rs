@@ -163,8 +163,8 @@ mod tests {
 
     #[test]
     fn a_path_with_any_as_set_says_so_wherever_the_set_was() {
-        let seq = |a: &[u32]| AsPathSegment::sequence(a.to_vec());
-        let set = |a: &[u32]| AsPathSegment::set(a.to_vec());
+        let seq = |a: &[u32]| AsPathSegment::sequence(a);
+        let set = |a: &[u32]| AsPathSegment::set(a);
         let cases = [
             (vec![seq(&[3356, 64500]), set(&[64497, 64496])], true),
             // A one-member final set names the origin, and is still a set.
