@@ -285,7 +285,8 @@ pub enum Origin {
 }
 
 /// An AS path reduced to what the detectors need, compared as a whole for path changes
-/// (prepending counts as a change). Equality and hashing cover `asns` and `origin` only.
+/// (prepending counts as a change). Equality and hashing cover `asns`, `origin`, `otc` and
+/// whether the path had an AS_SET.
 #[derive(Debug, Clone)]
 pub struct AsPath {
     /// AS_SEQUENCE members in order (an AS_SET that is not last is kept as its sorted members;
@@ -302,6 +303,12 @@ pub struct AsPath {
     /// of equality and hashing (two routes with the same AS path but different OTC are
     /// different paths to the path table), but not of the path text.
     pub otc: Option<u32>,
+    /// The AS_PATH had an AS_SET segment, wherever it was: also when `asns` holds its members
+    /// (one before the end, or a final one of one member, which names the origin). ASPA path
+    /// verification needs it: a path with any AS_SET is Invalid
+    /// (draft-ietf-sidrops-aspa-verification §6). Part of equality and hashing, not of the
+    /// path text.
+    as_set: bool,
 }
 
 /// Where a path table found a path last time; only a hint, checked before use.
@@ -316,7 +323,10 @@ impl Clone for InternHint {
 
 impl PartialEq for AsPath {
     fn eq(&self, other: &Self) -> bool {
-        self.asns == other.asns && self.origin == other.origin && self.otc == other.otc
+        self.asns == other.asns
+            && self.origin == other.origin
+            && self.otc == other.otc
+            && self.as_set == other.as_set
     }
 }
 
@@ -327,6 +337,7 @@ impl Hash for AsPath {
         self.asns.hash(state);
         self.origin.hash(state);
         self.otc.hash(state);
+        self.as_set.hash(state);
     }
 }
 
@@ -337,13 +348,29 @@ impl AsPath {
             Origin::Asn(o) => asns.iter().rev().copied().find(|&a| a != o),
             _ => None,
         };
+        let as_set = matches!(origin, Origin::Set(_));
         AsPath {
             asns,
             origin,
             hint: InternHint(AtomicU32::new(u32::MAX)),
             upstream,
             otc: None,
+            as_set,
         }
+    }
+
+    /// The same path, marked as having had an AS_SET segment (see [`AsPath::has_as_set`]):
+    /// for a decoder that folded a set's members into `asns`.
+    pub fn with_as_set(mut self) -> AsPath {
+        self.as_set = true;
+        self
+    }
+
+    /// Whether the AS_PATH had an AS_SET segment anywhere (a final set of several members is
+    /// also the [`Origin::Set`]; other sets are folded into `asns`).
+    #[inline]
+    pub fn has_as_set(&self) -> bool {
+        self.as_set
     }
 
     /// The same path carrying the Only-to-Customer attribute `otc`.
@@ -355,7 +382,7 @@ impl AsPath {
     /// Whether the AS paths (AS numbers and origin) are the same, whatever the OTC attribute:
     /// what a path change is.
     pub fn same_path(&self, other: &AsPath) -> bool {
-        self.asns == other.asns && self.origin == other.origin
+        self.asns == other.asns && self.origin == other.origin && self.as_set == other.as_set
     }
 
     /// A plain AS_SEQUENCE path; the last AS is the origin.

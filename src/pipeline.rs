@@ -66,6 +66,8 @@ pub struct Pipeline {
     pub metrics: Metrics,
     /// The VRP file's metrics.
     pub rpki_metrics: RpkiMetrics,
+    /// The RTR task's metrics, when `[rpki] rtr` is set (read for the status page).
+    pub rtr_metrics: Option<crate::rpki::rtr::metrics::RtrMetrics>,
     /// Configuration load metrics (shared with the reload task).
     pub reload_metrics: ReloadMetrics,
     readers: EventReaders,
@@ -88,6 +90,7 @@ impl Pipeline {
             engine,
             metrics,
             rpki_metrics,
+            rtr_metrics: None,
             reload_metrics,
             readers: EventReaders {
                 log: Some(LogBudget::new(

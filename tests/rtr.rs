@@ -243,6 +243,18 @@ fn initial_load_then_a_removed_roa_opens_rpki_invalid_and_its_return_resolves_it
     assert!(m.value("routewatch_rtr_last_update_timestamp_seconds", &s) > 1.7e9);
     assert_eq!(m.value("routewatch_rtr_data_expired", &[]), 0.0);
     let serial = m.value("routewatch_rtr_serial", &s);
+    // The status page names the server, its session and the version and serial in use.
+    let page = d.get_ok("/").text();
+    let row = format!("<b>rtr</b> {server}</td><td>");
+    let at = page
+        .find(&row)
+        .unwrap_or_else(|| panic!("no RTR row for {server} on the status page"));
+    let row = &page[at..page[at..].find("</tr>").map_or(page.len(), |e| at + e)];
+    assert!(row.contains("session up"), "{row}");
+    assert!(
+        row.contains(&format!("RTR version 2, serial {serial}")),
+        "{row}"
+    );
 
     // Google's ROA removed: the covering ROA of AS64511 makes its routes Invalid.
     let roas: Vec<String> = standard_roas().into_iter().skip(1).collect();

@@ -360,6 +360,10 @@ impl EngineTask {
             locations,
             feeds: p.metrics.feed_statuses(),
             rpki: p.rpki_metrics.state(),
+            rtr: p
+                .rtr_metrics
+                .as_ref()
+                .map_or((Vec::new(), false), |m| (m.servers(), m.expired())),
             taken_at: unix_now(),
         }
     }

@@ -183,7 +183,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
     // One channel for every RPKI source: the engine task keeps each source's data.
     let (rpki_tx, rpki_rx) = mpsc::channel::<RpkiUpdate>(2);
     let rpki_task = start_rpki(&config, &wiring, rpki_tx.clone());
-    let rtr_task = start_rtr(&config, &pipeline, &wiring, rpki_tx)?;
+    let rtr_task = start_rtr(&config, &mut pipeline, &wiring, rpki_tx)?;
     let rpki_rx = (rpki_task.is_some() || rtr_task.is_some()).then_some(rpki_rx);
     let (feed_task, feed_rx) = start_feeds(&config, &shared, &wiring);
     let (ris_task, ris_rx) = start_ris_live(&config, &shared, ris_live_metrics, &wiring);
@@ -418,7 +418,7 @@ fn start_rpki(
 /// Starts the RTR task (`[rpki] rtr`) with its metrics, sending on `tx`.
 fn start_rtr(
     config: &Config,
-    pipeline: &Pipeline,
+    pipeline: &mut Pipeline,
     wiring: &Wiring,
     tx: mpsc::Sender<RpkiUpdate>,
 ) -> Result<Option<JoinHandle<()>>, Error> {
@@ -426,6 +426,7 @@ fn start_rtr(
         return Ok(None);
     };
     let metrics = RtrMetrics::new(pipeline.metrics.registry(), &rtr.servers)?;
+    pipeline.rtr_metrics = Some(metrics.clone());
     Ok(Some(tokio::spawn(rtr_task::rtr_task(
         rtr,
         tx,

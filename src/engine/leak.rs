@@ -26,7 +26,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::model::{AsPath, Origin, PeerKey, PeerRole};
+use crate::model::{AsPath, PeerKey, PeerRole};
 use crate::rpki::aspa::{AspaSet, AspaState, Procedure};
 use crate::util::FxMap;
 
@@ -112,8 +112,7 @@ pub fn check(
 ) -> Option<Leak> {
     if let Some(set) = aspas.filter(|s| !s.is_empty()) {
         let procedure = procedure_for(role);
-        let as_set = matches!(path.origin, Origin::Set(_));
-        if let Some(v) = set.verify(&path.asns, as_set, procedure) {
+        if let Some(v) = set.verify(&path.asns, path.has_as_set(), procedure) {
             if v.state == AspaState::Invalid {
                 let reason = match (v.as_set, procedure) {
                     (true, _) => LeakReason::AspaAsSet,
@@ -192,6 +191,19 @@ mod tests {
             Some((LeakReason::AspaUpstream, Some(64503)))
         );
         assert_eq!(check(Some(&aspas()), &up, 64503, None), None);
+    }
+
+    #[test]
+    fn a_path_with_a_set_the_decoder_folded_is_invalid_by_rule() {
+        // `64510 64502 {64501}`: the one-member set names the origin, and is still an AS_SET.
+        let plain = AsPath::from_sequence(&[64510, 64502, 64501]);
+        assert_eq!(check(Some(&aspas()), &plain, 64510, None), None);
+        let folded = plain.clone().with_as_set();
+        let l = check(Some(&aspas()), &folded, 64510, None);
+        assert_eq!(
+            l.map(|l| (l.reason, l.leaker)),
+            Some((LeakReason::AspaAsSet, None))
+        );
     }
 
     #[test]

@@ -104,8 +104,10 @@ pub struct Snapshot {
     pub locations: Vec<LocationInfo>,
     /// The feeds' counters.
     pub feeds: Vec<FeedStatus>,
-    /// RPKI: VRPs loaded, the last good load, failed loads.
+    /// RPKI: VRPs loaded from the file, the last good load, failed loads.
     pub rpki: (u64, Option<f64>, u64),
+    /// The RTR servers (`[rpki] rtr`), and whether their data expired.
+    pub rtr: (Vec<crate::rpki::rtr::metrics::RtrServerState>, bool),
     /// When it was taken (wall clock).
     pub taken_at: f64,
 }
@@ -827,7 +829,7 @@ fn feeds(out: &mut String, d: &PageData) {
     let s = &d.snapshot;
     let (vrps, vrp_load, vrp_failures) = s.rpki;
     let rpki = vrps > 0 || vrp_load.is_some() || vrp_failures > 0;
-    let n = s.feeds.len() + usize::from(rpki);
+    let n = s.feeds.len() + usize::from(rpki) + s.rtr.0.len();
     section_head(out, "feeds", "Feeds", &n.to_string());
     out.push_str(
         "<div class=\"scroll\"><table><thead><tr><th>Feed</th><th>State</th>\
@@ -886,6 +888,23 @@ fn feeds(out: &mut String, d: &PageData) {
             out,
             "<td class=\"muted\">—</td><td class=\"muted\">VRPs loaded; {} failed load(s)</td></tr>",
             thousands(vrp_failures)
+        );
+    }
+    let (servers, expired) = &s.rtr;
+    for r in servers {
+        let _ = write!(out, "<tr><td><b>rtr</b> {}</td><td>", esc(&r.server));
+        match (r.up, *expired) {
+            (true, _) => badge(out, "ok", "session up"),
+            (false, true) => badge(out, "err", "data expired"),
+            (false, false) if r.last_update.is_some() => badge(out, "warn", "down"),
+            (false, false) => badge(out, "off", "not connected"),
+        }
+        out.push_str("</td><td class=\"num muted\">—</td><td class=\"num muted\">—</td><td class=\"num muted\">—</td>");
+        time_cell(out, r.last_update, d.now);
+        let _ = write!(
+            out,
+            "<td class=\"muted\">—</td><td class=\"muted\">RTR version {}, serial {}</td></tr>",
+            r.version, r.serial
         );
     }
     out.push_str("</tbody></table></div></section>");
@@ -1171,6 +1190,7 @@ mod tests {
             }],
             feeds: vec![],
             rpki: (0, None, 0),
+            rtr: (Vec::new(), false),
             taken_at: 1_700_000_100.0,
         }
     }

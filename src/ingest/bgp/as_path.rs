@@ -33,7 +33,8 @@ pub fn as_path_segments(value: &[u8]) -> impl Iterator<Item = Result<(u8, &[u8])
 /// Builds the engine's path from AS_PATH segments given as (segment type, ASNs), with the type
 /// codes of RFC 4271 / RFC 5065 ([`AS_SET`], [`AS_SEQUENCE`], ...). A final AS_SET
 /// makes the origin ambiguous (unless it has one member); an AS_SET elsewhere is kept as its
-/// sorted members; confederation segments are left out.
+/// sorted members; confederation segments are left out. A path with any AS_SET is marked so
+/// ([`AsPath::has_as_set`]): ASPA verification holds it Invalid.
 pub fn path_from_segments<I, A>(segments: I) -> AsPath
 where
     I: IntoIterator<Item = (u8, A)>,
@@ -41,6 +42,7 @@ where
 {
     let mut asns: Vec<u32> = Vec::with_capacity(8);
     let mut pending_set: Option<Vec<u32>> = None;
+    let mut any_set = false;
     for (ty, members) in segments {
         if let Some(set) = pending_set.take() {
             asns.extend(set);
@@ -51,6 +53,7 @@ where
                 let mut set: Vec<u32> = members.into_iter().collect();
                 set.sort_unstable();
                 set.dedup();
+                any_set = true;
                 pending_set = Some(set);
             }
             _ => {}
@@ -65,7 +68,12 @@ where
         Some(set) if !set.is_empty() => Origin::Set(set.into()),
         _ => asns.last().map_or(Origin::Unknown, |&o| Origin::Asn(o)),
     };
-    AsPath::new(asns.into(), origin)
+    let path = AsPath::new(asns.into(), origin);
+    if any_set {
+        path.with_as_set()
+    } else {
+        path
+    }
 }
 
 /// Converts bgpkit-parser's AS path into the engine's form.
@@ -151,5 +159,35 @@ mod tests {
         ]);
         assert_eq!(convert_path(&p).origin, Origin::Asn(64496));
         assert_eq!(convert_path(&BgpkitPath::new()).origin, Origin::Unknown);
+    }
+
+    #[test]
+    fn a_path_with_any_as_set_says_so_wherever_the_set_was() {
+        let seq = |a: &[u32]| AsPathSegment::sequence(a);
+        let set = |a: &[u32]| AsPathSegment::set(a);
+        let cases = [
+            (vec![seq(&[3356, 64500]), set(&[64497, 64496])], true),
+            // A one-member final set names the origin, and is still a set.
+            (vec![seq(&[3356, 64496]), set(&[64496])], true),
+            // A set before the end is folded into the sequence.
+            (
+                vec![seq(&[3356]), set(&[64497, 64498]), seq(&[64496])],
+                true,
+            ),
+            (vec![seq(&[3356, 64496])], false),
+        ];
+        for (segments, as_set) in cases {
+            let c = convert_path(&BgpkitPath::from_segments(segments));
+            assert_eq!(c.has_as_set(), as_set, "{c}");
+        }
+        // The flag makes it another path: `3356 64496 {64496}` is not `3356 64496 64496`.
+        let folded = convert_path(&BgpkitPath::from_segments(vec![
+            seq(&[3356, 64496]),
+            set(&[64496]),
+        ]));
+        let plain = convert_path(&BgpkitPath::from_segments(vec![seq(&[3356, 64496, 64496])]));
+        assert_eq!(folded.asns, plain.asns);
+        assert_ne!(folded, plain);
+        assert!(!folded.same_path(&plain));
     }
 }

@@ -51,6 +51,22 @@ pub struct RtrMetrics {
     pdus: IntCounterVec,
     dropped: IntCounterVec,
     log_suppressed: IntCounter,
+    servers: std::sync::Arc<[String]>,
+}
+
+/// One configured RTR server as the metrics tell it (for the status page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RtrServerState {
+    /// `host:port` as configured.
+    pub server: String,
+    /// The session is up.
+    pub up: bool,
+    /// The RTR version in use (0 before the first session).
+    pub version: u8,
+    /// The serial held from it.
+    pub serial: u32,
+    /// When its last End of Data was applied (`None`: never).
+    pub last_update: Option<f64>,
 }
 
 impl RtrMetrics {
@@ -180,6 +196,7 @@ impl RtrMetrics {
             ))?,
         );
         Ok(RtrMetrics {
+            servers: servers.to_vec().into(),
             up,
             serial,
             session_id,
@@ -196,6 +213,29 @@ impl RtrMetrics {
             dropped,
             log_suppressed,
         })
+    }
+
+    /// Every configured server's state, in configuration order.
+    pub fn servers(&self) -> Vec<RtrServerState> {
+        self.servers
+            .iter()
+            .map(|s| {
+                let get = |g: &IntGaugeVec| g.with_label_values(&[s.as_str()]).get();
+                let last = get(&self.last_update);
+                RtrServerState {
+                    server: s.clone(),
+                    up: get(&self.up) == 1,
+                    version: u8::try_from(get(&self.version)).unwrap_or(0),
+                    serial: u32::try_from(get(&self.serial)).unwrap_or(0),
+                    last_update: (last > 0).then_some(last as f64),
+                }
+            })
+            .collect()
+    }
+
+    /// Whether the RTR data expired (and no End of Data came since).
+    pub fn expired(&self) -> bool {
+        self.expired.get() == 1
     }
 
     /// Session state with `server`.
