@@ -23,7 +23,7 @@ const LIMITS: Limits = Limits {
 /// (and a new one was started).
 fn act(client: &mut Client, actions: &mut Vec<Action>) -> bool {
     let mut sent_error = false;
-    for action in actions.drain(..) {
+    for action in std::mem::take(actions) {
         match action {
             Action::Send(bytes) => {
                 let (f, _) = decode(&bytes).unwrap().unwrap();
@@ -42,7 +42,7 @@ fn act(client: &mut Client, actions: &mut Vec<Action>) -> bool {
                 if protocol {
                     assert_eq!(f, Frame::new(2, Pdu::ResetQuery));
                 }
-                actions.clear();
+                // What follows a close is not carried out.
                 return true;
             }
         }
