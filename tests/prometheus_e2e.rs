@@ -289,7 +289,7 @@ fn dashboard_is_a_provisionable_grafana_dashboard_on_a_prometheus_datasource_var
             "Feed health",
             "Prefix drill-down ($location / $prefix)",
             "BMP ($router)",
-            "Event store and RPKI"
+            "Event store, RPKI and route leaks"
         ]
     );
     assert!(dashboard_queries(&dash).len() >= 30);
@@ -754,6 +754,8 @@ fn dashboard_and_alert_queries_return_the_demo_scenario_through_a_real_prometheu
 
     // Every query parses; with "All" every one returns data, and with one location, prefix and
     // router every one but the table of open anomalies (8.8.8.0/24's hijacks are resolved).
+    // The RTR panel is the exception: the scenario has no RTR cache, so its series do not exist
+    // (its metric names are checked against a live daemon with StayRTR in tests/rtr.rs).
     let queries = dashboard_queries(&dash);
     let mut report = Vec::new();
     for sel in [&all, &google] {
@@ -763,7 +765,8 @@ fn dashboard_and_alert_queries_return_the_demo_scenario_through_a_real_prometheu
                 .query(&expr)
                 .unwrap_or_else(|e| panic!("{panel} ({}): {expr}: {e}", sel.name));
             report.push(format!("{} | {panel}: {} series", sel.name, samples.len()));
-            let may_be_empty = sel.name != "All" && panel == "Open anomalies [A]";
+            let may_be_empty = (sel.name != "All" && panel == "Open anomalies [A]")
+                || panel.starts_with("RTR sessions and data");
             assert!(
                 !samples.is_empty() || may_be_empty,
                 "{panel} ({}) returns no data: {expr}",
