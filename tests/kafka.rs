@@ -26,6 +26,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use support::bmp::{initiation, peer_up, route_monitoring};
+use support::config::ConfigFile;
 use support::daemon::{Daemon, Exposition};
 use support::kafka::{openbmp_messages, Tansu};
 use support::{fixture, DaemonConfig, Location};
@@ -72,7 +73,24 @@ fn kafka_section(broker: &str, topic: &str, group: &str, name: &str) -> String {
     )
 }
 
-/// `routewatch run` consuming `topic` in `group` (its own directory under `dir`).
+/// The configuration of a daemon consuming `topic` in `group` (its own directory under `dir`).
+fn consumer_config(
+    dir: &Path,
+    sub: &str,
+    broker: &str,
+    topic: &str,
+    group: &str,
+    locations: &[Location],
+) -> ConfigFile {
+    let d = dir.join(sub);
+    std::fs::create_dir_all(&d).unwrap();
+    DaemonConfig::new()
+        .section("[kafka]", &kafka_section(broker, topic, group, "openbmp"))
+        .locations(locations)
+        .write(&d)
+}
+
+/// `routewatch run` consuming `topic` in `group`, ready.
 fn consumer(
     dir: &Path,
     sub: &str,
@@ -81,13 +99,11 @@ fn consumer(
     group: &str,
     locations: &[Location],
 ) -> Daemon {
-    let d = dir.join(sub);
-    std::fs::create_dir_all(&d).unwrap();
-    let config = DaemonConfig::new()
-        .section("[kafka]", &kafka_section(broker, topic, group, "openbmp"))
-        .locations(locations)
-        .write(&d);
-    let mut daemon = Daemon::start(&config);
+    start(&consumer_config(dir, sub, broker, topic, group, locations))
+}
+
+fn start(config: &ConfigFile) -> Daemon {
+    let mut daemon = Daemon::start(config);
     daemon.wait_ready();
     daemon
 }
@@ -112,7 +128,10 @@ fn wait_consumed(d: &mut Daemon, n: usize) -> Exposition {
             if lag.is_empty() || lag.iter().any(|(_, v)| *v != 0.0) {
                 return Err(format!("lag {lag:?}"));
             }
-            Ok(())
+            match value(m, "routewatch_kafka_commits_total", &[C, ("result", "ok")]) {
+                0.0 => Err("no commit acknowledged yet".into()),
+                _ => Ok(()),
+            }
         },
     )
 }
@@ -190,7 +209,7 @@ fn kafka_stream_gives_the_same_state_as_tcp() {
         "routewatch_routes_processed_total",
         &[("feed", "bmp")],
     );
-    assert!(want > 100.0, "{want}");
+    assert!(want > 50.0, "{want}");
     // The engine applies after the consumer counted: poll both sides' state.
     k.poll("Kafka routes applied", WAIT, |d| {
         let m = d.scrape();
@@ -206,7 +225,7 @@ fn kafka_stream_gives_the_same_state_as_tcp() {
         }
     });
     let matched = value(&m, "routewatch_routes_matched_total", &[("feed", "kafka")]);
-    assert!(matched > 50.0, "{matched}");
+    assert!(matched > 20.0, "{matched}");
     let errors: Vec<_> = m
         .with_name("routewatch_parse_errors_total")
         .into_iter()
@@ -215,7 +234,6 @@ fn kafka_stream_gives_the_same_state_as_tcp() {
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(value(&m, "routewatch_kafka_routers", &[C]), 1.0);
     assert_eq!(value(&m, "routewatch_kafka_assigned_partitions", &[C]), 1.0);
-    assert!(value(&m, "routewatch_kafka_commits_total", &[C, ("result", "ok")]) >= 1.0);
     assert_eq!(
         value(&m, "routewatch_kafka_received_bytes_total", &[C]),
         messages.iter().map(Vec::len).sum::<usize>() as f64
@@ -274,7 +292,7 @@ fn restart_resumes_from_the_committed_offset_and_bad_messages_are_skipped() {
         Location::new("one", &[64501], &["192.0.2.0/24"]),
         Location::new("two", &[64501], &["198.18.0.0/24"]),
     ];
-    let mut d = consumer(
+    let config = consumer_config(
         tmp.path(),
         "a",
         &broker.address(),
@@ -282,8 +300,8 @@ fn restart_resumes_from_the_committed_offset_and_bad_messages_are_skipped() {
         "g-restart",
         &locations,
     );
-    let m = wait_consumed(&mut d, 3);
-    assert!(value(&m, "routewatch_kafka_commits_total", &[C, ("result", "ok")]) >= 1.0);
+    let mut d = start(&config);
+    wait_consumed(&mut d, 3);
     d.wait_metric(
         "routewatch_prefix_visibility_peers",
         &[("location", "one"), ("prefix", "192.0.2.0/24")],
@@ -304,15 +322,7 @@ fn restart_resumes_from_the_committed_offset_and_bad_messages_are_skipped() {
         )),
     ];
     producer.send("bmp", 0, "198.51.100.1", &second);
-    let config = tmp.path().join("a");
-    let config = support::config::ConfigFile {
-        path: config.join("routewatch.toml"),
-        dir: config.clone(),
-        http_port: None,
-        bmp_port: None,
-    };
-    let mut d = Daemon::start(&config);
-    d.wait_ready();
+    let mut d = start(&config);
     // Exactly the three produced after the commit: resumed there, nothing missed, nothing
     // before it read again.
     let m = wait_consumed(&mut d, 3);
@@ -405,7 +415,7 @@ fn two_instances_in_one_group_split_the_routers_and_sum_to_one_instance() {
     );
 
     // One instance stops: the other is assigned its partition (a rebalance), and reads that
-    // router's next messages (the collector sends the router's stream again).
+    // router's next messages (the collector publishes both routers' streams again).
     let assigns = value(
         &one.scrape(),
         "routewatch_kafka_rebalances_total",
@@ -420,10 +430,21 @@ fn two_instances_in_one_group_split_the_routers_and_sum_to_one_instance() {
             &[C, ("event", "assign")]
         ) > assigns
     );
+    producer.send(topic, 0, "192.0.2.1", &openbmp_messages(&bytes, "lab", a));
     producer.send(topic, 1, "192.0.2.2", &openbmp_messages(&bytes, "lab", b));
-    wait_consumed(&mut one, 2 * CAPTURE_MESSAGES);
-    // The instance alone read the same messages again: BMP state is idempotent.
-    wait_consumed(&mut single, 3 * CAPTURE_MESSAGES);
+    // Its own router's stream again, and the other's from where the stopped instance
+    // committed (the end of the first copy): nothing of the first copy read twice.
+    wait_consumed(&mut one, 3 * CAPTURE_MESSAGES);
+    assert_eq!(
+        value(
+            &one.scrape(),
+            "routewatch_kafka_replayed_messages_total",
+            &[C]
+        ),
+        0.0
+    );
+    // The instance alone read both streams again: BMP state is idempotent.
+    wait_consumed(&mut single, 4 * CAPTURE_MESSAGES);
     let whole_again = settled(&mut single);
     assert_eq!(whole_again, whole);
     let v1 = settled(&mut one);
@@ -432,6 +453,14 @@ fn two_instances_in_one_group_split_the_routers_and_sum_to_one_instance() {
     // A third instance joins: one partition moves to it; its router is dropped from the
     // instance that had it (revoked, its routes withdrawn there); the new owner starts from the
     // committed offset, so it has that router's routes only from its next messages.
+    let down = |d: &mut Daemon| {
+        value(
+            &d.scrape(),
+            "routewatch_feed_sessions_down_total",
+            &[("feed", "kafka")],
+        )
+    };
+    let down_before = down(&mut one);
     let mut three = consumer(tmp.path(), "three", &addr, topic, "g-pair", &locations);
     three.wait_metric("routewatch_kafka_assigned_partitions", &[C], 1.0);
     let m = one.wait_metric("routewatch_kafka_assigned_partitions", &[C], 1.0);
@@ -450,16 +479,8 @@ fn two_instances_in_one_group_split_the_routers_and_sum_to_one_instance() {
     let v1 = settled(&mut one);
     assert_eq!(sum(&v1, &v1), whole, "one router's share left: {v1:?}");
     assert_eq!(
-        value(
-            &one.scrape(),
-            "routewatch_feed_sessions_down_total",
-            &[("feed", "kafka")]
-        ),
-        value(
-            &m1,
-            "routewatch_feed_sessions_down_total",
-            &[("feed", "kafka")]
-        ) * 2.0,
+        down(&mut one),
+        down_before,
         "revocation is not counted as sessions going down"
     );
     one.terminate_cleanly();

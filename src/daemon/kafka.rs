@@ -37,7 +37,7 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -224,7 +224,9 @@ impl ConsumerContext for Context {
                 tpl
             };
             if commit.count() > 0 {
-                if let Err(e) = base.commit(&commit, CommitMode::Sync) {
+                let result = base.commit(&commit, CommitMode::Sync);
+                self.metrics.commit(&self.name, result.is_ok());
+                if let Err(e) = result {
                     warn!(consumer = %self.name, error = %e, "commit at revocation failed");
                 }
             }
@@ -260,20 +262,6 @@ impl ConsumerContext for Context {
             Rebalance::Error(e) => {
                 self.metrics.rebalance(&self.name, "error");
                 warn!(consumer = %self.name, error = %e, "Kafka rebalance error");
-            }
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        self.metrics.commit(&self.name, result.is_ok());
-        match result {
-            Ok(()) => {
-                debug!(consumer = %self.name, partitions = offsets.count(), "offsets committed")
-            }
-            Err(e) => {
-                if lock(&self.log).allow() {
-                    warn!(consumer = %self.name, error = %e, "offset commit failed (retried with the next commit)");
-                }
             }
         }
     }
@@ -554,7 +542,10 @@ impl Sink {
         for e in events {
             match e {
                 GroupEvent::Revoked(gone) => {
-                    // Messages read before the revocation go first.
+                    // Messages read before the revocation go first; their offsets in revoked
+                    // partitions are no longer this instance's to commit (the new owner
+                    // resumes from the last commit, at least once).
+                    self.state.offsets.retain(|(p, _)| !gone.contains(p));
                     if !self.flush(false).await {
                         return false;
                     }
@@ -620,28 +611,39 @@ impl Sink {
         ledger.take(None)
     }
 
-    /// Commits (asynchronously) the offsets the engine applied.
-    fn commit(&self, consumer: &StreamConsumer<Context>) {
+    /// Commits the offsets the engine applied (synchronously: one round trip to the group
+    /// coordinator every `commit-interval-ms`, on a thread allowed to block, so that the result
+    /// is known and counted).
+    fn commit(&mut self, consumer: &StreamConsumer<Context>) {
         let tpl = self.applied_offsets();
-        if tpl.count() > 0 {
-            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-                self.metrics.commit(&self.name, false);
-                warn!(consumer = %self.name, error = %e, "offset commit failed");
+        if tpl.count() == 0 {
+            return;
+        }
+        let result = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync));
+        self.metrics.commit(&self.name, result.is_ok());
+        if let Err(e) = result {
+            // The offsets go back to the ledger: the next commit carries them again.
+            let mut ledger = lock(&self.ledger);
+            for e in tpl.elements() {
+                if let Offset::Offset(o) = e.offset() {
+                    let p = Partition {
+                        topic: Arc::from(e.topic()),
+                        partition: e.partition(),
+                    };
+                    let c = ledger.confirmed.entry(p).or_insert(o);
+                    *c = (*c).max(o);
+                }
+            }
+            drop(ledger);
+            if self.budget.allow() {
+                warn!(consumer = %self.name, error = %e, "offset commit failed (retried with the next commit)");
             }
         }
     }
 
-    /// At shutdown: commits synchronously what the engine applied.
-    fn commit_sync(&self, consumer: &StreamConsumer<Context>) {
-        let tpl = self.applied_offsets();
-        if tpl.count() > 0 {
-            match tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)) {
-                Ok(()) => {
-                    info!(consumer = %self.name, partitions = tpl.count(), "offsets committed at shutdown")
-                }
-                Err(e) => warn!(consumer = %self.name, error = %e, "final offset commit failed"),
-            }
-        }
+    /// At shutdown: commits what the engine applied.
+    fn commit_sync(&mut self, consumer: &StreamConsumer<Context>) {
+        self.commit(consumer);
     }
 }
 

@@ -473,7 +473,10 @@ fn start_ris_live(
 }
 
 /// The Kafka consumer tasks and the channel of their batches.
-type KafkaParts = (Vec<JoinHandle<()>>, Option<mpsc::Receiver<kafka::KafkaBatch>>);
+type KafkaParts = (
+    Vec<JoinHandle<()>>,
+    Option<mpsc::Receiver<kafka::KafkaBatch>>,
+);
 
 /// Starts the `[[kafka]]` consumers, with their metrics and the feed's series.
 fn start_kafka(
