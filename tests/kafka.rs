@@ -571,3 +571,29 @@ fn kafka_throughput() {
     run("bench-one", 1);
     run("bench-two", 2);
 }
+
+/// A property librdkafka refuses fails the start (exit 2, the configuration's code) naming the
+/// consumer and the property; no broker is needed to find out.
+#[test]
+fn a_refused_librdkafka_property_fails_the_start_naming_the_consumer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = DaemonConfig::new()
+        .section(
+            "[kafka]",
+            "name = \"edge\"\nbrokers = [\"127.0.0.1:9\"]\ntopics = [\"t\"]\n\
+             [kafka.options]\n\"no.such.property\" = \"1\"\n",
+        )
+        .locations(&[Location::new("a", &[64500], &["192.0.2.0/24"])])
+        .write(tmp.path());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_routewatch"))
+        .args(["run", "-c"])
+        .arg(&config.path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("kafka consumer edge") && stderr.contains("no.such.property"),
+        "{stderr}"
+    );
+}
