@@ -111,6 +111,20 @@ impl KafkaProducer {
     /// Sends `values` to `topic` / `partition` keyed by `key`, then waits (bounded) until the
     /// broker acknowledged them all.
     pub fn send(&self, topic: &str, partition: i32, key: &str, values: &[Vec<u8>]) {
+        self.queue(topic, partition, key, values);
+        self.flush(topic);
+    }
+
+    /// Waits (bounded) until the broker acknowledged everything queued.
+    pub fn flush(&self, topic: &str) {
+        self.producer
+            .flush(Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("flush to {topic}: {e}"));
+    }
+
+    /// Queues `values` for `topic` / `partition` keyed by `key` (waiting, bounded, while the
+    /// producer's queue is full); [`KafkaProducer::flush`] waits for them.
+    pub fn queue(&self, topic: &str, partition: i32, key: &str, values: &[Vec<u8>]) {
         for v in values {
             let deadline = Instant::now() + Duration::from_secs(30);
             let mut record = BaseRecord::to(topic)
@@ -129,9 +143,6 @@ impl KafkaProducer {
             }
             self.producer.poll(Duration::ZERO);
         }
-        self.producer
-            .flush(Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("flush to {topic}: {e}"));
     }
 }
 
