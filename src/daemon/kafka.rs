@@ -43,7 +43,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
 use tokio::sync::{mpsc, watch, Notify};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::clock::unix_now;
 use crate::config::{KafkaConfig, KafkaTopics};
@@ -456,7 +456,7 @@ impl KafkaTask {
         }
         // What the engine applied is committed before leaving the group; what it did not is
         // read again after the restart (at least once).
-        sink.commit_sync(&consumer);
+        sink.commit(&consumer);
         info!(consumer = %config.name, "Kafka consumer stopped");
     }
 }
@@ -640,11 +640,6 @@ impl Sink {
             }
         }
     }
-
-    /// At shutdown: commits what the engine applied.
-    fn commit_sync(&mut self, consumer: &StreamConsumer<Context>) {
-        self.commit(consumer);
-    }
 }
 
 /// The batch being built.
@@ -697,9 +692,6 @@ pub fn start_all(
             shutdown.clone(),
         )?;
         tasks.push(tokio::spawn(task.run()));
-    }
-    if tasks.is_empty() {
-        error!("no Kafka consumer started");
     }
     Ok((tasks, rx))
 }

@@ -314,3 +314,37 @@ fn capture_through_kafka_equals_tcp_and_revocation_withdraws_only_that_partition
         "{h:?}"
     );
 }
+
+/// The lag series are bounded per consumer: past `max`, readings are dropped and counted; a
+/// revoked partition's series goes and frees its place.
+#[test]
+fn lag_series_are_bounded_and_removed_with_their_partition() {
+    let registry = prometheus::Registry::new();
+    let m = metrics::KafkaMetrics::new(&registry, &["c".to_string()]).unwrap();
+    m.set_lag("c", "t", 0, 5, 1);
+    m.set_lag("c", "t", 1, 7, 1);
+    m.set_lag("c", "t", 0, 3, 1);
+    let text = |r: &prometheus::Registry| {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&r.gather())
+            .unwrap()
+    };
+    // The value of the one series of `name` whose line has `label`, if any.
+    let series = |t: &str, name: &str, label: &str| -> Option<f64> {
+        t.lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let t = text(&registry);
+    let lag = "routewatch_kafka_consumer_lag";
+    assert_eq!(series(&t, lag, "partition=\"0\""), Some(3.0), "{t}");
+    assert_eq!(series(&t, lag, "partition=\"1\""), None, "{t}");
+    let dropped = "routewatch_kafka_lag_series_dropped_total";
+    assert_eq!(series(&t, dropped, "consumer=\"c\""), Some(1.0), "{t}");
+    m.remove_lag("c", "t", 0);
+    m.set_lag("c", "t", 1, 7, 1);
+    let t = text(&registry);
+    assert_eq!(series(&t, lag, "partition=\"0\""), None, "{t}");
+    assert_eq!(series(&t, lag, "partition=\"1\""), Some(7.0), "{t}");
+}
