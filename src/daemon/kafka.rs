@@ -11,7 +11,8 @@
 //!
 //! librdkafka's automatic commits are off. Every batch carries a sequence number; the engine
 //! task, after applying a batch, publishes its number on a watch channel. Every
-//! `commit-interval-ms` the task commits, for each partition, the offset after the last message
+//! `commit-interval-ms` the task commits (synchronously, the result counted; a failed commit's
+//! offsets are carried by the next one), for each partition, the offset after the last message
 //! of the newest batch the engine applied — never an offset whose routes are still queued. A
 //! crash or restart therefore re-reads at most the messages after the last commit; applying
 //! BMP messages again is idempotent (a route replaces itself, a withdrawal of nothing is
