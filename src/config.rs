@@ -24,6 +24,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod bmp;
+mod kafka;
 mod location;
 mod notify;
 mod ris_live;
@@ -31,6 +32,7 @@ mod rpki;
 mod split;
 use bmp::{convert_bmp, RawBmp};
 pub use bmp::{BmpConfig, BmpRouter};
+pub use kafka::{KafkaConfig, KafkaStart, KafkaTopics};
 pub use location::parse_prefix;
 pub(crate) use location::registrable;
 use location::{convert_location, registry_error_to_config, RawLocation};
@@ -184,6 +186,8 @@ pub struct Config {
     pub notify: Vec<NotifyTarget>,
     /// `[ris-live]`: the RIS Live feed; `None` when absent or not enabled.
     pub ris_live: Option<RisLiveConfig>,
+    /// `[[kafka]]`: raw BMP (OpenBMP format) from Kafka consumer groups, in file order.
+    pub kafka: Vec<KafkaConfig>,
     /// `allow-empty-registry`: a configuration without any location is accepted (otherwise it
     /// is refused, on start and on reload, as an empty or cut file would be).
     pub allow_empty_registry: bool,
@@ -412,6 +416,8 @@ struct RawFile {
     ris_live: Option<ris_live::RawRisLive>,
     #[serde(default)]
     notify: Vec<RawNotify>,
+    #[serde(default)]
+    kafka: Vec<kafka::RawKafka>,
     #[serde(default)]
     location: Vec<RawLocation>,
 }
@@ -798,6 +804,11 @@ impl Config {
             Some(r) => ris_live::convert(&sources[0], r, &resolve)?,
             None => None,
         };
+        let mut kafka = Vec::with_capacity(raw.kafka.len());
+        for (i, k) in raw.kafka.iter().enumerate() {
+            let c = kafka::convert(&sources[0], i, k, &kafka, &resolve)?;
+            kafka.push(c);
+        }
 
         Ok(Config {
             path: path.to_path_buf(),
@@ -813,6 +824,7 @@ impl Config {
             log,
             notify,
             ris_live,
+            kafka,
             allow_empty_registry: raw.allow_empty_registry,
             validated,
         })

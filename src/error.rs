@@ -49,6 +49,9 @@ pub enum Error {
     /// A notification test failed (the message names the targets).
     #[error("{0}")]
     Notify(String),
+    /// A `[[kafka]]` consumer could not be created (librdkafka refused a property).
+    #[error("{0}")]
+    Kafka(String),
     /// The command line asks for something the configuration does not have.
     #[error("{0}")]
     Usage(String),
@@ -66,7 +69,7 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Usage(_) => EXIT_CONFIG,
+            Error::Config(_) | Error::Usage(_) | Error::Kafka(_) => EXIT_CONFIG,
             _ => EXIT_RUNTIME,
         }
     }

@@ -8,8 +8,8 @@
 //!    file, line, column and key.
 //! 2. [`registry`] turns the locations into an immutable [`registry::Registry`] with a
 //!    longest-prefix-match trie. Pure, no I/O.
-//! 3. [`ingest`] reads BGP data — MRT dumps ([`ingest::mrt`]) and BMP sessions
-//!    ([`ingest::bmp`]), whose BGP messages go through one wire layer ([`ingest::bgp`]) — matches
+//! 3. [`ingest`] reads BGP data — MRT dumps ([`ingest::mrt`]), BMP sessions
+//!    ([`ingest::bmp`]; also raw BMP from Kafka, [`ingest::kafka`]), whose BGP messages go through one wire layer ([`ingest::bgp`]) — matches
 //!    every route against the registry *before* building anything for it, and hands only
 //!    matched routes on as [`model::RouteUpdate`]s in feed-neutral [`ingest::Batch`]es, each
 //!    from a [`model::Feed`] and a typed [`model::RouteSource`].

@@ -23,11 +23,13 @@ pub enum Feed {
     Bmp,
     /// The RIPE RIS Live WebSocket stream (`[ris-live]`).
     RisLive,
+    /// Raw BMP in OpenBMP's format from Kafka topics (`[[kafka]]`).
+    Kafka,
 }
 
 impl Feed {
     /// Every feed this build knows.
-    pub const ALL: [Feed; 3] = [Feed::Mrt, Feed::Bmp, Feed::RisLive];
+    pub const ALL: [Feed; 4] = [Feed::Mrt, Feed::Bmp, Feed::RisLive, Feed::Kafka];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
@@ -35,6 +37,7 @@ impl Feed {
             Feed::Mrt => "mrt",
             Feed::Bmp => "bmp",
             Feed::RisLive => "ris-live",
+            Feed::Kafka => "kafka",
         }
     }
 }
@@ -117,6 +120,30 @@ impl RouteSource {
         RouteSource {
             feed: Feed::Bmp,
             router: Some(router),
+            view: Some(view),
+            text: text.into(),
+        }
+    }
+
+    /// A router's view as an OpenBMP collector published it to Kafka: named by the collector
+    /// (its admin id) and the router's address from the OpenBMP header, never by the Kafka
+    /// partition, so a router keeps its routes' identity whichever instance of a consumer group
+    /// reads it (text `kafka/<collector>/<router address>/<view>[/<instance>]`). `router()` is
+    /// the router's address with port 0.
+    pub fn kafka(
+        collector: &str,
+        router: IpAddr,
+        view: RibView,
+        instance: Option<&str>,
+    ) -> RouteSource {
+        let mut text = format!("{}/{collector}/{router}/{}", Feed::Kafka, view.label());
+        if let Some(i) = instance {
+            text.push('/');
+            text.push_str(i);
+        }
+        RouteSource {
+            feed: Feed::Kafka,
+            router: Some(SocketAddr::new(router, 0)),
             view: Some(view),
             text: text.into(),
         }

@@ -157,6 +157,23 @@ impl Pipeline {
         self.ingest(Feed::Bmp, &out.batch);
     }
 
+    /// Applies the withdrawals of Kafka routers whose partitions the consumer group moved to
+    /// another instance: route state and metrics as for any batch, but not counted as sessions
+    /// going down (`routewatch_feed_sessions_down_total`); the consumer counts them as revoked.
+    pub fn ingest_revoked(&mut self, feed: Feed, batch: &Batch) {
+        let removed = apply_batch(&mut self.engine, batch);
+        if removed > 0 {
+            info!(
+                feed = feed.as_str(),
+                sources = batch.sources_down.len(),
+                routes = removed,
+                "routers moved to another consumer group member: their routes withdrawn here"
+            );
+        }
+        self.engine.release_due(self.engine.clock());
+        self.after_updates(None);
+    }
+
     /// Moves to a new registry (configuration reload): route state is kept, the per-prefix
     /// series follow the new registry, and the transitions go out like any others.
     pub fn reload(&mut self, registry: Arc<Registry>, max_prefix_series: usize) -> ReloadSummary {

@@ -186,6 +186,8 @@ pub fn restart_required(running: &Config, new: &Config) -> Vec<&'static str> {
     // The RIS Live subscriptions follow the registry on a reload; the section itself (URL,
     // filters, timers, baseline) is read at start.
     check(running.ris_live != new.ris_live, "ris-live");
+    // The consumers are built at start (brokers, topics, group, options).
+    check(running.kafka != new.kafka, "kafka");
     check(running.mrt.watch_dir != new.mrt.watch_dir, "mrt.watch-dir");
     check(
         running.mrt.watch_interval_seconds != new.mrt.watch_interval_seconds,

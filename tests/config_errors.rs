@@ -858,4 +858,74 @@ prefixes = ["192.0.2.0/24"]
         "\"peer\"",
         "rpki.peer-roles.\"edge1\": \"edge1\" is neither a peer address nor an AS number",
     );
+
+/// `[[kafka]]`: each mistake names the file, line, column and key.
+#[test]
+fn kafka_section_errors_name_the_key() {
+    let loc =
+        "\n[[location]]\nname = \"a\"\norigin-asns = [64500]\nprefixes = [\"192.0.2.0/24\"]\n";
+    let cases: [(&str, usize, &str, &str); 7] = [
+        (
+            "[[kafka]]\nname = \"k\"\ntopics = [\"t\"]\n",
+            2,
+            "\"k\"",
+            "kafka[0].brokers: required",
+        ),
+        (
+            "[[kafka]]\nbrokers = [\"b:9092\"]\ntopics = [\"t\"]\ntopic-pattern = \"x.*\"\n",
+            3,
+            "[",
+            "kafka[0].topics: give topics or topic-pattern, not both",
+        ),
+        (
+            "[[kafka]]\nbrokers = [\"b\"]\ntopics = [\"t\"]\n",
+            2,
+            "\"b\"",
+            "kafka[0].brokers: 'b' is not host:port",
+        ),
+        (
+            "[[kafka]]\nbrokers = [\"b:9092\"]\ntopics = [\"t\"]\nstart = \"beginning\"\n",
+            4,
+            "\"beginning\"",
+            "kafka[0].start: 'beginning' is not a start position",
+        ),
+        (
+            "[[kafka]]\nbrokers = [\"b:9092\"]\ntopics = [\"t\"]\n[kafka.options]\n\"group.id\" = \"x\"\n",
+            5,
+            "\"x\"",
+            "kafka[0].options.group.id: set by routewatch",
+        ),
+        (
+            "[[kafka]]\nbrokers = [\"b:9092\"]\ntopics = [\"t\"]\n[kafka.options-from-files]\n\"sasl.password\" = \"/nonexistent/pw\"\n",
+            5,
+            "\"/nonexistent/pw\"",
+            "kafka[0].options-from-files.sasl.password: /nonexistent/pw: cannot be read",
+        ),
+        (
+            "[[kafka]]\nbrokers = [\"b:9092\"]\ntopics = [\"t\"]\n[[kafka]]\nbrokers = [\"b:9092\"]\ntopics = [\"t\"]\nname = \"kafka\"\n",
+            7,
+            "\"kafka\"",
+            "kafka[1].name: 'kafka' is already the name of kafka[0]",
+        ),
+    ];
+    for (text, line, at, rest) in cases {
+        expect_error(&format!("{text}{loc}"), line, at, rest);
+    }
+    // A valid one, with a secret from a file.
+    let dir = tempfile::tempdir().unwrap();
+    let pw = write(dir.path(), "pw", "s3cret\n");
+    let text = format!(
+        "[[kafka]]\nbrokers = [\"b:9092\"]\ntopic-pattern = \"openbmp\\\\..*\"\n[kafka.options]\n\"security.protocol\" = \"SASL_SSL\"\n[kafka.options-from-files]\n\"sasl.password\" = \"{}\"\n{loc}",
+        pw.display()
+    );
+    let path = write(dir.path(), "routewatch.toml", &text);
+    let out = check_config(&path);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let c = routewatch::config::Config::load(&path).unwrap();
+    assert_eq!(
+        c.kafka[0].topics,
+        routewatch::config::KafkaTopics::Pattern("^openbmp\\..*".into())
+    );
+    assert_eq!(c.kafka[0].options["sasl.password"], "s3cret");
+    assert_eq!(c.kafka[0].secret_options, ["sasl.password"]);
 }

@@ -350,6 +350,21 @@ fn the_codes_label_values_are_documented() {
         s(&routewatch::ingest::bmp::metrics::error_labels()),
     );
     check(
+        "routewatch_parse_errors_total",
+        "error",
+        s(&routewatch::ingest::kafka::ERROR_LABELS),
+    );
+    check(
+        "routewatch_kafka_commits_total",
+        "result",
+        s(&routewatch::ingest::kafka::metrics::COMMIT_RESULTS),
+    );
+    check(
+        "routewatch_kafka_rebalances_total",
+        "event",
+        s(&routewatch::ingest::kafka::metrics::REBALANCE_EVENTS),
+    );
+    check(
         "routewatch_mrt_files_processed_total",
         "result",
         s(&routewatch::metrics::MRT_FILE_RESULTS),

@@ -15,7 +15,7 @@ const SPLIT_PARSE_BYTES: usize = 4 << 20;
 const SPLIT_PIECE_BYTES: usize = 1 << 20;
 
 /// Table headers a main file may have besides `[[location]]` for [`parse_split`].
-const SPLIT_HEADERS: [&str; 13] = [
+const SPLIT_HEADERS: [&str; 16] = [
     "[http]",
     "[mrt]",
     "[bmp]",
@@ -28,6 +28,9 @@ const SPLIT_HEADERS: [&str; 13] = [
     "[[notify]]",
     "[ris-live]",
     "[[ris-live.baseline]]",
+    "[[kafka]]",
+    "[kafka.options]",
+    "[kafka.options-from-files]",
     "[[location]]",
 ];
 

@@ -2,7 +2,8 @@
 //!
 //! [`EngineTask`] holds the [`Pipeline`] and has one method per input; [`EngineTask::run`] is
 //! the loop that waits on every input channel and calls them, one at a time, so no lock is ever
-//! taken on route state. Inputs: MRT feed messages, BMP session outputs, VRP sets, registry
+//! taken on route state. Inputs: MRT feed messages, BMP session outputs, Kafka batches
+//! (acknowledged once applied), VRP sets, registry
 //! swaps (configuration reload), API queries, and a tick that resolves anomalies whose hold-down
 //! has passed and mirrors the event store's counters into its metrics.
 
@@ -14,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
 use super::feeds::FeedMessage;
+use super::kafka::KafkaBatch;
 use super::ris_live::RisLiveInput;
 use super::rpki_task::{RpkiSource, RpkiUpdate};
 use super::stopped;
@@ -68,6 +70,8 @@ pub struct EngineInputs {
     pub rpki: Option<mpsc::Receiver<RpkiUpdate>>,
     /// The RIS Live feed, when `[ris-live]` is enabled.
     pub ris_live: Option<mpsc::Receiver<RisLiveInput>>,
+    /// The Kafka consumers' batches, when a `[[kafka]]` is configured.
+    pub kafka: Option<mpsc::Receiver<KafkaBatch>>,
     /// Registry swaps from the reload task.
     pub swaps: mpsc::Receiver<Swap>,
     /// API queries.
@@ -196,6 +200,18 @@ impl EngineTask {
     /// What a BMP session produced.
     pub fn on_bmp(&mut self, out: bmp::Output) {
         self.pipeline.ingest_bmp(&out);
+    }
+
+    /// A batch from a Kafka consumer: applied, then acknowledged (the consumer commits its
+    /// offsets only after this).
+    pub fn on_kafka(&mut self, batch: KafkaBatch) {
+        if batch.revoked {
+            self.pipeline
+                .ingest_revoked(Feed::Kafka, &batch.output.batch);
+        } else {
+            self.pipeline.ingest(Feed::Kafka, &batch.output.batch);
+        }
+        batch.done();
     }
 
     /// A message from the RIS Live task: its baseline (MRT files, counted as the MRT feed's
@@ -387,6 +403,7 @@ impl EngineTask {
             bmp,
             rpki,
             ris_live,
+            kafka,
             mut swaps,
             mut queries,
             mut shutdown,
@@ -394,6 +411,7 @@ impl EngineTask {
         let (mut bmp_open, mut bmp) = (bmp.is_some(), bmp.unwrap_or_else(closed));
         let (mut rpki_open, mut rpki) = (rpki.is_some(), rpki.unwrap_or_else(closed));
         let (mut ris_open, mut ris) = (ris_live.is_some(), ris_live.unwrap_or_else(closed));
+        let (mut kafka_open, mut kafka) = (kafka.is_some(), kafka.unwrap_or_else(closed));
         let mut feed_open = true;
         let mut tick = tokio::time::interval(TICK);
         loop {
@@ -410,6 +428,10 @@ impl EngineTask {
                 msg = ris.recv(), if ris_open => match msg {
                     Some(msg) => self.on_ris_live(msg),
                     None => ris_open = false,
+                },
+                b = kafka.recv(), if kafka_open => match b {
+                    Some(b) => self.on_kafka(b),
+                    None => kafka_open = false,
                 },
                 _ = tick.tick() => self.on_tick(),
                 v = rpki.recv(), if rpki_open => match v {

@@ -14,6 +14,7 @@
 //! | `start_rtr` | [`rtr_task`], [`crate::rpki::rtr`] | `[rpki] rtr`: RTR sessions with failover, refresh and expiry |
 //! | `start_feeds` | [`feeds`], [`watch_dir`] | the configured MRT files, then the watched directory |
 //! | `start_ris_live` | [`ris_live`], [`crate::ingest::ris_live`] | `[ris-live]`: its baseline RIBs, then the RIS Live stream (reconnected for ever) |
+//! | `start_kafka` | [`kafka`], [`crate::ingest::kafka`] | `[[kafka]]`: one consumer group member per section (raw BMP in OpenBMP format; offsets committed after the engine applied the routes) |
 //! | `start_engine` | [`engine_task`] | the only owner of route state, fed by all of the above |
 //!
 //! Then READY=1, the watchdog, and a wait for SIGTERM/SIGINT; shutdown stops the tasks in
@@ -21,6 +22,7 @@
 
 pub mod engine_task;
 pub mod feeds;
+pub mod kafka;
 pub mod ris_live;
 pub mod rpki_task;
 pub mod rtr_task;
@@ -109,6 +111,7 @@ struct Tasks {
     watchdog: JoinHandle<()>,
     feeds: JoinHandle<()>,
     ris_live: Option<JoinHandle<()>>,
+    kafka: Vec<JoinHandle<()>>,
     engine: JoinHandle<()>,
     naming: Option<EventNaming>,
     store: Option<EventStore>,
@@ -187,6 +190,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
     let rpki_rx = (rpki_task.is_some() || rtr_task.is_some()).then_some(rpki_rx);
     let (feed_task, feed_rx) = start_feeds(&config, &shared, &wiring);
     let (ris_task, ris_rx) = start_ris_live(&config, &shared, ris_live_metrics, &wiring);
+    let (kafka_tasks, kafka_rx) = start_kafka(&config, &shared, &mut pipeline, &wiring)?;
     let heartbeat = Arc::new(crate::systemd::Heartbeat::default());
     let mut engine = EngineTask::new(pipeline, ready.clone(), store_metrics);
     engine.set_roa_expiry_warning_days(config.rpki.roa_expiry_warning_days);
@@ -197,6 +201,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
             bmp: bmp_rx,
             rpki: rpki_rx,
             ris_live: ris_rx,
+            kafka: kafka_rx,
             swaps: swap_rx,
             queries: query_rx,
             shutdown: wiring.shutdown.clone(),
@@ -226,6 +231,7 @@ async fn run_async(config: Config) -> Result<(), Error> {
         watchdog,
         feeds: feed_task,
         ris_live: ris_task,
+        kafka: kafka_tasks,
         engine: engine_task,
         naming,
         store,
@@ -492,6 +498,32 @@ fn start_ris_live(
     (Some(tokio::spawn(task.run())), Some(rx))
 }
 
+/// The Kafka consumer tasks and the channel of their batches.
+type KafkaParts = (
+    Vec<JoinHandle<()>>,
+    Option<mpsc::Receiver<kafka::KafkaBatch>>,
+);
+
+/// Starts the `[[kafka]]` consumers, with their metrics and the feed's series.
+fn start_kafka(
+    config: &Config,
+    registry: &SharedRegistry,
+    pipeline: &mut Pipeline,
+    wiring: &Wiring,
+) -> Result<KafkaParts, Error> {
+    if config.kafka.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let mut labels = bmp::metrics::error_labels();
+    labels.extend(crate::ingest::kafka::ERROR_LABELS);
+    pipeline.metrics.enable_feed(Feed::Kafka, &labels);
+    let names: Vec<String> = config.kafka.iter().map(|k| k.name.clone()).collect();
+    let metrics =
+        crate::ingest::kafka::metrics::KafkaMetrics::new(pipeline.metrics.registry(), &names)?;
+    let (tasks, rx) = kafka::start_all(&config.kafka, registry, &metrics, &wiring.shutdown)?;
+    Ok((tasks, Some(rx)))
+}
+
 /// Starts the engine task.
 fn start_engine(
     task: EngineTask,
@@ -527,6 +559,10 @@ async fn stop(t: Tasks) {
     if let Some(task) = t.ris_live {
         // Its baseline reader may be in a blocking read, as the MRT feed's.
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    for task in t.kafka {
+        // Each commits what the engine applied, then leaves its group.
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
     let _ = t.engine.await;
     // The engine task dropped the notifier: the targets send what is queued, for a while.

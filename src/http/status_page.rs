@@ -916,8 +916,10 @@ fn feeds(out: &mut String, d: &PageData) {
 /// routers are up.
 fn feed_state(f: &FeedStatus, routers: &[RouterStatus]) -> (&'static str, &'static str) {
     match f.feed {
-        Feed::Mrt | Feed::RisLive if f.last_received.is_none() => ("off", "no data yet"),
-        Feed::Mrt | Feed::RisLive => ("ok", "receiving"),
+        Feed::Mrt | Feed::RisLive | Feed::Kafka if f.last_received.is_none() => {
+            ("off", "no data yet")
+        }
+        Feed::Mrt | Feed::RisLive | Feed::Kafka => ("ok", "receiving"),
         Feed::Bmp => {
             let up = routers.iter().filter(|r| r.state == "up").count();
             if up == 0 {

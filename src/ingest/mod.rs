@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod bgp;
 pub mod bmp;
+pub mod kafka;
 pub mod mrt;
 pub mod ris_live;
 

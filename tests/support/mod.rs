@@ -13,6 +13,7 @@ pub mod bmp;
 pub mod config;
 pub mod daemon;
 pub mod dns;
+pub mod kafka;
 pub mod process;
 pub mod webhook;
 

@@ -445,6 +445,9 @@ impl Output {
 #[derive(Debug)]
 pub struct RouterSession {
     remote: SocketAddr,
+    /// The OpenBMP collector that published this router's messages to Kafka
+    /// ([`RouterSession::kafka`]); `None` for a TCP session.
+    collector: Option<Arc<str>>,
     configured_name: Option<String>,
     sys_name: Option<String>,
     sys_descr: Option<String>,
@@ -474,6 +477,7 @@ impl RouterSession {
     pub fn new(remote: SocketAddr, configured_name: Option<String>) -> Self {
         let mut s = RouterSession {
             remote,
+            collector: None,
             configured_name,
             sys_name: None,
             sys_descr: None,
@@ -495,6 +499,19 @@ impl RouterSession {
             last_timestamp: None,
             last_received: None,
         };
+        s.refresh_label();
+        s
+    }
+
+    /// A session for a router whose BMP messages an OpenBMP collector (`collector`, its admin
+    /// id) published to Kafka: the same state machine as a TCP session, with route sources
+    /// named `kafka/<collector>/<router>/<view>[/<instance>]` (see
+    /// [`RouteSource::kafka`]) and the label `<collector>/<router>` until an Initiation names it.
+    /// [`RouterSession::remote`] is the router's address with port 0.
+    pub fn kafka(collector: &str, router: std::net::IpAddr) -> Self {
+        let mut s = RouterSession::new(SocketAddr::new(router, 0), None);
+        s.collector = Some(Arc::from(collector));
+        s.source_prefix = format!("{}/{collector}/{router}", Feed::Kafka);
         s.refresh_label();
         s
     }
@@ -545,7 +562,8 @@ impl RouterSession {
         self.sys_descr.as_deref()
     }
 
-    /// `bmp/<address:port>`: the common start of this session's route sources.
+    /// `bmp/<address:port>` (`kafka/<collector>/<address>` for [`RouterSession::kafka`]): the
+    /// common start of this session's route sources.
     pub fn source_prefix(&self) -> &str {
         &self.source_prefix
     }
@@ -637,7 +655,10 @@ impl RouterSession {
         self.label = match (&self.configured_name, &self.sys_name) {
             (Some(n), _) => n.clone(),
             (None, Some(n)) if !n.is_empty() && !self.reserved_names.contains(n) => n.clone(),
-            _ => self.remote.to_string(),
+            _ => match &self.collector {
+                Some(c) => format!("{c}/{}", self.remote.ip()),
+                None => self.remote.to_string(),
+            },
         };
     }
 
@@ -824,7 +845,10 @@ impl RouterSession {
             PeerType::Other(t) => Some(format!("type{t}=0x{d:016x}")),
         };
         let key = Arc::new(PeerKey {
-            source: Arc::new(RouteSource::bmp(self.remote, view, instance.as_deref())),
+            source: Arc::new(match &self.collector {
+                Some(c) => RouteSource::kafka(c, self.remote.ip(), view, instance.as_deref()),
+                None => RouteSource::bmp(self.remote, view, instance.as_deref()),
+            }),
             address: id.address,
             asn: id.asn,
         });
