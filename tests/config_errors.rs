@@ -858,6 +858,7 @@ prefixes = ["192.0.2.0/24"]
         "\"peer\"",
         "rpki.peer-roles.\"edge1\": \"edge1\" is neither a peer address nor an AS number",
     );
+}
 
 /// `[[kafka]]`: each mistake names the file, line, column and key.
 #[test]
