@@ -3,8 +3,9 @@
 //! [`EngineTask`] holds the [`Pipeline`] and has one method per input; [`EngineTask::run`] is
 //! the loop that waits on every input channel and calls them, one at a time, so no lock is ever
 //! taken on route state. Inputs: MRT feed messages, BMP session outputs, Kafka batches
-//! (acknowledged once applied), VRP sets, registry
-//! swaps (configuration reload), API queries, and a tick that resolves anomalies whose hold-down
+//! (acknowledged once applied), RPKI updates from the VRP file and RTR tasks (the engine
+//! validates against their union; the ROA/ASPA watch compares old and new), registry swaps
+//! (configuration reload), API queries, and a tick that resolves anomalies whose hold-down
 //! has passed and mirrors the event store's counters into its metrics.
 
 use std::sync::atomic::Ordering;
