@@ -3,6 +3,7 @@
 use super::*;
 use crate::model::Origin;
 use crate::registry::Location;
+use crate::rpki::RpkiDelta;
 
 fn registry(min_peers: u32) -> Arc<Registry> {
     Arc::new(
