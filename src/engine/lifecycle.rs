@@ -347,6 +347,21 @@ impl Engine {
         }
     }
 
+    /// [`Engine::carrier_added`] (`removal: None`) or [`Engine::carrier_removed`].
+    pub(super) fn carry(
+        &mut self,
+        key: AnomalyKey,
+        peer: PeerIdx,
+        path: &Arc<AsPath>,
+        ts: f64,
+        removal: Option<RemovalReason>,
+    ) {
+        match removal {
+            None => self.carrier_added(key, peer, path, ts),
+            Some(reason) => self.carrier_removed(key, peer, ts, reason),
+        }
+    }
+
     pub(super) fn carrier_removed(
         &mut self,
         key: AnomalyKey,

@@ -622,10 +622,7 @@ impl Engine {
                 announced: q,
                 asn,
             };
-            match removal {
-                None => self.carrier_added(key, peer, path, ts),
-                Some(reason) => self.carrier_removed(key, peer, ts, reason),
-            }
+            self.carry(key, peer, path, ts, removal)
         }
         self.rpki_contribution(r, q, peer, path, ts, removal);
         self.leak_contribution(r, q, peer, path, ts, removal);

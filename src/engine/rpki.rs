@@ -57,10 +57,7 @@ impl Engine {
                 announced: q,
                 asn: path.origin_asn(),
             };
-            match removal {
-                None => self.carrier_added(key, peer, path, ts),
-                Some(reason) => self.carrier_removed(key, peer, ts, reason),
-            }
+            self.carry(key, peer, path, ts, removal)
         }
     }
 
@@ -116,10 +113,7 @@ impl Engine {
             announced: q,
             asn: leak.leaker,
         };
-        match removal {
-            None => self.carrier_added(key, peer, path, ts),
-            Some(reason) => self.carrier_removed(key, peer, ts, reason),
-        }
+        self.carry(key, peer, path, ts, removal)
     }
 
     /// Replaces the RPKI data (`None`: RPKI off). `changed` bounds the work: only routes whose
