@@ -239,6 +239,25 @@ impl LoadReport {
     }
 }
 
+/// ` (reason: n, reason: n)` for the reasons with a count, nothing when none has one.
+fn write_reasons<R: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    counts: impl IntoIterator<Item = (R, usize)>,
+) -> fmt::Result {
+    let mut first = true;
+    for (reason, n) in counts {
+        if n > 0 {
+            f.write_str(if first { " (" } else { ", " })?;
+            write!(f, "{reason}: {n}")?;
+            first = false;
+        }
+    }
+    if !first {
+        f.write_str(")")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -251,18 +270,7 @@ impl fmt::Display for LoadReport {
             self.duplicates,
             self.skipped_total()
         )?;
-        let mut first = true;
-        for reason in SkipReason::ALL {
-            let n = self.skipped_for(reason);
-            if n > 0 {
-                f.write_str(if first { " (" } else { ", " })?;
-                write!(f, "{reason}: {n}")?;
-                first = false;
-            }
-        }
-        if !first {
-            f.write_str(")")?;
-        }
+        write_reasons(f, SkipReason::ALL.map(|r| (r, self.skipped_for(r))))?;
         if self.aspa_entries == 0 {
             return Ok(());
         }
@@ -273,19 +281,10 @@ impl fmt::Display for LoadReport {
             self.aspas_loaded,
             self.aspa_skipped_total()
         )?;
-        let mut first = true;
-        for reason in AspaSkipReason::ALL {
-            let n = self.aspa_skipped_for(reason);
-            if n > 0 {
-                f.write_str(if first { " (" } else { ", " })?;
-                write!(f, "{reason}: {n}")?;
-                first = false;
-            }
-        }
-        if !first {
-            f.write_str(")")?;
-        }
-        Ok(())
+        write_reasons(
+            f,
+            AspaSkipReason::ALL.map(|r| (r, self.aspa_skipped_for(r))),
+        )
     }
 }
 
